@@ -1,0 +1,83 @@
+//! Authentication by default: every route behind `require_auth` needs a valid
+//! API key (as `X-Api-Key`, or `Authorization: Bearer`); read-only keys may
+//! only use safe methods. Handlers take the caller as the `Auth` extractor.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domain::Error;
+use domain::auth::{AuthContext, INVALID_TOKEN, NOT_PROVIDED};
+
+use crate::{ApiError, AppState};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Auth(pub AuthContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuthContext>()
+            .cloned()
+            .map(Auth)
+            .ok_or(ApiError(Error::Unauthenticated(NOT_PROVIDED)))
+    }
+}
+
+enum Presented<'a> {
+    None,
+    Key(&'a str),
+    Malformed,
+}
+
+fn presented_key(headers: &HeaderMap) -> Presented<'_> {
+    if let Some(v) = headers.get("x-api-key") {
+        return match v.to_str() {
+            Ok(s) => Presented::Key(s),
+            Err(_) => Presented::Malformed,
+        };
+    }
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let Ok(s) = v.to_str() else {
+            return Presented::Malformed;
+        };
+        let mut parts = s.trim().splitn(2, char::is_whitespace);
+        let scheme = parts.next().unwrap_or("");
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return match parts.next().map(str::trim) {
+                Some(token) if !token.is_empty() => Presented::Key(token),
+                _ => Presented::Malformed,
+            };
+        }
+    }
+    Presented::None
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = match presented_key(req.headers()) {
+        Presented::None => return ApiError(Error::Unauthenticated(NOT_PROVIDED)).into_response(),
+        Presented::Malformed => {
+            return ApiError(Error::Unauthenticated(INVALID_TOKEN)).into_response();
+        }
+        Presented::Key(key) => {
+            match domain::auth::authenticate_api_key(&state.domain.db.read, key).await {
+                Ok(ctx) => ctx,
+                Err(e) => return ApiError(e).into_response(),
+            }
+        }
+    };
+    if !is_safe(req.method()) && ctx.read_only {
+        return ApiError(Error::PermissionDenied).into_response();
+    }
+    req.extensions_mut().insert(ctx);
+    next.run(req).await
+}

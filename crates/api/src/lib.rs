@@ -1,0 +1,42 @@
+//! The HTTP API: handlers per contract tag, request/response views, the
+//! authentication and routing layers, and the OpenAPI document.
+
+pub mod auth;
+pub mod error;
+pub mod experiments;
+pub mod health;
+pub mod openapi;
+pub mod pagination;
+pub mod routing;
+pub mod url;
+
+use axum::Router;
+use domain::Domain;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub domain: Domain,
+}
+
+/// The whole application: public routes, authenticated routes, and the
+/// routing layer (trailing slashes, `/api/v1` alias, 405 bodies) around them.
+pub fn app(state: AppState) -> routing::App {
+    let protected =
+        Router::new()
+            .merge(experiments::router())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_auth,
+            ));
+    let public = Router::new()
+        .merge(health::router())
+        .merge(openapi::router());
+    let router = public
+        .merge(protected)
+        .fallback(routing::not_found)
+        .with_state(state);
+    routing::new_app(router)
+}

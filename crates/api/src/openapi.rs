@@ -1,0 +1,79 @@
+//! Our OpenAPI document, generated from the handlers, at `/api/schema/`
+//! (JSON; YAML with `?format=yaml` or at `/api/schema.yaml`) and a docs UI at
+//! `/api/docs/` (swagger-ui assets vendored into the binary).
+
+use axum::extract::Query;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "chatstudio", version = "v1", description = "Build, deploy and monitor chatbots."),
+    paths(crate::experiments::list, crate::experiments::retrieve),
+    modifiers(&Security),
+    tags((name = "Experiments", description = "Chatbots and their versions."))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKeyAuth",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-api-key"))),
+        );
+        components.add_security_scheme(
+            "tokenAuth",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(serde::Deserialize)]
+struct Format {
+    format: Option<String>,
+}
+
+pub fn router() -> Router<AppState> {
+    let ui: Router<AppState> = SwaggerUi::new("/api/docs")
+        .config(Config::from("/api/schema/"))
+        .into();
+    Router::new()
+        .route("/api/schema/", get(schema))
+        .route("/api/schema.yaml", get(schema_yaml))
+        .route("/api/schema.json", get(schema_json))
+        .merge(ui)
+}
+
+async fn schema(Query(f): Query<Format>) -> Response {
+    match f.format.as_deref() {
+        Some("yaml") | Some("openapi") => schema_yaml().await,
+        _ => schema_json().await,
+    }
+}
+
+async fn schema_json() -> Response {
+    Json(document()).into_response()
+}
+
+async fn schema_yaml() -> Response {
+    match document().to_yaml() {
+        Ok(y) => ([(header::CONTENT_TYPE, "application/yaml")], y).into_response(),
+        Err(e) => {
+            crate::ApiError(domain::Error::Internal(format!("openapi yaml: {e}"))).into_response()
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Routing rules applied once, before any route matches (spec §1.1):
+//! - `/api/v1/…` is an alias of `/api/…`;
+//! - routes that end with a slash answer the slashless form with a `301` to the
+//!   slashed path (query kept), but only when the slashed path is a route;
+//! - a method a route does not offer gets `405 {"detail": …}`.
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::error::detail;
+
+pub type App = Router;
+
+/// The URI the client sent, before the `/api/v1` alias was mapped.
+#[derive(Debug, Clone)]
+pub struct OriginalUri(pub Uri);
+
+/// Routes whose canonical form ends in a slash. `{}` is one path segment.
+/// Later issues add their routes here as they land.
+pub const SLASHED_ROUTES: &[&str] = &[
+    "/api/experiments/",
+    "/api/experiments/{}/",
+    "/api/sessions/",
+    "/api/sessions/{}/",
+    "/api/sessions/{}/end_experiment_session/",
+    "/api/sessions/{}/tags/",
+    "/api/sessions/{}/update_state/",
+    "/api/chat/start/",
+    "/api/chat/{}/message/",
+    "/api/chat/{}/poll/",
+    "/api/chat/{}/upload/",
+    "/api/chat/{}/{}/poll/",
+    "/api/schema/",
+];
+
+fn matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| if *t == "{}" { !p.is_empty() } else { t == p })
+}
+
+pub fn needs_slash_redirect(path: &str) -> bool {
+    if path.ends_with('/') {
+        return false;
+    }
+    let slashed = format!("{path}/");
+    SLASHED_ROUTES.iter().any(|t| matches(t, &slashed))
+}
+
+/// Maps the `/api/v1` alias to the canonical `/api` path.
+pub fn unversioned(path: &str) -> String {
+    match path.strip_prefix("/api/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/api{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+pub fn new_app(router: Router) -> App {
+    Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::from_fn(pre_route))
+}
+
+pub(crate) async fn pre_route(mut req: Request, next: Next) -> Response {
+    let original = req.uri().clone();
+    req.extensions_mut().insert(OriginalUri(original.clone()));
+    let path = original.path();
+    let mapped = unversioned(path);
+    if needs_slash_redirect(&mapped) {
+        let location = match original.query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let mut resp = StatusCode::MOVED_PERMANENTLY.into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return resp;
+    }
+    if mapped != path {
+        let pq = match original.query() {
+            Some(q) => format!("{mapped}?{q}"),
+            None => mapped,
+        };
+        if let Ok(uri) = pq.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        let mut out = detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Method \"{method}\" not allowed."),
+        );
+        if let Some(a) = allow {
+            out.headers_mut().insert(header::ALLOW, a);
+        }
+        return out;
+    }
+    resp
+}
+
+/// Unknown routes: a plain HTML 404, as the original's framework answers.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html("<!doctype html><title>Not Found</title><h1>Not Found</h1>"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_rules() {
+        assert!(needs_slash_redirect("/api/experiments"));
+        assert!(needs_slash_redirect("/api/experiments/abc"));
+        assert!(needs_slash_redirect("/api/sessions/1234.5678/tags"));
+        assert!(!needs_slash_redirect("/api/experiments/"));
+        assert!(!needs_slash_redirect("/api/participants"));
+        assert!(!needs_slash_redirect("/api/files/1/content"));
+        assert!(!needs_slash_redirect("/api/nothing"));
+    }
+
+    #[test]
+    fn alias() {
+        assert_eq!(unversioned("/api/v1/experiments/"), "/api/experiments/");
+        assert_eq!(unversioned("/api/v1"), "/api");
+        assert_eq!(unversioned("/api/v10/x"), "/api/v10/x");
+        assert_eq!(unversioned("/healthz"), "/healthz");
+    }
+}

@@ -1,0 +1,94 @@
+//! First-start work: instance secrets and the demo team.
+
+use rand::Rng;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Set};
+use serde_json::json;
+use store::entity::{setting, team};
+
+use crate::error::is_unique_violation;
+use crate::{Db, Error, Result, chatbots, keys, teams};
+
+/// Returns the named instance secret, creating it if absent. Concurrent first
+/// starts race on the primary key; the loser reads the winner's value.
+pub async fn instance_secret(db: &Db, name: &str) -> Result<Vec<u8>> {
+    if let Some(s) = setting::Entity::find_by_id(name.to_string())
+        .one(&db.write)
+        .await?
+    {
+        return hex::decode(s.value).map_err(|e| Error::Internal(format!("setting {name}: {e}")));
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill(&mut secret);
+    let res = setting::ActiveModel {
+        key: Set(name.to_string()),
+        value: Set(hex::encode(secret)),
+    }
+    .insert(&db.write)
+    .await;
+    match res {
+        Ok(_) => Ok(secret.to_vec()),
+        Err(e) if is_unique_violation(&e) => {
+            let s = setting::Entity::find_by_id(name.to_string())
+                .one(&db.write)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("setting {name} vanished")))?;
+            hex::decode(s.value).map_err(|e| Error::Internal(format!("setting {name}: {e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the first start created, printed once to the operator.
+#[derive(Debug, Clone)]
+pub struct DemoSeed {
+    pub api_key: String,
+    pub chatbot_id: uuid::Uuid,
+}
+
+pub const DEMO_TEAM: &str = "demo";
+
+/// On an empty database, creates team `demo` with its owner, a read-write key and
+/// a demo chatbot. Returns `None` when any team exists already (later starts, or
+/// another process that won the race).
+pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<Option<DemoSeed>> {
+    if team::Entity::find().count(db).await? > 0 {
+        return Ok(None);
+    }
+    let (team, owner) = match teams::create(db, DEMO_TEAM, Some("Demo")).await {
+        Ok(t) => t,
+        Err(Error::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (_, api_key) = keys::create(db, team.id, owner, "demo", false).await?;
+    let bot = chatbots::create(
+        db,
+        team.id,
+        Some(owner),
+        "Demo bot",
+        Some("A ready-made chatbot that answers offline with the built-in model."),
+        Some(json!({
+            "pipeline": {
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {"id": "llm", "type": "llm", "params": {
+                        "provider": "builtin", "model": "echo",
+                        "prompt": "You are a friendly demo assistant."
+                    }},
+                    {"id": "end", "type": "end"}
+                ],
+                "edges": [
+                    {"from": "start", "to": "llm"},
+                    {"from": "llm", "to": "end"}
+                ]
+            }
+        })),
+    )
+    .await?;
+    chatbots::create_version(db, team.id, bot.id, "Initial version", true).await?;
+    Ok(Some(DemoSeed {
+        api_key,
+        chatbot_id: bot.id,
+    }))
+}

@@ -1,0 +1,467 @@
+//! Chatbots and their versions.
+//!
+//! A family is one working version (editable, `working_version_id` NULL) and
+//! immutable numbered snapshots. The working version's `version_number` is the
+//! number the next snapshot takes. The first snapshot is published
+//! automatically; publishing a later one demotes the previous (a partial unique
+//! index guarantees at most one). Version number 0 means "the published
+//! version, else the working version".
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use store::entity::chatbot;
+use uuid::Uuid;
+
+use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
+use crate::{Domain, Error, Result};
+
+pub const MAX_NAME_LEN: usize = 128;
+pub const NOT_FOUND: &str = "No Experiment matches the given query.";
+
+/// A working version with its live (non-archived) snapshots, ascending.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Chatbot {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub version_number: i32,
+    pub config: Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub versions: Vec<Version>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Version {
+    pub id: Uuid,
+    pub name: String,
+    pub version_number: i32,
+    pub is_default_version: bool,
+    pub version_description: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A resolved version to run: a snapshot, or the working version itself.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub row_id: i64,
+    pub family_id: i64,
+    pub public_id: Uuid,
+    pub name: String,
+    pub version_number: i32,
+    pub is_working: bool,
+    pub config: Value,
+}
+
+/// Chatbots as code: the file `chatbot apply` and `chatbot create --file` read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotFile {
+    /// Public id of an existing chatbot to update; without it, `apply` matches by name.
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The configuration document (pipeline and settings).
+    #[serde(default)]
+    pub config: Option<Value>,
+}
+
+impl BotFile {
+    pub fn parse_yaml(text: &str) -> Result<Self> {
+        yaml_serde::from_str(text)
+            .map_err(|e| Error::BadRequest(format!("invalid chatbot file: {e}")))
+    }
+}
+
+fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::field("name", "This field may not be blank."));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::field(
+            "name",
+            format!("Ensure this field has no more than {MAX_NAME_LEN} characters."),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_config(config: Option<Value>) -> Result<Value> {
+    match config {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(Error::field("config", "Expected a dictionary of items.")),
+    }
+}
+
+fn version_of(m: &chatbot::Model) -> Version {
+    Version {
+        id: m.public_id,
+        name: m.name.clone(),
+        version_number: m.version_number,
+        is_default_version: m.is_default_version,
+        version_description: m.version_description.clone(),
+        created_at: m.created_at,
+    }
+}
+
+fn assemble(head: chatbot::Model, versions: Vec<Version>) -> Chatbot {
+    Chatbot {
+        id: head.public_id,
+        name: head.name,
+        description: head.description,
+        version_number: head.version_number,
+        config: head.config,
+        created_at: head.created_at,
+        updated_at: head.updated_at,
+        versions,
+    }
+}
+
+fn live_heads(team_id: i64) -> sea_orm::Select<chatbot::Entity> {
+    chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(chatbot::Column::WorkingVersionId.is_null())
+        .filter(chatbot::Column::IsArchived.eq(false))
+}
+
+/// Loads the live snapshots of several families in one query.
+async fn versions_for<C: ConnectionTrait>(
+    db: &C,
+    heads: &[chatbot::Model],
+) -> Result<std::collections::HashMap<i64, Vec<Version>>> {
+    let mut by_family: std::collections::HashMap<i64, Vec<Version>> = Default::default();
+    if heads.is_empty() {
+        return Ok(by_family);
+    }
+    let rows = chatbot::Entity::find()
+        .filter(chatbot::Column::WorkingVersionId.is_in(heads.iter().map(|h| h.id)))
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .order_by_asc(chatbot::Column::VersionNumber)
+        .all(db)
+        .await?;
+    for r in rows {
+        if let Some(family) = r.working_version_id {
+            by_family.entry(family).or_default().push(version_of(&r));
+        }
+    }
+    Ok(by_family)
+}
+
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    owner_id: Option<i64>,
+    name: &str,
+    description: Option<&str>,
+    config: Option<Value>,
+) -> Result<Chatbot> {
+    let name = validate_name(name)?;
+    let config = validate_config(config)?;
+    let now = store::now();
+    let head = chatbot::ActiveModel {
+        public_id: Set(Uuid::new_v4()),
+        team_id: Set(team_id),
+        working_version_id: Set(None),
+        name: Set(name),
+        description: Set(description.unwrap_or("").to_string()),
+        config: Set(config),
+        version_number: Set(1),
+        is_default_version: Set(false),
+        is_archived: Set(false),
+        version_description: Set(String::new()),
+        owner_id: Set(owner_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(assemble(head, Vec::new()))
+}
+
+async fn head_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<chatbot::Model> {
+    live_heads(team_id)
+        .filter(chatbot::Column::PublicId.eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))
+}
+
+/// The working version with its live snapshots; snapshots, archived chatbots and
+/// other teams' chatbots are all "not found".
+pub async fn get<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<Chatbot> {
+    let head = head_row(db, team_id, id).await?;
+    let mut versions = versions_for(db, std::slice::from_ref(&head)).await?;
+    let v = versions.remove(&head.id).unwrap_or_default();
+    Ok(assemble(head, v))
+}
+
+/// A page of the team's live working versions, newest first: two queries for
+/// the page (plus the count on a first page), whatever the page size.
+pub async fn list(domain: &Domain, team_id: i64, req: &PageRequest) -> Result<Page<Chatbot>> {
+    let db = &domain.db.read;
+    let listing = Listing::<chatbot::Entity> {
+        kind: "experiments",
+        order: Order::Desc,
+        created_at: chatbot::Column::CreatedAt,
+        id: chatbot::Column::Id,
+    };
+    let page = pagination::paginate(
+        db,
+        &domain.cursors,
+        &listing,
+        live_heads(team_id),
+        req,
+        |m| Position {
+            created_at: m.created_at,
+            id: m.id,
+        },
+    )
+    .await?;
+    let mut versions = versions_for(db, &page.items).await?;
+    Ok(page.map(|h| {
+        let v = versions.remove(&h.id).unwrap_or_default();
+        assemble(h, v)
+    }))
+}
+
+/// All of a team's live chatbots, oldest first (for the CLI).
+pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Chatbot>> {
+    let heads = live_heads(team_id)
+        .order_by_asc(chatbot::Column::CreatedAt)
+        .order_by_asc(chatbot::Column::Id)
+        .all(db)
+        .await?;
+    let mut versions = versions_for(db, &heads).await?;
+    Ok(heads
+        .into_iter()
+        .map(|h| {
+            let v = versions.remove(&h.id).unwrap_or_default();
+            assemble(h, v)
+        })
+        .collect())
+}
+
+/// Finds a live chatbot by public id across teams (CLI administration only),
+/// returning its team id too.
+pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(i64, Chatbot)> {
+    let head = chatbot::Entity::find()
+        .filter(chatbot::Column::PublicId.eq(id))
+        .filter(chatbot::Column::WorkingVersionId.is_null())
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no chatbot with id {id}")))?;
+    let team = head.team_id;
+    Ok((team, get(db, team, id).await?))
+}
+
+/// Updates the working version (snapshots are immutable).
+pub async fn update_working<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    id: Uuid,
+    name: &str,
+    description: Option<&str>,
+    config: Option<Value>,
+) -> Result<Chatbot> {
+    let name = validate_name(name)?;
+    let head = head_row(db, team_id, id).await?;
+    let mut am: chatbot::ActiveModel = head.into();
+    am.name = Set(name);
+    if let Some(d) = description {
+        am.description = Set(d.to_string());
+    }
+    if let Some(c) = config {
+        am.config = Set(validate_config(Some(c))?);
+    }
+    am.updated_at = Set(store::now());
+    am.update(db).await?;
+    get(db, team_id, id).await
+}
+
+/// Creates or updates a working version from a chatbot file. Without an `id`,
+/// the file's name picks the chatbot; more than one live chatbot with that name
+/// is ambiguous and refused.
+pub async fn apply<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    owner_id: Option<i64>,
+    file: BotFile,
+) -> Result<(Chatbot, bool)> {
+    let target = match file.id {
+        Some(id) => Some(head_row(db, team_id, id).await?.public_id),
+        None => {
+            let name = validate_name(&file.name)?;
+            let matches = live_heads(team_id)
+                .filter(chatbot::Column::Name.eq(name.clone()))
+                .limit(2)
+                .all(db)
+                .await?;
+            match matches.as_slice() {
+                [] => None,
+                [one] => Some(one.public_id),
+                _ => {
+                    return Err(Error::Conflict(format!(
+                        "more than one chatbot is named {name:?}; add its id to the file"
+                    )));
+                }
+            }
+        }
+    };
+    match target {
+        Some(id) => Ok((
+            update_working(
+                db,
+                team_id,
+                id,
+                &file.name,
+                file.description.as_deref(),
+                file.config,
+            )
+            .await?,
+            false,
+        )),
+        None => Ok((
+            create(
+                db,
+                team_id,
+                owner_id,
+                &file.name,
+                file.description.as_deref(),
+                file.config,
+            )
+            .await?,
+            true,
+        )),
+    }
+}
+
+/// Snapshots the working version as the next numbered version, in one
+/// transaction. The first version is always published; later ones only when
+/// `publish` is set, which demotes the previous published version.
+pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    team_id: i64,
+    id: Uuid,
+    description: &str,
+    publish: bool,
+) -> Result<Version> {
+    let txn = db.begin().await?;
+    // Row lock on PostgreSQL so concurrent publishes of one family serialise;
+    // SQLite has a single writer already.
+    let head = live_heads(team_id)
+        .filter(chatbot::Column::PublicId.eq(id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    let number = head.version_number;
+    let make_default = number == 1 || publish;
+    if make_default {
+        chatbot::Entity::update_many()
+            .col_expr(chatbot::Column::IsDefaultVersion, false.into())
+            .filter(chatbot::Column::WorkingVersionId.eq(head.id))
+            .filter(chatbot::Column::IsDefaultVersion.eq(true))
+            .exec(&txn)
+            .await?;
+    }
+    let now = store::now();
+    let snap = chatbot::ActiveModel {
+        public_id: Set(Uuid::new_v4()),
+        team_id: Set(team_id),
+        working_version_id: Set(Some(head.id)),
+        name: Set(head.name.clone()),
+        description: Set(head.description.clone()),
+        config: Set(head.config.clone()),
+        version_number: Set(number),
+        is_default_version: Set(make_default),
+        is_archived: Set(false),
+        version_description: Set(description.to_string()),
+        owner_id: Set(head.owner_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut am: chatbot::ActiveModel = head.into();
+    am.version_number = Set(number + 1);
+    am.updated_at = Set(now);
+    am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(version_of(&snap))
+}
+
+/// Archives a chatbot and all its versions in one statement.
+pub async fn archive<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<()> {
+    let head = head_row(db, team_id, id).await?;
+    chatbot::Entity::update_many()
+        .col_expr(chatbot::Column::IsArchived, true.into())
+        .col_expr(chatbot::Column::UpdatedAt, store::now().into())
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(
+            Condition::any()
+                .add(chatbot::Column::Id.eq(head.id))
+                .add(chatbot::Column::WorkingVersionId.eq(head.id)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Resolves the version a conversation talks to. `id` may name a working version
+/// or a snapshot; `version` 0 means the published version, else the working one.
+pub async fn resolve<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    id: Uuid,
+    version: i32,
+) -> Result<Resolved> {
+    let row = chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(chatbot::Column::PublicId.eq(id))
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    let family_id = row.working_version_id.unwrap_or(row.id);
+    let family = chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .filter(
+            Condition::any()
+                .add(chatbot::Column::Id.eq(family_id))
+                .add(chatbot::Column::WorkingVersionId.eq(family_id)),
+        )
+        .all(db)
+        .await?;
+    let pick = if version == 0 {
+        family
+            .iter()
+            .find(|r| r.is_default_version)
+            .or_else(|| family.iter().find(|r| r.working_version_id.is_none()))
+    } else {
+        family
+            .iter()
+            .find(|r| r.working_version_id.is_some() && r.version_number == version)
+    };
+    let r = pick.ok_or_else(|| Error::not_found(format!("Version {version} not found")))?;
+    Ok(Resolved {
+        row_id: r.id,
+        family_id,
+        public_id: r.public_id,
+        name: r.name.clone(),
+        version_number: r.version_number,
+        is_working: r.working_version_id.is_none(),
+        config: r.config.clone(),
+    })
+}

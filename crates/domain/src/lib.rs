@@ -1,0 +1,34 @@
+//! Domain services: teams, API keys, chatbots and their versions, pagination.
+//! Every operation is scoped by a team id; handlers call these and never touch
+//! storage rows directly.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod chatbots;
+pub mod error;
+pub mod keys;
+pub mod pagination;
+pub mod teams;
+
+pub use error::{Error, Result};
+pub use store::Db;
+
+/// What every request handler needs from the domain: the database and the
+/// instance secret that signs pagination cursors.
+#[derive(Clone)]
+pub struct Domain {
+    pub db: Db,
+    pub cursors: pagination::CursorSigner,
+}
+
+impl Domain {
+    /// Loads (or creates, on first start) the instance secrets kept in the database,
+    /// so every process on a shared database signs cursors alike.
+    pub async fn open(db: Db) -> Result<Self> {
+        let secret = bootstrap::instance_secret(&db, "cursor_key").await?;
+        Ok(Self {
+            db,
+            cursors: pagination::CursorSigner::new(&secret),
+        })
+    }
+}

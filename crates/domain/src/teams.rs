@@ -1,0 +1,143 @@
+//! Teams and their members. Creating a team also creates its owner user, to
+//! whom the team's API keys belong.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession,
+};
+use store::entity::{membership, team, user};
+
+use crate::error::is_unique_violation;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Team {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<team::Model> for Team {
+    fn from(m: team::Model) -> Self {
+        Team {
+            id: m.id,
+            slug: m.slug,
+            name: m.name,
+            created_at: m.created_at,
+        }
+    }
+}
+
+pub const OWNER_ROLE: &str = "owner";
+
+pub fn validate_slug(slug: &str) -> Result<()> {
+    if slug.is_empty() || slug.len() > 50 {
+        return Err(Error::BadRequest(
+            "team slug must be 1 to 50 characters".into(),
+        ));
+    }
+    if !slug
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::BadRequest(format!(
+            "invalid team slug {slug:?}: use letters, digits, '-' and '_'"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a team with its owner user and membership, in one transaction.
+pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+    slug: &str,
+    name: Option<&str>,
+) -> Result<(Team, i64)> {
+    validate_slug(slug)?;
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(slug);
+    if name.chars().count() > 100 {
+        return Err(Error::BadRequest(
+            "team name must be at most 100 characters".into(),
+        ));
+    }
+    let now = store::now();
+    let txn = db.begin().await?;
+    let t = team::ActiveModel {
+        slug: Set(slug.to_string()),
+        name: Set(name.to_string()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict(format!("team {slug:?} already exists"))
+        } else {
+            e.into()
+        }
+    })?;
+    let u = user::ActiveModel {
+        username: Set(format!("{slug}-owner")),
+        email: Set(format!("owner@{slug}.chatstudio.local")),
+        is_active: Set(true),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict(format!("user {slug}-owner already exists"))
+        } else {
+            e.into()
+        }
+    })?;
+    membership::ActiveModel {
+        team_id: Set(t.id),
+        user_id: Set(u.id),
+        role: Set(OWNER_ROLE.to_string()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok((t.into(), u.id))
+}
+
+pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Team>> {
+    Ok(team::Entity::find()
+        .order_by_asc(team::Column::Slug)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Team::from)
+        .collect())
+}
+
+pub async fn by_slug<C: ConnectionTrait>(db: &C, slug: &str) -> Result<Team> {
+    team::Entity::find()
+        .filter(team::Column::Slug.eq(slug))
+        .one(db)
+        .await?
+        .map(Team::from)
+        .ok_or_else(|| Error::not_found(format!("no team with slug {slug:?}")))
+}
+
+/// The user that owns a team (the first owner membership).
+pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<i64> {
+    membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(team_id))
+        .filter(membership::Column::Role.eq(OWNER_ROLE))
+        .order_by_asc(membership::Column::Id)
+        .one(db)
+        .await?
+        .map(|m| m.user_id)
+        .ok_or_else(|| Error::Internal(format!("team {team_id} has no owner")))
+}

@@ -1,0 +1,205 @@
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use domain::chatbots::{self, BotFile, Chatbot};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Cli, domain_err};
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum ChatbotCmd {
+    /// Create a chatbot (prints its public id on the last line).
+    Create {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// A chatbot file (YAML) whose `config` becomes the configuration.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// List a team's chatbots.
+    List {
+        #[arg(long)]
+        team: String,
+    },
+    /// Show a chatbot with its versions.
+    Show { id: Uuid },
+    /// Create or update a chatbot's working version from a YAML file.
+    Apply {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Snapshot the working version as a new version (published unless --no-publish).
+    Publish {
+        id: Uuid,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        no_publish: bool,
+    },
+    /// Archive a chatbot and all its versions.
+    Archive { id: Uuid },
+}
+
+fn read_file(path: &PathBuf) -> anyhow::Result<BotFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    BotFile::parse_yaml(&text).map_err(domain_err)
+}
+
+fn print_bot(cli: &Cli, bot: &Chatbot) {
+    if cli.json {
+        output::json(&json!(bot));
+        return;
+    }
+    output::line(&format!("{}  {}", bot.id, bot.name));
+    if !bot.description.is_empty() {
+        output::line(&format!("  {}", bot.description));
+    }
+    output::line(&format!("  next version number: {}", bot.version_number));
+    for v in &bot.versions {
+        output::line(&format!(
+            "  v{}{}  {}  {}",
+            v.version_number,
+            if v.is_default_version {
+                " (published)"
+            } else {
+                ""
+            },
+            v.name,
+            v.version_description
+        ));
+    }
+}
+
+pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<()> {
+    match cmd {
+        ChatbotCmd::Create {
+            team,
+            name,
+            description,
+            file,
+        } => {
+            let t = domain::teams::by_slug(&db.read, team)
+                .await
+                .map_err(domain_err)?;
+            let owner = domain::teams::owner_user_id(&db.read, t.id)
+                .await
+                .map_err(domain_err)?;
+            let config = match file {
+                Some(f) => read_file(f)?.config,
+                None => None,
+            };
+            let bot = chatbots::create(
+                &db.write,
+                t.id,
+                Some(owner),
+                name,
+                description.as_deref(),
+                config,
+            )
+            .await
+            .map_err(domain_err)?;
+            if cli.json {
+                output::json(&json!(bot));
+            } else {
+                output::line(&format!("created chatbot {} in team {}:", bot.name, t.slug));
+                output::line(&bot.id.to_string());
+            }
+        }
+        ChatbotCmd::List { team } => {
+            let t = domain::teams::by_slug(&db.read, team)
+                .await
+                .map_err(domain_err)?;
+            let bots = chatbots::list_all(&db.read, t.id)
+                .await
+                .map_err(domain_err)?;
+            if cli.json {
+                output::json(&json!(bots));
+            } else {
+                for b in bots {
+                    let published = b
+                        .versions
+                        .iter()
+                        .find(|v| v.is_default_version)
+                        .map(|v| format!("v{}", v.version_number))
+                        .unwrap_or_else(|| "unpublished".into());
+                    output::line(&format!("{}\t{}\t{}", b.id, published, b.name));
+                }
+            }
+        }
+        ChatbotCmd::Show { id } => {
+            let (_, bot) = chatbots::find_any_team(&db.read, *id)
+                .await
+                .map_err(domain_err)?;
+            print_bot(cli, &bot);
+        }
+        ChatbotCmd::Apply { team, file } => {
+            let t = domain::teams::by_slug(&db.read, team)
+                .await
+                .map_err(domain_err)?;
+            let owner = domain::teams::owner_user_id(&db.read, t.id)
+                .await
+                .map_err(domain_err)?;
+            let (bot, created) = chatbots::apply(&db.write, t.id, Some(owner), read_file(file)?)
+                .await
+                .map_err(domain_err)?;
+            if cli.json {
+                output::json(&json!({"created": created, "chatbot": bot}));
+            } else {
+                output::line(&format!(
+                    "{} chatbot {}:",
+                    if created { "created" } else { "updated" },
+                    bot.name
+                ));
+                output::line(&bot.id.to_string());
+            }
+        }
+        ChatbotCmd::Publish {
+            id,
+            description,
+            no_publish,
+        } => {
+            let (team, _) = chatbots::find_any_team(&db.read, *id)
+                .await
+                .map_err(domain_err)?;
+            let v = chatbots::create_version(&db.write, team, *id, description, !no_publish)
+                .await
+                .map_err(domain_err)?;
+            if cli.json {
+                output::json(&json!(v));
+            } else {
+                output::line(&format!(
+                    "created version {}{}",
+                    v.version_number,
+                    if v.is_default_version {
+                        " (published)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        ChatbotCmd::Archive { id } => {
+            let (team, _) = chatbots::find_any_team(&db.read, *id)
+                .await
+                .map_err(domain_err)?;
+            chatbots::archive(&db.write, team, *id)
+                .await
+                .map_err(domain_err)?;
+            if cli.json {
+                output::json(&json!({"archived": id}));
+            } else {
+                output::line(&format!("archived chatbot {id}"));
+            }
+        }
+    }
+    Ok(())
+}

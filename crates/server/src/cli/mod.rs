@@ -1,0 +1,126 @@
+//! The command line: `serve`, `migrate`, and the admin commands. Every admin
+//! command takes `--json` for machine output and exits non-zero with a
+//! one-line `error: …` on failure.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::StorageArgs;
+
+mod chatbot;
+mod key;
+mod team;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatstudio",
+    version,
+    about = "Build, deploy and monitor chatbots."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log format on stderr.
+    #[arg(long, env = "CHATSTUDIO_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text", global = true)]
+    pub log_format: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "CHATSTUDIO_BIND", default_value = "127.0.0.1:8000")]
+        bind: SocketAddr,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage teams.
+    #[command(subcommand)]
+    Team(team::TeamCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(key::KeyCmd),
+    /// Manage chatbots and their versions.
+    #[command(subcommand)]
+    Chatbot(chatbot::ChatbotCmd),
+}
+
+/// Opens and migrates the database for an admin command.
+async fn open(cli: &Cli) -> anyhow::Result<store::Db> {
+    let cfg = cli.storage.db_config();
+    let db = store::connect(&cfg).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database ({}): {e}",
+            crate::serve::describe(&cfg)
+        )
+    })?;
+    db.migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+    Ok(db)
+}
+
+fn domain_err(e: domain::Error) -> anyhow::Error {
+    match e {
+        domain::Error::Validation(v) => anyhow::anyhow!("invalid input: {v}"),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { bind } => serve(&cli, *bind).await,
+        Command::Migrate => {
+            let db = open(&cli).await?;
+            db.close().await;
+            if cli.json {
+                crate::output::json(&serde_json::json!({"migrated": true}));
+            } else {
+                crate::output::line("database is up to date");
+            }
+            Ok(())
+        }
+        Command::Team(cmd) => {
+            let db = open(&cli).await?;
+            let r = team::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+        Command::Key(cmd) => {
+            let db = open(&cli).await?;
+            let r = key::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+        Command::Chatbot(cmd) => {
+            let db = open(&cli).await?;
+            let r = chatbot::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+    }
+}
+
+async fn serve(cli: &Cli, bind: SocketAddr) -> anyhow::Result<()> {
+    let running = crate::serve::start(&cli.storage.db_config(), bind, true).await?;
+    if let Some(seed) = &running.seed {
+        crate::output::line(&crate::serve::first_start_banner(seed, running.addr));
+    }
+    crate::output::line(&format!("chatstudio listening on http://{}", running.addr));
+    crate::serve::shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let domain = running.domain.clone();
+    running.shutdown().await?;
+    domain.db.close().await;
+    Ok(())
+}

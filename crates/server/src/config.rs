@@ -1,0 +1,41 @@
+//! Settings shared by every command: where the data lives and which database to use.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded SQLite database and local files.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_DATA_DIR",
+        default_value = "./chatstudio-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `postgres://…` for PostgreSQL, `sqlite://…` for another
+    /// SQLite file. Default: the SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_DB_CONNECTIONS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_connections: u32,
+}
+
+impl StorageArgs {
+    pub fn db_config(&self) -> store::DbConfig {
+        store::DbConfig {
+            url: self.database_url.clone().filter(|u| !u.trim().is_empty()),
+            data_dir: self.data_dir.clone(),
+            max_connections: self.db_connections,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `chatstudio serve`: migrate, seed the demo team on an empty database, bind,
+//! and serve until SIGINT/SIGTERM, then drain in-flight requests.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use domain::Domain;
+use domain::bootstrap::{self, DemoSeed};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted; uploads get their own limit later.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub seed: Option<DemoSeed>,
+    pub domain: Domain,
+    shutdown: Option<oneshot::Sender<()>>,
+    join: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.join.await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Opens the database, migrates, seeds on first start and starts serving on
+/// `bind` (port 0 picks a free port; `Running::addr` says which).
+pub async fn start(
+    db_cfg: &store::DbConfig,
+    bind: SocketAddr,
+    seed_demo: bool,
+) -> anyhow::Result<Running> {
+    let db = store::connect(db_cfg)
+        .await
+        .with_context(|| format!("cannot open the database ({})", describe(db_cfg)))?;
+    db.migrate().await.context("database migration failed")?;
+    let domain = Domain::open(db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seed = if seed_demo {
+        bootstrap::seed_demo(&domain.db.write)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding the demo team: {e}"))?
+    } else {
+        None
+    };
+    let app = api::app(api::AppState {
+        domain: domain.clone(),
+    })
+    .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+    .layer(TraceLayer::new_for_http());
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let join = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "chatstudio listening");
+    Ok(Running {
+        addr,
+        seed,
+        domain,
+        shutdown: Some(tx),
+        join,
+    })
+}
+
+pub fn describe(cfg: &store::DbConfig) -> String {
+    match &cfg.url {
+        Some(u) => store::connect::redact_url(u),
+        None => format!("SQLite in {}", cfg.data_dir.display()),
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// The banner printed once, on the start that created the demo team.
+pub fn first_start_banner(seed: &DemoSeed, addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    format!(
+        "First start: created team `demo` with a demo chatbot ({bot}).\n\
+         API key (read-write, shown once — keep it):\n\n    {key}\n\n\
+         Try it:\n\n    curl -s -H \"X-api-key: {key}\" http://{host}/api/experiments/\n",
+        bot = seed.chatbot_id,
+        key = seed.api_key,
+    )
+}

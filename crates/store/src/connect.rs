@@ -1,0 +1,121 @@
+//! Opening the database: SQLite (embedded default) or PostgreSQL.
+//!
+//! SQLite gets one writer connection and a pool of readers, so writers queue
+//! in-process instead of fighting over the file lock; PostgreSQL uses one pool
+//! for both roles.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::migration::Migrator;
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `postgres://…` or `sqlite://…`; `None` means the SQLite file in `data_dir`.
+    pub url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+}
+
+/// The two roles a connection plays. On PostgreSQL both are the same pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub write: DatabaseConnection,
+    pub read: DatabaseConnection,
+}
+
+impl Db {
+    pub fn backend(&self) -> DbBackend {
+        self.write.get_database_backend()
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.write, None).await
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.read.ping().await
+    }
+
+    pub async fn close(self) {
+        // Closing twice on PostgreSQL (same pool) is harmless but noisy; close the
+        // reader only when it is a distinct pool.
+        let same = self.backend() != DbBackend::Sqlite;
+        let _ = self.write.close().await;
+        if !same {
+            let _ = self.read.close().await;
+        }
+    }
+}
+
+pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
+    let url = match &cfg.url {
+        Some(u) if !u.is_empty() => u.clone(),
+        _ => {
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+                DbErr::Custom(format!(
+                    "cannot create data dir {}: {e}",
+                    cfg.data_dir.display()
+                ))
+            })?;
+            let file = cfg.data_dir.join("chatstudio.sqlite3");
+            format!("sqlite://{}", file.display())
+        }
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(cfg.max_connections.max(2))
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false);
+        let pool = Database::connect(opts).await?;
+        return Ok(Db {
+            write: pool.clone(),
+            read: pool,
+        });
+    }
+    if !url.starts_with("sqlite:") {
+        return Err(DbErr::Custom(format!(
+            "unsupported database URL (expected postgres:// or sqlite://): {}",
+            redact_url(&url)
+        )));
+    }
+    let write = Database::connect(sqlite_options(&url, 1)).await?;
+    let read = Database::connect(sqlite_options(&url, cfg.max_connections.max(1))).await?;
+    Ok(Db { write, read })
+}
+
+fn sqlite_options(url: &str, max: u32) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    opts
+}
+
+/// A URL with its password replaced, safe for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

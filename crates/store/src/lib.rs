@@ -1,0 +1,22 @@
+//! Storage: SeaORM entities, migrations, connection setup and the queries the
+//! domain layer needs. Nothing here knows about HTTP.
+
+pub mod connect;
+pub mod entity;
+pub mod migration;
+
+pub use connect::{Db, DbConfig, connect};
+pub use sea_orm::{DbErr, TransactionTrait};
+
+/// Current time truncated to microseconds: the precision both backends store
+/// and the API prints, so a value read back compares equal to the one written.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    truncate_micros(chrono::Utc::now())
+}
+
+pub fn truncate_micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{SubsecRound, Timelike};
+    let t = t.trunc_subsecs(6);
+    debug_assert!(t.nanosecond() % 1000 == 0);
+    t
+}

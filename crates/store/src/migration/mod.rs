@@ -1,0 +1,15 @@
+//! Schema migrations. One definition emits both SQLite and PostgreSQL DDL via
+//! SeaQuery; each later feature adds its own migration file here.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_foundation::Migration)]
+    }
+}

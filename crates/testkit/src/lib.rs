@@ -1,1 +1,210 @@
+//! Test harness: starts the real server on 127.0.0.1:0 against a temporary
+//! SQLite file or a fresh PostgreSQL database, builds fixtures through the
+//! domain layer, and checks bodies against the upstream contract.
+//!
+//! PostgreSQL runs when `CHATSTUDIO_TEST_POSTGRES_URL` is set (an admin URL such
+//! as `postgres://postgres@127.0.0.1:5432/postgres`); each app gets its own
+//! database, dropped afterwards. Under `CI=true` a missing URL fails the test
+//! instead of skipping it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod contract;
+pub mod pg;
+
+use std::net::SocketAddr;
+
+use domain::Domain;
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: Client,
+    pub domain: Domain,
+    pub backend: Backend,
+    pub data_dir: TempDir,
+    pub db_url: Option<String>,
+    running: Option<server::serve::Running>,
+    pg: Option<pg::TempDatabase>,
+}
+
+/// A team with its owner and two keys.
+#[derive(Debug, Clone)]
+pub struct TestTeam {
+    pub id: i64,
+    pub slug: String,
+    pub owner_id: i64,
+    pub key: String,
+    pub read_only_key: String,
+}
+
+impl TestApp {
+    /// Starts an app on `backend`, or returns `None` when PostgreSQL is not
+    /// configured outside CI (the test is then skipped).
+    pub async fn start(backend: Backend) -> Option<Self> {
+        let data_dir = tempfile::tempdir().unwrap();
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(pg::TempDatabase::create().await?),
+        };
+        let db_url = pg.as_ref().map(|p| p.url.clone());
+        let cfg = store::DbConfig {
+            url: db_url.clone(),
+            data_dir: data_dir.path().to_path_buf(),
+            max_connections: 4,
+        };
+        let running = server::serve::start(&cfg, "127.0.0.1:0".parse().unwrap(), false)
+            .await
+            .expect("server starts");
+        let addr = running.addr;
+        Some(TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            domain: running.domain.clone(),
+            backend,
+            data_dir,
+            db_url,
+            running: Some(running),
+            pg,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let rb = self.client.request(method, self.url(path));
+        match key {
+            Some(k) => rb.header("X-Api-Key", k),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.request(Method::GET, path, Some(key))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        let r = self.get(path, key).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Creates a team with its owner, a read-write and a read-only key.
+    pub async fn team(&self, slug: &str) -> TestTeam {
+        let db = &self.domain.db.write;
+        let (t, owner) = domain::teams::create(db, slug, None).await.unwrap();
+        let (_, key) = domain::keys::create(db, t.id, owner, "rw", false)
+            .await
+            .unwrap();
+        let (_, ro) = domain::keys::create(db, t.id, owner, "ro", true)
+            .await
+            .unwrap();
+        TestTeam {
+            id: t.id,
+            slug: t.slug,
+            owner_id: owner,
+            key,
+            read_only_key: ro,
+        }
+    }
+
+    pub async fn chatbot(&self, team: &TestTeam, name: &str) -> Uuid {
+        domain::chatbots::create(
+            &self.domain.db.write,
+            team.id,
+            Some(team.owner_id),
+            name,
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    pub async fn publish(&self, team: &TestTeam, bot: Uuid, description: &str, publish: bool) {
+        domain::chatbots::create_version(&self.domain.db.write, team.id, bot, description, publish)
+            .await
+            .unwrap();
+    }
+
+    /// Stops the server and drops the temporary database.
+    pub async fn finish(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.unwrap();
+        }
+        self.domain.db.clone().close().await;
+        if let Some(pg) = self.pg.take() {
+            pg.drop_now().await;
+        }
+    }
+}
+
+/// Runs one async test body against SQLite and against PostgreSQL.
+///
+/// ```ignore
+/// both_backends!(lists_chatbots, |app| async move { ... });
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::TestApp::start($crate::Backend::Sqlite)
+                    .await
+                    .unwrap();
+                let body = $body;
+                body(&app).await;
+                app.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = $crate::TestApp::start($crate::Backend::Postgres).await else {
+                    return;
+                };
+                let body = $body;
+                body(&app).await;
+                app.finish().await;
+            }
+        }
+    };
+}
+
+/// Path of the `chatstudio` binary built next to the running test.
+pub fn chatstudio_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join(format!("chatstudio{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not built (run cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}

@@ -1,0 +1,148 @@
+//! The admin CLI, run as a separate process against the same database the
+//! server uses (a SQLite file, or the PostgreSQL database of the app).
+
+use std::process::Command;
+
+use chatstudio_testkit::{TestApp, both_backends, chatstudio_bin};
+use serde_json::Value;
+
+fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(chatstudio_bin());
+    cmd.arg("--data-dir").arg(app.data_dir.path());
+    cmd.env_remove("DATABASE_URL");
+    if let Some(url) = &app.db_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let out = cmd.args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(app: &TestApp, args: &[&str]) -> String {
+    let (success, out, err) = run(app, args);
+    assert!(success, "chatstudio {args:?} failed: {err}");
+    out
+}
+
+fn last_line(s: &str) -> String {
+    s.trim_end().lines().last().unwrap_or("").to_string()
+}
+
+both_backends!(admin_cli_round_trip, async |app: &TestApp| {
+    ok(app, &["team", "create", "acme", "--name", "Acme Health"]);
+    let teams: Value = serde_json::from_str(&ok(app, &["team", "list", "--json"])).unwrap();
+    assert!(
+        teams
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "acme")
+    );
+
+    // Duplicates and bad slugs fail with one line and a non-zero exit.
+    let (success, _, err) = run(app, &["team", "create", "acme"]);
+    assert!(!success);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error:"), "{err}");
+    let (success, _, _) = run(app, &["team", "create", "bad slug!"]);
+    assert!(!success);
+
+    let ro = last_line(&ok(
+        app,
+        &["key", "create", "--team", "acme", "--name", "reader"],
+    ));
+    let rw = last_line(&ok(
+        app,
+        &["key", "create", "--team", "acme", "--read-write"],
+    ));
+    assert!(ro.contains('.') && rw.contains('.'));
+
+    let yaml = app.data_dir.path().join("bot.yaml");
+    std::fs::write(
+        &yaml,
+        "name: Helper\ndescription: Helps\nconfig:\n  greeting: hi\n",
+    )
+    .unwrap();
+    let id = last_line(&ok(
+        app,
+        &[
+            "chatbot",
+            "apply",
+            "--team",
+            "acme",
+            "--file",
+            yaml.to_str().unwrap(),
+        ],
+    ));
+    // Applying again updates the same chatbot (matched by name).
+    std::fs::write(&yaml, "name: Helper\ndescription: Helps more\n").unwrap();
+    let again = last_line(&ok(
+        app,
+        &[
+            "chatbot",
+            "apply",
+            "--team",
+            "acme",
+            "--file",
+            yaml.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(id, again);
+    let other = last_line(&ok(
+        app,
+        &["chatbot", "create", "--team", "acme", "--name", "Other"],
+    ));
+    ok(app, &["chatbot", "publish", &id, "--description", "v1"]);
+    ok(app, &["chatbot", "publish", &id, "--no-publish"]);
+    let shown: Value = serde_json::from_str(&ok(app, &["chatbot", "show", &id, "--json"])).unwrap();
+    assert_eq!(shown["description"], "Helps more");
+    assert_eq!(shown["config"]["greeting"], "hi");
+    assert_eq!(shown["version_number"], 3);
+    assert_eq!(shown["versions"][0]["is_default_version"], true);
+    assert_eq!(shown["versions"][1]["is_default_version"], false);
+
+    // The server sees what the CLI wrote.
+    let list = app.get_json("/api/experiments/", &ro).await;
+    assert_eq!(list["count"], 2);
+    // Read-only key from the CLI cannot write; the read-write key reaches the router.
+    let r = app
+        .request(reqwest::Method::POST, "/api/experiments/", Some(&ro))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .request(reqwest::Method::POST, "/api/experiments/", Some(&rw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+
+    ok(app, &["chatbot", "archive", &other]);
+    let list = app.get_json("/api/experiments/", &ro).await;
+    assert_eq!(list["count"], 1);
+
+    let keys: Value =
+        serde_json::from_str(&ok(app, &["key", "list", "--team", "acme", "--json"])).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert!(
+        keys.to_string().find(&ro[9..]).is_none(),
+        "secrets are never listed"
+    );
+    let prefix = ro.split('.').next().unwrap();
+    ok(app, &["key", "revoke", prefix]);
+    assert_eq!(app.get("/api/experiments/", &ro).await.status(), 401);
+
+    let (success, _, err) = run(
+        app,
+        &["chatbot", "show", "00000000-0000-0000-0000-000000000000"],
+    );
+    assert!(!success);
+    assert!(err.contains("no chatbot"), "{err}");
+    let (success, _, err) = run(app, &["key", "create", "--team", "nope"]);
+    assert!(!success);
+    assert!(err.contains("no team"), "{err}");
+});

@@ -1,0 +1,8 @@
+//! Black-box tests: the real server over HTTP, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod cli;
+mod contract;
+mod experiments;
+mod routing;

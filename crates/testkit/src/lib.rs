@@ -195,16 +195,3 @@ macro_rules! both_backends {
         }
     };
 }
-
-/// Path of the `chatstudio` binary built next to the running test.
-pub fn chatstudio_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join(format!("chatstudio{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} not built (run cargo test --workspace)",
-        bin.display()
-    );
-    bin
-}

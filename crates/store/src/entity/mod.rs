@@ -2,8 +2,17 @@
 //! the API serialises its own view types.
 
 pub mod api_key;
+pub mod channel;
 pub mod chatbot;
 pub mod membership;
+pub mod message;
+pub mod participant;
+pub mod participant_data;
+pub mod pricing_rule;
+pub mod provider;
+pub mod session;
 pub mod setting;
 pub mod team;
+pub mod trace;
+pub mod usage_record;
 pub mod user;

@@ -1,9 +1,14 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The admin CLI, run as a separate process against the same database the
 //! server uses (a SQLite file, or the PostgreSQL database of the app).
 
 use std::process::Command;
 
-use chatstudio_testkit::{TestApp, both_backends, chatstudio_bin};
+use testkit::{TestApp, both_backends};
+
+fn chatstudio_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chatstudio")
+}
 use serde_json::Value;
 
 fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {

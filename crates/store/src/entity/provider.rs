@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+/// A team's LLM provider. The credential is AES-GCM ciphertext (never the
+/// plain key); `headers` holds only non-secret extra headers.
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "providers")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub team_id: i64,
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub headers: Json,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub secret: Option<String>,
+    pub timeout_secs: Option<i32>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -2,12 +2,16 @@
 //! authentication and routing layers, and the OpenAPI document.
 
 pub mod auth;
+pub mod body;
+pub mod channels_api;
 pub mod error;
 pub mod experiments;
 pub mod health;
+pub mod openai;
 pub mod openapi;
 pub mod pagination;
 pub mod routing;
+pub mod turns;
 pub mod url;
 
 use axum::Router;
@@ -19,18 +23,20 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub domain: Domain,
+    pub engine: engine::Engine,
 }
 
 /// The whole application: public routes, authenticated routes, and the
 /// routing layer (trailing slashes, `/api/v1` alias, 405 bodies) around them.
 pub fn app(state: AppState) -> routing::App {
-    let protected =
-        Router::new()
-            .merge(experiments::router())
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_auth,
-            ));
+    let protected = Router::new()
+        .merge(experiments::router())
+        .merge(channels_api::router())
+        .merge(openai::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
     let public = Router::new()
         .merge(health::router())
         .merge(openapi::router());

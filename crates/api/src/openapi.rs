@@ -16,9 +16,20 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "chatstudio", version = "v1", description = "Build, deploy and monitor chatbots."),
-    paths(crate::experiments::list, crate::experiments::retrieve),
+    paths(
+        crate::experiments::list,
+        crate::experiments::retrieve,
+        crate::channels_api::incoming,
+        crate::channels_api::incoming_versioned,
+        crate::openai::completions,
+        crate::openai::completions_versioned,
+    ),
     modifiers(&Security),
-    tags((name = "Experiments", description = "Chatbots and their versions."))
+    tags(
+        (name = "Experiments", description = "Chatbots and their versions."),
+        (name = "Channels", description = "Converse with a chatbot over the API channel."),
+        (name = "OpenAI", description = "OpenAI-compatible chat completions."),
+    )
 )]
 pub struct ApiDoc;
 

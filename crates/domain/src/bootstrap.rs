@@ -52,6 +52,7 @@ pub const DEMO_TEAM: &str = "demo";
 /// another process that won the race).
 pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait>(
     db: &C,
+    secrets: &crate::secrets::SecretBox,
 ) -> Result<Option<DemoSeed>> {
     if team::Entity::find().count(db).await? > 0 {
         return Ok(None);
@@ -62,6 +63,17 @@ pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait>(
         Err(e) => return Err(e),
     };
     let (_, api_key) = keys::create(db, team.id, owner, "demo", false).await?;
+    crate::providers::add(
+        db,
+        secrets,
+        team.id,
+        crate::providers::NewProvider {
+            name: "builtin".into(),
+            kind: "builtin".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
     let bot = chatbots::create(
         db,
         team.id,
@@ -74,7 +86,8 @@ pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait>(
                     {"id": "start", "type": "start"},
                     {"id": "llm", "type": "llm", "params": {
                         "provider": "builtin", "model": "echo",
-                        "prompt": "You are a friendly demo assistant."
+                        "prompt": "You are a friendly demo assistant.",
+                        "history": {"mode": "max_history_length", "max_history_length": 10}
                     }},
                     {"id": "end", "type": "end"}
                 ],

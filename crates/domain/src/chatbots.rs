@@ -17,6 +17,8 @@ use store::entity::chatbot;
 use uuid::Uuid;
 
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
+use crate::pipeline::Pipeline;
+use crate::providers;
 use crate::{Domain, Error, Result};
 
 pub const MAX_NAME_LEN: usize = 128;
@@ -94,11 +96,38 @@ fn validate_name(name: &str) -> Result<String> {
 }
 
 fn validate_config(config: Option<Value>) -> Result<Value> {
-    match config {
-        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => Ok(v),
-        Some(_) => Err(Error::field("config", "Expected a dictionary of items.")),
+    let config = match config {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(Error::field("config", "Expected a dictionary of items.")),
+    };
+    if let Some(p) = Pipeline::from_config(&config)? {
+        p.validate()?;
     }
+    Ok(config)
+}
+
+/// Every provider a pipeline names must exist in the team when it is saved.
+async fn check_providers<C: ConnectionTrait>(db: &C, team_id: i64, config: &Value) -> Result<()> {
+    let Some(p) = Pipeline::from_config(config)? else {
+        return Ok(());
+    };
+    let wanted = p.providers();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let have = providers::names(db, team_id).await?;
+    for w in wanted {
+        if !have.contains(&w) {
+            return Err(Error::field(
+                "pipeline",
+                format!(
+                    "provider {w:?} does not exist in this team (add it with `chatstudio provider add`)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn version_of(m: &chatbot::Model) -> Version {
@@ -165,6 +194,7 @@ pub async fn create<C: ConnectionTrait>(
 ) -> Result<Chatbot> {
     let name = validate_name(name)?;
     let config = validate_config(config)?;
+    check_providers(db, team_id, &config).await?;
     let now = store::now();
     let head = chatbot::ActiveModel {
         public_id: Set(Uuid::new_v4()),
@@ -281,7 +311,9 @@ pub async fn update_working<C: ConnectionTrait>(
         am.description = Set(d.to_string());
     }
     if let Some(c) = config {
-        am.config = Set(validate_config(Some(c))?);
+        let c = validate_config(Some(c))?;
+        check_providers(db, team_id, &c).await?;
+        am.config = Set(c);
     }
     am.updated_at = Set(store::now());
     am.update(db).await?;
@@ -418,13 +450,19 @@ pub async fn archive<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Resu
     Ok(())
 }
 
-/// Resolves the version a conversation talks to. `id` may name a working version
-/// or a snapshot; `version` 0 means the published version, else the working one.
+/// Resolves the version a conversation talks to. `id` may name a working
+/// version or a snapshot (archived rows excluded). `version`:
+/// - `None` (unversioned path): a snapshot id runs that snapshot; a working
+///   version's id runs the published version, else the working version;
+/// - `Some(0)`: the family's published version, else the working version;
+/// - `Some(n)`: the working version when `n` is its own number, else snapshot `n`.
+///
+/// Decision: an unknown version number is a 404 (the original answers 500).
 pub async fn resolve<C: ConnectionTrait>(
     db: &C,
     team_id: i64,
     id: Uuid,
-    version: i32,
+    version: Option<i32>,
 ) -> Result<Resolved> {
     let row = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
@@ -434,6 +472,9 @@ pub async fn resolve<C: ConnectionTrait>(
         .await?
         .ok_or_else(|| Error::not_found(NOT_FOUND))?;
     let family_id = row.working_version_id.unwrap_or(row.id);
+    if version.is_none() && row.working_version_id.is_some() {
+        return Ok(resolved(&row, family_id));
+    }
     let family = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
         .filter(chatbot::Column::IsArchived.eq(false))
@@ -444,18 +485,22 @@ pub async fn resolve<C: ConnectionTrait>(
         )
         .all(db)
         .await?;
-    let pick = if version == 0 {
-        family
+    let head = family.iter().find(|r| r.working_version_id.is_none());
+    let pick = match version.unwrap_or(0) {
+        0 => family.iter().find(|r| r.is_default_version).or(head),
+        n if head.is_some_and(|h| h.version_number == n) => head,
+        n => family
             .iter()
-            .find(|r| r.is_default_version)
-            .or_else(|| family.iter().find(|r| r.working_version_id.is_none()))
-    } else {
-        family
-            .iter()
-            .find(|r| r.working_version_id.is_some() && r.version_number == version)
+            .find(|r| r.working_version_id.is_some() && r.version_number == n),
     };
-    let r = pick.ok_or_else(|| Error::not_found(format!("Version {version} not found")))?;
-    Ok(Resolved {
+    let v = version.unwrap_or(0);
+    let r = pick
+        .ok_or_else(|| Error::not_found(format!("Version {v} of this chatbot does not exist.")))?;
+    Ok(resolved(r, family_id))
+}
+
+fn resolved(r: &chatbot::Model, family_id: i64) -> Resolved {
+    Resolved {
         row_id: r.id,
         family_id,
         public_id: r.public_id,
@@ -463,5 +508,5 @@ pub async fn resolve<C: ConnectionTrait>(
         version_number: r.version_number,
         is_working: r.working_version_id.is_none(),
         config: r.config.clone(),
-    })
+    }
 }

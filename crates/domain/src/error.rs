@@ -24,6 +24,9 @@ pub enum Error {
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// 502: the chatbot's upstream (an LLM provider) failed or is misconfigured.
+    #[error("{0}")]
+    Upstream(String),
     /// 500: logged once with its cause, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -37,6 +40,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::BadRequest(_) | Error::Validation(_) => 400,
             Error::Conflict(_) => 409,
+            Error::Upstream(_) => 502,
             Error::Internal(_) => 500,
         }
     }

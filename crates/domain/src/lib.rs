@@ -5,9 +5,15 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod chatbots;
+pub mod conversations;
 pub mod error;
 pub mod keys;
 pub mod pagination;
+pub mod pipeline;
+pub mod pricing;
+pub mod prompt;
+pub mod providers;
+pub mod secrets;
 pub mod teams;
 
 pub use error::{Error, Result};
@@ -19,16 +25,18 @@ pub use store::Db;
 pub struct Domain {
     pub db: Db,
     pub cursors: pagination::CursorSigner,
+    pub secrets: secrets::SecretBox,
 }
 
 impl Domain {
     /// Loads (or creates, on first start) the instance secrets kept in the database,
     /// so every process on a shared database signs cursors alike.
-    pub async fn open(db: Db) -> Result<Self> {
+    pub async fn open(db: Db, secrets: secrets::SecretBox) -> Result<Self> {
         let secret = bootstrap::instance_secret(&db, "cursor_key").await?;
         Ok(Self {
             db,
             cursors: pagination::CursorSigner::new(&secret),
+            secrets,
         })
     }
 }

@@ -36,25 +36,38 @@ impl Running {
 
 /// Opens the database, migrates, seeds on first start and starts serving on
 /// `bind` (port 0 picks a free port; `Running::addr` says which).
-pub async fn start(
-    db_cfg: &store::DbConfig,
-    bind: SocketAddr,
-    seed_demo: bool,
-) -> anyhow::Result<Running> {
+/// How to start: storage, address, whether to seed the demo team, and the
+/// engine's provider-call settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub db: store::DbConfig,
+    pub bind: SocketAddr,
+    pub seed_demo: bool,
+    pub engine: engine::EngineSettings,
+}
+
+pub async fn start(opts: &Options) -> anyhow::Result<Running> {
+    let (db_cfg, bind, seed_demo) = (&opts.db, opts.bind, opts.seed_demo);
     let db = store::connect(db_cfg)
         .await
         .with_context(|| format!("cannot open the database ({})", describe(db_cfg)))?;
     db.migrate().await.context("database migration failed")?;
-    let domain = Domain::open(db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = domain::secrets::SecretBox::load(&db_cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
+    let domain = Domain::open(db, secrets)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let seed = if seed_demo {
-        bootstrap::seed_demo(&domain.db.write)
+        bootstrap::seed_demo(&domain.db.write, &domain.secrets)
             .await
             .map_err(|e| anyhow::anyhow!("seeding the demo team: {e}"))?
     } else {
         None
     };
+    let engine = engine::Engine::new(domain.clone(), opts.engine.clone());
     let app = api::app(api::AppState {
         domain: domain.clone(),
+        engine,
     })
     .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
     .layer(TraceLayer::new_for_http());
@@ -119,7 +132,8 @@ pub fn first_start_banner(seed: &DemoSeed, addr: SocketAddr) -> String {
     format!(
         "First start: created team `demo` with a demo chatbot ({bot}).\n\
          API key (read-write, shown once — keep it):\n\n    {key}\n\n\
-         Try it:\n\n    curl -s -H \"X-api-key: {key}\" http://{host}/api/experiments/\n",
+         Talk to it:\n\n    curl -s -H \"X-api-key: {key}\" -H 'Content-Type: application/json' \\\n      -d '{{\"message\": \"Hello!\"}}' http://{host}/channels/api/{bot}/incoming_message\n\n\
+         List your chatbots:\n\n    curl -s -H \"X-api-key: {key}\" http://{host}/api/experiments/\n",
         bot = seed.chatbot_id,
         key = seed.api_key,
     )

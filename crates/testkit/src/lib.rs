@@ -62,9 +62,17 @@ impl TestApp {
             data_dir: data_dir.path().to_path_buf(),
             max_connections: 4,
         };
-        let running = server::serve::start(&cfg, "127.0.0.1:0".parse().unwrap(), false)
-            .await
-            .expect("server starts");
+        let opts = server::serve::Options {
+            db: cfg,
+            bind: "127.0.0.1:0".parse().unwrap(),
+            seed_demo: false,
+            engine: engine::EngineSettings {
+                provider_timeout: std::time::Duration::from_secs(2),
+                max_retries: 2,
+                retry_base_delay: std::time::Duration::from_millis(5),
+            },
+        };
+        let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;
         Some(TestApp {
             addr,

@@ -41,6 +41,12 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "CHATSTUDIO_BIND", default_value = "127.0.0.1:8000")]
         bind: SocketAddr,
+        /// Timeout of one LLM provider call, in seconds (a provider's own setting wins).
+        #[arg(long, env = "CHATSTUDIO_PROVIDER_TIMEOUT", default_value_t = 120)]
+        provider_timeout: u64,
+        /// Retries of a provider call after a retryable failure (429, 5xx, timeout).
+        #[arg(long, env = "CHATSTUDIO_PROVIDER_RETRIES", default_value_t = 3)]
+        provider_retries: u32,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -79,7 +85,23 @@ fn domain_err(e: domain::Error) -> anyhow::Error {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Serve { bind } => serve(&cli, *bind).await,
+        Command::Serve {
+            bind,
+            provider_timeout,
+            provider_retries,
+        } => {
+            let opts = crate::serve::Options {
+                db: cli.storage.db_config(),
+                bind: *bind,
+                seed_demo: true,
+                engine: engine::EngineSettings {
+                    provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
+                    max_retries: *provider_retries,
+                    ..Default::default()
+                },
+            };
+            serve(opts).await
+        }
         Command::Migrate => {
             let db = open(&cli).await?;
             db.close().await;
@@ -111,8 +133,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cli: &Cli, bind: SocketAddr) -> anyhow::Result<()> {
-    let running = crate::serve::start(&cli.storage.db_config(), bind, true).await?;
+async fn serve(opts: crate::serve::Options) -> anyhow::Result<()> {
+    let running = crate::serve::start(&opts).await?;
     if let Some(seed) = &running.seed {
         crate::output::line(&crate::serve::first_start_banner(seed, running.addr));
     }

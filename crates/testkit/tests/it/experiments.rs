@@ -90,7 +90,7 @@ both_backends!(versions_after_publishes, async |app: &TestApp| {
         ]
     );
     // Version 0 resolves to the published snapshot.
-    let r = domain::chatbots::resolve(&app.domain.db.read, team.id, bot, 0)
+    let r = domain::chatbots::resolve(&app.domain.db.read, team.id, bot, Some(0))
         .await
         .unwrap();
     assert_eq!(r.version_number, 3);

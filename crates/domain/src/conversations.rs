@@ -1,0 +1,549 @@
+//! Participants, sessions and messages as a conversation turn needs them, and
+//! the one transaction that records a turn's outcome (reply, usage, trace).
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use serde_json::{Value, json};
+use store::entity::{
+    channel, message, participant, participant_data, session, trace, usage_record, user,
+};
+use uuid::Uuid;
+
+use crate::error::is_unique_violation;
+use crate::pricing::{self, ServiceKind};
+use crate::{Error, Result};
+
+pub mod status {
+    pub const SETUP: &str = "setup";
+    pub const PENDING: &str = "pending";
+    pub const ACTIVE: &str = "active";
+    pub const PENDING_REVIEW: &str = "pending-review";
+    pub const COMPLETE: &str = "complete";
+    pub const UNKNOWN: &str = "unknown";
+    /// Sessions in these states are over: new messages start a new session.
+    pub const CLOSED: &[&str] = &[PENDING_REVIEW, COMPLETE, UNKNOWN];
+}
+
+pub mod role {
+    pub const HUMAN: &str = "human";
+    pub const AI: &str = "ai";
+    pub const SYSTEM: &str = "system";
+}
+
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub id: i64,
+    pub public_id: Uuid,
+    pub identifier: String,
+    pub platform: String,
+    pub name: String,
+}
+
+impl From<participant::Model> for Participant {
+    fn from(m: participant::Model) -> Self {
+        Participant {
+            id: m.id,
+            public_id: m.public_id,
+            identifier: m.identifier,
+            platform: m.platform,
+            name: m.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub external_id: String,
+    pub team_id: i64,
+    pub participant_id: i64,
+    pub chatbot_id: i64,
+    pub channel_id: Option<i64>,
+    pub status: String,
+    pub state: Value,
+    pub platform: Option<String>,
+    pub version_number: i32,
+}
+
+impl From<session::Model> for Session {
+    fn from(m: session::Model) -> Self {
+        Session {
+            state: serde_json::from_str(&m.state).unwrap_or_else(|_| json!({})),
+            id: m.id,
+            external_id: m.external_id,
+            team_id: m.team_id,
+            participant_id: m.participant_id,
+            chatbot_id: m.chatbot_id,
+            channel_id: m.channel_id,
+            status: m.status,
+            platform: m.platform,
+            version_number: m.version_number,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub role: String,
+    pub content: String,
+    pub summary: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The email of a key's user: the participant identifier on API channels.
+pub async fn user_email<C: ConnectionTrait>(db: &C, user_id: i64) -> Result<String> {
+    user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map(|u| u.email)
+        .ok_or_else(|| Error::Internal(format!("user {user_id} vanished")))
+}
+
+/// Finds or creates the participant `(team, platform, identifier)`; safe
+/// against a concurrent create of the same participant.
+pub async fn participant_get_or_create<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    platform: &str,
+    identifier: &str,
+    user_id: Option<i64>,
+) -> Result<Participant> {
+    let find = || {
+        participant::Entity::find()
+            .filter(participant::Column::TeamId.eq(team_id))
+            .filter(participant::Column::Platform.eq(platform))
+            .filter(participant::Column::Identifier.eq(identifier))
+    };
+    if let Some(p) = find().one(db).await? {
+        return Ok(p.into());
+    }
+    let now = store::now();
+    let res = participant::ActiveModel {
+        public_id: Set(Uuid::new_v4()),
+        team_id: Set(team_id),
+        platform: Set(platform.to_string()),
+        identifier: Set(identifier.to_string()),
+        name: Set(String::new()),
+        remote_id: Set(String::new()),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match res {
+        Ok(p) => Ok(p.into()),
+        Err(e) if is_unique_violation(&e) => find()
+            .one(db)
+            .await?
+            .map(Participant::from)
+            .ok_or_else(|| Error::Internal("participant vanished after a conflict".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The team-wide `api` channel, created on first use.
+pub async fn api_channel<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<i64> {
+    let find = || {
+        channel::Entity::find()
+            .filter(channel::Column::TeamId.eq(team_id))
+            .filter(channel::Column::Platform.eq("api"))
+            .filter(channel::Column::Deleted.eq(false))
+    };
+    if let Some(c) = find().one(db).await? {
+        return Ok(c.id);
+    }
+    let res = channel::ActiveModel {
+        public_id: Set(Uuid::new_v4()),
+        team_id: Set(team_id),
+        chatbot_id: Set(None),
+        platform: Set("api".into()),
+        name: Set("API".into()),
+        config: Set(json!({})),
+        secret: Set(None),
+        enabled: Set(true),
+        disabled_message: Set(None),
+        deleted: Set(false),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match res {
+        Ok(c) => Ok(c.id),
+        Err(e) if is_unique_violation(&e) => find()
+            .one(db)
+            .await?
+            .map(|c| c.id)
+            .ok_or_else(|| Error::Internal("api channel vanished after a conflict".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The participant's most recent open session with this chatbot row.
+pub async fn latest_open_session<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    participant_id: i64,
+    chatbot_row_id: i64,
+) -> Result<Option<Session>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::TeamId.eq(team_id))
+        .filter(session::Column::ParticipantId.eq(participant_id))
+        .filter(session::Column::ChatbotId.eq(chatbot_row_id))
+        .filter(session::Column::Status.is_not_in(status::CLOSED.iter().copied()))
+        .order_by_desc(session::Column::CreatedAt)
+        .order_by_desc(session::Column::Id)
+        .one(db)
+        .await?
+        .map(Session::from))
+}
+
+pub async fn session_by_external_id<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    external_id: &str,
+) -> Result<Option<Session>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::TeamId.eq(team_id))
+        .filter(session::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await?
+        .map(Session::from))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub team_id: i64,
+    pub participant_id: i64,
+    pub chatbot_row_id: i64,
+    pub channel_id: Option<i64>,
+    pub platform: Option<String>,
+    pub version_number: i32,
+    pub state: Value,
+}
+
+pub async fn create_session<C: ConnectionTrait>(db: &C, s: NewSession) -> Result<Session> {
+    let now = store::now();
+    let m = session::ActiveModel {
+        external_id: Set(Uuid::new_v4().to_string()),
+        team_id: Set(s.team_id),
+        participant_id: Set(s.participant_id),
+        chatbot_id: Set(s.chatbot_row_id),
+        channel_id: Set(s.channel_id),
+        status: Set(status::SETUP.into()),
+        state: Set(s.state.to_string()),
+        platform: Set(s.platform),
+        version_number: Set(s.version_number),
+        metadata: Set(json!({})),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(m.into())
+}
+
+/// The writes that open a turn, in one transaction: the session when it is
+/// new, messages seeded before it (OpenAI endpoint history), and the human
+/// message, which is thereby persisted before any reply is attempted.
+pub async fn begin_turn<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    existing: Option<Session>,
+    new: NewSession,
+    seeded: &[(String, String)],
+    human: &str,
+) -> Result<(Session, i64)> {
+    let txn = db.begin().await?;
+    let session = match existing {
+        Some(s) => s,
+        None => create_session(&txn, new).await?,
+    };
+    for (role, content) in seeded {
+        insert_message(&txn, session.team_id, session.id, role, content, json!({})).await?;
+    }
+    let mid = insert_message(
+        &txn,
+        session.team_id,
+        session.id,
+        role::HUMAN,
+        human,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((session, mid))
+}
+
+/// Ends a session (status `pending-review`), recording who ended it.
+pub async fn end_session<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+    ended_by: &str,
+) -> Result<()> {
+    let now = store::now();
+    session::Entity::update_many()
+        .col_expr(session::Column::Status, Expr::value(status::PENDING_REVIEW))
+        .col_expr(session::Column::EndedAt, Expr::value(now))
+        .col_expr(session::Column::EndedBy, Expr::value(ended_by))
+        .col_expr(session::Column::UpdatedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_message<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    role: &str,
+    content: &str,
+    metadata: Value,
+) -> Result<i64> {
+    let m = message::ActiveModel {
+        team_id: Set(team_id),
+        session_id: Set(session_id),
+        role: Set(role.to_string()),
+        content: Set(content.to_string()),
+        summary: Set(None),
+        metadata: Set(metadata),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(m.id)
+}
+
+/// The history before message `before_id`: from the latest summary checkpoint
+/// (inclusive) onwards, oldest first. Two queries whatever the session length.
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+    before_id: i64,
+) -> Result<Vec<StoredMessage>> {
+    let checkpoint = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Id.lt(before_id))
+        .filter(message::Column::Summary.is_not_null())
+        .order_by_desc(message::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    let mut q = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Id.lt(before_id));
+    if let Some(c) = checkpoint {
+        q = q.filter(message::Column::Id.gte(c));
+    }
+    Ok(q.order_by_asc(message::Column::CreatedAt)
+        .order_by_asc(message::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| StoredMessage {
+            id: m.id,
+            role: m.role,
+            content: m.content,
+            summary: m.summary,
+            created_at: m.created_at,
+        })
+        .collect())
+}
+
+/// A participant's data for a chatbot family (`{}` when none).
+pub async fn participant_data<C: ConnectionTrait>(
+    db: &C,
+    participant_id: i64,
+    family_id: i64,
+) -> Result<Value> {
+    let row = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    Ok(row
+        .and_then(|r| serde_json::from_str(&r.data).ok())
+        .unwrap_or_else(|| json!({})))
+}
+
+/// Tokens used by one call, as the provider reported them.
+#[derive(Debug, Clone)]
+pub struct UsageItem {
+    pub provider_kind: String,
+    pub model: String,
+    pub kind: ServiceKind,
+    pub quantity: i64,
+}
+
+/// Everything a finished (or failed) turn writes.
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    pub team_id: i64,
+    pub session_id: i64,
+    pub participant_id: i64,
+    pub chatbot_row_id: i64,
+    pub version_number: i32,
+    pub input_message_id: Option<i64>,
+    /// The reply, or `None` when the turn failed.
+    pub reply: Option<String>,
+    pub reply_metadata: Value,
+    pub error: Option<String>,
+    pub usage: Vec<UsageItem>,
+    pub duration_ms: i64,
+    pub llm_calls: i32,
+    /// A history checkpoint: (message id, summary of everything before it).
+    pub checkpoint: Option<(i64, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub reply_message_id: Option<i64>,
+    pub trace_id: i64,
+}
+
+/// Writes a turn's outcome in one transaction: the reply message, the summary
+/// checkpoint, one usage record per (model, kind), the trace, and the session's
+/// activity and status.
+pub async fn record_turn<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    t: TurnOutcome,
+) -> Result<Recorded> {
+    let now = store::now();
+    let txn = db.begin().await?;
+    let reply_message_id = match &t.reply {
+        Some(text) => Some(
+            insert_message(
+                &txn,
+                t.team_id,
+                t.session_id,
+                role::AI,
+                text,
+                t.reply_metadata.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if let Some((mid, summary)) = &t.checkpoint {
+        message::Entity::update_many()
+            .col_expr(message::Column::Summary, Expr::value(summary.clone()))
+            .filter(message::Column::Id.eq(*mid))
+            .filter(message::Column::SessionId.eq(t.session_id))
+            .exec(&txn)
+            .await?;
+    }
+    let tr = trace::ActiveModel {
+        team_id: Set(t.team_id),
+        session_id: Set(Some(t.session_id)),
+        chatbot_id: Set(Some(t.chatbot_row_id)),
+        participant_id: Set(Some(t.participant_id)),
+        version_number: Set(t.version_number),
+        status: Set(if t.error.is_some() {
+            "error"
+        } else {
+            "success"
+        }
+        .into()),
+        duration_ms: Set(t.duration_ms),
+        input_message_id: Set(t.input_message_id),
+        output_message_id: Set(reply_message_id),
+        error: Set(t.error.clone()),
+        llm_calls: Set(t.llm_calls),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    // One record per (provider, model, kind), as the original's tracer writes them.
+    let mut merged: Vec<UsageItem> = Vec::new();
+    for u in t.usage.iter().filter(|u| u.quantity > 0) {
+        match merged
+            .iter_mut()
+            .find(|m| m.provider_kind == u.provider_kind && m.model == u.model && m.kind == u.kind)
+        {
+            Some(m) => m.quantity += u.quantity,
+            None => merged.push(u.clone()),
+        }
+    }
+    let mut rows = Vec::new();
+    for u in merged {
+        let unit = pricing::price(&txn, t.team_id, &u.provider_kind, &u.model, u.kind, now).await?;
+        rows.push(usage_record::ActiveModel {
+            team_id: Set(t.team_id),
+            trace_id: Set(Some(tr.id)),
+            session_id: Set(Some(t.session_id)),
+            chatbot_id: Set(Some(t.chatbot_row_id)),
+            participant_id: Set(Some(t.participant_id)),
+            source: Set("chat".into()),
+            service_kind: Set(u.kind.as_str().into()),
+            provider_kind: Set(u.provider_kind),
+            model_name: Set(u.model),
+            quantity: Set(u.quantity),
+            unit_price_e8: Set(unit),
+            cost_e8: Set(unit.map_or(0, |p| pricing::cost_e8(u.quantity, p))),
+            currency: Set("USD".into()),
+            confidence: Set("exact".into()),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    }
+    if !rows.is_empty() {
+        usage_record::Entity::insert_many(rows).exec(&txn).await?;
+    }
+    let mut upd = session::Entity::update_many()
+        .col_expr(session::Column::LastActivityAt, Expr::value(now))
+        .col_expr(session::Column::UpdatedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(t.session_id));
+    if t.error.is_none() {
+        upd = upd.col_expr(
+            session::Column::Status,
+            Expr::cust_with_values(
+                "CASE WHEN status = ? THEN ? ELSE status END",
+                [status::SETUP, status::ACTIVE],
+            ),
+        );
+    }
+    upd.exec(&txn).await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::FirstActivityAt, Expr::value(now))
+        .filter(session::Column::Id.eq(t.session_id))
+        .filter(session::Column::FirstActivityAt.is_null())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Recorded {
+        reply_message_id,
+        trace_id: tr.id,
+    })
+}
+
+/// Usage of a session, per model: (model, cost e8, tokens), plus the total.
+pub async fn session_usage<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+) -> Result<(i64, Vec<(String, i64, i64)>)> {
+    let rows: Vec<(String, i64, i64)> = usage_record::Entity::find()
+        .select_only()
+        .column(usage_record::Column::ModelName)
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for one decode path.
+        .column_as(Expr::cust("CAST(SUM(cost_e8) AS BIGINT)"), "cost")
+        .column_as(Expr::cust("CAST(SUM(quantity) AS BIGINT)"), "tokens")
+        .filter(usage_record::Column::SessionId.eq(session_id))
+        .group_by(usage_record::Column::ModelName)
+        .order_by_asc(usage_record::Column::ModelName)
+        .into_tuple::<(String, i64, i64)>()
+        .all(db)
+        .await?;
+    let total = rows.iter().map(|r| r.1).sum();
+    Ok((total, rows))
+}

@@ -1,0 +1,220 @@
+//! A team's LLM providers. Credentials are sealed with the instance key before
+//! they reach the database and are only opened to make a provider call; no
+//! listing or API ever returns them.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::Value;
+use store::entity::provider;
+
+use crate::error::is_unique_violation;
+use crate::secrets::SecretBox;
+use crate::{Error, Result};
+
+pub const KINDS: &[&str] = &["openai", "anthropic", "gemini", "builtin"];
+
+/// A provider as listed: everything but the secret.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Provider {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub has_api_key: bool,
+    pub header_names: Vec<String>,
+    pub timeout_secs: Option<i32>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a provider call needs, with the credential decrypted. Never log it.
+#[derive(Clone)]
+pub struct ProviderAccess {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeout_secs: Option<i32>,
+}
+
+impl std::fmt::Debug for ProviderAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderAccess")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewProvider {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeout_secs: Option<i32>,
+}
+
+fn listed(m: provider::Model) -> Provider {
+    let header_names = m
+        .headers
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    Provider {
+        name: m.name,
+        kind: m.kind,
+        base_url: m.base_url,
+        has_api_key: m.secret.is_some(),
+        header_names,
+        timeout_secs: m.timeout_secs,
+        created_at: m.created_at,
+    }
+}
+
+pub async fn add<C: ConnectionTrait>(
+    db: &C,
+    secrets: &SecretBox,
+    team_id: i64,
+    p: NewProvider,
+) -> Result<Provider> {
+    let name = p.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::BadRequest(
+            "provider name must be 1 to 100 characters".into(),
+        ));
+    }
+    if !KINDS.contains(&p.kind.as_str()) {
+        return Err(Error::BadRequest(format!(
+            "unknown provider type {:?}: use one of {}",
+            p.kind,
+            KINDS.join(", ")
+        )));
+    }
+    if let Some(u) = &p.base_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return Err(Error::BadRequest(format!(
+            "base URL must start with http:// or https://: {u}"
+        )));
+    }
+    if p.kind != "builtin" && p.api_key.is_none() && p.base_url.is_none() {
+        return Err(Error::BadRequest(format!(
+            "a {} provider needs an API key (--api-key-env or --api-key-file)",
+            p.kind
+        )));
+    }
+    if matches!(p.timeout_secs, Some(t) if t <= 0) {
+        return Err(Error::BadRequest(
+            "timeout must be a positive number of seconds".into(),
+        ));
+    }
+    let secret = match p.api_key.as_deref().map(str::trim) {
+        Some(k) if !k.is_empty() => Some(secrets.seal(k)?),
+        _ => None,
+    };
+    let headers: serde_json::Map<String, Value> = p
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let now = store::now();
+    let m = provider::ActiveModel {
+        team_id: Set(team_id),
+        name: Set(name.clone()),
+        kind: Set(p.kind),
+        base_url: Set(p.base_url.map(|u| u.trim_end_matches('/').to_string())),
+        headers: Set(Value::Object(headers)),
+        secret: Set(secret),
+        timeout_secs: Set(p.timeout_secs),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict(format!("the team already has a provider named {name:?}"))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(listed(m))
+}
+
+pub async fn list<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Provider>> {
+    Ok(provider::Entity::find()
+        .filter(provider::Column::TeamId.eq(team_id))
+        .order_by_asc(provider::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(listed)
+        .collect())
+}
+
+pub async fn remove<C: ConnectionTrait>(db: &C, team_id: i64, name: &str) -> Result<()> {
+    let res = provider::Entity::delete_many()
+        .filter(provider::Column::TeamId.eq(team_id))
+        .filter(provider::Column::Name.eq(name))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::not_found(format!(
+            "no provider named {name:?} in this team"
+        )));
+    }
+    Ok(())
+}
+
+/// Names of the team's providers (to validate pipelines on save).
+pub async fn names<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<String>> {
+    Ok(list(db, team_id)
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
+}
+
+/// The provider with its credential opened, for one call.
+pub async fn access<C: ConnectionTrait>(
+    db: &C,
+    secrets: &SecretBox,
+    team_id: i64,
+    name: &str,
+) -> Result<ProviderAccess> {
+    let m = provider::Entity::find()
+        .filter(provider::Column::TeamId.eq(team_id))
+        .filter(provider::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "the chatbot uses provider {name:?}, which this team does not have"
+            ))
+        })?;
+    let api_key = match &m.secret {
+        Some(s) => Some(secrets.open(s)?),
+        None => None,
+    };
+    let headers = m
+        .headers
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ProviderAccess {
+        name: m.name,
+        kind: m.kind,
+        base_url: m.base_url,
+        api_key,
+        headers,
+        timeout_secs: m.timeout_secs,
+    })
+}

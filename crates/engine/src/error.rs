@@ -1,0 +1,24 @@
+/// Why a turn did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// The provider failed (after retries, for retryable errors).
+    #[error("{0}")]
+    Provider(#[from] llm::LlmError),
+    /// The chatbot cannot run as configured (no pipeline, missing provider…).
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Domain(#[from] domain::Error),
+}
+
+impl TurnError {
+    /// The message for the client: what failed, never internal details.
+    pub fn public_message(&self) -> String {
+        match self {
+            TurnError::Provider(e) => format!("The chatbot's LLM provider failed: {e}"),
+            TurnError::Config(m) => format!("The chatbot is not configured correctly: {m}"),
+            TurnError::Domain(domain::Error::Internal(_)) => "A server error occurred.".into(),
+            TurnError::Domain(e) => e.to_string(),
+        }
+    }
+}

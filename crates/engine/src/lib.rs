@@ -1,0 +1,92 @@
+//! The conversation runtime: the stages of a turn, the pipeline executor and
+//! its node types, prompt context and history. It reaches providers only
+//! through `llm::LlmClient` and storage only through the domain layer.
+
+pub mod error;
+pub mod executor;
+pub mod history;
+pub mod prompt_context;
+pub mod turn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::Domain;
+use domain::providers::ProviderAccess;
+use llm::{LlmClient, ProviderConfig, ProviderKind};
+
+pub use error::TurnError;
+
+/// Shared by every request: the domain, one HTTP pool for all providers, and
+/// the provider call settings.
+#[derive(Clone)]
+pub struct Engine {
+    pub domain: Domain,
+    http: reqwest::Client,
+    pub settings: EngineSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Default whole-call timeout when a provider sets none.
+    pub provider_timeout: Duration,
+    pub max_retries: u32,
+    /// Base delay of the retry backoff (tests shorten it).
+    pub retry_base_delay: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            provider_timeout: Duration::from_secs(120),
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(domain: Domain, settings: EngineSettings) -> Self {
+        Self {
+            domain,
+            http: llm::http::client(),
+            settings,
+        }
+    }
+
+    /// A client for a team provider, with the retry policy applied.
+    pub fn client(&self, p: &ProviderAccess) -> Result<Arc<dyn LlmClient>, TurnError> {
+        let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
+            TurnError::Config(format!(
+                "provider {:?} has unknown type {:?}",
+                p.name, p.kind
+            ))
+        })?;
+        let mut cfg = ProviderConfig::new(kind);
+        cfg.base_url = p.base_url.clone();
+        cfg.api_key = p.api_key.clone();
+        cfg.headers = p.headers.clone();
+        cfg.timeout = p
+            .timeout_secs
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.settings.provider_timeout, Duration::from_secs);
+        cfg.max_retries = self.settings.max_retries;
+        let inner: Arc<dyn LlmClient> = match kind {
+            ProviderKind::Openai => {
+                Arc::new(llm::openai::OpenAi::new(cfg.clone(), self.http.clone()))
+            }
+            ProviderKind::Anthropic => Arc::new(llm::anthropic::Anthropic::new(
+                cfg.clone(),
+                self.http.clone(),
+            )),
+            ProviderKind::Gemini => {
+                Arc::new(llm::gemini::Gemini::new(cfg.clone(), self.http.clone()))
+            }
+            ProviderKind::Builtin => Arc::new(llm::builtin::Builtin),
+        };
+        Ok(Arc::new(
+            llm::retry::Retrying::new(inner, cfg.max_retries)
+                .with_base_delay(self.settings.retry_base_delay),
+        ))
+    }
+}

@@ -1,0 +1,309 @@
+//! The stages of a turn: resolve participant → resolve session → persist the
+//! human message → run the pipeline of the selected version → persist the
+//! reply with usage and a trace. The human message is committed before the
+//! provider is called and no database connection is held while waiting on it;
+//! the reply, usage, trace and session updates commit together afterwards. A
+//! failed provider leaves the human message and an error trace.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use domain::chatbots::{self, Resolved};
+use domain::conversations::{self as conv, NewSession, Session, TurnOutcome};
+use domain::pipeline::Pipeline;
+use domain::prompt::PromptContext;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::executor::RunInput;
+use crate::prompt_context;
+use crate::{Engine, TurnError};
+
+pub const API_PLATFORM: &str = "api";
+pub const RESET_REPLY: &str = "Conversation reset";
+
+/// A message to the channels API (`/channels/api/{id}/incoming_message`).
+#[derive(Debug, Clone)]
+pub struct ApiMessage {
+    pub team_id: i64,
+    pub user_id: Option<i64>,
+    pub chatbot_id: Uuid,
+    pub version: Option<i32>,
+    pub session: Option<String>,
+    pub message: String,
+}
+
+/// A call of the OpenAI-compatible endpoint: a new session seeded with the
+/// earlier messages, answering the last (user) one.
+#[derive(Debug, Clone)]
+pub struct OpenAiTurn {
+    pub team_id: i64,
+    pub user_id: Option<i64>,
+    pub chatbot_id: Uuid,
+    pub version: Option<i32>,
+    /// Participant identifier (the request's `user`, else the caller's email).
+    pub participant: Option<String>,
+    /// Earlier messages as (stored role, content).
+    pub history: Vec<(String, String)>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    pub session_external_id: String,
+    pub message_id: Option<i64>,
+    /// Input tokens of every call in the turn (cached and cache writes included).
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// A turn whose human message is persisted and whose session exists: what is
+/// left is running it (the OpenAI endpoint answers the session id first when streaming).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub session: Session,
+    pub chatbot: Resolved,
+    pub input_message_id: i64,
+    pub message: String,
+}
+
+fn not_found() -> TurnError {
+    TurnError::Domain(domain::Error::not_found("Not found."))
+}
+
+impl Engine {
+    async fn participant_for(
+        &self,
+        team_id: i64,
+        user_id: Option<i64>,
+        identifier: Option<String>,
+    ) -> Result<conv::Participant, TurnError> {
+        let db = &self.domain.db.write;
+        let identifier = match (identifier, user_id) {
+            (Some(i), _) if !i.trim().is_empty() => i.trim().to_string(),
+            (_, Some(u)) => conv::user_email(db, u).await?,
+            _ => {
+                return Err(TurnError::Domain(domain::Error::field(
+                    "participant",
+                    "This field is required.",
+                )));
+            }
+        };
+        Ok(
+            conv::participant_get_or_create(db, team_id, API_PLATFORM, &identifier, user_id)
+                .await?,
+        )
+    }
+
+    pub async fn api_message(&self, m: ApiMessage) -> Result<Reply, TurnError> {
+        let db = &self.domain.db.write;
+        let addressed = chatbots::resolve(db, m.team_id, m.chatbot_id, None).await?;
+        let chatbot = match m.version {
+            None => addressed.clone(),
+            Some(_) => chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?,
+        };
+        let participant = self.participant_for(m.team_id, m.user_id, None).await?;
+        let session = match &m.session {
+            // An explicit session must be the caller's own, with this chatbot, on the API channel.
+            Some(external_id) => {
+                let s = conv::session_by_external_id(db, m.team_id, external_id)
+                    .await?
+                    .filter(|s| {
+                        s.chatbot_id == addressed.row_id
+                            && s.participant_id == participant.id
+                            && s.platform.as_deref() == Some(API_PLATFORM)
+                    })
+                    .ok_or_else(not_found)?;
+                Some(s)
+            }
+            None => {
+                let open =
+                    conv::latest_open_session(db, m.team_id, participant.id, addressed.row_id)
+                        .await?;
+                if m.message.trim().eq_ignore_ascii_case("/reset") {
+                    if let Some(s) = &open {
+                        conv::end_session(db, s.id, "user").await?;
+                    }
+                    let new = self
+                        .new_session(m.team_id, participant.id, &addressed, m.version)
+                        .await?;
+                    let s = conv::create_session(db, new).await?;
+                    return Ok(Reply {
+                        text: RESET_REPLY.into(),
+                        session_external_id: s.external_id,
+                        message_id: None,
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                    });
+                }
+                open
+            }
+        };
+        let new = self
+            .new_session(m.team_id, participant.id, &addressed, m.version)
+            .await?;
+        let (session, input_id) = conv::begin_turn(db, session, new, &[], &m.message).await?;
+        self.run_turn(&session, &chatbot, input_id, m.message, None)
+            .await
+    }
+
+    async fn new_session(
+        &self,
+        team_id: i64,
+        participant_id: i64,
+        chatbot: &Resolved,
+        version: Option<i32>,
+    ) -> Result<NewSession, TurnError> {
+        Ok(NewSession {
+            team_id,
+            participant_id,
+            chatbot_row_id: chatbot.row_id,
+            channel_id: Some(conv::api_channel(&self.domain.db.write, team_id).await?),
+            platform: Some(API_PLATFORM.into()),
+            version_number: version.unwrap_or(0),
+            state: json!({}),
+        })
+    }
+
+    pub async fn openai_completion(
+        &self,
+        t: OpenAiTurn,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> Result<Reply, TurnError> {
+        let p = self.openai_prepare(t).await?;
+        self.run_turn(
+            &p.session,
+            &p.chatbot,
+            p.input_message_id,
+            p.message,
+            stream,
+        )
+        .await
+    }
+
+    /// Creates the session seeded with the earlier messages and persists the last one.
+    pub async fn openai_prepare(&self, t: OpenAiTurn) -> Result<Prepared, TurnError> {
+        let db = &self.domain.db.write;
+        let addressed = chatbots::resolve(db, t.team_id, t.chatbot_id, None).await?;
+        let chatbot = match t.version {
+            None => addressed.clone(),
+            Some(_) => chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?,
+        };
+        let participant = self
+            .participant_for(t.team_id, t.user_id, t.participant.clone())
+            .await?;
+        let new = self
+            .new_session(t.team_id, participant.id, &addressed, t.version)
+            .await?;
+        let (session, input_id) = conv::begin_turn(db, None, new, &t.history, &t.message).await?;
+        Ok(Prepared {
+            session,
+            chatbot,
+            input_message_id: input_id,
+            message: t.message,
+        })
+    }
+
+    /// Runs the pipeline for a persisted human message and records the outcome.
+    pub async fn run_turn(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        input_message_id: i64,
+        text: String,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> Result<Reply, TurnError> {
+        let started = Instant::now();
+        let result = self
+            .execute(session, chatbot, input_message_id, text, stream)
+            .await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (reply, error, run) = match result {
+            Ok(run) => (Some(run.reply.clone()), None, Some(run)),
+            Err(e) => (None, Some(e), None),
+        };
+        let outcome = TurnOutcome {
+            team_id: session.team_id,
+            session_id: session.id,
+            participant_id: session.participant_id,
+            chatbot_row_id: chatbot.row_id,
+            version_number: chatbot.version_number,
+            input_message_id: Some(input_message_id),
+            reply: reply.clone(),
+            reply_metadata: json!({}),
+            error: error.as_ref().map(|e| e.to_string()),
+            usage: run.as_ref().map(|r| r.usage.clone()).unwrap_or_default(),
+            duration_ms,
+            llm_calls: run.as_ref().map_or(0, |r| r.llm_calls),
+            checkpoint: run
+                .as_ref()
+                .and_then(|r| r.checkpoint.clone())
+                .map(|(at, s)| (at.unwrap_or(input_message_id), s)),
+        };
+        let recorded = conv::record_turn(&self.domain.db.write, outcome).await;
+        if let Some(e) = error {
+            if let Err(re) = recorded {
+                tracing::error!(error = %re, "recording a failed turn");
+            }
+            tracing::warn!(session = %session.external_id, error = %e, "turn failed");
+            return Err(e);
+        }
+        let recorded = recorded?;
+        let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
+        for u in run.iter().flat_map(|r| &r.usage) {
+            let q = u64::try_from(u.quantity).unwrap_or(0);
+            match u.kind {
+                domain::pricing::ServiceKind::Output => completion_tokens += q,
+                _ => prompt_tokens += q,
+            }
+        }
+        Ok(Reply {
+            text: reply.unwrap_or_default(),
+            session_external_id: session.external_id.clone(),
+            message_id: recorded.reply_message_id,
+            prompt_tokens,
+            completion_tokens,
+        })
+    }
+
+    async fn execute(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        input_message_id: i64,
+        text: String,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> Result<crate::executor::RunOutput, TurnError> {
+        let pipeline = Pipeline::from_config(&chatbot.config)?
+            .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
+        let valid = pipeline.validate()?;
+        let db = &self.domain.db.read;
+        let history = conv::history(db, session.id, input_message_id).await?;
+        let participant_data =
+            conv::participant_data(db, session.participant_id, chatbot.family_id).await?;
+        let now = Utc::now();
+        let tz = prompt_context::timezone(&participant_data);
+        let prompt = PromptContext {
+            participant_data,
+            session_state: if session.state.is_object() {
+                session.state.clone()
+            } else {
+                Value::Object(Default::default())
+            },
+            temp_state: json!({}),
+            current_datetime: prompt_context::day(now, tz),
+        };
+        self.run_pipeline(RunInput {
+            team_id: session.team_id,
+            pipeline: &valid,
+            input: text,
+            history: &history,
+            prompt,
+            exact_time: prompt_context::exact(now, tz),
+            stream,
+        })
+        .await
+    }
+}

@@ -1,0 +1,283 @@
+//! Anthropic Messages API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::{self, Ctx, Decoder, Step, Summary};
+use crate::sse::SseEvent;
+use crate::{
+    Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, ProviderConfig, Role,
+    Usage,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub const API_VERSION: &str = "2023-06-01";
+/// Anthropic requires `max_tokens`; used when the request leaves it unset.
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+pub struct Anthropic {
+    cfg: ProviderConfig,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Anthropic {
+    pub fn new(cfg: ProviderConfig, http: reqwest::Client) -> Self {
+        let url = format!("{}/v1/messages", http::base_url(&cfg, DEFAULT_BASE_URL));
+        Self { cfg, http, url }
+    }
+
+    fn request(
+        &self,
+        ctx: &Ctx,
+        req: &CompletionRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, LlmError> {
+        let mut auth: Vec<(&'static str, &str)> = vec![
+            ("anthropic-version", API_VERSION),
+            ("content-type", "application/json"),
+        ];
+        if let Some(key) = self.cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+            auth.push(("x-api-key", key));
+        }
+        let headers = http::headers(ctx, &auth, &self.cfg)?;
+        Ok(self
+            .http
+            .post(&self.url)
+            .headers(headers)
+            .json(&body(req, stream)))
+    }
+}
+
+fn body(req: &CompletionRequest, stream: bool) -> MessagesRequest<'_> {
+    // Anthropic takes only user/assistant turns, alternating: system turns
+    // join the system prompt and runs of one role become one turn.
+    let mut system: Vec<&str> = req.system.iter().map(String::as_str).collect();
+    let mut messages: Vec<WireMessage> = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role {
+            Role::System => {
+                system.push(&m.content);
+                continue;
+            }
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&m.content);
+            }
+            _ => messages.push(WireMessage {
+                role,
+                content: m.content.clone(),
+            }),
+        }
+    }
+    system.retain(|s| !s.is_empty());
+    MessagesRequest {
+        model: &req.model,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages,
+        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        temperature: req.temperature,
+        stream,
+    }
+}
+
+#[derive(Serialize)]
+struct MessagesRequest<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<WireMessage>,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage {
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct MessagesResponse {
+    #[serde(default)]
+    model: Option<String>,
+    content: Vec<Block>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Applies the fields present; stream events carry partial, cumulative
+    /// counts.
+    fn apply(&self, u: &mut Usage) {
+        if let Some(n) = self.input_tokens {
+            u.input_tokens = n;
+        }
+        if let Some(n) = self.output_tokens {
+            u.output_tokens = n;
+        }
+        if let Some(n) = self.cache_read_input_tokens {
+            u.cached_input_tokens = n;
+        }
+        if let Some(n) = self.cache_creation_input_tokens {
+            u.cache_write_tokens = n;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmClient for Anthropic {
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
+        let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
+        let resp: MessagesResponse = http::send_json(&ctx, self.request(&ctx, req, false)?).await?;
+        let text: String = resp
+            .content
+            .iter()
+            .filter(|b| b.kind == "text")
+            .filter_map(|b| b.text.as_deref())
+            .collect();
+        let mut usage = Usage::default();
+        if let Some(u) = &resp.usage {
+            u.apply(&mut usage);
+        }
+        Ok(Completion {
+            text,
+            usage,
+            model: resp.model.unwrap_or_else(|| req.model.clone()),
+            finish_reason: resp.stop_reason,
+        })
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
+        let builder = self.request(&ctx, req, true)?;
+        let decoder = EventDecoder {
+            ctx: ctx.clone(),
+            summary: Summary::default(),
+        };
+        http::send_stream(ctx, builder, decoder).await
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event {
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockDelta {
+        delta: BlockDelta,
+    },
+    MessageDelta {
+        #[serde(default)]
+        delta: Option<MessageDelta>,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    },
+    MessageStop,
+    Error {
+        error: Value,
+    },
+    /// `ping`, `content_block_start`, `content_block_stop`, and whatever
+    /// Anthropic adds later.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageDelta {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+struct EventDecoder {
+    ctx: Ctx,
+    summary: Summary,
+}
+
+impl Decoder for EventDecoder {
+    fn event(&mut self, ev: SseEvent) -> Result<Step, LlmError> {
+        if ev.data.trim().is_empty() {
+            return Ok(Step::Skip);
+        }
+        let event: Event = http::parse_json(&self.ctx, ev.data.as_bytes())?;
+        match event {
+            Event::MessageStart { message } => {
+                if let Some(u) = &message.usage {
+                    u.apply(&mut self.summary.usage);
+                }
+                self.summary.model = message.model.filter(|m| !m.is_empty());
+                Ok(Step::Skip)
+            }
+            Event::ContentBlockDelta { delta } if delta.kind == "text_delta" => {
+                Ok(Step::Text(delta.text.unwrap_or_default()))
+            }
+            Event::ContentBlockDelta { .. } => Ok(Step::Skip),
+            Event::MessageDelta { delta, usage } => {
+                if let Some(u) = &usage {
+                    u.apply(&mut self.summary.usage);
+                }
+                if let Some(reason) = delta.and_then(|d| d.stop_reason) {
+                    self.summary.finish_reason = Some(reason);
+                }
+                Ok(Step::Skip)
+            }
+            Event::MessageStop => Ok(Step::End),
+            Event::Error { error } => Err(self.ctx.event_error(&error)),
+            Event::Other => Ok(Step::Skip),
+        }
+    }
+
+    fn eof(&mut self) -> Result<(), LlmError> {
+        Err(self.ctx.invalid("the stream ended before message_stop"))
+    }
+
+    fn summary(&mut self) -> Summary {
+        std::mem::take(&mut self.summary)
+    }
+}

@@ -1,0 +1,136 @@
+//! A deterministic offline "model": lets a fresh install chat without any
+//! provider account, and lets tests see exactly what the engine sent.
+
+use crate::{
+    Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, Role, StreamEvent, Usage,
+};
+
+/// The built-in models, by name.
+pub const MODELS: [&str; 3] = ["echo", "echo-system", "echo-history"];
+
+pub struct Builtin;
+
+impl Builtin {
+    /// The reply for `req`, computed without any I/O.
+    pub fn reply(req: &CompletionRequest) -> Result<Completion, LlmError> {
+        let text = match req.model.as_str() {
+            "echo" => match req.messages.iter().rev().find(|m| m.role == Role::User) {
+                Some(m) => format!("You said: {}", m.content),
+                None => "Hello! Send me a message.".to_owned(),
+            },
+            "echo-system" => req.system.clone().unwrap_or_default(),
+            "echo-history" => {
+                let system = req.system.iter().map(|s| format!("system: {s}"));
+                let turns = req
+                    .messages
+                    .iter()
+                    .map(|m| format!("{}: {}", role_name(m.role), m.content));
+                system.chain(turns).collect::<Vec<_>>().join("\n")
+            }
+            other => {
+                return Err(LlmError::Config {
+                    message: format!(
+                        "unknown built-in model {other}; available: {}",
+                        MODELS.join(", ")
+                    ),
+                    status: None,
+                });
+            }
+        };
+        let input_chars = req.system.as_deref().map_or(0, char_count)
+            + req
+                .messages
+                .iter()
+                .map(|m| char_count(&m.content))
+                .sum::<usize>();
+        let usage = Usage {
+            input_tokens: tokens(input_chars),
+            output_tokens: tokens(char_count(&text)),
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+        };
+        Ok(Completion {
+            text,
+            usage,
+            model: req.model.clone(),
+            finish_reason: Some("stop".to_owned()),
+        })
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn char_count(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// The usual rule of thumb: about four characters per token, rounded up.
+fn tokens(chars: usize) -> u64 {
+    chars.div_ceil(4) as u64
+}
+
+/// Splits `text` into words, each keeping the whitespace that follows it
+/// (leading whitespace stays with the first word), so the pieces
+/// concatenate back to `text`.
+pub fn split_words(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut prev_space = false;
+    for c in text.chars() {
+        let space = c.is_whitespace();
+        if !space && prev_space && current.chars().any(|ch| !ch.is_whitespace()) {
+            pieces.push(std::mem::take(&mut current));
+        }
+        current.push(c);
+        prev_space = space;
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+#[async_trait::async_trait]
+impl LlmClient for Builtin {
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
+        Self::reply(req)
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        let completion = Self::reply(req)?;
+        let mut events: Vec<Result<StreamEvent, LlmError>> = split_words(&completion.text)
+            .into_iter()
+            .map(|w| Ok(StreamEvent::Delta(w)))
+            .collect();
+        events.push(Ok(StreamEvent::Done(completion)));
+        Ok(Box::pin(futures_util::stream::iter(events)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_words_keeps_all_whitespace() {
+        for text in [
+            "",
+            "one",
+            "You said: hi  there\n",
+            "  lead",
+            "a\tb\n\nc ",
+            "  ",
+        ] {
+            let pieces = split_words(text);
+            assert_eq!(pieces.concat(), text);
+        }
+        assert_eq!(split_words("You said: hi"), vec!["You ", "said: ", "hi"]);
+        assert_eq!(split_words("  x y"), vec!["  x ", "y"]);
+    }
+}

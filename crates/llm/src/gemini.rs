@@ -1,0 +1,320 @@
+//! Google Gemini `generateContent` (Generative Language API).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::{self, Ctx, Decoder, Step, Summary};
+use crate::sse::SseEvent;
+use crate::{
+    Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, ProviderConfig, Role,
+    Usage,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+pub struct Gemini {
+    cfg: ProviderConfig,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Gemini {
+    pub fn new(cfg: ProviderConfig, http: reqwest::Client) -> Self {
+        let base = http::base_url(&cfg, DEFAULT_BASE_URL);
+        Self { cfg, http, base }
+    }
+
+    fn request(
+        &self,
+        ctx: &Ctx,
+        req: &CompletionRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, LlmError> {
+        // Accept both `gemini-2.0-flash` and the API's own `models/gemini-2.0-flash`.
+        let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
+        let url = if stream {
+            format!(
+                "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
+                self.base
+            )
+        } else {
+            format!("{}/v1beta/models/{model}:generateContent", self.base)
+        };
+        let auth: Vec<(&'static str, &str)> = self
+            .cfg
+            .api_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|k| ("x-goog-api-key", k))
+            .into_iter()
+            .collect();
+        let headers = http::headers(ctx, &auth, &self.cfg)?;
+        Ok(self.http.post(url).headers(headers).json(&body(req)))
+    }
+}
+
+fn body(req: &CompletionRequest) -> GenerateRequest {
+    // Gemini has no system role inside `contents`: system turns join the
+    // system instruction.
+    let mut system: Vec<&str> = req.system.iter().map(String::as_str).collect();
+    let mut contents = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role {
+            Role::System => {
+                system.push(&m.content);
+                continue;
+            }
+            Role::User => "user",
+            Role::Assistant => "model",
+        };
+        contents.push(Content {
+            role,
+            parts: vec![TextPart {
+                text: m.content.clone(),
+            }],
+        });
+    }
+    system.retain(|s| !s.is_empty());
+    let generation_config =
+        (req.temperature.is_some() || req.max_tokens.is_some()).then_some(GenerationConfig {
+            temperature: req.temperature,
+            max_output_tokens: req.max_tokens,
+        });
+    GenerateRequest {
+        contents,
+        system_instruction: (!system.is_empty()).then(|| SystemInstruction {
+            parts: vec![TextPart {
+                text: system.join("\n\n"),
+            }],
+        }),
+        generation_config,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateRequest {
+    contents: Vec<Content>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<SystemInstruction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<GenerationConfig>,
+}
+
+#[derive(Serialize)]
+struct Content {
+    role: &'static str,
+    parts: Vec<TextPart>,
+}
+
+#[derive(Serialize)]
+struct SystemInstruction {
+    parts: Vec<TextPart>,
+}
+
+#[derive(Serialize)]
+struct TextPart {
+    text: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateResponse {
+    #[serde(default)]
+    candidates: Option<Vec<Candidate>>,
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(default)]
+    model_version: Option<String>,
+    #[serde(default)]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    content: Option<CandidateContent>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CandidateContent {
+    #[serde(default)]
+    parts: Option<Vec<Part>>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+    /// Thought summaries are not part of the answer.
+    #[serde(default)]
+    thought: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: Option<u64>,
+    #[serde(default)]
+    candidates_token_count: Option<u64>,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
+    #[serde(default)]
+    thoughts_token_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(default)]
+    block_reason: Option<String>,
+}
+
+impl UsageMetadata {
+    fn to_usage(&self) -> Usage {
+        let prompt = self.prompt_token_count.unwrap_or(0);
+        let cached = self.cached_content_token_count.unwrap_or(0);
+        Usage {
+            input_tokens: prompt.saturating_sub(cached),
+            // Thinking tokens are billed as output but reported apart from
+            // the candidates' tokens.
+            output_tokens: self.candidates_token_count.unwrap_or(0)
+                + self.thoughts_token_count.unwrap_or(0),
+            cached_input_tokens: cached,
+            cache_write_tokens: 0,
+        }
+    }
+}
+
+impl GenerateResponse {
+    fn first_candidate(&self) -> Option<&Candidate> {
+        self.candidates.as_ref().and_then(|c| c.first())
+    }
+
+    fn text(&self) -> String {
+        self.first_candidate()
+            .and_then(|c| c.content.as_ref())
+            .and_then(|c| c.parts.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|p| p.thought != Some(true))
+            .filter_map(|p| p.text.as_deref())
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmClient for Gemini {
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
+        let ctx = Ctx::new("gemini", &self.cfg, &req.model);
+        let resp: GenerateResponse = http::send_json(&ctx, self.request(&ctx, req, false)?).await?;
+        if let Some(err) = &resp.error {
+            return Err(ctx.event_error(err));
+        }
+        let finish_reason = match resp.first_candidate() {
+            Some(c) => c.finish_reason.clone(),
+            // A blocked prompt gets no candidate, only the reason.
+            None => match resp
+                .prompt_feedback
+                .as_ref()
+                .and_then(|f| f.block_reason.clone())
+            {
+                Some(reason) => Some(reason),
+                None => return Err(ctx.invalid("the response has no candidates")),
+            },
+        };
+        Ok(Completion {
+            text: resp.text(),
+            usage: resp
+                .usage_metadata
+                .as_ref()
+                .map(UsageMetadata::to_usage)
+                .unwrap_or_default(),
+            model: resp
+                .model_version
+                .clone()
+                .unwrap_or_else(|| req.model.clone()),
+            finish_reason,
+        })
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        let ctx = Ctx::new("gemini", &self.cfg, &req.model);
+        let builder = self.request(&ctx, req, true)?;
+        let decoder = ChunkDecoder {
+            ctx: ctx.clone(),
+            summary: Summary::default(),
+            chunks: 0,
+        };
+        http::send_stream(ctx, builder, decoder).await
+    }
+}
+
+struct ChunkDecoder {
+    ctx: Ctx,
+    summary: Summary,
+    chunks: usize,
+}
+
+impl Decoder for ChunkDecoder {
+    fn event(&mut self, ev: SseEvent) -> Result<Step, LlmError> {
+        if ev.data.trim().is_empty() {
+            return Ok(Step::Skip);
+        }
+        let chunk: GenerateResponse = http::parse_json(&self.ctx, ev.data.as_bytes())?;
+        if let Some(err) = &chunk.error {
+            return Err(self.ctx.event_error(err));
+        }
+        self.chunks += 1;
+        if let Some(u) = &chunk.usage_metadata {
+            self.summary.usage = u.to_usage();
+        }
+        if let Some(m) = chunk.model_version.as_ref().filter(|m| !m.is_empty()) {
+            self.summary.model = Some(m.clone());
+        }
+        match chunk
+            .first_candidate()
+            .and_then(|c| c.finish_reason.clone())
+        {
+            Some(reason) => self.summary.finish_reason = Some(reason),
+            None => {
+                if let Some(reason) = chunk
+                    .prompt_feedback
+                    .as_ref()
+                    .and_then(|f| f.block_reason.clone())
+                {
+                    self.summary.finish_reason = Some(reason);
+                }
+            }
+        }
+        Ok(Step::Text(chunk.text()))
+    }
+
+    fn eof(&mut self) -> Result<(), LlmError> {
+        // Gemini has no end event: the body simply ends after the last chunk.
+        if self.chunks > 0 {
+            Ok(())
+        } else {
+            Err(self.ctx.invalid("the stream ended without any response"))
+        }
+    }
+
+    fn summary(&mut self) -> Summary {
+        std::mem::take(&mut self.summary)
+    }
+}

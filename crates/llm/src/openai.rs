@@ -1,0 +1,278 @@
+//! OpenAI chat completions, and through `base_url`/`headers` every
+//! OpenAI-compatible service (Azure, Groq, OpenRouter, Ollama, vLLM…).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::http::{self, Ctx, Decoder, Step, Summary};
+use crate::sse::SseEvent;
+use crate::{
+    ChatMessage, Completion, CompletionRequest, CompletionStream, LlmClient, LlmError,
+    ProviderConfig, Role, Usage,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+pub struct OpenAi {
+    cfg: ProviderConfig,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl OpenAi {
+    pub fn new(cfg: ProviderConfig, http: reqwest::Client) -> Self {
+        let url = format!(
+            "{}/chat/completions",
+            http::base_url(&cfg, DEFAULT_BASE_URL)
+        );
+        Self { cfg, http, url }
+    }
+
+    fn request(
+        &self,
+        ctx: &Ctx,
+        req: &CompletionRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, LlmError> {
+        let bearer = self
+            .cfg
+            .api_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(|k| format!("Bearer {k}"));
+        let auth: Vec<(&'static str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        let headers = http::headers(ctx, &auth, &self.cfg)?;
+        Ok(self
+            .http
+            .post(&self.url)
+            .headers(headers)
+            .json(&body(req, stream)))
+    }
+}
+
+/// The JSON body of a chat completion call.
+fn body(req: &CompletionRequest, stream: bool) -> impl Serialize + '_ {
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(system) = &req.system {
+        messages.push(WireMessage {
+            role: "system",
+            content: system,
+        });
+    }
+    messages.extend(req.messages.iter().map(|m: &ChatMessage| WireMessage {
+        role: role(m.role),
+        content: &m.content,
+    }));
+    ChatRequest {
+        model: &req.model,
+        messages,
+        temperature: req.temperature,
+        max_tokens: req.max_tokens,
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    }
+}
+
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ResponseMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    /// Null when the model answered with tool calls or a refusal only.
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn to_usage(&self) -> Usage {
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        Usage {
+            input_tokens: prompt.saturating_sub(cached),
+            output_tokens: self.completion_tokens.unwrap_or(0),
+            cached_input_tokens: cached,
+            cache_write_tokens: 0,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LlmClient for OpenAi {
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
+        let ctx = Ctx::new("openai", &self.cfg, &req.model);
+        let resp: ChatResponse = http::send_json(&ctx, self.request(&ctx, req, false)?).await?;
+        let Some(choice) = resp.choices.into_iter().next() else {
+            return Err(ctx.invalid("the response has no choices"));
+        };
+        let text = match (choice.message.content, choice.message.refusal) {
+            (Some(c), _) => c,
+            (None, Some(r)) => r,
+            (None, None) => String::new(),
+        };
+        Ok(Completion {
+            text,
+            usage: resp.usage.unwrap_or_default().to_usage(),
+            model: resp.model.unwrap_or_else(|| req.model.clone()),
+            finish_reason: choice.finish_reason,
+        })
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        let ctx = Ctx::new("openai", &self.cfg, &req.model);
+        let builder = self.request(&ctx, req, true)?;
+        let decoder = ChunkDecoder {
+            ctx: ctx.clone(),
+            summary: Summary::default(),
+        };
+        http::send_stream(ctx, builder, decoder).await
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Option<Vec<ChunkChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+struct ChunkDecoder {
+    ctx: Ctx,
+    summary: Summary,
+}
+
+impl Decoder for ChunkDecoder {
+    fn event(&mut self, ev: SseEvent) -> Result<Step, LlmError> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            return Ok(Step::End);
+        }
+        if data.is_empty() {
+            return Ok(Step::Skip);
+        }
+        let chunk: Chunk = http::parse_json(&self.ctx, data.as_bytes())?;
+        if let Some(err) = chunk.error {
+            return Err(self.ctx.event_error(&err));
+        }
+        if let Some(model) = chunk.model.filter(|m| !m.is_empty()) {
+            self.summary.model = Some(model);
+        }
+        if let Some(usage) = chunk.usage {
+            self.summary.usage = usage.to_usage();
+        }
+        let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) else {
+            return Ok(Step::Skip);
+        };
+        if choice.finish_reason.is_some() {
+            self.summary.finish_reason = choice.finish_reason;
+        }
+        Ok(Step::Text(
+            choice.delta.and_then(|d| d.content).unwrap_or_default(),
+        ))
+    }
+
+    fn eof(&mut self) -> Result<(), LlmError> {
+        // Some compatible servers close without `[DONE]`; a finish reason
+        // still shows the answer is complete.
+        if self.summary.finish_reason.is_some() {
+            Ok(())
+        } else {
+            Err(self.ctx.invalid("the stream ended before [DONE]"))
+        }
+    }
+
+    fn summary(&mut self) -> Summary {
+        std::mem::take(&mut self.summary)
+    }
+}

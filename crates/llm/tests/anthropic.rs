@@ -1,0 +1,347 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use chatstudio_llm::{ChatMessage, LlmError, ProviderKind, Role, Usage};
+use common::*;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PATH: &str = "/v1/messages";
+const MODEL: &str = "claude-sonnet-4-5";
+
+fn message_body() -> serde_json::Value {
+    json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [
+            {"type": "text", "text": "I am fine, "},
+            {"type": "text", "text": "thanks."}
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": 21,
+            "cache_creation_input_tokens": 1500,
+            "cache_read_input_tokens": 2048,
+            "output_tokens": 9,
+            "service_tier": "standard"
+        }
+    })
+}
+
+fn provider() -> Provider {
+    Provider {
+        kind: ProviderKind::Anthropic,
+        model: MODEL,
+        path: PATH,
+        ok_body: message_body(),
+        ok_text: "I am fine, thanks.",
+    }
+}
+
+async fn mount(server: &MockServer, resp: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(resp)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn sends_the_anthropic_wire_request() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(message_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    client(&cfg).complete(&request(MODEL)).await.unwrap();
+
+    let reqs = requests(&server).await;
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.url.path(), "/v1/messages");
+    assert_eq!(header(r, "x-api-key"), Some(API_KEY));
+    assert_eq!(header(r, "anthropic-version"), Some("2023-06-01"));
+    assert_eq!(header(r, "content-type"), Some("application/json"));
+    assert_eq!(header(r, "authorization"), None);
+    assert_eq!(
+        json_body(r),
+        json!({
+            "model": MODEL,
+            "system": "You are terse.",
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "How are you?"}
+            ],
+            "max_tokens": 100,
+            "temperature": 0.5
+        })
+    );
+}
+
+#[tokio::test]
+async fn merges_system_turns_and_same_role_runs() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(message_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let mut req = request(MODEL);
+    req.max_tokens = None;
+    req.temperature = None;
+    req.messages = vec![
+        ChatMessage::new(Role::System, "Context: the user is Ada."),
+        ChatMessage::new(Role::User, "Hi"),
+        ChatMessage::new(Role::User, "Are you there?"),
+        ChatMessage::new(Role::Assistant, "Yes."),
+        ChatMessage::new(Role::System, "Be kind."),
+        ChatMessage::new(Role::User, "Good."),
+    ];
+    client(&cfg).complete(&req).await.unwrap();
+
+    assert_eq!(
+        json_body(&requests(&server).await[0]),
+        json!({
+            "model": MODEL,
+            "system": "You are terse.\n\nContext: the user is Ada.\n\nBe kind.",
+            "messages": [
+                {"role": "user", "content": "Hi\n\nAre you there?"},
+                {"role": "assistant", "content": "Yes."},
+                {"role": "user", "content": "Good."}
+            ],
+            "max_tokens": 1024
+        })
+    );
+}
+
+#[tokio::test]
+async fn maps_a_message_and_its_usage() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(message_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
+    assert_eq!(c.text, "I am fine, thanks.");
+    assert_eq!(c.model, "claude-sonnet-4-5-20250929");
+    assert_eq!(c.finish_reason.as_deref(), Some("end_turn"));
+    assert_eq!(
+        c.usage,
+        Usage {
+            input_tokens: 21,
+            output_tokens: 9,
+            cached_input_tokens: 2048,
+            cache_write_tokens: 1500
+        }
+    );
+}
+
+fn stream_body() -> String {
+    sse(&[
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "content": [],
+                "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 25, "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": 100, "output_tokens": 1}
+            }}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "I am"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " fine, thanks."}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": 15}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ])
+}
+
+#[tokio::test]
+async fn streams_deltas_and_final_usage() {
+    let server = MockServer::start().await;
+    mount(&server, sse_response(stream_body())).await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    let (text, deltas, done) = collect(stream).await.unwrap();
+    assert_eq!(text, "I am fine, thanks.");
+    assert_eq!(deltas, 2);
+    assert_eq!(done.text, text);
+    assert_eq!(done.model, "claude-sonnet-4-5-20250929");
+    assert_eq!(done.finish_reason.as_deref(), Some("end_turn"));
+    assert_eq!(
+        done.usage,
+        Usage {
+            input_tokens: 25,
+            output_tokens: 15,
+            cached_input_tokens: 100,
+            cache_write_tokens: 0
+        }
+    );
+    let body = json_body(&requests(&server).await[0]);
+    assert_eq!(body["stream"], json!(true));
+    assert_eq!(body["system"], json!("You are terse."));
+}
+
+#[tokio::test]
+async fn overloaded_event_at_stream_start_is_retried() {
+    let server = MockServer::start().await;
+    let overloaded = sse(&[(
+        "error",
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    )]);
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response(overloaded))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount(&server, sse_response(stream_body())).await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    let (text, _, _) = collect(stream).await.unwrap();
+    assert_eq!(text, "I am fine, thanks.");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn error_event_mid_stream_ends_the_stream() {
+    let server = MockServer::start().await;
+    let body = sse(&[
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}),
+        ),
+        (
+            "error",
+            json!({"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}),
+        ),
+    ]);
+    mount(&server, sse_response(body)).await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let mut stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    use futures_util::StreamExt;
+    assert_eq!(
+        stream.next().await,
+        Some(Ok(chatstudio_llm::StreamEvent::Delta("partial".into())))
+    );
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("Internal server error"), "{err}");
+    assert!(stream.next().await.is_none());
+    // Not retried: part of the answer was already handed out.
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn stream_without_message_stop_is_invalid() {
+    let server = MockServer::start().await;
+    let body = sse(&[(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "cut"}}),
+    )]);
+    mount(&server, sse_response(body)).await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    let err = collect(stream).await.unwrap_err();
+    assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn overloaded_529_is_retried() {
+    let server = MockServer::start().await;
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(529).set_body_json(overloaded))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(message_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
+    assert_eq!(c.text, "I am fine, thanks.");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limited_then_ok() {
+    provider().rate_limited_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_then_ok() {
+    provider().server_error_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_forever() {
+    provider().server_error_forever().await;
+}
+
+#[tokio::test]
+async fn unauthorized() {
+    provider().unauthorized().await;
+}
+
+#[tokio::test]
+async fn bad_request() {
+    provider().bad_request().await;
+}
+
+#[tokio::test]
+async fn not_found() {
+    provider().not_found().await;
+}
+
+#[tokio::test]
+async fn malformed_json() {
+    provider().malformed_json().await;
+}
+
+#[tokio::test]
+async fn missing_fields() {
+    provider().missing_fields().await;
+}
+
+#[tokio::test]
+async fn slow_response() {
+    provider().slow_response().await;
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    provider().connection_refused().await;
+}

@@ -1,0 +1,318 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use chatstudio_llm::{ChatMessage, LlmError, ProviderKind, Role, Usage};
+use common::*;
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const MODEL: &str = "gemini-2.5-flash";
+const PATH: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
+const STREAM_PATH: &str = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+
+fn response_body() -> serde_json::Value {
+    json!({
+        "candidates": [{
+            "content": {"parts": [{"text": "I am fine, "}, {"text": "thanks."}], "role": "model"},
+            "finishReason": "STOP",
+            "index": 0
+        }],
+        "usageMetadata": {
+            "promptTokenCount": 1100,
+            "candidatesTokenCount": 6,
+            "cachedContentTokenCount": 1000,
+            "totalTokenCount": 1106,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1100}]
+        },
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "abc"
+    })
+}
+
+fn provider() -> Provider {
+    Provider {
+        kind: ProviderKind::Gemini,
+        model: MODEL,
+        path: PATH,
+        ok_body: response_body(),
+        ok_text: "I am fine, thanks.",
+    }
+}
+
+async fn mount(server: &MockServer, resp: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(resp)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn sends_the_gemini_wire_request() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(response_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    client(&cfg).complete(&request(MODEL)).await.unwrap();
+
+    let reqs = requests(&server).await;
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.url.path(), PATH);
+    assert_eq!(
+        r.url.query(),
+        None,
+        "the key travels in a header, never the URL"
+    );
+    assert_eq!(header(r, "x-goog-api-key"), Some(API_KEY));
+    assert_eq!(header(r, "authorization"), None);
+    assert_eq!(
+        json_body(r),
+        json!({
+            "contents": [
+                {"role": "user", "parts": [{"text": "Hi"}]},
+                {"role": "model", "parts": [{"text": "Hello!"}]},
+                {"role": "user", "parts": [{"text": "How are you?"}]}
+            ],
+            "systemInstruction": {"parts": [{"text": "You are terse."}]},
+            "generationConfig": {"temperature": 0.5, "maxOutputTokens": 100}
+        })
+    );
+}
+
+#[tokio::test]
+async fn omits_unset_options_and_moves_system_turns() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(response_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let mut req = request(&format!("models/{MODEL}"));
+    req.system = None;
+    req.temperature = None;
+    req.max_tokens = None;
+    req.messages = vec![
+        ChatMessage::new(Role::System, "Be kind."),
+        ChatMessage::new(Role::User, "Hi"),
+    ];
+    client(&cfg).complete(&req).await.unwrap();
+    assert_eq!(
+        json_body(&requests(&server).await[0]),
+        json!({
+            "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+            "systemInstruction": {"parts": [{"text": "Be kind."}]}
+        })
+    );
+}
+
+#[tokio::test]
+async fn maps_a_response_and_its_usage() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(response_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
+    assert_eq!(c.text, "I am fine, thanks.");
+    assert_eq!(c.model, "gemini-2.5-flash");
+    assert_eq!(c.finish_reason.as_deref(), Some("STOP"));
+    assert_eq!(
+        c.usage,
+        Usage {
+            input_tokens: 100,
+            output_tokens: 6,
+            cached_input_tokens: 1000,
+            cache_write_tokens: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn thinking_tokens_count_as_output_and_thoughts_are_not_text() {
+    let server = MockServer::start().await;
+    let body = json!({
+        "candidates": [{
+            "content": {"parts": [{"text": "Let me think…", "thought": true}, {"text": "42"}], "role": "model"},
+            "finishReason": "STOP"
+        }],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1, "thoughtsTokenCount": 50}
+    });
+    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
+    assert_eq!(c.text, "42");
+    assert_eq!(c.model, MODEL);
+    assert_eq!(c.usage.input_tokens, 10);
+    assert_eq!(c.usage.output_tokens, 51);
+}
+
+#[tokio::test]
+async fn blocked_prompt_is_an_empty_answer_with_the_reason() {
+    let server = MockServer::start().await;
+    let body = json!({
+        "promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}
+    });
+    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
+    assert_eq!(c.text, "");
+    assert_eq!(c.finish_reason.as_deref(), Some("SAFETY"));
+}
+
+fn stream_body() -> String {
+    let chunk = |text: &str, finish: Option<&str>, usage: serde_json::Value| {
+        let mut candidate =
+            json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+        if let Some(f) = finish {
+            candidate["finishReason"] = json!(f);
+        }
+        json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash-001"})
+    };
+    // Gemini's alt=sse framing: data lines only, CRLF line endings.
+    sse(&[
+        ("", chunk("I am", None, json!({"promptTokenCount": 40, "totalTokenCount": 40}))),
+        ("", chunk(" fine,", None, json!({"promptTokenCount": 40, "totalTokenCount": 40}))),
+        (
+            "",
+            chunk(
+                " thanks.",
+                Some("STOP"),
+                json!({"promptTokenCount": 40, "candidatesTokenCount": 5, "cachedContentTokenCount": 32, "totalTokenCount": 45}),
+            ),
+        ),
+    ])
+    .replace('\n', "\r\n")
+}
+
+#[tokio::test]
+async fn streams_deltas_and_final_usage() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(STREAM_PATH))
+        .and(query_param("alt", "sse"))
+        .respond_with(sse_response(stream_body()))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    let (text, deltas, done) = collect(stream).await.unwrap();
+    assert_eq!(text, "I am fine, thanks.");
+    assert_eq!(deltas, 3);
+    assert_eq!(done.text, text);
+    assert_eq!(done.model, "gemini-2.5-flash-001");
+    assert_eq!(done.finish_reason.as_deref(), Some("STOP"));
+    assert_eq!(
+        done.usage,
+        Usage {
+            input_tokens: 8,
+            output_tokens: 5,
+            cached_input_tokens: 32,
+            cache_write_tokens: 0
+        }
+    );
+    let r = &requests(&server).await[0];
+    assert_eq!(header(r, "x-goog-api-key"), Some(API_KEY));
+    assert_eq!(
+        json_body(r)["systemInstruction"],
+        json!({"parts": [{"text": "You are terse."}]})
+    );
+}
+
+#[tokio::test]
+async fn empty_stream_is_invalid() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(STREAM_PATH))
+        .respond_with(sse_response(String::new()))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
+    let err = collect(stream).await.unwrap_err();
+    assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn invalid_api_key_400_reads_as_an_auth_failure() {
+    let server = MockServer::start().await;
+    let body = json!({"error": {
+        "code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                     "domain": "googleapis.com"}]
+    }});
+    mount(&server, ResponseTemplate::new(400).set_body_json(body)).await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let err = client(&cfg).complete(&request(MODEL)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LlmError::Config {
+                status: Some(400),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limited_then_ok() {
+    provider().rate_limited_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_then_ok() {
+    provider().server_error_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_forever() {
+    provider().server_error_forever().await;
+}
+
+#[tokio::test]
+async fn unauthorized() {
+    provider().unauthorized().await;
+}
+
+#[tokio::test]
+async fn bad_request() {
+    provider().bad_request().await;
+}
+
+#[tokio::test]
+async fn not_found() {
+    provider().not_found().await;
+}
+
+#[tokio::test]
+async fn malformed_json() {
+    provider().malformed_json().await;
+}
+
+#[tokio::test]
+async fn missing_fields() {
+    provider().missing_fields().await;
+}
+
+#[tokio::test]
+async fn slow_response() {
+    provider().slow_response().await;
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    provider().connection_refused().await;
+}

@@ -1,0 +1,377 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use chatstudio_llm::{LlmError, ProviderKind, Usage};
+use common::*;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PATH: &str = "/chat/completions";
+
+fn completion_body() -> serde_json::Value {
+    json!({
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "I am fine, thanks.", "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": 1200,
+            "completion_tokens": 7,
+            "total_tokens": 1207,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0}
+        },
+        "system_fingerprint": "fp_1"
+    })
+}
+
+fn provider() -> Provider {
+    Provider {
+        kind: ProviderKind::Openai,
+        model: "gpt-4o-mini",
+        path: PATH,
+        ok_body: completion_body(),
+        ok_text: "I am fine, thanks.",
+    }
+}
+
+async fn mount_ok(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_body()))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn sends_the_openai_wire_request() {
+    let server = MockServer::start().await;
+    mount_ok(&server).await;
+    let mut cfg = config(ProviderKind::Openai, &server);
+    cfg.headers = vec![("HTTP-Referer".into(), "https://example.org".into())];
+    client(&cfg)
+        .complete(&request("gpt-4o-mini"))
+        .await
+        .unwrap();
+
+    let reqs = requests(&server).await;
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.method.as_str(), "POST");
+    assert_eq!(r.url.path(), "/chat/completions");
+    assert_eq!(
+        header(r, "authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert_eq!(header(r, "http-referer"), Some("https://example.org"));
+    assert_eq!(header(r, "content-type"), Some("application/json"));
+    assert!(header(r, "user-agent").unwrap().starts_with("chatstudio/"));
+    assert_eq!(
+        json_body(r),
+        json!({
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "How are you?"}
+            ],
+            "temperature": 0.5,
+            "max_tokens": 100
+        })
+    );
+}
+
+#[tokio::test]
+async fn omits_unset_options_and_auth_without_a_key() {
+    let server = MockServer::start().await;
+    mount_ok(&server).await;
+    let mut cfg = config(ProviderKind::Openai, &server);
+    cfg.api_key = None;
+    let mut req = request("llama3");
+    req.system = None;
+    req.temperature = None;
+    req.max_tokens = None;
+    client(&cfg).complete(&req).await.unwrap();
+
+    let r = &requests(&server).await[0];
+    assert_eq!(header(r, "authorization"), None);
+    let body = json_body(r);
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "user", "content": "Hi"})
+    );
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+}
+
+#[tokio::test]
+async fn base_url_is_used_verbatim() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion_body()))
+        .mount(&server)
+        .await;
+    let mut cfg = config(ProviderKind::Openai, &server);
+    cfg.base_url = Some(format!("{}/openai/v1/", server.uri()));
+    let c = client(&cfg)
+        .complete(&request("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(c.text, "I am fine, thanks.");
+}
+
+#[tokio::test]
+async fn maps_a_completion_and_its_usage() {
+    let server = MockServer::start().await;
+    mount_ok(&server).await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let c = client(&cfg)
+        .complete(&request("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(c.text, "I am fine, thanks.");
+    assert_eq!(c.model, "gpt-4o-mini-2024-07-18");
+    assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+    assert_eq!(
+        c.usage,
+        Usage {
+            input_tokens: 176,
+            output_tokens: 7,
+            cached_input_tokens: 1024,
+            cache_write_tokens: 0
+        }
+    );
+}
+
+fn chunk(delta: serde_json::Value, finish: Option<&str>) -> serde_json::Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_1",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        "usage": null
+    })
+}
+
+fn stream_body() -> String {
+    let mut body = sse(&[
+        (
+            "",
+            chunk(
+                json!({"role": "assistant", "content": "", "refusal": null}),
+                None,
+            ),
+        ),
+        ("", chunk(json!({"content": "I am"}), None)),
+        ("", chunk(json!({"content": " fine,"}), None)),
+        ("", chunk(json!({"content": " thanks."}), None)),
+        ("", chunk(json!({}), Some("stop"))),
+        (
+            "",
+            json!({
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o-mini-2024-07-18", "choices": [],
+                "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35,
+                          "prompt_tokens_details": {"cached_tokens": 0}}
+            }),
+        ),
+    ]);
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
+#[tokio::test]
+async fn streams_deltas_and_final_usage() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response(stream_body()))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
+    let (text, deltas, done) = collect(stream).await.unwrap();
+    assert_eq!(text, "I am fine, thanks.");
+    assert_eq!(deltas, 3);
+    assert_eq!(done.text, text);
+    assert_eq!(done.model, "gpt-4o-mini-2024-07-18");
+    assert_eq!(done.finish_reason.as_deref(), Some("stop"));
+    assert_eq!(
+        done.usage,
+        Usage {
+            input_tokens: 30,
+            output_tokens: 5,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0
+        }
+    );
+
+    let body = json_body(&requests(&server).await[0]);
+    assert_eq!(body["stream"], json!(true));
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    assert_eq!(body["messages"][0]["role"], "system");
+}
+
+#[tokio::test]
+async fn stream_that_stops_before_done_is_invalid() {
+    let server = MockServer::start().await;
+    let body = sse(&[("", chunk(json!({"content": "cut"}), None))]);
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
+    let err = collect(stream).await.unwrap_err();
+    assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn stream_with_malformed_chunk_is_invalid() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response("data: {not json\n\n".into()))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
+    let err = collect(stream).await.unwrap_err();
+    assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn stream_start_errors_are_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response(stream_body()))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
+    let (text, _, _) = collect(stream).await.unwrap();
+    assert_eq!(text, "I am fine, thanks.");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn stream_slower_than_the_timeout_is_retryable() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(sse_response(stream_body()).set_delay(std::time::Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let mut cfg = config(ProviderKind::Openai, &server);
+    cfg.timeout = std::time::Duration::from_millis(200);
+    cfg.max_retries = 1;
+    let err = match client(&cfg).stream(&request("gpt-4o-mini")).await {
+        Ok(s) => collect(s).await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(err, LlmError::Retryable { status: None, .. }),
+        "{err:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn exhausted_quota_is_a_config_error() {
+    let server = MockServer::start().await;
+    let body = json!({"error": {
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "type": "insufficient_quota", "param": null, "code": "insufficient_quota"
+    }});
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(429).set_body_json(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let err = client(&cfg)
+        .complete(&request("gpt-4o-mini"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LlmError::Config {
+                status: Some(429),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("exceeded your current quota"),
+        "{err}"
+    );
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limited_then_ok() {
+    provider().rate_limited_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_then_ok() {
+    provider().server_error_then_ok().await;
+}
+
+#[tokio::test]
+async fn server_error_forever() {
+    provider().server_error_forever().await;
+}
+
+#[tokio::test]
+async fn unauthorized() {
+    provider().unauthorized().await;
+}
+
+#[tokio::test]
+async fn bad_request() {
+    provider().bad_request().await;
+}
+
+#[tokio::test]
+async fn not_found() {
+    provider().not_found().await;
+}
+
+#[tokio::test]
+async fn malformed_json() {
+    provider().malformed_json().await;
+}
+
+#[tokio::test]
+async fn missing_fields() {
+    provider().missing_fields().await;
+}
+
+#[tokio::test]
+async fn slow_response() {
+    provider().slow_response().await;
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    provider().connection_refused().await;
+}

@@ -376,6 +376,45 @@ pub async fn participant_data<C: ConnectionTrait>(
         .unwrap_or_else(|| json!({})))
 }
 
+/// Replaces a participant's data for a chatbot family.
+pub async fn set_participant_data<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    participant_id: i64,
+    family_id: i64,
+    data: &Value,
+) -> Result<()> {
+    let now = store::now();
+    let existing = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    match existing {
+        Some(row) => {
+            let mut am: participant_data::ActiveModel = row.into();
+            am.data = Set(data.to_string());
+            am.updated_at = Set(now);
+            am.update(db).await?;
+        }
+        None => {
+            participant_data::ActiveModel {
+                team_id: Set(team_id),
+                participant_id: Set(participant_id),
+                chatbot_id: Set(family_id),
+                data: Set(data.to_string()),
+                system_metadata: Set(json!({})),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Tokens used by one call, as the provider reported them.
 #[derive(Debug, Clone)]
 pub struct UsageItem {
@@ -500,20 +539,20 @@ pub async fn record_turn<C: ConnectionTrait + TransactionTrait>(
     if !rows.is_empty() {
         usage_record::Entity::insert_many(rows).exec(&txn).await?;
     }
-    let mut upd = session::Entity::update_many()
+    session::Entity::update_many()
         .col_expr(session::Column::LastActivityAt, Expr::value(now))
         .col_expr(session::Column::UpdatedAt, Expr::value(now))
-        .filter(session::Column::Id.eq(t.session_id));
+        .filter(session::Column::Id.eq(t.session_id))
+        .exec(&txn)
+        .await?;
     if t.error.is_none() {
-        upd = upd.col_expr(
-            session::Column::Status,
-            Expr::cust_with_values(
-                "CASE WHEN status = ? THEN ? ELSE status END",
-                [status::SETUP, status::ACTIVE],
-            ),
-        );
+        session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value(status::ACTIVE))
+            .filter(session::Column::Id.eq(t.session_id))
+            .filter(session::Column::Status.eq(status::SETUP))
+            .exec(&txn)
+            .await?;
     }
-    upd.exec(&txn).await?;
     session::Entity::update_many()
         .col_expr(session::Column::FirstActivityAt, Expr::value(now))
         .filter(session::Column::Id.eq(t.session_id))

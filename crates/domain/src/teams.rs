@@ -141,3 +141,40 @@ pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<i
         .map(|m| m.user_id)
         .ok_or_else(|| Error::Internal(format!("team {team_id} has no owner")))
 }
+
+/// Adds a user to a team with a role (creating the user).
+pub async fn add_member<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    username: &str,
+    email: &str,
+    role: &str,
+) -> Result<i64> {
+    let now = store::now();
+    let u = user::ActiveModel {
+        username: Set(username.to_string()),
+        email: Set(email.to_string()),
+        is_active: Set(true),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict(format!("user {username} already exists"))
+        } else {
+            e.into()
+        }
+    })?;
+    membership::ActiveModel {
+        team_id: Set(team_id),
+        user_id: Set(u.id),
+        role: Set(role.to_string()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(u.id)
+}

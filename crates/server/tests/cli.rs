@@ -151,3 +151,121 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
     assert!(!success);
     assert!(err.contains("no team"), "{err}");
 });
+
+both_backends!(
+    providers_and_one_node_chatbots_from_the_cli,
+    async |app: &TestApp| {
+        ok(app, &["team", "create", "acme"]);
+        let key = last_line(&ok(
+            app,
+            &["key", "create", "--team", "acme", "--read-write"],
+        ));
+        // The key comes from the environment, never the command line; it is stored sealed.
+        let out = Command::new(chatstudio_bin())
+            .arg("--data-dir")
+            .arg(app.data_dir.path())
+            .args(
+                app.db_url
+                    .iter()
+                    .flat_map(|u| ["--database-url", u.as_str()]),
+            )
+            .args([
+                "provider",
+                "add",
+                "--team",
+                "acme",
+                "--name",
+                "oa",
+                "--type",
+                "openai",
+                "--api-key-env",
+                "CS_TEST_KEY",
+                "--base-url",
+                "http://127.0.0.1:9",
+            ])
+            .env("CS_TEST_KEY", "sk-from-env")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ok(
+            app,
+            &[
+                "provider", "add", "--team", "acme", "--name", "local", "--type", "builtin",
+            ],
+        );
+        let listed = ok(app, &["provider", "list", "--team", "acme", "--json"]);
+        assert!(!listed.contains("sk-from-env"));
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 2);
+        let (success, _, err) = run(
+            app,
+            &[
+                "provider", "add", "--team", "acme", "--name", "x", "--type", "openai",
+            ],
+        );
+        assert!(!success && err.contains("API key"), "{err}");
+
+        let bot = last_line(&ok(
+            app,
+            &[
+                "chatbot",
+                "create",
+                "--team",
+                "acme",
+                "--name",
+                "Helper",
+                "--provider",
+                "local",
+                "--model",
+                "echo",
+                "--prompt",
+                "Be kind to {participant_data.name}",
+            ],
+        ));
+        let (status, body) = app
+            .post_json(
+                &format!("/channels/api/{bot}/incoming_message"),
+                &key,
+                &serde_json::json!({"message": "hi"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["response"].as_str()),
+            (200, Some("You said: hi"))
+        );
+
+        // A bad pipeline file fails with a message naming the problem.
+        let yaml = app.data_dir.path().join("bad.yaml");
+        std::fs::write(
+        &yaml,
+        "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: 'Hi {unknown_var}'}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n",
+    )
+    .unwrap();
+        let (success, _, err) = run(
+            app,
+            &[
+                "chatbot",
+                "apply",
+                "--team",
+                "acme",
+                "--file",
+                yaml.to_str().unwrap(),
+            ],
+        );
+        assert!(!success);
+        assert!(err.contains("{unknown_var}"), "{err}");
+        ok(
+            app,
+            &["provider", "remove", "--team", "acme", "--name", "oa"],
+        );
+        let (success, _, _) = run(
+            app,
+            &["provider", "remove", "--team", "acme", "--name", "oa"],
+        );
+        assert!(!success);
+    }
+);

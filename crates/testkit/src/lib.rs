@@ -157,6 +157,120 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Adds a provider to a team (credential sealed as the CLI would).
+    pub async fn provider(
+        &self,
+        team: &TestTeam,
+        name: &str,
+        kind: &str,
+        base_url: Option<&str>,
+        key: Option<&str>,
+    ) {
+        domain::providers::add(
+            &self.domain.db.write,
+            &self.domain.secrets,
+            team.id,
+            domain::providers::NewProvider {
+                name: name.into(),
+                kind: kind.into(),
+                base_url: base_url.map(str::to_string),
+                api_key: key.map(str::to_string),
+                headers: Vec::new(),
+                timeout_secs: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A chatbot whose configuration is `config`.
+    pub async fn chatbot_with(&self, team: &TestTeam, name: &str, config: Value) -> Uuid {
+        domain::chatbots::create(
+            &self.domain.db.write,
+            team.id,
+            Some(team.owner_id),
+            name,
+            None,
+            Some(config),
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    /// A chatbot with one LLM node.
+    pub async fn llm_chatbot(
+        &self,
+        team: &TestTeam,
+        provider: &str,
+        model: &str,
+        prompt: &str,
+        history: Value,
+    ) -> Uuid {
+        let mut pipeline = serde_json::to_value(domain::pipeline::Pipeline::single_llm(
+            provider, model, prompt,
+        ))
+        .unwrap();
+        pipeline["nodes"][1]["params"]["history"] = history;
+        self.chatbot_with(team, "Bot", serde_json::json!({ "pipeline": pipeline }))
+            .await
+    }
+
+    /// POST a JSON body; returns the status and the parsed body (`Null` if not JSON).
+    pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .request(Method::POST, path, Some(key))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// One integer from a SQL query (counts, ids) on the app's database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use sea_orm::ConnectionTrait;
+        let db = &self.domain.db.read;
+        let stmt = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_string());
+        let row = db.query_one_raw(stmt).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0)
+            .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
+            .unwrap()
+    }
+
+    /// Rows of a SQL query as JSON objects of their text columns.
+    pub async fn rows(&self, sql: &str, cols: &[&str]) -> Vec<Value> {
+        use sea_orm::ConnectionTrait;
+        let db = &self.domain.db.read;
+        let stmt = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_string());
+        db.query_all_raw(stmt)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                let mut m = serde_json::Map::new();
+                for (i, c) in cols.iter().enumerate() {
+                    let v = row
+                        .try_get_by_index::<Option<String>>(i)
+                        .map(|o| o.map_or(Value::Null, Value::String))
+                        .or_else(|_| {
+                            row.try_get_by_index::<Option<i64>>(i)
+                                .map(|o| o.map_or(Value::Null, Value::from))
+                        })
+                        .or_else(|_| {
+                            row.try_get_by_index::<Option<i32>>(i)
+                                .map(|o| o.map_or(Value::Null, Value::from))
+                        })
+                        .unwrap_or(Value::Null);
+                    m.insert((*c).to_string(), v);
+                }
+                Value::Object(m)
+            })
+            .collect()
+    }
+
     /// Stops the server and drops the temporary database.
     pub async fn finish(mut self) {
         if let Some(r) = self.running.take() {

@@ -19,8 +19,17 @@ pub enum ChatbotCmd {
         #[arg(long)]
         description: Option<String>,
         /// A chatbot file (YAML) whose `config` becomes the configuration.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["provider", "model", "prompt"])]
         file: Option<PathBuf>,
+        /// One-node pipeline: the team provider to use.
+        #[arg(long, requires = "model")]
+        provider: Option<String>,
+        /// One-node pipeline: the model.
+        #[arg(long, requires = "provider")]
+        model: Option<String>,
+        /// One-node pipeline: the system prompt (may use {participant_data} etc.).
+        #[arg(long, requires = "provider")]
+        prompt: Option<String>,
     },
     /// List a team's chatbots.
     List {
@@ -86,6 +95,9 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
             name,
             description,
             file,
+            provider,
+            model,
+            prompt,
         } => {
             let t = domain::teams::by_slug(&db.read, team)
                 .await
@@ -93,9 +105,17 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
             let owner = domain::teams::owner_user_id(&db.read, t.id)
                 .await
                 .map_err(domain_err)?;
-            let config = match file {
-                Some(f) => read_file(f)?.config,
-                None => None,
+            let config = match (file, provider, model) {
+                (Some(f), _, _) => read_file(f)?.config,
+                (None, Some(p), Some(m)) => {
+                    let pipeline = domain::pipeline::Pipeline::single_llm(
+                        p,
+                        m,
+                        prompt.as_deref().unwrap_or(""),
+                    );
+                    Some(json!({ "pipeline": pipeline }))
+                }
+                _ => None,
             };
             let bot = chatbots::create(
                 &db.write,

@@ -10,6 +10,7 @@ use crate::config::StorageArgs;
 
 mod chatbot;
 mod key;
+mod provider;
 mod team;
 
 #[derive(Debug, Parser)]
@@ -59,6 +60,9 @@ pub enum Command {
     /// Manage chatbots and their versions.
     #[command(subcommand)]
     Chatbot(chatbot::ChatbotCmd),
+    /// Manage a team's LLM providers.
+    #[command(subcommand)]
+    Provider(provider::ProviderCmd),
 }
 
 /// Opens and migrates the database for an admin command.
@@ -127,6 +131,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chatbot(cmd) => {
             let db = open(&cli).await?;
             let r = chatbot::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+        Command::Provider(cmd) => {
+            let db = open(&cli).await?;
+            let r = provider::run(&cli, &db, cmd).await;
             db.close().await;
             r
         }

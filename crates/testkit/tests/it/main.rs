@@ -3,5 +3,7 @@
 
 mod auth;
 mod contract;
+mod conversations;
 mod experiments;
+mod openai;
 mod routing;

@@ -7,10 +7,14 @@
 //! providers publish them, and applied per 1K tokens, as the original stores them.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionSession, TransactionTrait,
+};
 use store::entity::pricing_rule;
 
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKind {
@@ -21,6 +25,16 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.strip_prefix("llm_").unwrap_or(s) {
+            "input" => Some(ServiceKind::Input),
+            "output" => Some(ServiceKind::Output),
+            "cached_input" => Some(ServiceKind::CachedInput),
+            "cache_write" => Some(ServiceKind::CacheWrite),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceKind::Input => "llm_input",
@@ -328,6 +342,55 @@ pub async fn price<C: ConnectionTrait>(
         Some(r) => Some(r.unit_price_e8),
         None => shipped_price(provider, model, kind, at),
     })
+}
+
+/// A team's own price, in force from `from` until replaced; the rule it
+/// replaces ends where this one starts. One transaction.
+pub async fn set_override<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    team_id: i64,
+    provider: &str,
+    model: &str,
+    kind: ServiceKind,
+    usd_per_1m: &str,
+    from: DateTime<Utc>,
+) -> Result<i64> {
+    let per_1m = parse_e8(usd_per_1m).filter(|v| *v >= 0).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "invalid price {usd_per_1m:?}: use a decimal like 2.50"
+        ))
+    })?;
+    if per_1m % 1000 != 0 {
+        return Err(Error::BadRequest(
+            "prices per 1M tokens can have at most 5 decimal places".into(),
+        ));
+    }
+    let txn = db.begin().await?;
+    pricing_rule::Entity::update_many()
+        .col_expr(pricing_rule::Column::EffectiveTo, Expr::value(from))
+        .filter(pricing_rule::Column::TeamId.eq(team_id))
+        .filter(pricing_rule::Column::ProviderKind.eq(provider))
+        .filter(pricing_rule::Column::ModelName.eq(model))
+        .filter(pricing_rule::Column::ServiceKind.eq(kind.as_str()))
+        .filter(pricing_rule::Column::EffectiveTo.is_null())
+        .exec(&txn)
+        .await?;
+    pricing_rule::ActiveModel {
+        team_id: Set(team_id),
+        provider_kind: Set(provider.to_string()),
+        model_name: Set(model.to_string()),
+        service_kind: Set(kind.as_str().to_string()),
+        unit_price_e8: Set(per_1m / 1000),
+        currency: Set("USD".into()),
+        effective_from: Set(from),
+        effective_to: Set(None),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(per_1m / 1000)
 }
 
 #[cfg(test)]

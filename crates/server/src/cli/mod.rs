@@ -10,6 +10,7 @@ use crate::config::StorageArgs;
 
 mod chatbot;
 mod key;
+mod pricing;
 mod provider;
 mod team;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Manage a team's LLM providers.
     #[command(subcommand)]
     Provider(provider::ProviderCmd),
+    /// Team price overrides (per 1K tokens as stored; set per 1M as published).
+    #[command(subcommand)]
+    Pricing(pricing::PricingCmd),
 }
 
 /// Opens and migrates the database for an admin command.
@@ -137,6 +141,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provider(cmd) => {
             let db = open(&cli).await?;
             let r = provider::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+        Command::Pricing(cmd) => {
+            let db = open(&cli).await?;
+            let r = pricing::run(&cli, &db, cmd).await;
             db.close().await;
             r
         }

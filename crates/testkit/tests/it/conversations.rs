@@ -668,3 +668,145 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    a_client_that_leaves_does_not_lose_the_turn,
+    async |app: &TestApp| {
+        let fake = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(openai_reply("worth the wait", 5, 3, 0))
+                    .set_delay(std::time::Duration::from_millis(700)),
+            )
+            .mount(&fake)
+            .await;
+        let team = app.team("a").await;
+        app.provider(&team, "slow", "openai", Some(&fake.uri()), Some("sk"))
+            .await;
+        let bot = app
+            .llm_chatbot(&team, "slow", "gpt-4o", "", json!({}))
+            .await;
+        let impatient = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(150))
+            .build()
+            .unwrap();
+        let r = impatient
+            .post(app.url(&incoming(&bot)))
+            .header("X-Api-Key", &team.key)
+            .json(&json!({"message": "are you there?"}))
+            .send()
+            .await;
+        assert!(r.is_err(), "the client gave up first");
+        // The human message was persisted before the provider was called; the
+        // reply lands once the provider answers, with nobody listening.
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM messages WHERE role = 'human'")
+                .await,
+            1
+        );
+        let mut replies = 0;
+        for _ in 0..100 {
+            replies = app
+                .scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
+                .await;
+            if replies == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(replies, 1);
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM traces WHERE status = 'success'")
+                .await,
+            1
+        );
+    }
+);
+
+both_backends!(
+    anthropic_and_gemini_through_the_server,
+    async |app: &TestApp| {
+        let anthropic = MockServer::start().await;
+        Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", "ak-1"))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "Hi from Claude"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1000, "output_tokens": 100, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+        })))
+        .mount(&anthropic)
+        .await;
+        let gemini = MockServer::start().await;
+        Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .and(header("x-goog-api-key", "gk-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Hi from Gemini"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 2000, "candidatesTokenCount": 200, "totalTokenCount": 2200},
+            "modelVersion": "gemini-2.5-flash"
+        })))
+        .mount(&gemini)
+        .await;
+        let team = app.team("a").await;
+        app.provider(
+            &team,
+            "claude",
+            "anthropic",
+            Some(&anthropic.uri()),
+            Some("ak-1"),
+        )
+        .await;
+        app.provider(&team, "gem", "gemini", Some(&gemini.uri()), Some("gk-1"))
+            .await;
+        let c = app
+            .llm_chatbot(
+                &team,
+                "claude",
+                "claude-sonnet-4-5",
+                "Be {session_state.tone}",
+                json!({}),
+            )
+            .await;
+        let g = app
+            .llm_chatbot(&team, "gem", "gemini-2.5-flash", "Be brief", json!({}))
+            .await;
+        let (s, body) = app
+            .post_json(&incoming(&c), &team.key, &json!({"message": "hello"}))
+            .await;
+        assert_eq!(
+            (s, body["response"].as_str()),
+            (200, Some("Hi from Claude"))
+        );
+        let (s, body) = app
+            .post_json(&incoming(&g), &team.key, &json!({"message": "hello"}))
+            .await;
+        assert_eq!(
+            (s, body["response"].as_str()),
+            (200, Some("Hi from Gemini"))
+        );
+        let sent: Value =
+            serde_json::from_slice(&anthropic.received_requests().await.unwrap()[0].body).unwrap();
+        assert_eq!(sent["system"], "Be ");
+        assert_eq!(
+            sent["messages"],
+            json!([{"role": "user", "content": "hello"}])
+        );
+        let sent: Value =
+            serde_json::from_slice(&gemini.received_requests().await.unwrap()[0].body).unwrap();
+        assert_eq!(sent["systemInstruction"]["parts"][0]["text"], "Be brief");
+        // Claude Sonnet 4.5: 1000 × $3/M + 100 × $15/M = 0.0045; Gemini 2.5 Flash: 2000 × $0.30/M + 200 × $2.50/M = 0.0011.
+        let costs = app
+        .rows("SELECT model_name, CAST(SUM(cost_e8) AS BIGINT) FROM usage_records GROUP BY model_name ORDER BY model_name", &["model", "cost"])
+        .await;
+        assert_eq!(
+            costs,
+            vec![
+                json!({"model": "claude-sonnet-4-5-20250929", "cost": 450_000}),
+                json!({"model": "gemini-2.5-flash", "cost": 110_000}),
+            ]
+        );
+    }
+);

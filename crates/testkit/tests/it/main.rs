@@ -6,4 +6,5 @@ mod contract;
 mod conversations;
 mod experiments;
 mod openai;
+mod openai_sdk;
 mod routing;

@@ -1,0 +1,64 @@
+//! The official `openai` Python SDK works against the endpoint, plain and
+//! streamed. Skipped where the SDK is not installed, except in CI, which
+//! installs it (`.ci/run`).
+
+use std::process::Command;
+
+use chatstudio_testkit::{TestApp, both_backends};
+use serde_json::{Value, json};
+
+fn sdk_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the openai Python SDK must be installed in CI (pip install openai)");
+    }
+    ok
+}
+
+both_backends!(the_official_python_sdk_works, async |app: &TestApp| {
+    if !sdk_available() {
+        eprintln!("skipping: python3 with the openai package is not available");
+        return;
+    }
+    let team = app.team("a").await;
+    app.provider(&team, "local", "builtin", None, None).await;
+    let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py/openai_sdk.py");
+    let (base, key) = (app.base.clone(), team.key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([script, &base, &key, &bot.to_string()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["plain"], "You said: I need help with something.");
+    assert_eq!(seen["model"], "");
+    assert_eq!(seen["streamed"], "You said: stream please");
+    assert!(seen["stream_pieces"].as_u64().unwrap() > 1);
+    assert!(seen["usage"].as_u64().unwrap() > 0);
+    assert_eq!(seen["versioned"], "You said: versioned");
+    let err = seen["error"].as_str().unwrap();
+    assert!(
+        err.starts_with("BadRequestError") && err.contains("Last message must be a user message"),
+        "{err}"
+    );
+    let sid = seen["plain_id"].as_str().unwrap();
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE external_id = '{sid}'"
+        ))
+        .await,
+        1
+    );
+});

@@ -24,6 +24,7 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match &self.0 {
             Error::Validation(v) => v.clone(),
+            Error::Body(_, v) => v.clone(),
             Error::Internal(cause) => {
                 // Logged once here; the client only learns that it failed.
                 tracing::error!(%cause, "internal error");

@@ -6,13 +6,17 @@ pub mod body;
 pub mod channels_api;
 pub mod error;
 pub mod experiments;
+pub mod files;
 pub mod health;
 pub mod openai;
 pub mod openapi;
 pub mod pagination;
+pub mod participants;
 pub mod routing;
+pub mod sessions;
 pub mod turns;
 pub mod url;
+pub mod views;
 
 use axum::Router;
 use domain::Domain;
@@ -33,6 +37,9 @@ pub fn app(state: AppState) -> routing::App {
         .merge(experiments::router())
         .merge(channels_api::router())
         .merge(openai::router())
+        .merge(sessions::router())
+        .merge(participants::router())
+        .merge(files::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

@@ -23,12 +23,25 @@ use crate::AppState;
         crate::channels_api::incoming_versioned,
         crate::openai::completions,
         crate::openai::completions_versioned,
+        crate::sessions::list,
+        crate::sessions::create,
+        crate::sessions::retrieve,
+        crate::sessions::end,
+        crate::sessions::add_tags,
+        crate::sessions::remove_tags,
+        crate::sessions::update_state,
+        crate::participants::list,
+        crate::participants::upsert,
+        crate::files::content,
     ),
     modifiers(&Security),
     tags(
         (name = "Experiments", description = "Chatbots and their versions."),
         (name = "Channels", description = "Converse with a chatbot over the API channel."),
         (name = "OpenAI", description = "OpenAI-compatible chat completions."),
+        (name = "Experiment Sessions", description = "Conversations, their transcripts and usage."),
+        (name = "Participants", description = "Participants, their data and schedules."),
+        (name = "Files", description = "File downloads."),
     )
 )]
 pub struct ApiDoc;

@@ -499,6 +499,19 @@ pub async fn resolve<C: ConnectionTrait>(
     Ok(resolved(r, family_id))
 }
 
+/// Exactly the row an id names (a working version or a snapshot; not
+/// archived): what a session is bound to.
+pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<Resolved> {
+    let row = chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(chatbot::Column::PublicId.eq(id))
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    Ok(resolved(&row, row.working_version_id.unwrap_or(row.id)))
+}
+
 fn resolved(r: &chatbot::Model, family_id: i64) -> Resolved {
     Resolved {
         row_id: r.id,

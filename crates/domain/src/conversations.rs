@@ -442,6 +442,8 @@ pub struct TurnOutcome {
     pub llm_calls: i32,
     /// A history checkpoint: (message id, summary of everything before it).
     pub checkpoint: Option<(i64, String)>,
+    /// The system tag naming the version that replied (`v3`, `v4-unreleased`).
+    pub version_tag: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +475,9 @@ pub async fn record_turn<C: ConnectionTrait + TransactionTrait>(
         ),
         None => None,
     };
+    if let (Some(mid), Some(tag)) = (reply_message_id, &t.version_tag) {
+        crate::tags::tag_message(&txn, t.team_id, mid, tag, crate::tags::VERSION_CATEGORY).await?;
+    }
     if let Some((mid, summary)) = &t.checkpoint {
         message::Entity::update_many()
             .col_expr(message::Column::Summary, Expr::value(summary.clone()))

@@ -27,6 +27,10 @@ pub enum Error {
     /// 502: the chatbot's upstream (an LLM provider) failed or is misconfigured.
     #[error("{0}")]
     Upstream(String),
+    /// Any status with a body of its own shape, for the few endpoints whose
+    /// contract answers `{"error": …}` or `{"errors": […]}`.
+    #[error("{1}")]
+    Body(u16, Value),
     /// 500: logged once with its cause, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -41,6 +45,7 @@ impl Error {
             Error::BadRequest(_) | Error::Validation(_) => 400,
             Error::Conflict(_) => 409,
             Error::Upstream(_) => 502,
+            Error::Body(status, _) => *status,
             Error::Internal(_) => 500,
         }
     }

@@ -99,11 +99,9 @@ impl Engine {
 
     pub async fn api_message(&self, m: ApiMessage) -> Result<Reply, TurnError> {
         let db = &self.domain.db.write;
-        let addressed = chatbots::resolve(db, m.team_id, m.chatbot_id, None).await?;
-        let chatbot = match m.version {
-            None => addressed.clone(),
-            Some(_) => chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?,
-        };
+        // The session binds to the row the id names; the version that runs is resolved apart.
+        let addressed = chatbots::find_row(db, m.team_id, m.chatbot_id).await?;
+        let chatbot = chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?;
         let participant = self.participant_for(m.team_id, m.user_id, None).await?;
         let session = match &m.session {
             // An explicit session must be the caller's own, with this chatbot, on the API channel.
@@ -186,11 +184,8 @@ impl Engine {
     /// Creates the session seeded with the earlier messages and persists the last one.
     pub async fn openai_prepare(&self, t: OpenAiTurn) -> Result<Prepared, TurnError> {
         let db = &self.domain.db.write;
-        let addressed = chatbots::resolve(db, t.team_id, t.chatbot_id, None).await?;
-        let chatbot = match t.version {
-            None => addressed.clone(),
-            Some(_) => chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?,
-        };
+        let addressed = chatbots::find_row(db, t.team_id, t.chatbot_id).await?;
+        let chatbot = chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?;
         let participant = self
             .participant_for(t.team_id, t.user_id, t.participant.clone())
             .await?;
@@ -241,6 +236,11 @@ impl Engine {
                 .as_ref()
                 .and_then(|r| r.checkpoint.clone())
                 .map(|(at, s)| (at.unwrap_or(input_message_id), s)),
+            version_tag: Some(if chatbot.is_working {
+                format!("v{}-unreleased", chatbot.version_number)
+            } else {
+                format!("v{}", chatbot.version_number)
+            }),
         };
         let recorded = conv::record_turn(&self.domain.db.write, outcome).await;
         if let Some(e) = error {

@@ -20,6 +20,11 @@ pub struct StorageArgs {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Where file bytes go: `s3://bucket/prefix` (credentials from the usual
+    /// `AWS_*` variables) or `file:///dir`. Default: `files/` in the data dir.
+    #[arg(long, env = "CHATSTUDIO_FILES_URL", global = true)]
+    pub files_url: Option<String>,
+
     /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
     #[arg(
         long,

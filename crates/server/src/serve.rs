@@ -44,6 +44,7 @@ pub struct Options {
     pub bind: SocketAddr,
     pub seed_demo: bool,
     pub engine: engine::EngineSettings,
+    pub files_url: Option<String>,
 }
 
 pub async fn start(opts: &Options) -> anyhow::Result<Running> {
@@ -54,7 +55,9 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     db.migrate().await.context("database migration failed")?;
     let secrets = domain::secrets::SecretBox::load(&db_cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
-    let domain = Domain::open(db, secrets)
+    let files = domain::files::FileStore::open(opts.files_url.as_deref(), &db_cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("file store: {e}"))?;
+    let domain = Domain::open(db, secrets, files)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let seed = if seed_demo {

@@ -5,6 +5,8 @@
 //! for both roles.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -26,11 +28,26 @@ pub struct DbConfig {
 pub struct Db {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
+    /// SQL statements run through this handle (tests and benchmarks count
+    /// statements per request with it).
+    pub statements: Arc<AtomicU64>,
+}
+
+fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseConnection {
+    let c = counter.clone();
+    conn.set_metric_callback(move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+    });
+    conn
 }
 
 impl Db {
     pub fn backend(&self) -> DbBackend {
         self.write.get_database_backend()
+    }
+
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {
@@ -73,10 +90,12 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
-        let pool = Database::connect(opts).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let pool = counted(Database::connect(opts).await?, &statements);
         return Ok(Db {
             write: pool.clone(),
             read: pool,
+            statements,
         });
     }
     if !url.starts_with("sqlite:") {
@@ -85,9 +104,20 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
             redact_url(&url)
         )));
     }
-    let write = Database::connect(sqlite_options(&url, 1)).await?;
-    let read = Database::connect(sqlite_options(&url, cfg.max_connections.max(1))).await?;
-    Ok(Db { write, read })
+    let statements = Arc::new(AtomicU64::new(0));
+    let write = counted(
+        Database::connect(sqlite_options(&url, 1)).await?,
+        &statements,
+    );
+    let read = counted(
+        Database::connect(sqlite_options(&url, cfg.max_connections.max(1))).await?,
+        &statements,
+    );
+    Ok(Db {
+        write,
+        read,
+        statements,
+    })
 }
 
 fn sqlite_options(url: &str, max: u32) -> ConnectOptions {

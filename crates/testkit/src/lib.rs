@@ -71,6 +71,7 @@ impl TestApp {
                 max_retries: 2,
                 retry_base_delay: std::time::Duration::from_millis(5),
             },
+            files_url: None,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

@@ -107,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_retries: *provider_retries,
                     ..Default::default()
                 },
+                files_url: cli.storage.files_url.clone(),
             };
             serve(opts).await
         }

@@ -1,0 +1,654 @@
+//! `/api/sessions/…`: list, create, retrieve, end, tags and state.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use domain::pagination::Order;
+use domain::sessions::{self, Detail, Filter, Summary};
+use domain::{Error, pricing};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::auth::Auth;
+use crate::body::JsonObject;
+use crate::error::Result;
+use crate::pagination::{Paginated, envelope, page_request};
+use crate::url::BaseUrl;
+use crate::views::{datetime, query_pairs, query_param};
+use crate::{ApiError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions/", get(list).post(create))
+        .route("/api/sessions/{id}/", get(retrieve))
+        .route("/api/sessions/{id}/end_experiment_session/", post(end))
+        .route(
+            "/api/sessions/{id}/tags/",
+            post(add_tags).delete(remove_tags),
+        )
+        .route("/api/sessions/{id}/update_state/", patch(update_state))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Team)]
+pub struct TeamView {
+    pub name: String,
+    pub slug: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExperimentStub)]
+pub struct ExperimentStubView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub url: String,
+    pub version_number: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Participant)]
+pub struct ParticipantView {
+    pub identifier: String,
+    pub remote_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExperimentSession)]
+pub struct SessionView {
+    pub url: String,
+    pub id: String,
+    pub team: TeamView,
+    pub experiment: ExperimentStubView,
+    pub participant: ParticipantView,
+    pub created_at: String,
+    pub updated_at: String,
+    pub status: String,
+    pub platform: Option<String>,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub state: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = File)]
+pub struct FileView {
+    pub name: String,
+    pub content_type: String,
+    pub size: Option<i64>,
+    pub content_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
+pub struct MessageView {
+    pub created_at: String,
+    pub role: String,
+    pub content: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub tags: Vec<String>,
+    pub attachments: Vec<FileView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionModelUsage)]
+pub struct ModelUsageView {
+    pub model_name: String,
+    pub cost: String,
+    pub tokens: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionUsage)]
+pub struct UsageView {
+    pub total_cost: String,
+    pub by_model: Vec<ModelUsageView>,
+}
+
+/// The detail: the session object with `messages` and `usage` between
+/// `platform` and `tags`, in the original's key order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExperimentSessionWithMessages)]
+pub struct SessionDetailView {
+    pub url: String,
+    pub id: String,
+    pub team: TeamView,
+    pub experiment: ExperimentStubView,
+    pub participant: ParticipantView,
+    pub created_at: String,
+    pub updated_at: String,
+    pub status: String,
+    pub platform: Option<String>,
+    pub messages: Vec<MessageView>,
+    pub usage: UsageView,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub state: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PaginatedExperimentSessionList)]
+pub struct PaginatedSessionsDoc {
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<SessionView>,
+    count: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = tags_response_serializer)]
+pub struct TagsView {
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[schema(as = ExperimentSessionCreate)]
+#[allow(dead_code)]
+pub struct CreateDoc {
+    experiment: uuid::Uuid,
+    participant: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    messages: Option<Vec<Value>>,
+    #[schema(value_type = Object)]
+    state: Option<Value>,
+}
+
+fn summary_view(base: &BaseUrl, s: Summary) -> SessionView {
+    SessionView {
+        url: base.absolute(&format!("/api/sessions/{}/", s.external_id)),
+        id: s.external_id,
+        team: TeamView {
+            name: s.team_name,
+            slug: s.team_slug,
+        },
+        experiment: ExperimentStubView {
+            url: base.absolute(&format!("/api/experiments/{}/", s.experiment.id)),
+            id: s.experiment.id,
+            name: s.experiment.name,
+            description: Some(s.experiment.description),
+            version_number: s.experiment.version_number,
+        },
+        participant: ParticipantView {
+            identifier: s.participant_identifier,
+            remote_id: s.participant_remote_id,
+        },
+        created_at: datetime(s.created_at),
+        updated_at: datetime(s.updated_at),
+        status: s.status,
+        platform: s.platform,
+        tags: s.tags,
+        state: s.state,
+    }
+}
+
+fn detail_view(base: &BaseUrl, d: Detail) -> SessionDetailView {
+    let s = summary_view(base, d.summary);
+    SessionDetailView {
+        url: s.url,
+        id: s.id,
+        team: s.team,
+        experiment: s.experiment,
+        participant: s.participant,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        status: s.status,
+        platform: s.platform,
+        messages: d
+            .messages
+            .into_iter()
+            .map(|m| MessageView {
+                created_at: datetime(m.created_at),
+                role: m.role,
+                content: m.content,
+                metadata: m.metadata,
+                tags: m.tags,
+                attachments: m
+                    .attachments
+                    .into_iter()
+                    .map(|a| FileView {
+                        content_url: base.absolute(&format!("/api/files/{}/content", a.id)),
+                        name: a.name,
+                        content_type: a.content_type,
+                        size: a.size,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        usage: UsageView {
+            total_cost: pricing::format_e8(d.total_cost_e8),
+            by_model: d
+                .by_model
+                .into_iter()
+                .map(|(model_name, cost, tokens)| ModelUsageView {
+                    model_name,
+                    cost: pricing::format_e8(cost),
+                    tokens,
+                })
+                .collect(),
+        },
+        tags: s.tags,
+        state: s.state,
+    }
+}
+
+fn split_list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| {
+        s.split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// List Sessions
+#[utoipa::path(
+    get,
+    path = "/api/sessions/",
+    operation_id = "session_list",
+    tag = "Experiment Sessions",
+    params(
+        ("cursor" = Option<String>, Query, description = "The pagination cursor value."),
+        ("page_size" = Option<i64>, Query, description = "Number of results to return per page."),
+        ("experiment" = Option<String>, Query, description = "Only sessions of this chatbot (UUID)."),
+        ("tags" = Option<String>, Query, description = "Comma-separated tag names: sessions with any of them."),
+        ("versions" = Option<String>, Query, description = "Comma-separated version tags (`v1`, `v2-unreleased`)."),
+        ("ordering" = Option<String>, Query, description = "`created_at` or `-created_at` (default)."),
+    ),
+    responses((status = 200, body = PaginatedSessionsDoc)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    base: BaseUrl,
+) -> Result<Json<Paginated<SessionView>>> {
+    let pairs = query_pairs(base.query.as_deref());
+    let experiment = match query_param(&pairs, "experiment").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(uuid::Uuid::parse_str(v.trim()).map_err(|_| {
+            ApiError(Error::field(
+                "experiment",
+                format!("\"{v}\" is not a valid UUID."),
+            ))
+        })?),
+    };
+    let order = match query_param(&pairs, "ordering") {
+        Some("created_at") => Some(Order::Asc),
+        Some("-created_at") => Some(Order::Desc),
+        _ => None,
+    };
+    let filter = Filter {
+        experiment,
+        tags: split_list(query_param(&pairs, "tags")),
+        versions: split_list(query_param(&pairs, "versions")),
+        order,
+    };
+    let page = sessions::list(
+        &state.domain,
+        auth.team_id,
+        &filter,
+        &page_request(base.query.as_deref()),
+    )
+    .await?;
+    Ok(Json(envelope(&base, page, |s| summary_view(&base, s))))
+}
+
+/// Shape checks of the create body, with DRF's messages.
+fn parse_create(body: &JsonObject) -> Result<sessions::Create, Error> {
+    let mut errors = serde_json::Map::new();
+    let experiment = match body.0.get("experiment") {
+        None => {
+            errors.insert("experiment".into(), json!(["This field is required."]));
+            None
+        }
+        Some(Value::Null) => {
+            errors.insert("experiment".into(), json!(["This field may not be null."]));
+            None
+        }
+        Some(v) => {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match uuid::Uuid::parse_str(text.trim()) {
+                Ok(u) => Some(u),
+                Err(_) => {
+                    errors.insert(
+                        "experiment".into(),
+                        json!([format!("\u{201c}{text}\u{201d} is not a valid UUID.")]),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let participant = match body.0.get("participant") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.insert(
+                "participant".into(),
+                json!(["This field may not be blank."]),
+            );
+            None
+        }
+        Some(Value::String(s)) if s.trim().chars().count() > 320 => {
+            errors.insert(
+                "participant".into(),
+                json!(["Ensure this field has no more than 320 characters."]),
+            );
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(_) => {
+            errors.insert("participant".into(), json!(["Not a valid string."]));
+            None
+        }
+    };
+    let mut messages = Vec::new();
+    match body.0.get("messages") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            let mut item_errors = Vec::new();
+            let mut any = false;
+            for item in items {
+                let mut e = serde_json::Map::new();
+                let role = item.get("role").and_then(Value::as_str);
+                let stored = match role {
+                    Some("user") => Some("human"),
+                    Some("assistant") => Some("ai"),
+                    Some("system") => Some("system"),
+                    Some(other) => {
+                        e.insert(
+                            "role".into(),
+                            json!([format!("\"{other}\" is not a valid choice.")]),
+                        );
+                        None
+                    }
+                    None => {
+                        e.insert("role".into(), json!(["This field is required."]));
+                        None
+                    }
+                };
+                let content = match item.get("content") {
+                    None | Some(Value::Null) => {
+                        e.insert("content".into(), json!(["This field is required."]));
+                        None
+                    }
+                    Some(Value::String(s)) if s.trim().is_empty() => {
+                        e.insert("content".into(), json!(["This field may not be blank."]));
+                        None
+                    }
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) => {
+                        e.insert("content".into(), json!(["Not a valid string."]));
+                        None
+                    }
+                };
+                if let (Some(r), Some(c)) = (stored, content) {
+                    messages.push((r.to_string(), c));
+                }
+                any |= !e.is_empty();
+                item_errors.push(Value::Object(e));
+            }
+            if any {
+                errors.insert("messages".into(), Value::Array(item_errors));
+            }
+        }
+        Some(other) => {
+            errors.insert(
+                "messages".into(),
+                json!({"non_field_errors": [format!("Expected a list of items but got type \"{}\".", json_type(other))]}),
+            );
+        }
+    }
+    let state = match body.0.get("state") {
+        None => json!({}),
+        Some(Value::Null) => {
+            errors.insert("state".into(), json!(["This field may not be null."]));
+            Value::Null
+        }
+        Some(v) => sessions::strip_controls(v),
+    };
+    if !errors.is_empty() {
+        return Err(Error::Validation(Value::Object(errors)));
+    }
+    Ok(sessions::Create {
+        experiment: experiment
+            .ok_or_else(|| Error::field("experiment", "This field is required."))?,
+        participant,
+        messages,
+        state,
+    })
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "dict",
+        Value::String(_) => "str",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "int",
+        _ => "list",
+    }
+}
+
+/// Create Session
+#[utoipa::path(
+    post,
+    path = "/api/sessions/",
+    operation_id = "session_create",
+    tag = "Experiment Sessions",
+    request_body = CreateDoc,
+    responses((status = 201, body = SessionView)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    base: BaseUrl,
+    body: JsonObject,
+) -> Result<Response> {
+    let c = parse_create(&body)?;
+    let s = sessions::create(&state.domain, auth.team_id, auth.user_id, c).await?;
+    let view = summary_view(&base, s);
+    let mut resp = (StatusCode::CREATED, Json(&view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&view.url) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Retrieve Session
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}/",
+    operation_id = "session_retrieve",
+    tag = "Experiment Sessions",
+    params(("id" = String, Path, description = "ID of the session")),
+    responses((status = 200, body = SessionDetailView)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Json<SessionDetailView>> {
+    let d = sessions::detail(&state.domain, auth.team_id, &id).await?;
+    Ok(Json(detail_view(&base, d)))
+}
+
+fn error_body(status: u16, message: impl Into<String>) -> ApiError {
+    ApiError(Error::Body(status, json!({"error": message.into()})))
+}
+
+/// End Session
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/end_experiment_session/",
+    operation_id = "session_end",
+    tag = "Experiment Sessions",
+    params(("id" = String, Path, description = "ID of the session")),
+    responses((status = 200, description = "Ended (empty body)")),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn end(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    // The original's message forgot to fill in the id; its prefix is kept.
+    let sid = sessions::exists(&state.domain.db.read, auth.team_id, &id)
+        .await?
+        .ok_or_else(|| error_body(404, "Session not found:{id}"))?;
+    sessions::end(&state.domain, auth.team_id, sid, "api").await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Validates `{"tags": [...]}` before the session is looked up, as the original.
+fn parse_tags(body: &JsonObject) -> Result<Vec<String>, ApiError> {
+    let v = body.0.get("tags");
+    let falsy = match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(Value::Object(o)) => o.is_empty(),
+    };
+    if falsy {
+        return Err(error_body(400, "Missing 'tags' in request"));
+    }
+    let Some(Value::Array(items)) = v else {
+        return Err(error_body(400, "'tags' must be a list"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for i in items {
+        match i.as_str() {
+            Some(s) if !s.trim().is_empty() => {
+                if s.chars().count() > domain::tags::MAX_NAME_LEN {
+                    return Err(error_body(400, "Tag names must be at most 100 characters"));
+                }
+                out.push(s.to_string());
+            }
+            _ => {
+                return Err(error_body(
+                    400,
+                    "'tags' must be a list of non-empty strings",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn session_for_action(state: &AppState, team_id: i64, id: &str) -> Result<i64, ApiError> {
+    sessions::exists(&state.domain.db.read, team_id, id)
+        .await?
+        .ok_or_else(|| error_body(404, format!("Session not found: {id}")))
+}
+
+/// Add Tags
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/tags/",
+    operation_id = "session_add_tags",
+    tag = "Experiment Sessions",
+    params(("id" = String, Path, description = "ID of the session")),
+    request_body = TagsView,
+    responses((status = 200, body = TagsView)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn add_tags(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<TagsView>> {
+    let names = parse_tags(&body)?;
+    let sid = session_for_action(&state, auth.team_id, &id).await?;
+    domain::tags::add_to_session(
+        &state.domain.db.write,
+        auth.team_id,
+        sid,
+        &names,
+        auth.user_id,
+    )
+    .await?;
+    Ok(Json(TagsView {
+        tags: sessions::tag_names(&state.domain, sid).await?,
+    }))
+}
+
+/// Remove Tags
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{id}/tags/",
+    operation_id = "session_remove_tags",
+    tag = "Experiment Sessions",
+    params(("id" = String, Path, description = "ID of the session")),
+    request_body = TagsView,
+    responses((status = 200, body = TagsView)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn remove_tags(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<TagsView>> {
+    let names = parse_tags(&body)?;
+    let sid = session_for_action(&state, auth.team_id, &id).await?;
+    domain::tags::remove_from_session(&state.domain.db.write, auth.team_id, sid, &names).await?;
+    Ok(Json(TagsView {
+        tags: sessions::tag_names(&state.domain, sid).await?,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = update_state_response)]
+pub struct UpdateStateView {
+    pub success: bool,
+    #[schema(value_type = Object)]
+    pub state: Value,
+}
+
+/// Update Session State
+#[utoipa::path(
+    patch,
+    path = "/api/sessions/{id}/update_state/",
+    operation_id = "session_update_state",
+    tag = "Experiment Sessions",
+    params(("id" = String, Path, description = "ID of the session")),
+    responses((status = 200, body = UpdateStateView)),
+    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+)]
+pub async fn update_state(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> Result<Json<UpdateStateView>> {
+    let new_state = body.0.get("state").cloned().unwrap_or(Value::Null);
+    let falsy = match &new_state {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    };
+    if falsy {
+        return Err(error_body(400, "Missing 'state' in request"));
+    }
+    let sid = session_for_action(&state, auth.team_id, &id).await?;
+    sessions::replace_state(&state.domain, sid, &new_state).await?;
+    Ok(Json(UpdateStateView {
+        success: true,
+        state: new_state,
+    }))
+}

@@ -1,0 +1,203 @@
+//! File bytes live in an object store: a local directory under the data dir by
+//! default, or any S3-compatible bucket (`--files-url s3://bucket/prefix`, with
+//! the usual `AWS_*` variables for credentials, region and endpoint). Rows in
+//! `files` are team-scoped; the bytes are streamed, never loaded whole.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use store::entity::{file, session_file};
+
+use crate::{Error, Result};
+
+pub const NOT_FOUND: &str = "Not found.";
+
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<dyn ObjectStore>,
+    describe: String,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileStore({})", self.describe)
+    }
+}
+
+impl FileStore {
+    /// `url`: `s3://bucket[/prefix]`, `file:///abs/dir`, or `None` for `<data_dir>/files`.
+    pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Self> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => {
+                let dir = data_dir.join("files");
+                Self::local(&dir)
+            }
+            Some(u) if u.starts_with("file://") => Self::local(Path::new(&u["file://".len()..])),
+            Some(u) if u.starts_with("s3://") => {
+                let rest = &u["s3://".len()..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                // One TLS stack (rustls on ring) for the whole process.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let s3 = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| Error::BadRequest(format!("files URL {u}: {e}")))?;
+                let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+                };
+                Ok(Self {
+                    inner,
+                    describe: u.to_string(),
+                })
+            }
+            Some(u) => Err(Error::BadRequest(format!(
+                "unsupported files URL {u}: use s3://bucket/prefix or file:///dir"
+            ))),
+        }
+    }
+
+    fn local(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::Internal(format!("file store: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(fs),
+            describe: dir.display().to_string(),
+        })
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.inner
+            .put(&StorePath::from(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+        Ok(())
+    }
+
+    /// The object's bytes as a stream, or `None` when it is missing.
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<BoxStream<'static, std::io::Result<Bytes>>>> {
+        match self.inner.get(&StorePath::from(key)).await {
+            Ok(r) => Ok(Some(r.into_stream().map_err(std::io::Error::other).boxed())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Internal(format!("reading a file: {e}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub size: Option<i64>,
+}
+
+/// Stores bytes and records the file for a team.
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    files: &FileStore,
+    team_id: i64,
+    name: &str,
+    content_type: &str,
+    purpose: &str,
+    bytes: Bytes,
+) -> Result<StoredFile> {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let key = format!("{team_id}/{}/{safe}", uuid::Uuid::new_v4().simple());
+    let size = i64::try_from(bytes.len()).ok();
+    files.put(&key, bytes).await?;
+    let m = file::ActiveModel {
+        team_id: Set(team_id),
+        name: Set(name.to_string()),
+        storage_key: Set(Some(key)),
+        content_type: Set(content_type.to_string()),
+        size: Set(size),
+        purpose: Set(purpose.to_string()),
+        is_archived: Set(false),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(StoredFile {
+        id: m.id,
+        name: m.name,
+        content_type: m.content_type,
+        size: m.size,
+    })
+}
+
+/// Links a file to a session's chat (so transcripts may show it).
+pub async fn attach_to_session<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+    file_id: i64,
+    tool_type: &str,
+) -> Result<()> {
+    session_file::ActiveModel {
+        session_id: Set(session_id),
+        file_id: Set(file_id),
+        tool_type: Set(tool_type.to_string()),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// A team's live file with its bytes; another team's, archived or
+/// content-less files and missing objects are all "not found".
+pub async fn open_for_download<C: ConnectionTrait>(
+    db: &C,
+    files: &FileStore,
+    team_id: i64,
+    id: i64,
+) -> Result<(StoredFile, BoxStream<'static, std::io::Result<Bytes>>)> {
+    let m = file::Entity::find_by_id(id)
+        .filter(file::Column::TeamId.eq(team_id))
+        .filter(file::Column::IsArchived.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    let key = m
+        .storage_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    let stream = files
+        .get(&key)
+        .await?
+        .ok_or_else(|| Error::not_found(NOT_FOUND))?;
+    Ok((
+        StoredFile {
+            id: m.id,
+            name: m.name,
+            content_type: m.content_type,
+            size: m.size,
+        },
+        stream,
+    ))
+}

@@ -1,0 +1,263 @@
+//! Tags on sessions and messages. User tags (`is_system = false`, category
+//! `""`) are created on demand by the API; system tags (version tags on
+//! replies…) only by the platform, and the API never removes them.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use store::entity::{message_tag, session_tag, tag};
+
+use crate::error::is_unique_violation;
+use crate::{Error, Result};
+
+pub const VERSION_CATEGORY: &str = "experiment_version";
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Finds or creates a tag; race-safe through the unique key.
+pub async fn ensure<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    name: &str,
+    is_system: bool,
+    category: &str,
+    created_by: Option<i64>,
+) -> Result<i64> {
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::BadRequest(format!(
+            "tag names are at most {MAX_NAME_LEN} characters"
+        )));
+    }
+    let find = || {
+        tag::Entity::find()
+            .filter(tag::Column::TeamId.eq(team_id))
+            .filter(tag::Column::Name.eq(name))
+            .filter(tag::Column::IsSystem.eq(is_system))
+            .filter(tag::Column::Category.eq(category))
+    };
+    if let Some(t) = find().one(db).await? {
+        return Ok(t.id);
+    }
+    let res = tag::ActiveModel {
+        team_id: Set(team_id),
+        name: Set(name.to_string()),
+        is_system: Set(is_system),
+        category: Set(category.to_string()),
+        created_by: Set(created_by),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match res {
+        Ok(t) => Ok(t.id),
+        Err(e) if is_unique_violation(&e) => find()
+            .one(db)
+            .await?
+            .map(|t| t.id)
+            .ok_or_else(|| Error::Internal("tag vanished after a conflict".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Attaches user tags to a session (idempotent).
+pub async fn add_to_session<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    names: &[String],
+    user_id: Option<i64>,
+) -> Result<()> {
+    for name in names {
+        let tag_id = ensure(db, team_id, name, false, "", user_id).await?;
+        let stmt = Query::insert()
+            .into_table(session_tag::Entity)
+            .columns([
+                session_tag::Column::TeamId,
+                session_tag::Column::SessionId,
+                session_tag::Column::TagId,
+                session_tag::Column::UserId,
+                session_tag::Column::CreatedAt,
+            ])
+            .values_panic([
+                team_id.into(),
+                session_id.into(),
+                tag_id.into(),
+                user_id.into(),
+                store::now().into(),
+            ])
+            .on_conflict(
+                OnConflict::columns([session_tag::Column::SessionId, session_tag::Column::TagId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        db.execute(&stmt).await?;
+    }
+    Ok(())
+}
+
+/// Detaches the team's non-system tags with these names from a session.
+pub async fn remove_from_session<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    names: &[String],
+) -> Result<()> {
+    let ids: Vec<i64> = tag::Entity::find()
+        .select_only()
+        .column(tag::Column::Id)
+        .filter(tag::Column::TeamId.eq(team_id))
+        .filter(tag::Column::IsSystem.eq(false))
+        .filter(tag::Column::Name.is_in(names.iter().cloned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    session_tag::Entity::delete_many()
+        .filter(session_tag::Column::SessionId.eq(session_id))
+        .filter(session_tag::Column::TagId.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Tag names per session, each list sorted by name: one query for any number of sessions.
+pub async fn session_tag_names<C: ConnectionTrait>(
+    db: &C,
+    session_ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if session_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, String)> = session_tag::Entity::find()
+        .select_only()
+        .column(session_tag::Column::SessionId)
+        .column_as(Expr::col((tag::Entity, tag::Column::Name)), "name")
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            session_tag::Entity::belongs_to(tag::Entity)
+                .from(session_tag::Column::TagId)
+                .to(tag::Column::Id)
+                .into(),
+        )
+        .filter(session_tag::Column::SessionId.is_in(session_ids.iter().copied()))
+        .order_by_asc(Expr::col((tag::Entity, tag::Column::Name)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (sid, name) in rows {
+        out.entry(sid).or_default().push(name);
+    }
+    Ok(out)
+}
+
+/// Tag names per message, sorted: one query for a whole transcript.
+pub async fn message_tag_names<C: ConnectionTrait>(
+    db: &C,
+    message_ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if message_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, String)> = message_tag::Entity::find()
+        .select_only()
+        .column(message_tag::Column::MessageId)
+        .column_as(Expr::col((tag::Entity, tag::Column::Name)), "name")
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            message_tag::Entity::belongs_to(tag::Entity)
+                .from(message_tag::Column::TagId)
+                .to(tag::Column::Id)
+                .into(),
+        )
+        .filter(message_tag::Column::MessageId.is_in(message_ids.iter().copied()))
+        .order_by_asc(Expr::col((tag::Entity, tag::Column::Name)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (mid, name) in rows {
+        out.entry(mid).or_default().push(name);
+    }
+    Ok(out)
+}
+
+/// Tags a message with a system tag (e.g. its version tag).
+pub async fn tag_message<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    message_id: i64,
+    name: &str,
+    category: &str,
+) -> Result<()> {
+    let tag_id = ensure(db, team_id, name, true, category, None).await?;
+    let stmt = Query::insert()
+        .into_table(message_tag::Entity)
+        .columns([
+            message_tag::Column::TeamId,
+            message_tag::Column::MessageId,
+            message_tag::Column::TagId,
+            message_tag::Column::CreatedAt,
+        ])
+        .values_panic([
+            team_id.into(),
+            message_id.into(),
+            tag_id.into(),
+            store::now().into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([message_tag::Column::MessageId, message_tag::Column::TagId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&stmt).await?;
+    Ok(())
+}
+
+/// The condition "the session carries a tag named one of `names`", as a subquery.
+pub fn sessions_with_tags(team_id: i64, names: &[String]) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column((session_tag::Entity, session_tag::Column::SessionId))
+        .from(session_tag::Entity)
+        .inner_join(
+            tag::Entity,
+            Expr::col((tag::Entity, tag::Column::Id))
+                .equals((session_tag::Entity, session_tag::Column::TagId)),
+        )
+        .and_where(Expr::col((tag::Entity, tag::Column::TeamId)).eq(team_id))
+        .and_where(Expr::col((tag::Entity, tag::Column::Name)).is_in(names.iter().cloned()))
+        .to_owned()
+}
+
+/// Sessions with a message carrying one of these version tags, as a subquery.
+pub fn sessions_with_version_tags(
+    team_id: i64,
+    names: &[String],
+) -> sea_orm::sea_query::SelectStatement {
+    use store::entity::message;
+    Query::select()
+        .column((message::Entity, message::Column::SessionId))
+        .from(message_tag::Entity)
+        .inner_join(
+            tag::Entity,
+            Expr::col((tag::Entity, tag::Column::Id))
+                .equals((message_tag::Entity, message_tag::Column::TagId)),
+        )
+        .inner_join(
+            message::Entity,
+            Expr::col((message::Entity, message::Column::Id))
+                .equals((message_tag::Entity, message_tag::Column::MessageId)),
+        )
+        .and_where(Expr::col((tag::Entity, tag::Column::TeamId)).eq(team_id))
+        .and_where(Expr::col((tag::Entity, tag::Column::Category)).eq(VERSION_CATEGORY))
+        .and_where(Expr::col((tag::Entity, tag::Column::Name)).is_in(names.iter().cloned()))
+        .to_owned()
+}

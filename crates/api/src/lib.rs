@@ -28,6 +28,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub domain: Domain,
     pub engine: engine::Engine,
+    pub requests: health::RequestCounter,
 }
 
 /// The whole application: public routes, authenticated routes, and the
@@ -47,9 +48,14 @@ pub fn app(state: AppState) -> routing::App {
     let public = Router::new()
         .merge(health::router())
         .merge(openapi::router());
+    let counter = state.requests.clone();
     let router = public
         .merge(protected)
         .fallback(routing::not_found)
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            counter,
+            health::count_requests,
+        ));
     routing::new_app(router)
 }

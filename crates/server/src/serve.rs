@@ -71,6 +71,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     let app = api::app(api::AppState {
         domain: domain.clone(),
         engine,
+        requests: Default::default(),
     })
     .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
     .layer(TraceLayer::new_for_http());

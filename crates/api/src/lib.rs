@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod channels_api;
+pub mod chat;
 pub mod error;
 pub mod experiments;
 pub mod files;
@@ -12,6 +13,7 @@ pub mod openai;
 pub mod openapi;
 pub mod pagination;
 pub mod participants;
+pub mod ratelimit;
 pub mod routing;
 pub mod sessions;
 pub mod turns;
@@ -29,6 +31,7 @@ pub struct AppState {
     pub domain: Domain,
     pub engine: engine::Engine,
     pub requests: health::RequestCounter,
+    pub chat_limits: ratelimit::RateLimiter,
 }
 
 /// The whole application: public routes, authenticated routes, and the
@@ -45,7 +48,9 @@ pub fn app(state: AppState) -> routing::App {
             state.clone(),
             auth::require_auth,
         ));
+    // The chat API authenticates itself (embed keys, session tokens, API keys).
     let public = Router::new()
+        .merge(chat::router())
         .merge(health::router())
         .merge(openapi::router());
     let counter = state.requests.clone();

@@ -33,6 +33,11 @@ use crate::AppState;
         crate::participants::list,
         crate::participants::upsert,
         crate::files::content,
+        crate::chat::start,
+        crate::chat::message,
+        crate::chat::poll_task,
+        crate::chat::poll_messages,
+        crate::chat::upload,
     ),
     modifiers(&Security),
     tags(
@@ -42,6 +47,7 @@ use crate::AppState;
         (name = "Experiment Sessions", description = "Conversations, their transcripts and usage."),
         (name = "Participants", description = "Participants, their data and schedules."),
         (name = "Files", description = "File downloads."),
+        (name = "Chat", description = "The chat widget API."),
     )
 )]
 pub struct ApiDoc;
@@ -54,6 +60,10 @@ impl Modify for Security {
         components.add_security_scheme(
             "apiKeyAuth",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-api-key"))),
+        );
+        components.add_security_scheme(
+            "embedKeyAuth",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Embed-Key"))),
         );
         components.add_security_scheme(
             "tokenAuth",

@@ -67,7 +67,65 @@ pub fn new_app(router: Router) -> App {
         .layer(axum::middleware::from_fn(pre_route))
 }
 
-pub(crate) async fn pre_route(mut req: Request, next: Next) -> Response {
+/// CORS applies to the chat widget API only, on its unversioned paths (spec §1.5).
+fn is_cors_path(path: &str) -> bool {
+    path.starts_with("/api/chat/")
+}
+
+const CORS_ALLOW_HEADERS: &str = "accept, accept-encoding, authorization, content-type, dnt, origin, user-agent, \
+     x-requested-with, x-ocs-widget-version, x-embed-key, x-session-token, x-api-key";
+const CORS_EXPOSE_HEADERS: &str =
+    "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+
+fn add_cors(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+    );
+}
+
+pub(crate) async fn pre_route(req: Request, next: Next) -> Response {
+    let cors = is_cors_path(req.uri().path());
+    if cors
+        && req.method() == axum::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        // Preflight is answered before any authentication.
+        let mut resp = StatusCode::OK.into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("DELETE, GET, OPTIONS, PATCH, POST, PUT"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        return resp;
+    }
+    let mut resp = route(req, next).await;
+    if cors {
+        add_cors(&mut resp);
+    }
+    resp
+}
+
+async fn route(mut req: Request, next: Next) -> Response {
     let original = req.uri().clone();
     req.extensions_mut().insert(OriginalUri(original.clone()));
     let path = original.path();

@@ -499,6 +499,15 @@ pub async fn resolve<C: ConnectionTrait>(
     Ok(resolved(r, family_id))
 }
 
+/// The public id of a chatbot row.
+pub async fn public_id_of<C: ConnectionTrait>(db: &C, row_id: i64) -> Result<Uuid> {
+    chatbot::Entity::find_by_id(row_id)
+        .one(db)
+        .await?
+        .map(|m| m.public_id)
+        .ok_or_else(|| Error::not_found(NOT_FOUND))
+}
+
 /// Exactly the row an id names (a working version or a snapshot; not
 /// archived): what a session is bound to.
 pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<Resolved> {

@@ -204,6 +204,103 @@ pub async fn latest_open_session<C: ConnectionTrait>(
         .map(Session::from))
 }
 
+pub async fn session_by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<Session>> {
+    Ok(session::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Session::from))
+}
+
+/// Replaces one key of a session's state (the chat API's `remote_context`).
+pub async fn set_state_key<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+    key: &str,
+    value: Value,
+) -> Result<()> {
+    let Some(s) = session_by_id(db, session_id).await? else {
+        return Ok(());
+    };
+    let mut state = match s.state {
+        Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    state.insert(key.to_string(), value);
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::State,
+            Expr::value(Value::Object(state).to_string()),
+        )
+        .col_expr(session::Column::UpdatedAt, Expr::value(store::now()))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A finished turn for this input message, if there is one: (reply message id, reply text).
+pub async fn finished_turn<C: ConnectionTrait>(
+    db: &C,
+    input_message_id: i64,
+) -> Result<Option<(i64, String)>> {
+    let Some(t) = trace::Entity::find()
+        .filter(trace::Column::InputMessageId.eq(input_message_id))
+        .filter(trace::Column::Status.eq("success"))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(out) = t.output_message_id else {
+        return Ok(None);
+    };
+    Ok(message::Entity::find_by_id(out)
+        .one(db)
+        .await?
+        .map(|m| (m.id, m.content)))
+}
+
+/// A session by its external id in any team (the chat API authenticates by
+/// session, not by team).
+pub async fn session_by_external_id_any_team<C: ConnectionTrait>(
+    db: &C,
+    external_id: &str,
+) -> Result<Option<Session>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await?
+        .map(Session::from))
+}
+
+/// What access checks need about a session: (status, created_at,
+/// token required, participant identifier, chatbot not archived).
+pub async fn session_access_facts<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>, bool, String, bool)>> {
+    use store::entity::chatbot;
+    let Some(s) = session::Entity::find_by_id(session_id).one(db).await? else {
+        return Ok(None);
+    };
+    let identifier = participant::Entity::find_by_id(s.participant_id)
+        .one(db)
+        .await?
+        .map(|p| p.identifier)
+        .unwrap_or_default();
+    let live = chatbot::Entity::find_by_id(s.chatbot_id)
+        .one(db)
+        .await?
+        .is_some_and(|c| !c.is_archived);
+    Ok(Some((
+        s.status,
+        s.created_at,
+        s.session_token_required,
+        identifier,
+        live,
+    )))
+}
+
 pub async fn session_by_external_id<C: ConnectionTrait>(
     db: &C,
     team_id: i64,

@@ -149,22 +149,40 @@ pub async fn create<C: ConnectionTrait>(
     })
 }
 
-/// Links a file to a session's chat (so transcripts may show it).
+/// Links a file to a session's chat (so transcripts may show it); linking
+/// twice is a no-op.
 pub async fn attach_to_session<C: ConnectionTrait>(
     db: &C,
     session_id: i64,
     file_id: i64,
     tool_type: &str,
 ) -> Result<()> {
-    session_file::ActiveModel {
-        session_id: Set(session_id),
-        file_id: Set(file_id),
-        tool_type: Set(tool_type.to_string()),
-        created_at: Set(store::now()),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
+    use sea_orm::sea_query::{OnConflict, Query};
+    let stmt = Query::insert()
+        .into_table(session_file::Entity)
+        .columns([
+            session_file::Column::SessionId,
+            session_file::Column::FileId,
+            session_file::Column::ToolType,
+            session_file::Column::CreatedAt,
+        ])
+        .values_panic([
+            session_id.into(),
+            file_id.into(),
+            tool_type.into(),
+            store::now().into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                session_file::Column::SessionId,
+                session_file::Column::FileId,
+                session_file::Column::ToolType,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .to_owned();
+    db.execute(&stmt).await?;
     Ok(())
 }
 

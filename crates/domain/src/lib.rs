@@ -4,11 +4,13 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod chat;
 pub mod chatbots;
 pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod jobs;
 pub mod keys;
 pub mod pagination;
 pub mod participants;
@@ -20,6 +22,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod tags;
 pub mod teams;
+pub mod widget;
 
 pub use error::{Error, Result};
 pub use store::Db;
@@ -33,6 +36,9 @@ pub struct Domain {
     pub secrets: secrets::SecretBox,
     pub events: events::Events,
     pub files: files::FileStore,
+    pub session_tokens: widget::SessionTokens,
+    /// Wakes in-process workers when a job is enqueued.
+    pub job_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Domain {
@@ -44,12 +50,20 @@ impl Domain {
         files: files::FileStore,
     ) -> Result<Self> {
         let secret = bootstrap::instance_secret(&db, "cursor_key").await?;
+        let token_key = bootstrap::instance_secret(&db, "session_token_key").await?;
         Ok(Self {
             db,
             cursors: pagination::CursorSigner::new(&secret),
             secrets,
             events: events::Events::default(),
             files,
+            session_tokens: widget::SessionTokens::new(&token_key),
+            job_signal: Default::default(),
         })
     }
+}
+
+/// PostgreSQL LISTEN for job wake-ups, re-exported so workers need no sqlx dependency of their own.
+pub mod sqlx_listener {
+    pub use sea_orm::sqlx::postgres::PgListener;
 }

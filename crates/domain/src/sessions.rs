@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 use store::entity::{chatbot, file, message, participant, session, session_file, team};
@@ -269,6 +270,25 @@ pub async fn detail(domain: &Domain, team_id: i64, external_id: &str) -> Result<
         .order_by_asc(message::Column::Id)
         .all(db)
         .await?;
+    let messages = transcript(db, team_id, session_id, msgs).await?;
+    let (total, mut by_model) = conv::session_usage(db, session_id).await?;
+    by_model.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Detail {
+        summary,
+        messages,
+        total_cost_e8: total,
+        by_model,
+    })
+}
+
+/// Transcript entries for stored messages: tags and attachments in two
+/// queries, summary checkpoints shown as system messages before their message.
+pub async fn transcript<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    msgs: Vec<message::Model>,
+) -> Result<Vec<TranscriptMessage>> {
     let ids: Vec<i64> = msgs.iter().map(|m| m.id).collect();
     let mut msg_tags = tags::message_tag_names(db, &ids).await?;
     // Files a message references that are also attached to this session.
@@ -338,14 +358,48 @@ pub async fn detail(domain: &Domain, team_id: i64, external_id: &str) -> Result<
             attachments,
         });
     }
-    let (total, mut by_model) = conv::session_usage(db, session_id).await?;
-    by_model.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(Detail {
-        summary,
-        messages,
-        total_cost_e8: total,
-        by_model,
-    })
+    Ok(messages)
+}
+
+/// Messages of a session created strictly after `since`, oldest first, at most
+/// `limit` (and whether more exist).
+pub async fn messages_since<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    limit: u64,
+) -> Result<(Vec<TranscriptMessage>, bool)> {
+    let mut q = message::Entity::find().filter(message::Column::SessionId.eq(session_id));
+    if let Some(t) = since {
+        q = q.filter(message::Column::CreatedAt.gt(t));
+    }
+    let mut rows = q
+        .order_by_asc(message::Column::CreatedAt)
+        .order_by_asc(message::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((transcript(db, team_id, session_id, rows).await?, more))
+}
+
+/// One stored message of a session, as the transcript shows it.
+pub async fn message<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    session_id: i64,
+    message_id: i64,
+) -> Result<Option<TranscriptMessage>> {
+    let rows = message::Entity::find_by_id(message_id)
+        .filter(message::Column::SessionId.eq(session_id))
+        .all(db)
+        .await?;
+    Ok(transcript(db, team_id, session_id, rows)
+        .await?
+        .into_iter()
+        .rfind(|m| m.metadata.get("compression_marker").is_none()))
 }
 
 /// Input of `POST /api/sessions/`, already validated for shape.

@@ -7,6 +7,7 @@ pub mod executor;
 pub mod history;
 pub mod prompt_context;
 pub mod turn;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub struct Engine {
     pub domain: Domain,
     http: reqwest::Client,
     pub settings: EngineSettings,
+    pub streams: worker::StreamHub,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ impl Engine {
             domain,
             http: llm::http::client(),
             settings,
+            streams: Default::default(),
         }
     }
 

@@ -9,10 +9,9 @@ use domain::bootstrap::{self, DemoSeed};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-/// Largest request body accepted; uploads get their own limit later.
+/// Largest request body accepted (uploads have their own, larger limit).
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 pub struct Running {
@@ -21,6 +20,61 @@ pub struct Running {
     pub domain: Domain,
     shutdown: Option<oneshot::Sender<()>>,
     join: JoinHandle<std::io::Result<()>>,
+    background: Background,
+}
+
+/// Workers and housekeeping that stop with the server.
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(engine: &engine::Engine, workers: usize, listen_url: Option<String>) -> Self {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        if workers > 0 {
+            let cfg = engine::worker::WorkerConfig {
+                count: workers,
+                listen_url,
+                ..Default::default()
+            };
+            tasks.extend(engine::worker::spawn(engine.clone(), cfg, rx.clone()));
+        }
+        let domain = engine.domain.clone();
+        let mut rx2 = rx;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {
+                        if let Err(e) = domain::chat::expire_uploads(&domain).await {
+                            tracing::warn!(error = %e, "expiring uploads failed");
+                        }
+                    }
+                    _ = rx2.changed() => return,
+                }
+            }
+        }));
+        Self { stop, tasks }
+    }
+
+    /// Signals every task and waits for running jobs to finish (bounded).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(std::time::Duration::from_secs(30), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 30 s");
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 impl Running {
@@ -30,6 +84,7 @@ impl Running {
             let _ = tx.send(());
         }
         self.join.await.context("server task")??;
+        self.background.stop().await;
         Ok(())
     }
 }
@@ -45,6 +100,11 @@ pub struct Options {
     pub seed_demo: bool,
     pub engine: engine::EngineSettings,
     pub files_url: Option<String>,
+    /// Job workers in this process (0: only separate `chatstudio worker` processes run jobs).
+    pub workers: usize,
+    /// Chat API rate limit per session, channel or client IP, e.g. `600/5m`.
+    pub chat_rate: api::ratelimit::Rate,
+    pub enforce_rate_limits: bool,
 }
 
 pub async fn start(opts: &Options) -> anyhow::Result<Running> {
@@ -68,12 +128,18 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         None
     };
     let engine = engine::Engine::new(domain.clone(), opts.engine.clone());
+    let listen_url = db_cfg
+        .url
+        .clone()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let background = Background::start(&engine, opts.workers, listen_url);
     let app = api::app(api::AppState {
         domain: domain.clone(),
         engine,
         requests: Default::default(),
+        chat_limits: api::ratelimit::RateLimiter::new(opts.chat_rate, opts.enforce_rate_limits),
     })
-    .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+    .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
     .layer(TraceLayer::new_for_http());
     let listener = TcpListener::bind(bind)
         .await
@@ -81,11 +147,14 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
     });
     tracing::info!(%addr, "chatstudio listening");
     Ok(Running {
@@ -94,6 +163,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         domain,
         shutdown: Some(tx),
         join,
+        background,
     })
 }
 
@@ -141,4 +211,35 @@ pub fn first_start_banner(seed: &DemoSeed, addr: SocketAddr) -> String {
         bot = seed.chatbot_id,
         key = seed.api_key,
     )
+}
+
+/// `chatstudio worker`: job workers without the HTTP server, until SIGINT/SIGTERM.
+pub async fn run_workers(
+    db_cfg: &store::DbConfig,
+    files_url: Option<&str>,
+    settings: engine::EngineSettings,
+    workers: usize,
+) -> anyhow::Result<()> {
+    let db = store::connect(db_cfg)
+        .await
+        .with_context(|| format!("cannot open the database ({})", describe(db_cfg)))?;
+    db.migrate().await.context("database migration failed")?;
+    let secrets = domain::secrets::SecretBox::load(&db_cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
+    let files = domain::files::FileStore::open(files_url, &db_cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("file store: {e}"))?;
+    let domain = Domain::open(db, secrets, files)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = engine::Engine::new(domain.clone(), settings);
+    let listen_url = db_cfg
+        .url
+        .clone()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let background = Background::start(&engine, workers.max(1), listen_url);
+    tracing::info!(workers, "chatstudio workers running");
+    shutdown_signal().await;
+    background.stop().await;
+    domain.db.close().await;
+    Ok(())
 }

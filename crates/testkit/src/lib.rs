@@ -72,6 +72,12 @@ impl TestApp {
                 retry_base_delay: std::time::Duration::from_millis(5),
             },
             files_url: None,
+            workers: 2,
+            chat_rate: api::ratelimit::Rate {
+                limit: 1000,
+                window_secs: 300,
+            },
+            enforce_rate_limits: true,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

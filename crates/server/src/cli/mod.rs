@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::StorageArgs;
 
+mod channel;
 mod chatbot;
 mod key;
 mod pricing;
@@ -49,6 +50,25 @@ pub enum Command {
         /// Retries of a provider call after a retryable failure (429, 5xx, timeout).
         #[arg(long, env = "CHATSTUDIO_PROVIDER_RETRIES", default_value_t = 3)]
         provider_retries: u32,
+        /// Job workers in this process (0 leaves jobs to `chatstudio worker` processes).
+        #[arg(long, env = "CHATSTUDIO_WORKERS", default_value_t = 2)]
+        workers: usize,
+        /// Chat API rate limit per session, channel or client IP (`<count>/<n><s|m|h>`).
+        #[arg(long, env = "CHATSTUDIO_CHAT_RATE_LIMIT", default_value = "600/5m", value_parser = parse_rate)]
+        chat_rate_limit: api::ratelimit::Rate,
+        /// Only count and report rate limits (headers), never refuse.
+        #[arg(long, env = "CHATSTUDIO_RATE_LIMIT_LOG_ONLY")]
+        rate_limit_log_only: bool,
+    },
+    /// Run job workers only (scale out: any number of these on one PostgreSQL database).
+    Worker {
+        #[arg(long, env = "CHATSTUDIO_WORKERS", default_value_t = 2)]
+        workers: usize,
+        /// Timeout of one LLM provider call, in seconds.
+        #[arg(long, env = "CHATSTUDIO_PROVIDER_TIMEOUT", default_value_t = 120)]
+        provider_timeout: u64,
+        #[arg(long, env = "CHATSTUDIO_PROVIDER_RETRIES", default_value_t = 3)]
+        provider_retries: u32,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -64,9 +84,22 @@ pub enum Command {
     /// Manage a team's LLM providers.
     #[command(subcommand)]
     Provider(provider::ProviderCmd),
+    /// Manage a chatbot's channels (the chat widget).
+    #[command(subcommand)]
+    Channel(channel::ChannelCmd),
+    /// Enqueue `count` no-op jobs (checks that workers run).
+    #[command(hide = true)]
+    PingJobs {
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
     /// Team price overrides (per 1K tokens as stored; set per 1M as published).
     #[command(subcommand)]
     Pricing(pricing::PricingCmd),
+}
+
+fn parse_rate(s: &str) -> Result<api::ratelimit::Rate, String> {
+    api::ratelimit::Rate::parse(s).ok_or_else(|| format!("invalid rate {s:?}: use e.g. 600/5m"))
 }
 
 /// Opens and migrates the database for an admin command.
@@ -93,10 +126,51 @@ fn domain_err(e: domain::Error) -> anyhow::Error {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Worker {
+            workers,
+            provider_timeout,
+            provider_retries,
+        } => {
+            let settings = engine::EngineSettings {
+                provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
+                max_retries: *provider_retries,
+                ..Default::default()
+            };
+            crate::serve::run_workers(
+                &cli.storage.db_config(),
+                cli.storage.files_url.as_deref(),
+                settings,
+                *workers,
+            )
+            .await
+        }
+        Command::Channel(cmd) => {
+            let db = open(&cli).await?;
+            let r = channel::run(&cli, &db, cmd).await;
+            db.close().await;
+            r
+        }
+        Command::PingJobs { count } => {
+            let db = open(&cli).await?;
+            for _ in 0..*count {
+                domain::jobs::enqueue(
+                    &db.write,
+                    domain::jobs::NewJob::new("ping", serde_json::json!({})),
+                )
+                .await
+                .map_err(domain_err)?;
+            }
+            db.close().await;
+            crate::output::line(&format!("enqueued {count} ping jobs"));
+            Ok(())
+        }
         Command::Serve {
             bind,
             provider_timeout,
             provider_retries,
+            workers,
+            chat_rate_limit,
+            rate_limit_log_only,
         } => {
             let opts = crate::serve::Options {
                 db: cli.storage.db_config(),
@@ -108,6 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),
+                workers: *workers,
+                chat_rate: *chat_rate_limit,
+                enforce_rate_limits: !*rate_limit_log_only,
             };
             serve(opts).await
         }

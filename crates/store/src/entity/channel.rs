@@ -25,6 +25,8 @@ pub struct Model {
     pub disabled_message: Option<String>,
     pub deleted: bool,
     pub created_at: DateTimeUtc,
+    /// SHA-256 (hex) of the widget embed key; the key itself is shown once.
+    pub key_hash: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

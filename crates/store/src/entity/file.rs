@@ -15,6 +15,9 @@ pub struct Model {
     pub purpose: String,
     pub is_archived: bool,
     pub created_at: DateTimeUtc,
+    /// Unattached uploads expire; attaching clears it.
+    pub expires_at: Option<DateTimeUtc>,
+    pub metadata: Option<Json>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

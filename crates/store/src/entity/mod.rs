@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod channel;
 pub mod chatbot;
 pub mod file;
+pub mod job;
 pub mod membership;
 pub mod message;
 pub mod message_tag;

@@ -28,6 +28,8 @@ pub struct Model {
     pub last_activity_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Session-bound chat endpoints need a session token (fail closed).
+    pub session_token_required: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

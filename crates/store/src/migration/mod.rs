@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_foundation;
 mod m0002_conversations;
 mod m0003_sessions_participants_files;
+mod m0004_jobs_widget;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_conversations::Migration),
             Box::new(m0003_sessions_participants_files::Migration),
+            Box::new(m0004_jobs_widget::Migration),
         ]
     }
 }

@@ -1,0 +1,1109 @@
+//! The chat widget API, `/api/chat/…`: start a session, send a message (a
+//! durable job), poll the task or stream it, poll messages, upload files.
+//!
+//! These routes authenticate themselves (they are on the public list of the
+//! router): an embed key with an allowed origin, a session token, or a team
+//! API key for server-side integrations. Keyless starts are allowed only for
+//! chatbots configured `public_chat: true` (the original leaves them open).
+//!
+//! Decisions where the original is odd: an unknown task id is a 404 (not
+//! "processing" forever); a session token expires with the session's age
+//! (the channel's lifetime, default 7 days), as the original's current rule.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::chat::{self, Caller, Incoming, Start, Upload};
+use domain::conversations::{self as conv, status};
+use domain::jobs;
+use domain::sessions::TranscriptMessage;
+use domain::widget::{self, AuthLevel, WidgetChannel};
+use domain::{Error, chatbots};
+use engine::worker::{DEFAULT_ERROR, StreamMsg};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::body::JsonObject;
+use crate::sessions::{FileView, MessageView};
+use crate::url::BaseUrl;
+use crate::views::{datetime, query_pairs, query_param};
+use crate::{ApiError, AppState};
+
+pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
+const MAX_POLL_LIMIT: u64 = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/chat/start/", post(start))
+        .route("/api/chat/{session_id}/message/", post(message))
+        .route("/api/chat/{session_id}/poll/", get(poll_messages))
+        .route("/api/chat/{session_id}/{task_id}/poll/", get(poll_task))
+        .route("/api/chat/{session_id}/{task_id}/stream/", get(stream_task))
+        .route(
+            "/api/chat/{session_id}/upload/",
+            // Room for 50 MB of files plus multipart framing.
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD + 1024 * 1024)),
+        )
+}
+
+fn error(status: u16, msg: &str) -> ApiError {
+    ApiError(Error::Body(status, json!({"error": msg})))
+}
+
+fn forbidden() -> ApiError {
+    ApiError(Error::PermissionDenied)
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn api_key(h: &HeaderMap) -> Option<&str> {
+    header_str(h, "x-api-key").or_else(|| {
+        header_str(h, "authorization").and_then(|a| {
+            let (scheme, rest) = a.split_once(char::is_whitespace)?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+    })
+}
+
+fn origin(h: &HeaderMap) -> Option<String> {
+    widget::origin_host(header_str(h, "origin"), header_str(h, "referer"))
+}
+
+/// The channel an embed key admits, with its origin checked.
+async fn embed_channel(
+    state: &AppState,
+    h: &HeaderMap,
+    key: &str,
+) -> Result<WidgetChannel, ApiError> {
+    let ch = widget::by_key(&state.domain.db.read, key)
+        .await?
+        .ok_or(ApiError(Error::Unauthenticated("Invalid widget embed key")))?;
+    match origin(h) {
+        Some(host) if widget::domain_allowed(&ch.allowed_domains, &host) => Ok(ch),
+        _ => Err(forbidden()),
+    }
+}
+
+/// The TCP peer, when the server was started with connect info.
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+fn rate_identity(kind: &str, id: &str) -> String {
+    format!("{kind}:{id}")
+}
+
+fn client_ip(peer: Option<SocketAddr>) -> String {
+    match peer.map(|p| p.ip()) {
+        Some(std::net::IpAddr::V6(v6)) => {
+            // Bucket IPv6 by /64, as one client usually owns the whole prefix.
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// Runs `f` under the rate limit of `identity`, adding the headers.
+async fn limited<F>(state: &AppState, identity: String, f: F) -> Response
+where
+    F: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let d = state.chat_limits.check(&identity);
+    if !d.allowed {
+        return d.refusal();
+    }
+    let mut r = match f.await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    d.apply(r.headers_mut());
+    r
+}
+
+// ---------- start ----------
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = ChatStartSessionResponse)]
+pub struct StartView {
+    pub session_id: String,
+    pub session_token: Option<String>,
+    #[schema(value_type = Object)]
+    pub chatbot: Value,
+    pub participant: crate::sessions::ParticipantView,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[schema(as = ChatStartSessionRequest)]
+#[allow(dead_code)]
+pub struct StartDoc {
+    chatbot_id: uuid::Uuid,
+    version_number: Option<i32>,
+    #[schema(value_type = Object)]
+    session_data: Option<Value>,
+    participant_remote_id: Option<String>,
+    participant_name: Option<String>,
+}
+
+fn parse_start(body: &JsonObject, referer: Option<&str>) -> Result<Start, Error> {
+    let mut errors = serde_json::Map::new();
+    let chatbot_id = match body.0.get("chatbot_id") {
+        None => {
+            errors.insert("chatbot_id".into(), json!(["This field is required."]));
+            None
+        }
+        Some(Value::Null) => {
+            errors.insert("chatbot_id".into(), json!(["This field may not be null."]));
+            None
+        }
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+        {
+            Some(u) => Some(u),
+            None => {
+                errors.insert("chatbot_id".into(), json!(["Must be a valid UUID."]));
+                None
+            }
+        },
+    };
+    let version_number = match body.0.get("version_number") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| *n >= 0)
+        {
+            Some(n) => Some(n),
+            None => {
+                errors.insert(
+                    "version_number".into(),
+                    json!(["A valid integer is required."]),
+                );
+                None
+            }
+        },
+    };
+    let session_data = match body.0.get("session_data") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => {
+            errors.insert(
+                "session_data".into(),
+                json!(["Expected a dictionary of items."]),
+            );
+            None
+        }
+    };
+    let mut text = |field: &str| -> Option<String> {
+        match body.0.get(field) {
+            None => None,
+            Some(Value::Null) => {
+                errors.insert(field.into(), json!(["This field may not be null."]));
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                errors.insert(field.into(), json!(["This field may not be blank."]));
+                None
+            }
+            Some(Value::String(s)) if s.trim().chars().count() > 255 => {
+                errors.insert(
+                    field.into(),
+                    json!(["Ensure this field has no more than 255 characters."]),
+                );
+                None
+            }
+            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(_) => {
+                errors.insert(field.into(), json!(["Not a valid string."]));
+                None
+            }
+        }
+    };
+    let participant_remote_id = text("participant_remote_id");
+    let participant_name = text("participant_name");
+    if !errors.is_empty() {
+        return Err(Error::Validation(Value::Object(errors)));
+    }
+    let embed_source = referer
+        .filter(|r| {
+            (r.starts_with("http://") || r.starts_with("https://"))
+                && widget::origin_host(None, Some(r)).is_some()
+        })
+        .map(str::to_string);
+    Ok(Start {
+        chatbot_id: chatbot_id
+            .ok_or_else(|| Error::field("chatbot_id", "This field is required."))?,
+        version_number,
+        session_data,
+        participant_remote_id,
+        participant_name,
+        embed_source,
+    })
+}
+
+async fn chatbot_view(
+    state: &AppState,
+    base: &BaseUrl,
+    team_id: i64,
+    id: uuid::Uuid,
+) -> Result<Value, ApiError> {
+    let db = &state.domain.db.read;
+    match chatbots::get(db, team_id, id).await {
+        Ok(bot) => Ok(json!({
+            "id": bot.id, "name": bot.name,
+            "url": base.absolute(&format!("/api/experiments/{}/", bot.id)),
+            "version_number": bot.version_number,
+            "versions": bot.versions.iter().map(|v| json!({
+                "name": v.name, "version_number": v.version_number,
+                "is_default_version": v.is_default_version, "version_description": v.version_description,
+            })).collect::<Vec<_>>(),
+        })),
+        // A selected snapshot is shown as itself, without versions.
+        Err(_) => {
+            let r = chatbots::find_row(db, team_id, id).await?;
+            Ok(json!({
+                "id": r.public_id, "name": r.name,
+                "url": base.absolute(&format!("/api/experiments/{}/", r.public_id)),
+                "version_number": r.version_number, "versions": [],
+            }))
+        }
+    }
+}
+
+/// Start a chat session
+#[utoipa::path(
+    post,
+    path = "/api/chat/start/",
+    operation_id = "chat_start_session",
+    tag = "Chat",
+    request_body = StartDoc,
+    responses((status = 201, body = StartView)),
+    security((), ("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn start(
+    State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
+    base: BaseUrl,
+    body: JsonObject,
+) -> Response {
+    let identity = match header_str(&headers, "x-embed-key") {
+        Some(k) => rate_identity("embed", k),
+        None => rate_identity("ip", &client_ip(peer)),
+    };
+    let st = state.clone();
+    limited(&state, identity, async move {
+        let caller = if let Some(key) = api_key(&headers) {
+            let ctx = domain::auth::authenticate_api_key(&st.domain.db.read, key).await?;
+            Caller::Member {
+                team_id: ctx.team_id,
+                user_id: ctx.user_id,
+            }
+        } else if let Some(key) = header_str(&headers, "x-embed-key") {
+            if body.0.get("chatbot_id").is_none() {
+                return Err(ApiError(Error::BadRequest(
+                    "Experiment ID required for embedded widget authentication".into(),
+                )));
+            }
+            Caller::Widget(embed_channel(&st, &headers, key).await?)
+        } else {
+            Caller::Anonymous
+        };
+        let s = parse_start(&body, header_str(&headers, "referer"))?;
+        let started = chat::start(&st.domain, caller, s).await?;
+        let view = StartView {
+            chatbot: chatbot_view(&st, &base, started.team_id, started.chatbot_public_id).await?,
+            session_id: started.session_external_id,
+            session_token: started.session_token,
+            participant: crate::sessions::ParticipantView {
+                identifier: started.participant_identifier,
+                remote_id: started.participant_remote_id,
+            },
+        };
+        Ok((StatusCode::CREATED, Json(view)).into_response())
+    })
+    .await
+}
+
+// ---------- session access ----------
+
+/// A session a caller may use, and whether the caller is a team member.
+struct Access {
+    session: conv::Session,
+    status: String,
+    member: bool,
+    participant_identifier: String,
+}
+
+/// Decides access to a session-bound endpoint (spec §3.4): a team API key;
+/// else, for token sessions, a valid unexpired `X-Session-Token`; for
+/// embed-key sessions, the session channel's own key from an allowed origin.
+async fn access(state: &AppState, h: &HeaderMap, session_id: &str) -> Result<Access, ApiError> {
+    let db = &state.domain.db.read;
+    let denied = || {
+        ApiError(Error::Body(
+            403,
+            json!({"detail": "Authentication credentials were not provided."}),
+        ))
+    };
+    let session = conv::session_by_external_id_any_team(db, session_id)
+        .await?
+        .ok_or_else(denied)?;
+    let (status_value, created_at, token_required, participant_identifier, chatbot_live) =
+        conv::session_access_facts(db, session.id)
+            .await?
+            .ok_or_else(denied)?;
+    if !chatbot_live {
+        return Err(denied());
+    }
+    if let Some(key) = api_key(h) {
+        let ctx = domain::auth::authenticate_api_key(db, key).await?;
+        if ctx.team_id != session.team_id {
+            return Err(forbidden());
+        }
+        return Ok(Access {
+            session,
+            status: status_value,
+            member: true,
+            participant_identifier,
+        });
+    }
+    let channel = match session.channel_id {
+        Some(id) => widget::by_row_id(db, id).await?,
+        None => None,
+    };
+    // A key that is sent must be valid and from an allowed origin, whatever the session needs.
+    let keyed = match header_str(h, "x-embed-key") {
+        Some(k) => {
+            let ch = widget::by_key(db, k)
+                .await?
+                .filter(|c| c.chatbot_row_id == session.chatbot_id)
+                .ok_or(ApiError(Error::Body(
+                    403,
+                    json!({"detail": "Invalid widget embed key"}),
+                )))?;
+            match origin(h) {
+                Some(host) if widget::domain_allowed(&ch.allowed_domains, &host) => Some(ch),
+                _ => return Err(forbidden()),
+            }
+        }
+        None => None,
+    };
+    if token_required {
+        let Some(token) = header_str(h, "x-session-token") else {
+            return Err(ApiError(Error::Body(
+                403,
+                json!({"error": "Session token required", "code": "session_token_required"}),
+            )));
+        };
+        if state
+            .domain
+            .session_tokens
+            .verify(token, &session.external_id)
+            .is_err()
+        {
+            return Err(ApiError(Error::Body(
+                403,
+                json!({"error": "Invalid session token", "code": "session_token_invalid"}),
+            )));
+        }
+        let lifetime = channel
+            .as_ref()
+            .map_or(widget::DEFAULT_TOKEN_LIFETIME_SECS, |c| {
+                c.token_lifetime_secs
+            });
+        if (chrono::Utc::now() - created_at).num_seconds() > lifetime {
+            return Err(ApiError(Error::Body(
+                403,
+                json!({"error": "Session has expired", "code": "session_expired"}),
+            )));
+        }
+        return Ok(Access {
+            session,
+            status: status_value,
+            member: false,
+            participant_identifier,
+        });
+    }
+    // Embed-key sessions: the key of this session's own channel, from an allowed origin.
+    match (keyed, &channel) {
+        (Some(k), Some(own)) if k.row_id == own.row_id && own.auth_level == AuthLevel::EmbedKey => {
+            Ok(Access {
+                session,
+                status: status_value,
+                member: false,
+                participant_identifier,
+            })
+        }
+        _ => Err(forbidden()),
+    }
+}
+
+fn message_view(base: &BaseUrl, m: TranscriptMessage) -> MessageView {
+    MessageView {
+        created_at: datetime(m.created_at),
+        role: m.role,
+        content: m.content,
+        metadata: m.metadata,
+        tags: m.tags,
+        attachments: m
+            .attachments
+            .into_iter()
+            .map(|a| FileView {
+                content_url: base.absolute(&format!("/api/files/{}/content", a.id)),
+                name: a.name,
+                content_type: a.content_type,
+                size: a.size,
+            })
+            .collect(),
+    }
+}
+
+// ---------- message ----------
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[schema(as = ChatSendMessageRequestWithAttachments)]
+#[allow(dead_code)]
+pub struct MessageDoc {
+    message: String,
+    #[schema(value_type = Object)]
+    context: Option<Value>,
+    attachment_ids: Option<Vec<i64>>,
+    version_number: Option<i32>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = ChatSendMessageResponse)]
+pub struct MessageAccepted {
+    pub task_id: String,
+    pub status: String,
+}
+
+fn parse_incoming(body: &JsonObject) -> Result<Incoming, Error> {
+    let mut errors = serde_json::Map::new();
+    let text = match body.0.get("message") {
+        None => {
+            errors.insert("message".into(), json!(["This field is required."]));
+            String::new()
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.insert("message".into(), json!(["This field may not be blank."]));
+            String::new()
+        }
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Null) => {
+            errors.insert("message".into(), json!(["This field may not be null."]));
+            String::new()
+        }
+        Some(_) => {
+            errors.insert("message".into(), json!(["Not a valid string."]));
+            String::new()
+        }
+    };
+    let context = match body.0.get("context") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => {
+            errors.insert("context".into(), json!(["Expected a dictionary of items."]));
+            None
+        }
+    };
+    let attachment_ids = match body.0.get("attachment_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            let ids: Vec<Option<i64>> = a.iter().map(Value::as_i64).collect();
+            if ids.iter().any(Option::is_none) {
+                errors.insert(
+                    "attachment_ids".into(),
+                    json!(["A valid integer is required."]),
+                );
+            }
+            ids.into_iter().flatten().collect()
+        }
+        Some(_) => {
+            errors.insert(
+                "attachment_ids".into(),
+                json!(["Expected a list of items."]),
+            );
+            Vec::new()
+        }
+    };
+    let version_number = match body.0.get("version_number") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| *n >= 0)
+        {
+            Some(n) => Some(n),
+            None => {
+                errors.insert(
+                    "version_number".into(),
+                    json!(["A valid integer is required."]),
+                );
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(Error::Validation(Value::Object(errors)));
+    }
+    Ok(Incoming {
+        text,
+        context,
+        attachment_ids,
+        version_number,
+    })
+}
+
+/// Send a message
+#[utoipa::path(
+    post,
+    path = "/api/chat/{session_id}/message/",
+    operation_id = "chat_send_message",
+    tag = "Chat",
+    params(("session_id" = String, Path)),
+    request_body = MessageDoc,
+    responses((status = 202, body = MessageAccepted)),
+    security(("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+    body: JsonObject,
+) -> Response {
+    let st = state.clone();
+    limited(&state, rate_identity("session", &session_id), async move {
+        let a = access(&st, &headers, &session_id).await?;
+        let m = parse_incoming(&body)?;
+        let task = chat::accept_message(&st.domain, &a.session, &a.status, a.member, m).await?;
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(MessageAccepted {
+                task_id: task.to_string(),
+                status: "processing".into(),
+            }),
+        )
+            .into_response())
+    })
+    .await
+}
+
+// ---------- task poll ----------
+
+/// The state of a chat task as the poll and stream endpoints report it.
+async fn task_state(
+    state: &AppState,
+    base: &BaseUrl,
+    a: &Access,
+    task_id: &str,
+) -> Result<(StatusCode, Value, bool), ApiError> {
+    let not_found = || ApiError(Error::not_found("Not found."));
+    let task = uuid::Uuid::parse_str(task_id).map_err(|_| not_found())?;
+    let job = jobs::by_task_id(&state.domain.db.read, task)
+        .await?
+        .ok_or_else(not_found)?;
+    if job.session_id != Some(a.session.id) {
+        return Err(not_found());
+    }
+    let result = job.result.clone().unwrap_or(Value::Null);
+    Ok(match job.status.as_str() {
+        jobs::status::QUEUED | jobs::status::RUNNING => (
+            StatusCode::OK,
+            json!({"message": null, "status": "processing"}),
+            false,
+        ),
+        jobs::status::SUCCEEDED => {
+            let message = match result.get("message_id").and_then(Value::as_i64) {
+                Some(mid) => domain::sessions::message(
+                    &state.domain.db.read,
+                    a.session.team_id,
+                    a.session.id,
+                    mid,
+                )
+                .await?
+                .map(|m| message_view(base, m)),
+                None => None,
+            };
+            match (
+                message,
+                result
+                    .get("response")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.is_empty()),
+            ) {
+                (Some(m), _) => (
+                    StatusCode::OK,
+                    json!({"message": m, "status": "complete"}),
+                    true,
+                ),
+                (None, Some(text)) => {
+                    let m = MessageView {
+                        created_at: datetime(chrono::Utc::now()),
+                        role: "assistant".into(),
+                        content: text.to_string(),
+                        metadata: json!({}),
+                        tags: Vec::new(),
+                        attachments: Vec::new(),
+                    };
+                    (
+                        StatusCode::OK,
+                        json!({"message": m, "status": "complete"}),
+                        true,
+                    )
+                }
+                (None, None) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "Unknown error"}),
+                    true,
+                ),
+            }
+        }
+        jobs::status::FAILED
+            if result.get("user_facing_error").and_then(Value::as_bool) == Some(true) =>
+        {
+            let msg = result
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_ERROR);
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"error": msg, "status": "error"}),
+                true,
+            )
+        }
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": DEFAULT_ERROR, "status": "error"}),
+            true,
+        ),
+    })
+}
+
+/// Poll a message task
+#[utoipa::path(
+    get,
+    path = "/api/chat/{session_id}/{task_id}/poll/",
+    operation_id = "chat_poll_task_response",
+    tag = "Chat",
+    params(("session_id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 200, description = "processing or complete"), (status = 400), (status = 404), (status = 500)),
+    security(("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn poll_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    base: BaseUrl,
+    Path((session_id, task_id)): Path<(String, String)>,
+) -> Response {
+    let st = state.clone();
+    limited(&state, rate_identity("session", &session_id), async move {
+        let a = access(&st, &headers, &session_id).await?;
+        let (code, body, _) = task_state(&st, &base, &a, &task_id).await?;
+        Ok((code, Json(body)).into_response())
+    })
+    .await
+}
+
+fn sse(event: &str, data: &Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
+}
+
+/// Stream a message task (beyond the original): `delta` events as the reply
+/// is generated, then one `complete` (or `error`) event with the final state.
+#[utoipa::path(
+    get,
+    path = "/api/chat/{session_id}/{task_id}/stream/",
+    operation_id = "chat_stream_task_response",
+    tag = "Chat",
+    params(("session_id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", description = "delta events, then complete or error")),
+    security(("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn stream_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    base: BaseUrl,
+    Path((session_id, task_id)): Path<(String, String)>,
+) -> Response {
+    let st = state.clone();
+    limited(&state, rate_identity("session", &session_id), async move {
+        let a = access(&st, &headers, &session_id).await?;
+        // Validates the task and its session before any byte is sent.
+        task_state(&st, &base, &a, &task_id).await?;
+        let task = uuid::Uuid::parse_str(&task_id)
+            .map_err(|_| ApiError(Error::not_found("Not found.")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+        let st2 = st.clone();
+        tokio::spawn(async move {
+            if let Some(mut sub) = st2.engine.streams.subscribe(task) {
+                loop {
+                    match sub.recv().await {
+                        Ok(StreamMsg::Delta(d)) => {
+                            if tx.send(sse("delta", &json!({"content": d}))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(StreamMsg::Done)
+                        | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    }
+                }
+            }
+            // The final state, from the database: also for turns running in another process.
+            for _ in 0..3000 {
+                match task_state(&st2, &base, &a, &task_id).await {
+                    Ok((_, body, true)) => {
+                        let event = if body.get("status") == Some(&json!("complete")) {
+                            "complete"
+                        } else {
+                            "error"
+                        };
+                        let _ = tx.send(sse(event, &body)).await;
+                        return;
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(_) => return,
+                }
+            }
+        });
+        let body = Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>),
+        );
+        Ok((
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response())
+    })
+    .await
+}
+
+// ---------- message poll ----------
+
+/// Poll messages
+#[utoipa::path(
+    get,
+    path = "/api/chat/{session_id}/poll/",
+    operation_id = "chat_poll_response",
+    tag = "Chat",
+    params(
+        ("session_id" = String, Path),
+        ("since" = Option<String>, Query, description = "Only messages created strictly after this ISO 8601 time"),
+        ("limit" = Option<i64>, Query, description = "At most this many messages (default 50)"),
+    ),
+    responses((status = 200, description = "messages, has_more, session_status")),
+    security(("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn poll_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    base: BaseUrl,
+    Path(session_id): Path<String>,
+) -> Response {
+    let st = state.clone();
+    limited(&state, rate_identity("session", &session_id), async move {
+        let a = access(&st, &headers, &session_id).await?;
+        let pairs = query_pairs(base.query.as_deref());
+        let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(
+                crate::participants::parse_datetime(&s.replace(' ', "+")).ok_or_else(|| {
+                    error(400, "Invalid 'since' parameter format. Use ISO format.")
+                })?,
+            ),
+        };
+        let limit = match query_param(&pairs, "limit").filter(|s| !s.is_empty()) {
+            None => 50,
+            Some(l) => l
+                .parse::<u64>()
+                .map_err(|_| {
+                    error(
+                        400,
+                        "Invalid 'limit' parameter: use a non-negative integer.",
+                    )
+                })?
+                .min(MAX_POLL_LIMIT),
+        };
+        let (msgs, has_more) = domain::sessions::messages_since(
+            &st.domain.db.read,
+            a.session.team_id,
+            a.session.id,
+            since,
+            limit,
+        )
+        .await?;
+        let messages: Vec<MessageView> = msgs.into_iter().map(|m| message_view(&base, m)).collect();
+        Ok(Json(json!({
+            "messages": messages,
+            "has_more": has_more,
+            "session_status": if a.status == status::COMPLETE { "ended" } else { "active" },
+        }))
+        .into_response())
+    })
+    .await
+}
+
+// ---------- upload ----------
+
+const ALLOWED_EXTENSIONS: &[&str] = &[
+    ".txt", ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".csv", ".jpg", ".jpeg", ".png", ".gif",
+    ".webp", ".mp4", ".mov", ".avi", ".mp3", ".wav", ".html", ".htm", ".css", ".js", ".xml", ".md",
+    ".ics", ".vcf", ".rtf", ".tsv", ".yaml", ".yml", ".py", ".c",
+];
+const BLOCKED_IMAGES: &[&str] = &[".svg", ".svgz", ".bmp", ".tif", ".tiff"];
+const ALLOWED_IMAGES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/heic",
+    "image/heif",
+];
+
+fn extension(name: &str) -> String {
+    match name.rfind('.') {
+        Some(i) if i > 0 => name[i..].to_ascii_lowercase(),
+        _ => String::new(),
+    }
+}
+
+fn unsupported_image(name: &str) -> String {
+    format!(
+        "The image `{name}` is not a supported image type. Supported types: GIF, HEIC, HEIF, JPEG, PNG, WEBP."
+    )
+}
+
+/// The content type from the bytes (magic numbers, SVG sniffed by hand), else
+/// from the name, else octet-stream.
+fn sniff(name: &str, bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(2048)];
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    if (t.starts_with("<?xml") || t.starts_with("<svg") || t.starts_with("<!DOCTYPE svg"))
+        && t.contains("<svg")
+    {
+        return "image/svg+xml".into();
+    }
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"BM", "image/bmp"),
+        (b"II*\x00", "image/tiff"),
+        (b"MM\x00*", "image/tiff"),
+        (b"%PDF-", "application/pdf"),
+    ];
+    for (magic, mime) in MAGIC {
+        if head.starts_with(magic) {
+            return (*mime).into();
+        }
+    }
+    if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        return "image/webp".into();
+    }
+    mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .to_string()
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = UploadedFile)]
+pub struct UploadedView {
+    pub id: i64,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+}
+
+/// Upload files
+#[utoipa::path(
+    post,
+    path = "/api/chat/{session_id}/upload/",
+    operation_id = "chat_upload_file",
+    tag = "Chat",
+    params(("session_id" = String, Path)),
+    request_body(content_type = "multipart/form-data", description = "`files` parts (50 MB each and in total)"),
+    responses((status = 201, description = "the stored files")),
+    security(("embedKeyAuth" = []), ("apiKeyAuth" = []))
+)]
+pub async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let st = state.clone();
+    limited(&state, rate_identity("session", &session_id), async move {
+        let a = access(&st, &headers, &session_id).await?;
+        let mut multipart = multipart.map_err(|_| {
+            let ct = header_str(&headers, "content-type").unwrap_or("");
+            ApiError(Error::Body(
+                415,
+                json!({"detail": format!("Unsupported media type \"{ct}\" in request.")}),
+            ))
+        })?;
+        if a.status == status::COMPLETE {
+            return Err(error(400, "Session has ended"));
+        }
+        let (mut files, mut name_field, mut remote_field) =
+            (Vec::new(), String::new(), String::new());
+        let mut total = 0usize;
+        let mut first_error: Option<String> = None;
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+        {
+            match field.name().unwrap_or("") {
+                "files" => {
+                    let name = field.file_name().unwrap_or("upload").to_string();
+                    let claimed = field
+                        .content_type()
+                        .unwrap_or("application/octet-stream")
+                        .to_string();
+                    // Read in chunks so an oversized file is refused as soon as it crosses the limit.
+                    let mut buf = Vec::new();
+                    let mut too_big = false;
+                    while let Some(chunk) = field
+                        .chunk()
+                        .await
+                        .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+                    {
+                        if buf.len() + chunk.len() > MAX_UPLOAD {
+                            too_big = true;
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk);
+                    }
+                    if first_error.is_none() {
+                        let ext = extension(&name);
+                        let sniffed = sniff(&name, &buf);
+                        let error = if too_big {
+                            Some(format!("File '{name}' exceeds maximum size of 50MB"))
+                        } else if BLOCKED_IMAGES.contains(&ext.as_str()) {
+                            Some(unsupported_image(&name))
+                        } else if !claimed.starts_with("text/")
+                            && !ALLOWED_EXTENSIONS.contains(&ext.as_str())
+                        {
+                            Some(format!(
+                                "File type '{ext}' is not supported. Allowed types: {}",
+                                ALLOWED_EXTENSIONS.join(", ")
+                            ))
+                        } else if sniffed.starts_with("image/")
+                            && !ALLOWED_IMAGES.contains(&sniffed.as_str())
+                        {
+                            Some(unsupported_image(&name))
+                        } else {
+                            None
+                        };
+                        first_error = error;
+                    }
+                    total += buf.len();
+                    if first_error.is_none() {
+                        let sniffed = sniff(&name, &buf);
+                        files.push(Upload {
+                            name,
+                            content_type: sniffed,
+                            bytes: bytes::Bytes::from(buf),
+                        });
+                    }
+                }
+                "participant_name" => name_field = field.text().await.unwrap_or_default(),
+                "participant_remote_id" => remote_field = field.text().await.unwrap_or_default(),
+                _ => {}
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(error(400, &e));
+        }
+        if files.is_empty() {
+            return Err(error(400, "No files provided"));
+        }
+        if total > MAX_UPLOAD {
+            return Err(error(400, "Total file size exceeds maximum of 50MB"));
+        }
+        let uploaded_by = if !a.participant_identifier.is_empty() {
+            a.participant_identifier.clone()
+        } else if !remote_field.is_empty() {
+            remote_field.clone()
+        } else {
+            "unknown".into()
+        };
+        let stored = chat::store_uploads(
+            &st.domain,
+            &a.session,
+            &uploaded_by,
+            &name_field,
+            &remote_field,
+            files,
+        )
+        .await?;
+        let files: Vec<UploadedView> = stored
+            .into_iter()
+            .map(|f| UploadedView {
+                id: f.id,
+                name: f.name,
+                size: f.size.unwrap_or(0),
+                content_type: f.content_type,
+            })
+            .collect();
+        Ok((StatusCode::CREATED, Json(json!({ "files": files }))).into_response())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_what_matters() {
+        assert_eq!(
+            sniff(
+                "photo.jpg",
+                b"<?xml version=\"1.0\"?><svg xmlns=\"x\"></svg>"
+            ),
+            "image/svg+xml"
+        );
+        assert_eq!(sniff("a.png", b"\x89PNG\r\n\x1a\nrest"), "image/png");
+        assert_eq!(sniff("notes.txt", b"hello"), "text/plain");
+        assert_eq!(sniff("x.bin", b"\x00\x01"), "application/octet-stream");
+        assert_eq!(extension("A.TXT"), ".txt");
+        assert_eq!(extension("noext"), "");
+    }
+}

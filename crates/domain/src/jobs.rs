@@ -1,0 +1,286 @@
+//! The durable job queue: rows in `jobs`, enqueued inside the caller's
+//! transaction, claimed under a lease by workers in any process.
+//!
+//! Claiming is one `UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING …`:
+//! SQLite runs a single statement under its write lock, PostgreSQL adds
+//! `FOR UPDATE SKIP LOCKED` so concurrent workers never wait on or take the
+//! same row. A worker renews its lease while it runs; a job whose lease
+//! lapsed (its worker died) is claimed again. Completion is conditional on
+//! still holding the lease, so a job finishes once even if a slow worker
+//! comes back after its lease was taken over.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
+    Statement, Value as DbValue,
+};
+use serde_json::Value;
+use store::entity::job;
+use uuid::Uuid;
+
+use crate::error::is_unique_violation;
+use crate::{Db, Error, Result};
+
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    /// Finished with an error the handler reported as final.
+    pub const FAILED: &str = "failed";
+    /// Gave up after `max_attempts`.
+    pub const DEAD: &str = "dead";
+}
+
+/// The channel PostgreSQL workers listen on.
+pub const NOTIFY_CHANNEL: &str = "chatstudio_jobs";
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: Value,
+    pub team_id: Option<i64>,
+    pub session_id: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: i32,
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: Value) -> Self {
+        Self {
+            kind: kind.to_string(),
+            payload,
+            team_id: None,
+            session_id: None,
+            idempotency_key: None,
+            max_attempts: 5,
+            run_at: None,
+        }
+    }
+}
+
+/// Enqueues a job on `db` (normally the caller's transaction, so the job
+/// exists exactly when the caller's writes do). With an idempotency key that
+/// was used before, returns the existing job's task id instead.
+pub async fn enqueue<C: ConnectionTrait>(db: &C, j: NewJob) -> Result<Uuid> {
+    if let Some(key) = &j.idempotency_key
+        && let Some(existing) = job::Entity::find()
+            .filter(job::Column::IdempotencyKey.eq(key.clone()))
+            .one(db)
+            .await?
+    {
+        return Ok(existing.task_id);
+    }
+    let now = store::now();
+    let task_id = Uuid::new_v4();
+    let res = job::ActiveModel {
+        task_id: Set(task_id),
+        kind: Set(j.kind),
+        payload: Set(j.payload),
+        status: Set(status::QUEUED.into()),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(j.max_attempts, 1)),
+        runs: Set(0),
+        run_at: Set(j.run_at.map(store::truncate_micros).unwrap_or(now)),
+        lease_until: Set(None),
+        locked_by: Set(None),
+        last_error: Set(None),
+        result: Set(None),
+        idempotency_key: Set(j.idempotency_key.clone()),
+        session_id: Set(j.session_id),
+        team_id: Set(j.team_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match res {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) && j.idempotency_key.is_some() => {
+            return job::Entity::find()
+                .filter(job::Column::IdempotencyKey.eq(j.idempotency_key))
+                .one(db)
+                .await?
+                .map(|m| m.task_id)
+                .ok_or_else(|| Error::Internal("job vanished after a conflict".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Delivered at commit, so listeners never see a job that is not there yet.
+        db.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
+            .await?;
+    }
+    Ok(task_id)
+}
+
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub task_id: Uuid,
+    pub kind: String,
+    pub payload: Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub session_id: Option<i64>,
+}
+
+const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, locked_by = ?, updated_at = ? \
+     WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?) OR (status = 'running' AND lease_until < ?) \
+     ORDER BY run_at, id LIMIT 1) \
+     RETURNING id, task_id, kind, payload, attempts, max_attempts, session_id";
+
+const CLAIM_POSTGRES: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, locked_by = $2, updated_at = $3 \
+     WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_until < $5) \
+     ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, task_id, kind, payload, attempts, max_attempts, session_id";
+
+fn lease_end(lease: Duration) -> DateTime<Utc> {
+    store::now()
+        + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
+}
+
+/// Claims the next due job (or one whose lease lapsed) for `worker`.
+pub async fn claim(db: &Db, worker: &str, lease: Duration) -> Result<Option<Claimed>> {
+    let now = store::now();
+    let backend = db.backend();
+    let sql = if backend == DbBackend::Postgres {
+        CLAIM_POSTGRES
+    } else {
+        CLAIM_SQLITE
+    };
+    let values: Vec<DbValue> = vec![
+        lease_end(lease).into(),
+        worker.into(),
+        now.into(),
+        now.into(),
+        now.into(),
+    ];
+    let row = db
+        .write
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let payload: Value = match backend {
+        DbBackend::Sqlite => {
+            // SQLite hands JSON back as text through a raw statement.
+            let text: String = row.try_get("", "payload")?;
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        }
+        _ => row.try_get("", "payload")?,
+    };
+    Ok(Some(Claimed {
+        id: row.try_get("", "id")?,
+        task_id: row.try_get("", "task_id")?,
+        kind: row.try_get("", "kind")?,
+        payload,
+        attempts: row.try_get("", "attempts")?,
+        max_attempts: row.try_get("", "max_attempts")?,
+        session_id: row.try_get("", "session_id")?,
+    }))
+}
+
+/// Extends the lease; `false` means the worker no longer holds the job.
+pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease: Duration) -> Result<bool> {
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntil, Expr::value(lease_end(lease)))
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(status::RUNNING))
+        .filter(job::Column::LockedBy.eq(worker))
+        .exec(&db.write)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Marks the job finished (`succeeded` or a final `failed`) if `worker` still holds it.
+pub async fn finish<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    worker: &str,
+    ok: bool,
+    result: Value,
+    error: Option<&str>,
+) -> Result<bool> {
+    let now = store::now();
+    let res = job::Entity::update_many()
+        .col_expr(
+            job::Column::Status,
+            Expr::value(if ok {
+                status::SUCCEEDED
+            } else {
+                status::FAILED
+            }),
+        )
+        .col_expr(job::Column::Result, Expr::value(result))
+        .col_expr(
+            job::Column::LastError,
+            Expr::value(error.map(str::to_string)),
+        )
+        .col_expr(job::Column::Runs, Expr::col(job::Column::Runs).add(1))
+        .col_expr(job::Column::FinishedAt, Expr::value(now))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            job::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::Status.eq(status::RUNNING))
+        .filter(job::Column::LockedBy.eq(worker))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Backoff before retry `attempt` (1-based): 1 s, 2 s, 4 s … capped at 5 minutes.
+pub fn backoff(attempt: i32) -> Duration {
+    let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(Ord::min(2u64.saturating_pow(exp), 300))
+}
+
+/// Returns a failed attempt to the queue with backoff, or buries the job once
+/// its attempts are spent.
+pub async fn retry_later(db: &Db, c: &Claimed, worker: &str, error: &str) -> Result<()> {
+    let now = store::now();
+    let dead = c.attempts >= c.max_attempts;
+    let run_at = now
+        + chrono::Duration::from_std(backoff(c.attempts))
+            .unwrap_or_else(|_| chrono::Duration::seconds(1));
+    job::Entity::update_many()
+        .col_expr(
+            job::Column::Status,
+            Expr::value(if dead { status::DEAD } else { status::QUEUED }),
+        )
+        .col_expr(job::Column::RunAt, Expr::value(run_at))
+        .col_expr(job::Column::LastError, Expr::value(error.to_string()))
+        .col_expr(
+            job::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            job::Column::FinishedAt,
+            Expr::value(if dead {
+                Some(now)
+            } else {
+                None::<DateTime<Utc>>
+            }),
+        )
+        .filter(job::Column::Id.eq(c.id))
+        .filter(job::Column::LockedBy.eq(worker))
+        .exec(&db.write)
+        .await?;
+    Ok(())
+}
+
+pub async fn by_task_id<C: ConnectionTrait>(db: &C, task_id: Uuid) -> Result<Option<job::Model>> {
+    Ok(job::Entity::find()
+        .filter(job::Column::TaskId.eq(task_id))
+        .one(db)
+        .await?)
+}

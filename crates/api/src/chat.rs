@@ -38,6 +38,8 @@ use crate::views::{datetime, query_pairs, query_param};
 use crate::{ApiError, AppState};
 
 pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
+/// Room for the 50 MB limit to be crossed and reported as such.
+const UPLOAD_BODY_LIMIT: usize = 2 * MAX_UPLOAD + 1024 * 1024;
 const MAX_POLL_LIMIT: u64 = 1000;
 
 pub fn router() -> Router<AppState> {
@@ -50,7 +52,7 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/chat/{session_id}/upload/",
             // Room for 50 MB of files plus multipart framing.
-            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD + 1024 * 1024)),
+            post(upload).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
         )
 }
 
@@ -1010,6 +1012,12 @@ pub async fn upload(
                         }
                         buf.extend_from_slice(&chunk);
                     }
+                    if too_big && first_error.is_none() {
+                        return Err(error(
+                            400,
+                            &format!("File '{name}' exceeds maximum size of 50MB"),
+                        ));
+                    }
                     if first_error.is_none() {
                         let ext = extension(&name);
                         let sniffed = sniff(&name, &buf);
@@ -1034,6 +1042,9 @@ pub async fn upload(
                         first_error = error;
                     }
                     total += buf.len();
+                    if total > MAX_UPLOAD && first_error.is_none() {
+                        return Err(error(400, "Total file size exceeds maximum of 50MB"));
+                    }
                     if first_error.is_none() {
                         let sniffed = sniff(&name, &buf);
                         files.push(Upload {

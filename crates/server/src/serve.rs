@@ -18,6 +18,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub seed: Option<DemoSeed>,
     pub domain: Domain,
+    pub engine: engine::Engine,
     shutdown: Option<oneshot::Sender<()>>,
     join: JoinHandle<std::io::Result<()>>,
     background: Background,
@@ -135,7 +136,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     let background = Background::start(&engine, opts.workers, listen_url);
     let app = api::app(api::AppState {
         domain: domain.clone(),
-        engine,
+        engine: engine.clone(),
         requests: Default::default(),
         chat_limits: api::ratelimit::RateLimiter::new(opts.chat_rate, opts.enforce_rate_limits),
     })
@@ -161,6 +162,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         addr,
         seed,
         domain,
+        engine,
         shutdown: Some(tx),
         join,
         background,

@@ -26,6 +26,7 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    pub engine: engine::Engine,
     pub addr: SocketAddr,
     pub base: String,
     pub client: Client,
@@ -35,6 +36,26 @@ pub struct TestApp {
     pub db_url: Option<String>,
     running: Option<server::serve::Running>,
     pg: Option<pg::TempDatabase>,
+}
+
+/// Settings a test may change.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Job workers inside the server (0: jobs wait for a worker the test starts).
+    pub workers: usize,
+    pub chat_rate: api::ratelimit::Rate,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            chat_rate: api::ratelimit::Rate {
+                limit: 1000,
+                window_secs: 300,
+            },
+        }
+    }
 }
 
 /// A team with its owner and two keys.
@@ -51,6 +72,11 @@ impl TestApp {
     /// Starts an app on `backend`, or returns `None` when PostgreSQL is not
     /// configured outside CI (the test is then skipped).
     pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    /// Starts an app with non-default settings.
+    pub async fn start_with(backend: Backend, o: Options) -> Option<Self> {
         let data_dir = tempfile::tempdir().unwrap();
         let pg = match backend {
             Backend::Sqlite => None,
@@ -72,16 +98,15 @@ impl TestApp {
                 retry_base_delay: std::time::Duration::from_millis(5),
             },
             files_url: None,
-            workers: 2,
-            chat_rate: api::ratelimit::Rate {
-                limit: 1000,
-                window_secs: 300,
-            },
+            workers: o.workers,
+            chat_rate: o.chat_rate,
             enforce_rate_limits: true,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;
+        let engine = running.engine.clone();
         Some(TestApp {
+            engine,
             addr,
             base: format!("http://{addr}"),
             client: Client::builder()
@@ -276,6 +301,19 @@ impl TestApp {
                 Value::Object(m)
             })
             .collect()
+    }
+
+    /// A widget channel for a chatbot: (channel, embed key).
+    pub async fn widget(
+        &self,
+        bot: Uuid,
+        domains: &[&str],
+        level: domain::widget::AuthLevel,
+    ) -> (domain::widget::WidgetChannel, String) {
+        let d: Vec<String> = domains.iter().map(|s| (*s).to_string()).collect();
+        domain::widget::add(&self.domain.db.write, bot, &d, level, None)
+            .await
+            .unwrap()
     }
 
     /// Stops the server and drops the temporary database.

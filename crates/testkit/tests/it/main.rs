@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod chat;
 mod contract;
 mod conversations;
 mod experiments;
 mod files;
+mod jobs;
 mod openai;
 mod openai_sdk;
 mod participants;

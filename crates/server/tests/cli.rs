@@ -269,3 +269,78 @@ both_backends!(
         assert!(!success);
     }
 );
+
+both_backends!(widget_channels_from_the_cli, async |app: &TestApp| {
+    ok(app, &["team", "create", "acme"]);
+    let bot = last_line(&ok(
+        app,
+        &["chatbot", "create", "--team", "acme", "--name", "Helper"],
+    ));
+    let key = last_line(&ok(
+        app,
+        &[
+            "channel",
+            "add-widget",
+            "--chatbot",
+            &bot,
+            "--domain",
+            "example.com",
+            "--domain",
+            "*.example.org",
+            "--auth-level",
+            "embed-key",
+        ],
+    ));
+    assert!(key.starts_with("ek_"), "{key}");
+    let list: Value =
+        serde_json::from_str(&ok(app, &["channel", "list", "--chatbot", &bot, "--json"])).unwrap();
+    assert_eq!(
+        list[0]["allowed_domains"],
+        serde_json::json!(["example.com", "*.example.org"])
+    );
+    assert_eq!(list[0]["auth_level"], "embed-key");
+    assert!(!list.to_string().contains(&key), "keys are shown once");
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let start = async |key: &str| {
+        app.request(reqwest::Method::POST, "/api/chat/start/", None)
+            .header("X-Embed-Key", key)
+            .header("Origin", "https://example.com")
+            .json(&serde_json::json!({"chatbot_id": bot}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(start(&key).await, 201);
+    let new_key = last_line(&ok(app, &["channel", "rotate-key", &id]));
+    assert_eq!(start(&key).await, 401);
+    assert_eq!(start(&new_key).await, 201);
+    ok(
+        app,
+        &[
+            "channel",
+            "disable",
+            &id,
+            "--message",
+            "Closed for maintenance",
+        ],
+    );
+    assert_eq!(start(&new_key).await, 403);
+    ok(app, &["channel", "enable", &id]);
+    assert_eq!(start(&new_key).await, 201);
+    ok(app, &["channel", "remove", &id]);
+    assert_eq!(start(&new_key).await, 401);
+    let (success, _, err) = run(
+        app,
+        &[
+            "channel",
+            "add-widget",
+            "--chatbot",
+            &bot,
+            "--domain",
+            "bad domain!",
+        ],
+    );
+    assert!(!success && err.contains("invalid domain"), "{err}");
+});

@@ -238,6 +238,56 @@ pub async fn set_state_key<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The participant's most recent session with any row of a chatbot family.
+pub async fn latest_session_in_family<C: ConnectionTrait>(
+    db: &C,
+    participant_id: i64,
+    family_id: i64,
+) -> Result<Option<Session>> {
+    use store::entity::chatbot;
+    let rows: Vec<i64> = chatbot::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(chatbot::Column::Id.eq(family_id))
+                .add(chatbot::Column::WorkingVersionId.eq(family_id)),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    Ok(session::Entity::find()
+        .filter(session::Column::ParticipantId.eq(participant_id))
+        .filter(session::Column::ChatbotId.is_in(rows))
+        .order_by_desc(session::Column::CreatedAt)
+        .order_by_desc(session::Column::Id)
+        .one(db)
+        .await?
+        .map(Session::from))
+}
+
+/// A live channel of a chatbot family on a platform: (id, enabled).
+pub async fn family_channel<C: ConnectionTrait>(
+    db: &C,
+    family_id: i64,
+    platform: &str,
+) -> Result<Option<(i64, bool)>> {
+    Ok(channel::Entity::find()
+        .filter(channel::Column::ChatbotId.eq(family_id))
+        .filter(channel::Column::Platform.eq(platform))
+        .filter(channel::Column::Deleted.eq(false))
+        .one(db)
+        .await?
+        .map(|c| (c.id, c.enabled)))
+}
+
+pub async fn participant_by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<Participant>> {
+    Ok(participant::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Participant::from))
+}
+
 /// A finished turn for this input message, if there is one: (reply message id, reply text).
 pub async fn finished_turn<C: ConnectionTrait>(
     db: &C,

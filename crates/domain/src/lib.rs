@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod pricing;
 pub mod prompt;
 pub mod providers;
+pub mod schedules;
 pub mod secrets;
 pub mod sessions;
 pub mod tags;

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod executor;
 pub mod history;
+pub mod proactive;
 pub mod prompt_context;
 pub mod turn;
 pub mod worker;

@@ -1,0 +1,170 @@
+//! Messages the bot sends on its own: scheduled messages and `trigger_bot`.
+//! The text is either given verbatim (`direct_to_user`) or written by the
+//! chatbot's own LLM from an instruction, with the participant's data and the
+//! recent history; it is stored like any reply and then delivered through
+//! the session's channel (pushed to Telegram; the widget and the API pick it
+//! up from the message poll).
+
+use chrono::Utc;
+use domain::chatbots::{self, Resolved};
+use domain::conversations::{self as conv, Session, TurnOutcome, UsageItem};
+use domain::pipeline::{Node, Pipeline};
+use domain::pricing::ServiceKind;
+use domain::prompt::PromptContext;
+use llm::{ChatMessage, CompletionRequest, Role};
+use serde_json::json;
+
+use crate::history;
+use crate::turn::Reply;
+use crate::{Engine, TurnError, prompt_context};
+
+/// Said to the model when it writes on its own initiative.
+const INITIATIVE: &str = "You are now writing a message to the user on your own initiative, following an \
+     instruction from the people who run you. Write only the message itself, addressed to the user, in the \
+     conversation's language and your usual tone.";
+
+impl Engine {
+    /// Writes (or takes verbatim) and stores a bot-initiated message in `session`.
+    pub async fn bot_message(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        instruction: Option<&str>,
+        verbatim: Option<&str>,
+    ) -> Result<Reply, TurnError> {
+        let started = std::time::Instant::now();
+        let (text, usage, calls, metadata) = match (verbatim, instruction) {
+            (Some(t), _) => (
+                t.to_string(),
+                Vec::new(),
+                0,
+                json!({"direct_to_user": true}),
+            ),
+            (None, Some(i)) => {
+                let (t, u) = self.write_from_instruction(session, chatbot, i).await?;
+                (t, u, 1, json!({}))
+            }
+            (None, None) => return Err(TurnError::Config("nothing to send".into())),
+        };
+        let outcome = TurnOutcome {
+            team_id: session.team_id,
+            session_id: session.id,
+            participant_id: session.participant_id,
+            chatbot_row_id: chatbot.row_id,
+            version_number: chatbot.version_number,
+            input_message_id: None,
+            reply: Some(text.clone()),
+            reply_metadata: metadata,
+            error: None,
+            usage,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            llm_calls: calls,
+            checkpoint: None,
+            version_tag: Some(if chatbot.is_working {
+                format!("v{}-unreleased", chatbot.version_number)
+            } else {
+                format!("v{}", chatbot.version_number)
+            }),
+        };
+        let recorded = conv::record_turn(&self.domain.db.write, outcome).await?;
+        Ok(Reply {
+            text,
+            session_external_id: session.external_id.clone(),
+            message_id: recorded.reply_message_id,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        })
+    }
+
+    async fn write_from_instruction(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        instruction: &str,
+    ) -> Result<(String, Vec<UsageItem>), TurnError> {
+        let pipeline = Pipeline::from_config(&chatbot.config)?
+            .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
+        let valid = pipeline.validate()?;
+        let Some((id, Node::Llm(params))) =
+            valid.nodes.iter().find(|(_, n)| matches!(n, Node::Llm(_)))
+        else {
+            return Err(TurnError::Config(
+                "the chatbot has no LLM node to write messages with".into(),
+            ));
+        };
+        let db = &self.domain.db.read;
+        let access =
+            domain::providers::access(db, &self.domain.secrets, session.team_id, &params.provider)
+                .await
+                .map_err(|e| match e {
+                    domain::Error::BadRequest(m) => TurnError::Config(m),
+                    other => TurnError::Domain(other),
+                })?;
+        let client = self.client(&access)?;
+        let data = conv::participant_data(db, session.participant_id, chatbot.family_id).await?;
+        let now = Utc::now();
+        let tz = prompt_context::timezone(&data);
+        let ctx = PromptContext {
+            participant_data: data,
+            session_state: session.state.clone(),
+            temp_state: json!({}),
+            current_datetime: prompt_context::day(now, tz),
+        };
+        let base = valid
+            .prompts
+            .get(id)
+            .map(|t| t.render(&ctx))
+            .unwrap_or_default();
+        let system = format!(
+            "{base}\n\n{INITIATIVE}\nThe current time is {}.",
+            prompt_context::exact(now, tz)
+        );
+        let stored = conv::history(db, session.id, i64::MAX).await?;
+        let mut plan_settings = params.history.clone();
+        // No summary call here: a bot-initiated message sees the recent history only.
+        plan_settings.mode = domain::pipeline::HistoryMode::MaxHistoryLength;
+        let mut messages = history::plan(&stored, &plan_settings).messages;
+        messages.push(ChatMessage::new(
+            Role::User,
+            format!("[Instruction] {instruction}"),
+        ));
+        let req = CompletionRequest {
+            model: params.model.clone(),
+            system: Some(system.trim().to_string()),
+            messages,
+            temperature: params.temperature,
+            max_tokens: params.max_tokens,
+        };
+        let c = client.complete(&req).await?;
+        let model = if c.model.is_empty() {
+            params.model.clone()
+        } else {
+            c.model.clone()
+        };
+        let usage = [
+            (ServiceKind::Input, c.usage.input_tokens),
+            (ServiceKind::Output, c.usage.output_tokens),
+            (ServiceKind::CachedInput, c.usage.cached_input_tokens),
+            (ServiceKind::CacheWrite, c.usage.cache_write_tokens),
+        ]
+        .into_iter()
+        .filter(|(_, q)| *q > 0)
+        .map(|(kind, q)| UsageItem {
+            provider_kind: access.kind.clone(),
+            model: model.clone(),
+            kind,
+            quantity: i64::try_from(q).unwrap_or(i64::MAX),
+        })
+        .collect();
+        Ok((c.text, usage))
+    }
+
+    /// The version a bot-initiated message uses: the published one, else the working one.
+    pub async fn published_for(&self, session: &Session) -> Result<Resolved, TurnError> {
+        let db = &self.domain.db.read;
+        let public = chatbots::public_id_of(db, session.chatbot_id).await?;
+        let family = chatbots::find_row(db, session.team_id, public).await?;
+        let head = chatbots::public_id_of(db, family.family_id).await?;
+        Ok(chatbots::resolve(db, session.team_id, head, Some(0)).await?)
+    }
+}

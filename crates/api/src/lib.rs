@@ -16,6 +16,8 @@ pub mod participants;
 pub mod ratelimit;
 pub mod routing;
 pub mod sessions;
+pub mod telegram;
+pub mod trigger;
 pub mod turns;
 pub mod url;
 pub mod views;
@@ -44,6 +46,7 @@ pub fn app(state: AppState) -> routing::App {
         .merge(sessions::router())
         .merge(participants::router())
         .merge(files::router())
+        .merge(trigger::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,
@@ -51,6 +54,7 @@ pub fn app(state: AppState) -> routing::App {
     // The chat API authenticates itself (embed keys, session tokens, API keys).
     let public = Router::new()
         .merge(chat::router())
+        .merge(telegram::router())
         .merge(health::router())
         .merge(openapi::router());
     let counter = state.requests.clone();

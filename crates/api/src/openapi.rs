@@ -38,6 +38,7 @@ use crate::AppState;
         crate::chat::poll_task,
         crate::chat::poll_messages,
         crate::chat::upload,
+        crate::trigger::trigger_bot,
     ),
     modifiers(&Security),
     tags(

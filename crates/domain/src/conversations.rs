@@ -288,6 +288,139 @@ pub async fn participant_by_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Op
         .map(Participant::from))
 }
 
+/// Records that the participant blocked the bot on their platform: later
+/// deliveries are not attempted until they write again.
+pub async fn mark_participant_blocked<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    participant_id: i64,
+    family_id: i64,
+    why: &str,
+) -> Result<()> {
+    let row = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    let now = store::now();
+    match row {
+        Some(row) => {
+            let mut meta = match row.system_metadata.clone() {
+                Value::Object(o) => o,
+                _ => Default::default(),
+            };
+            meta.insert("consent".into(), json!(false));
+            meta.insert("blocked".into(), json!(true));
+            meta.insert("blocked_reason".into(), json!(why));
+            let mut am: participant_data::ActiveModel = row.into();
+            am.system_metadata = Set(Value::Object(meta));
+            am.updated_at = Set(now);
+            am.update(db).await?;
+        }
+        None => {
+            participant_data::ActiveModel {
+                team_id: Set(team_id),
+                participant_id: Set(participant_id),
+                chatbot_id: Set(family_id),
+                data: Set("{}".into()),
+                system_metadata: Set(
+                    json!({"consent": false, "blocked": true, "blocked_reason": why}),
+                ),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the participant blocked the bot (recorded at a failed delivery).
+pub async fn is_blocked<C: ConnectionTrait>(
+    db: &C,
+    participant_id: i64,
+    family_id: i64,
+) -> Result<bool> {
+    Ok(participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?
+        .is_some_and(|r| r.system_metadata.get("blocked").and_then(Value::as_bool) == Some(true)))
+}
+
+/// A participant who writes again has unblocked the bot.
+pub async fn clear_blocked<C: ConnectionTrait>(
+    db: &C,
+    participant_id: i64,
+    family_id: i64,
+) -> Result<()> {
+    if !is_blocked(db, participant_id, family_id).await? {
+        return Ok(());
+    }
+    let rows = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .all(db)
+        .await?;
+    for row in rows {
+        let mut meta = match row.system_metadata.clone() {
+            Value::Object(o) => o,
+            _ => Default::default(),
+        };
+        meta.remove("blocked");
+        meta.remove("blocked_reason");
+        meta.insert("consent".into(), json!(true));
+        let mut am: participant_data::ActiveModel = row.into();
+        am.system_metadata = Set(Value::Object(meta));
+        am.update(db).await?;
+    }
+    Ok(())
+}
+
+/// The text of the message a schedule firing already wrote, if any.
+pub async fn schedule_message<C: ConnectionTrait>(
+    db: &C,
+    session_id: i64,
+    schedule_id: i64,
+    firing: i64,
+) -> Result<Option<String>> {
+    let rows = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Role.eq(role::AI))
+        .order_by_desc(message::Column::Id)
+        .limit(20)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .find(|m| {
+            m.metadata.get("schedule_id").and_then(Value::as_i64) == Some(schedule_id)
+                && m.metadata.get("firing").and_then(Value::as_i64) == Some(firing)
+        })
+        .map(|m| m.content))
+}
+
+/// Tags a stored bot message with the schedule firing that wrote it.
+pub async fn mark_schedule_message<C: ConnectionTrait>(
+    db: &C,
+    message_id: i64,
+    schedule_id: i64,
+    firing: i64,
+) -> Result<()> {
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::Metadata,
+            Expr::value(json!({"schedule_id": schedule_id, "firing": firing})),
+        )
+        .filter(message::Column::Id.eq(message_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A finished turn for this input message, if there is one: (reply message id, reply text).
 pub async fn finished_turn<C: ConnectionTrait>(
     db: &C,

@@ -23,6 +23,8 @@ pub mod secrets;
 pub mod sessions;
 pub mod tags;
 pub mod teams;
+pub mod telegram;
+pub mod trigger;
 pub mod widget;
 
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 //! its node types, prompt context and history. It reaches providers only
 //! through `llm::LlmClient` and storage only through the domain layer.
 
+pub mod delivery;
 pub mod error;
 pub mod executor;
 pub mod history;
@@ -36,6 +37,8 @@ pub struct EngineSettings {
     pub max_retries: u32,
     /// Base delay of the retry backoff (tests shorten it).
     pub retry_base_delay: Duration,
+    /// The Telegram Bot API base URL (tests point it at a fake).
+    pub telegram_api_url: String,
 }
 
 impl Default for EngineSettings {
@@ -44,6 +47,7 @@ impl Default for EngineSettings {
             provider_timeout: Duration::from_secs(120),
             max_retries: 3,
             retry_base_delay: Duration::from_millis(250),
+            telegram_api_url: channels::telegram::DEFAULT_API_BASE.to_string(),
         }
     }
 }
@@ -56,6 +60,11 @@ impl Engine {
             settings,
             streams: Default::default(),
         }
+    }
+
+    /// A Telegram Bot API client for a bot token.
+    pub fn telegram(&self, token: &str) -> channels::telegram::Telegram {
+        channels::telegram::Telegram::new(&self.settings.telegram_api_url, token, self.http.clone())
     }
 
     /// A client for a team provider, with the retry policy applied.

@@ -84,13 +84,22 @@ impl StreamHub {
 }
 
 /// How a handler ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Done(Value),
     /// Final failure reported to the client (no retry).
     Failed {
         user_facing: bool,
         message: String,
     },
+}
+
+impl Outcome {
+    pub(crate) fn failed(message: &str) -> Self {
+        Outcome::Failed {
+            user_facing: false,
+            message: message.to_string(),
+        }
+    }
 }
 
 pub fn spawn(
@@ -218,6 +227,21 @@ async fn run_one(engine: &Engine, cfg: &WorkerConfig, worker: &str, job: Claimed
     let outcome = match job.kind.as_str() {
         PING => Ok(Outcome::Done(json!({"pong": true}))),
         CHAT_TURN => chat_turn(engine, &job).await,
+        crate::delivery::BOT_SEND => {
+            engine
+                .job_bot_send(&job.payload, job.attempts >= job.max_attempts)
+                .await
+        }
+        crate::delivery::TELEGRAM_TURN => {
+            engine
+                .job_telegram_turn(&job.payload, job.attempts >= job.max_attempts)
+                .await
+        }
+        domain::schedules::FIRE_JOB => {
+            engine
+                .job_schedule_fire(&job.payload, job.attempts >= job.max_attempts)
+                .await
+        }
         other => Ok(Outcome::Failed {
             user_facing: false,
             message: format!("unknown job kind {other}"),

@@ -25,6 +25,15 @@ pub struct StorageArgs {
     #[arg(long, env = "CHATSTUDIO_FILES_URL", global = true)]
     pub files_url: Option<String>,
 
+    /// Telegram Bot API base URL (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org",
+        global = true
+    )]
+    pub telegram_api_url: String,
+
     /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
     #[arg(
         long,

@@ -24,6 +24,9 @@ pub struct Running {
     background: Background,
 }
 
+/// How often a process looks for due schedules.
+pub const SCHEDULER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Workers and housekeeping that stop with the server.
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
@@ -42,6 +45,22 @@ impl Background {
             };
             tasks.extend(engine::worker::spawn(engine.clone(), cfg, rx.clone()));
         }
+        // The scheduler: every process ticks; claims keep firings unique across processes.
+        let sched_domain = engine.domain.clone();
+        let mut sched_rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match domain::schedules::tick(&sched_domain.db, store::now(), 100).await {
+                    Ok(n) if n > 0 => sched_domain.job_signal.notify_waiters(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
+                    _ = sched_rx.changed() => return,
+                }
+            }
+        }));
         let domain = engine.domain.clone();
         let mut rx2 = rx;
         tasks.push(tokio::spawn(async move {

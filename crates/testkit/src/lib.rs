@@ -44,6 +44,8 @@ pub struct Options {
     /// Job workers inside the server (0: jobs wait for a worker the test starts).
     pub workers: usize,
     pub chat_rate: api::ratelimit::Rate,
+    /// Where Telegram calls go (a wiremock fake); none leaves the default, which tests never reach.
+    pub telegram_api_url: Option<String>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
                 limit: 1000,
                 window_secs: 300,
             },
+            telegram_api_url: None,
         }
     }
 }
@@ -96,6 +99,10 @@ impl TestApp {
                 provider_timeout: std::time::Duration::from_secs(2),
                 max_retries: 2,
                 retry_base_delay: std::time::Duration::from_millis(5),
+                telegram_api_url: o
+                    .telegram_api_url
+                    .clone()
+                    .unwrap_or_else(|| "http://127.0.0.1:9".to_string()),
             },
             files_url: None,
             workers: o.workers,

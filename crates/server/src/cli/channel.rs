@@ -23,6 +23,18 @@ pub enum ChannelCmd {
         #[arg(long)]
         token_lifetime: Option<i64>,
     },
+    /// Connect a Telegram bot: checks the token (getMe) and, with a public URL,
+    /// registers the webhook. Prints the channel id alone on the last line.
+    AddTelegram {
+        #[arg(long)]
+        chatbot: Uuid,
+        /// Environment variable holding the bot token (never on the command line).
+        #[arg(long)]
+        bot_token_env: String,
+        /// The server's public base URL, for the webhook.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
     /// List a chatbot's widget channels (embed keys are never shown again).
     List {
         #[arg(long)]
@@ -70,6 +82,51 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
                     ch.auth_level.as_str()
                 ));
                 output::line(&key);
+            }
+        }
+        ChannelCmd::AddTelegram {
+            chatbot,
+            bot_token_env,
+            public_url,
+        } => {
+            let token = std::env::var(bot_token_env)
+                .map_err(|_| anyhow::anyhow!("environment variable {bot_token_env} is not set"))?;
+            let bot = channels::telegram::Telegram::new(
+                &cli.storage.telegram_api_url,
+                token.trim(),
+                llm::http::client(),
+            );
+            let me = bot
+                .get_me()
+                .await
+                .map_err(|e| anyhow::anyhow!("Telegram did not accept the bot token: {e}"))?;
+            let secret = channels::telegram::new_secret_token();
+            let secrets =
+                domain::secrets::SecretBox::load(&cli.storage.data_dir).map_err(domain_err)?;
+            let ch = domain::telegram::add(
+                &db.write,
+                &secrets,
+                *chatbot,
+                token.trim(),
+                &secret,
+                json!({"id": me.id, "username": me.username, "first_name": me.first_name}),
+            )
+            .await
+            .map_err(domain_err)?;
+            if let Some(base) = public_url {
+                let url = format!("{}/channels/telegram/{}", base.trim_end_matches('/'), ch.id);
+                bot.set_webhook(&url, &secret)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("registering the webhook failed: {e}"))?;
+                if !cli.json {
+                    output::line(&format!("webhook registered at {url}"));
+                }
+            }
+            if cli.json {
+                output::json(&json!({"channel_id": ch.id}));
+            } else {
+                output::line(&format!("connected Telegram bot {:?}:", me.username));
+                output::line(&ch.id.to_string());
             }
         }
         ChannelCmd::List { chatbot } => {

@@ -134,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = engine::EngineSettings {
                 provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                 max_retries: *provider_retries,
+                telegram_api_url: cli.storage.telegram_api_url.clone(),
                 ..Default::default()
             };
             crate::serve::run_workers(
@@ -179,6 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 engine: engine::EngineSettings {
                     provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                     max_retries: *provider_retries,
+                    telegram_api_url: cli.storage.telegram_api_url.clone(),
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),

@@ -7,6 +7,7 @@ mod m0001_foundation;
 mod m0002_conversations;
 mod m0003_sessions_participants_files;
 mod m0004_jobs_widget;
+mod m0005_inbound_events;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_conversations::Migration),
             Box::new(m0003_sessions_participants_files::Migration),
             Box::new(m0004_jobs_widget::Migration),
+            Box::new(m0005_inbound_events::Migration),
         ]
     }
 }

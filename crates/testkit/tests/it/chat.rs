@@ -616,6 +616,11 @@ both_backends!(uploads_and_attachments, async |app: &TestApp| {
         .as_str()
         .unwrap()
         .to_string();
+    // A fresh connection per upload: a refused 50 MB upload must not poison a pooled one.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let upload = |parts: Vec<(&str, Vec<u8>, &str)>| {
         let mut form = reqwest::multipart::Form::new().text("participant_name", "Ana");
         for (name, bytes, ct) in parts {
@@ -629,7 +634,7 @@ both_backends!(uploads_and_attachments, async |app: &TestApp| {
         }
         call(
             widget(
-                app.request(Method::POST, &format!("/api/chat/{sid}/upload/"), None),
+                fresh.post(app.url(&format!("/api/chat/{sid}/upload/"))),
                 &key,
             )
             .multipart(form),

@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -82,6 +82,7 @@ pub fn next_after(
             cron.find_next_occurrence(&local, false)
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
+                .map(|t| t.with_nanosecond(0).unwrap_or(t))
         }
     }
 }
@@ -207,7 +208,10 @@ pub async fn fired(db: &Db, s: &schedule::Model, at: DateTime<Utc>) -> Result<()
         .filter(schedule::Column::Id.eq(s.id))
         .filter(schedule::Column::Status.eq(status::FIRING));
     if let (false, Some(n)) = (done, next) {
-        upd = upd.col_expr(schedule::Column::NextTriggerAt, Expr::value(n));
+        upd = upd.col_expr(
+            schedule::Column::NextTriggerAt,
+            Expr::value(store::truncate_micros(n)),
+        );
     }
     upd.exec(&db.write).await?;
     Ok(())

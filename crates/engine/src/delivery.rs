@@ -225,7 +225,13 @@ impl Engine {
         };
         match self.deliver(&session, &text).await {
             Ok(()) => {
-                schedules::fired(db, &s, Utc::now())
+                // The tick's time, not the clock's: the next occurrence follows the due
+                // time the scheduler saw (tests drive that time).
+                let due = p
+                    .get("due_at")
+                    .and_then(|v| serde_json::from_value::<chrono::DateTime<Utc>>(v.clone()).ok())
+                    .unwrap_or_else(Utc::now);
+                schedules::fired(db, &s, due)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(Outcome::Done(

@@ -34,7 +34,12 @@ pub struct Background {
 }
 
 impl Background {
-    pub fn start(engine: &engine::Engine, workers: usize, listen_url: Option<String>) -> Self {
+    pub fn start(
+        engine: &engine::Engine,
+        workers: usize,
+        listen_url: Option<String>,
+        scheduler: bool,
+    ) -> Self {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         if workers > 0 {
@@ -48,19 +53,21 @@ impl Background {
         // The scheduler: every process ticks; claims keep firings unique across processes.
         let sched_domain = engine.domain.clone();
         let mut sched_rx = rx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                match domain::schedules::tick(&sched_domain.db, store::now(), 100).await {
-                    Ok(n) if n > 0 => sched_domain.job_signal.notify_waiters(),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+        if scheduler {
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match domain::schedules::tick(&sched_domain.db, store::now(), 100).await {
+                        Ok(n) if n > 0 => sched_domain.job_signal.notify_waiters(),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
+                        _ = sched_rx.changed() => return,
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(SCHEDULER_INTERVAL) => {}
-                    _ = sched_rx.changed() => return,
-                }
-            }
-        }));
+            }));
+        }
         let domain = engine.domain.clone();
         let mut rx2 = rx;
         tasks.push(tokio::spawn(async move {
@@ -125,6 +132,8 @@ pub struct Options {
     /// Chat API rate limit per session, channel or client IP, e.g. `600/5m`.
     pub chat_rate: api::ratelimit::Rate,
     pub enforce_rate_limits: bool,
+    /// Tick the scheduler in this process (tests drive it by hand instead).
+    pub scheduler: bool,
 }
 
 pub async fn start(opts: &Options) -> anyhow::Result<Running> {
@@ -152,7 +161,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         .url
         .clone()
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
-    let background = Background::start(&engine, opts.workers, listen_url);
+    let background = Background::start(&engine, opts.workers, listen_url, opts.scheduler);
     let app = api::app(api::AppState {
         domain: domain.clone(),
         engine: engine.clone(),
@@ -257,7 +266,7 @@ pub async fn run_workers(
         .url
         .clone()
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
-    let background = Background::start(&engine, workers.max(1), listen_url);
+    let background = Background::start(&engine, workers.max(1), listen_url, true);
     tracing::info!(workers, "chatstudio workers running");
     shutdown_signal().await;
     background.stop().await;

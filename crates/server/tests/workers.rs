@@ -100,3 +100,95 @@ both_backends!(
         app.finish().await;
     }
 );
+
+both_backends!(
+    two_processes_never_deliver_a_schedule_twice,
+    async |app: &TestApp| {
+        let _ = app;
+        let app = TestApp::start_with(
+            app.backend,
+            Options {
+                workers: 0,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let bot = app
+            .llm_chatbot(&team, "local", "echo", "", serde_json::json!({}))
+            .await;
+        let family = app.scalar("SELECT id FROM chatbots").await;
+        let n: i64 = if app.backend == Backend::Postgres {
+            120
+        } else {
+            40
+        };
+        let due = chrono::Utc::now() - chrono::Duration::minutes(1);
+        for i in 0..n {
+            let (s, _) = app
+                .post_json(
+                    "/api/sessions/",
+                    &team.key,
+                    &serde_json::json!({"experiment": bot, "participant": format!("p{i}")}),
+                )
+                .await;
+            assert_eq!(s, 201);
+            let pid = app
+                .scalar(&format!(
+                    "SELECT id FROM participants WHERE identifier = 'p{i}'"
+                ))
+                .await;
+            domain::schedules::create(
+                &app.domain.db,
+                domain::schedules::NewSchedule {
+                    team_id: team.id,
+                    chatbot_family_id: family,
+                    participant_id: pid,
+                    external_id: format!("s{i}"),
+                    name: "reminder".into(),
+                    prompt: "remind".into(),
+                    first_at: due,
+                    interval_seconds: None,
+                    cron: None,
+                    timezone: None,
+                    repetitions: 1,
+                    end_date: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let (a, b) = (worker(&app), worker(&app));
+        let mut done = 0;
+        for _ in 0..600 {
+            done = app
+                .scalar("SELECT COUNT(*) FROM schedules WHERE status = 'complete'")
+                .await;
+            if done == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop((a, b));
+        assert_eq!(done, n);
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
+                .await,
+            n,
+            "one message per schedule"
+        );
+        assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM (SELECT session_id FROM messages WHERE role = 'ai' GROUP BY session_id HAVING COUNT(*) > 1) d").await,
+        0
+    );
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'schedule.fire'")
+                .await,
+            n,
+            "one firing each"
+        );
+        app.finish().await;
+    }
+);

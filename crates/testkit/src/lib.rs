@@ -108,6 +108,8 @@ impl TestApp {
             workers: o.workers,
             chat_rate: o.chat_rate,
             enforce_rate_limits: true,
+            // Tests drive the scheduler with their own clock (`domain::schedules::tick`).
+            scheduler: false,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

@@ -187,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 workers: *workers,
                 chat_rate: *chat_rate_limit,
                 enforce_rate_limits: !*rate_limit_log_only,
+                scheduler: true,
             };
             serve(opts).await
         }

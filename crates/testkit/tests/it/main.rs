@@ -11,5 +11,6 @@ mod jobs;
 mod openai;
 mod openai_sdk;
 mod participants;
+mod proactive;
 mod routing;
 mod sessions;

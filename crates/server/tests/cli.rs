@@ -344,3 +344,105 @@ both_backends!(widget_channels_from_the_cli, async |app: &TestApp| {
     );
     assert!(!success && err.contains("invalid domain"), "{err}");
 });
+
+both_backends!(telegram_channels_from_the_cli, async |app: &TestApp| {
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/bot42:GOOD-token/getMe"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true, "result": {"id": 42, "is_bot": true, "first_name": "Helper", "username": "HelperBot"}})))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/bot42:BAD-token/getMe"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            serde_json::json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+        ))
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/bot42:GOOD-token/setWebhook"))
+        .and(body_partial_json(
+            serde_json::json!({"allowed_updates": ["message", "edited_message"]}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "result": true})),
+        )
+        .mount(&fake)
+        .await;
+    ok(app, &["team", "create", "acme"]);
+    let bot = last_line(&ok(
+        app,
+        &["chatbot", "create", "--team", "acme", "--name", "Helper"],
+    ));
+    let add = |token: &str| {
+        let mut cmd = Command::new(chatstudio_bin());
+        cmd.arg("--data-dir")
+            .arg(app.data_dir.path())
+            .env_remove("DATABASE_URL");
+        if let Some(url) = &app.db_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.args([
+            "--telegram-api-url",
+            &fake.uri(),
+            "channel",
+            "add-telegram",
+            "--chatbot",
+            &bot,
+            "--bot-token-env",
+            "TG_TOKEN",
+            "--public-url",
+            "https://bots.example.org/",
+        ])
+        .env("TG_TOKEN", token)
+        .output()
+        .unwrap()
+    };
+    let out = add("42:BAD-token");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not accept the bot token") && !err.contains("BAD-token"),
+        "{err}"
+    );
+    let out = add("42:GOOD-token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let channel_id = last_line(&String::from_utf8_lossy(&out.stdout));
+    let hook = fake
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path().ends_with("/setWebhook"))
+        .unwrap();
+    let body: Value = serde_json::from_slice(&hook.body).unwrap();
+    assert_eq!(
+        body["url"],
+        format!("https://bots.example.org/channels/telegram/{channel_id}")
+    );
+    let secret = body["secret_token"].as_str().unwrap().to_string();
+    // The registered secret opens the webhook; the token is stored sealed.
+    let r = app
+        .client
+        .post(app.url(&format!("/channels/telegram/{channel_id}")))
+        .header("X-Telegram-Bot-Api-Secret-Token", &secret)
+        .json(&serde_json::json!({"update_id": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stored = app
+        .rows(
+            "SELECT secret FROM channels WHERE platform = 'telegram'",
+            &["s"],
+        )
+        .await;
+    assert!(!stored[0]["s"].as_str().unwrap().contains("GOOD-token"));
+});

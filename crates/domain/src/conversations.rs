@@ -603,11 +603,13 @@ pub async fn insert_message<C: ConnectionTrait>(
 }
 
 /// The history before message `before_id`: from the latest summary checkpoint
-/// (inclusive) onwards, oldest first. Two queries whatever the session length.
+/// (inclusive) onwards, at most `limit` of the newest, oldest first. Two
+/// queries whatever the session length.
 pub async fn history<C: ConnectionTrait>(
     db: &C,
     session_id: i64,
     before_id: i64,
+    limit: u64,
 ) -> Result<Vec<StoredMessage>> {
     let checkpoint = message::Entity::find()
         .select_only()
@@ -625,10 +627,15 @@ pub async fn history<C: ConnectionTrait>(
     if let Some(c) = checkpoint {
         q = q.filter(message::Column::Id.gte(c));
     }
-    Ok(q.order_by_asc(message::Column::CreatedAt)
-        .order_by_asc(message::Column::Id)
+    // Newest first with a cap, so a long conversation costs the same as a short one.
+    let mut rows = q
+        .order_by_desc(message::Column::CreatedAt)
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
         .all(db)
-        .await?
+        .await?;
+    rows.reverse();
+    Ok(rows
         .into_iter()
         .map(|m| StoredMessage {
             id: m.id,

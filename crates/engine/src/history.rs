@@ -8,6 +8,19 @@ use domain::conversations::{StoredMessage, role};
 use domain::pipeline::{HistoryMode, HistorySettings};
 use llm::{ChatMessage, Role};
 
+/// The most messages a token-budgeted history ever loads: far beyond any
+/// budget's reach, and it bounds the cost of a very long conversation.
+pub const MAX_LOADED: u64 = 500;
+
+/// How many stored messages a node's history needs loaded.
+pub fn load_limit(settings: &HistorySettings) -> u64 {
+    match (settings.kind, settings.mode) {
+        (domain::pipeline::HistoryType::None, _) => 0,
+        (_, HistoryMode::MaxHistoryLength) => settings.max_length() as u64,
+        _ => MAX_LOADED,
+    }
+}
+
 /// Messages kept verbatim when summarizing, at most.
 pub const SUMMARIZE_KEEP_MAX: usize = 20;
 

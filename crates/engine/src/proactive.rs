@@ -119,7 +119,13 @@ impl Engine {
             "{base}\n\n{INITIATIVE}\nThe current time is {}.",
             prompt_context::exact(now, tz)
         );
-        let stored = conv::history(db, session.id, i64::MAX).await?;
+        let stored = conv::history(
+            db,
+            session.id,
+            i64::MAX,
+            history::load_limit(&params.history),
+        )
+        .await?;
         let mut plan_settings = params.history.clone();
         // No summary call here: a bot-initiated message sees the recent history only.
         plan_settings.mode = domain::pipeline::HistoryMode::MaxHistoryLength;

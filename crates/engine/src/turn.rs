@@ -280,7 +280,16 @@ impl Engine {
             .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
         let valid = pipeline.validate()?;
         let db = &self.domain.db.read;
-        let history = conv::history(db, session.id, input_message_id).await?;
+        let limit = valid
+            .nodes
+            .iter()
+            .filter_map(|(_, n)| match n {
+                domain::pipeline::Node::Llm(p) => Some(crate::history::load_limit(&p.history)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let history = conv::history(db, session.id, input_message_id, limit).await?;
         let participant_data =
             conv::participant_data(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();

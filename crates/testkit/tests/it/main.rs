@@ -12,5 +12,6 @@ mod openai;
 mod openai_sdk;
 mod participants;
 mod proactive;
+mod reliability;
 mod routing;
 mod sessions;

@@ -7,6 +7,7 @@ mod contract;
 mod conversations;
 mod experiments;
 mod files;
+mod fuzz;
 mod jobs;
 mod openai;
 mod openai_sdk;

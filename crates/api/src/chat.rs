@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::chat::{self, Caller, Incoming, Start, Upload};
+use domain::chat::{self, Caller, Incoming, Staged, Start};
 use domain::conversations::{self as conv, status};
 use domain::jobs;
 use domain::sessions::TranscriptMessage;
@@ -982,46 +982,47 @@ pub async fn upload(
         if a.status == status::COMPLETE {
             return Err(error(400, "Session has ended"));
         }
-        let (mut files, mut name_field, mut remote_field) =
-            (Vec::new(), String::new(), String::new());
+        let (mut staged, mut name_field, mut remote_field) =
+            (Vec::<Staged>::new(), String::new(), String::new());
         let mut total = 0usize;
         let mut first_error: Option<String> = None;
-        while let Some(mut field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
-        {
-            match field.name().unwrap_or("") {
-                "files" => {
-                    let name = field.file_name().unwrap_or("upload").to_string();
-                    let claimed = field
-                        .content_type()
-                        .unwrap_or("application/octet-stream")
-                        .to_string();
-                    // Read in chunks so an oversized file is refused as soon as it crosses the limit.
-                    let mut buf = Vec::new();
-                    let mut too_big = false;
-                    while let Some(chunk) = field
-                        .chunk()
-                        .await
-                        .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
-                    {
-                        if buf.len() + chunk.len() > MAX_UPLOAD {
-                            too_big = true;
-                            break;
+        let outcome: Result<(), ApiError> = async {
+            while let Some(mut field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+            {
+                match field.name().unwrap_or("") {
+                    "files" => {
+                        let name = field.file_name().unwrap_or("upload").to_string();
+                        let claimed = field
+                            .content_type()
+                            .unwrap_or("application/octet-stream")
+                            .to_string();
+                        // Bytes go to the store as they arrive; the first 2 KB are kept to sniff the type.
+                        let mut put = st.domain.files.begin(a.session.team_id, &name).await?;
+                        let mut head = Vec::new();
+                        let mut too_big = false;
+                        while let Some(chunk) = field
+                            .chunk()
+                            .await
+                            .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+                        {
+                            if put.size + chunk.len() > MAX_UPLOAD {
+                                too_big = true;
+                                break;
+                            }
+                            if head.len() < 2048 {
+                                head.extend_from_slice(
+                                    &chunk[..chunk.len().min(2048 - head.len())],
+                                );
+                            }
+                            put.write(&chunk).await?;
                         }
-                        buf.extend_from_slice(&chunk);
-                    }
-                    if too_big && first_error.is_none() {
-                        return Err(error(
-                            400,
-                            &format!("File '{name}' exceeds maximum size of 50MB"),
-                        ));
-                    }
-                    if first_error.is_none() {
+                        let size = put.size;
                         let ext = extension(&name);
-                        let sniffed = sniff(&name, &buf);
-                        let error = if too_big {
+                        let sniffed = sniff(&name, &head);
+                        let problem = if too_big {
                             Some(format!("File '{name}' exceeds maximum size of 50MB"))
                         } else if BLOCKED_IMAGES.contains(&ext.as_str()) {
                             Some(unsupported_image(&name))
@@ -1039,34 +1040,51 @@ pub async fn upload(
                         } else {
                             None
                         };
-                        first_error = error;
+                        total += size;
+                        let key = put.key.clone();
+                        if problem.is_none() && first_error.is_none() {
+                            put.finish().await?;
+                            staged.push(Staged {
+                                key,
+                                name,
+                                content_type: sniffed,
+                                size: i64::try_from(size).unwrap_or(i64::MAX),
+                            });
+                        } else {
+                            put.abort().await;
+                            if first_error.is_none() {
+                                first_error = problem;
+                            }
+                        }
+                        if too_big || total > MAX_UPLOAD {
+                            break;
+                        }
                     }
-                    total += buf.len();
-                    if total > MAX_UPLOAD && first_error.is_none() {
-                        return Err(error(400, "Total file size exceeds maximum of 50MB"));
+                    "participant_name" => name_field = field.text().await.unwrap_or_default(),
+                    "participant_remote_id" => {
+                        remote_field = field.text().await.unwrap_or_default()
                     }
-                    if first_error.is_none() {
-                        let sniffed = sniff(&name, &buf);
-                        files.push(Upload {
-                            name,
-                            content_type: sniffed,
-                            bytes: bytes::Bytes::from(buf),
-                        });
-                    }
+                    _ => {}
                 }
-                "participant_name" => name_field = field.text().await.unwrap_or_default(),
-                "participant_remote_id" => remote_field = field.text().await.unwrap_or_default(),
-                _ => {}
             }
+            if let Some(e) = &first_error {
+                return Err(error(400, e));
+            }
+            if total > MAX_UPLOAD {
+                return Err(error(400, "Total file size exceeds maximum of 50MB"));
+            }
+            if staged.is_empty() {
+                return Err(error(400, "No files provided"));
+            }
+            Ok(())
         }
-        if let Some(e) = first_error {
-            return Err(error(400, &e));
-        }
-        if files.is_empty() {
-            return Err(error(400, "No files provided"));
-        }
-        if total > MAX_UPLOAD {
-            return Err(error(400, "Total file size exceeds maximum of 50MB"));
+        .await;
+        if let Err(e) = outcome {
+            // Nothing of a refused batch stays in the store.
+            for s in &staged {
+                st.domain.files.delete(&s.key).await;
+            }
+            return Err(e);
         }
         let uploaded_by = if !a.participant_identifier.is_empty() {
             a.participant_identifier.clone()
@@ -1075,13 +1093,13 @@ pub async fn upload(
         } else {
             "unknown".into()
         };
-        let stored = chat::store_uploads(
+        let stored = chat::record_uploads(
             &st.domain,
             &a.session,
             &uploaded_by,
             &name_field,
             &remote_field,
-            files,
+            staged,
         )
         .await?;
         let files: Vec<UploadedView> = stored

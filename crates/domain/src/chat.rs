@@ -2,7 +2,6 @@
 //! has decided who the caller is), accepting messages as durable jobs, and
 //! staging uploads.
 
-use bytes::Bytes;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::{Value, json};
@@ -326,56 +325,66 @@ pub async fn accept_message(
     Ok(task)
 }
 
-/// One staged upload, validated by the API layer.
+/// One upload whose bytes are already in the object store, validated.
 #[derive(Debug, Clone)]
-pub struct Upload {
+pub struct Staged {
+    pub key: String,
     pub name: String,
     pub content_type: String,
-    pub bytes: Bytes,
+    pub size: i64,
 }
 
-/// Stores a batch of validated uploads for a session; all or nothing.
-pub async fn store_uploads(
+/// Records a batch of stored uploads for a session in one transaction; on
+/// failure the stored objects are removed, so a batch lands whole or not at all.
+pub async fn record_uploads(
     domain: &Domain,
     session: &conv::Session,
     uploaded_by: &str,
     participant_name: &str,
     participant_remote_id: &str,
-    uploads: Vec<Upload>,
+    uploads: Vec<Staged>,
 ) -> Result<Vec<crate::files::StoredFile>> {
-    let db = &domain.db.write;
-    let txn = db.begin().await?;
-    let mut out = Vec::new();
-    let expires = store::now() + chrono::Duration::hours(UPLOAD_TTL_HOURS);
-    for u in uploads {
-        let f = crate::files::create(
-            &txn,
-            &domain.files,
-            session.team_id,
-            &u.name,
-            &u.content_type,
-            UPLOAD_PURPOSE,
-            u.bytes,
-        )
-        .await?;
-        file::Entity::update_many()
-            .col_expr(file::Column::ExpiresAt, Expr::value(expires))
-            .col_expr(
-                file::Column::Metadata,
-                Expr::value(json!({
-                    "session_id": session.external_id,
-                    "uploaded_by": uploaded_by,
-                    "participant_name": participant_name,
-                    "participant_remote_id": participant_remote_id,
-                })),
+    let result = async {
+        let txn = domain.db.write.begin().await?;
+        let mut out = Vec::new();
+        let expires = store::now() + chrono::Duration::hours(UPLOAD_TTL_HOURS);
+        for u in &uploads {
+            let f = crate::files::record(
+                &txn,
+                session.team_id,
+                &u.name,
+                &u.key,
+                &u.content_type,
+                u.size,
+                UPLOAD_PURPOSE,
             )
-            .filter(file::Column::Id.eq(f.id))
-            .exec(&txn)
             .await?;
-        out.push(f);
+            file::Entity::update_many()
+                .col_expr(file::Column::ExpiresAt, Expr::value(expires))
+                .col_expr(
+                    file::Column::Metadata,
+                    Expr::value(json!({
+                        "session_id": session.external_id,
+                        "uploaded_by": uploaded_by,
+                        "participant_name": participant_name,
+                        "participant_remote_id": participant_remote_id,
+                    })),
+                )
+                .filter(file::Column::Id.eq(f.id))
+                .exec(&txn)
+                .await?;
+            out.push(f);
+        }
+        txn.commit().await?;
+        Ok::<_, Error>(out)
     }
-    txn.commit().await?;
-    Ok(out)
+    .await;
+    if result.is_err() {
+        for u in &uploads {
+            domain.files.delete(&u.key).await;
+        }
+    }
+    result
 }
 
 /// Archives uploads nobody attached before they expired.

@@ -97,6 +97,103 @@ impl FileStore {
     }
 }
 
+/// An object being written piece by piece (uploads are never held whole in memory).
+pub struct StreamingPut {
+    writer: object_store::WriteMultipart,
+    pub key: String,
+    pub size: usize,
+}
+
+impl StreamingPut {
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer
+            .wait_for_capacity(4)
+            .await
+            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+        self.writer.write(bytes);
+        self.size += bytes.len();
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<()> {
+        self.writer
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Internal(format!("storing a file: {e}")))
+    }
+
+    pub async fn abort(self) {
+        let _ = self.writer.abort().await;
+    }
+}
+
+impl FileStore {
+    /// Starts writing a new object under a fresh key for a team's file.
+    pub async fn begin(&self, team_id: i64, name: &str) -> Result<StreamingPut> {
+        let key = new_key(team_id, name);
+        let upload = self
+            .inner
+            .put_multipart(&StorePath::from(key.as_str()))
+            .await
+            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+        Ok(StreamingPut {
+            writer: object_store::WriteMultipart::new(upload),
+            key,
+            size: 0,
+        })
+    }
+
+    pub async fn delete(&self, key: &str) {
+        let _ = self.inner.delete(&StorePath::from(key)).await;
+    }
+}
+
+fn new_key(team_id: i64, name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{team_id}/{}/{safe}", uuid::Uuid::new_v4().simple())
+}
+
+/// Records a file whose bytes are already stored under `key`.
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    team_id: i64,
+    name: &str,
+    key: &str,
+    content_type: &str,
+    size: i64,
+    purpose: &str,
+) -> Result<StoredFile> {
+    let m = file::ActiveModel {
+        team_id: Set(team_id),
+        name: Set(name.to_string()),
+        storage_key: Set(Some(key.to_string())),
+        content_type: Set(content_type.to_string()),
+        size: Set(Some(size)),
+        purpose: Set(purpose.to_string()),
+        is_archived: Set(false),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(StoredFile {
+        id: m.id,
+        name: m.name,
+        content_type: m.content_type,
+        size: m.size,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredFile {
     pub id: i64,

@@ -652,6 +652,23 @@ both_backends!(uploads_and_attachments, async |app: &TestApp| {
     assert_eq!(v["files"][0]["content_type"], "text/plain");
     let fid = v["files"][0]["id"].as_i64().unwrap();
     let stored = app.scalar("SELECT COUNT(*) FROM files").await;
+    let on_disk = || {
+        fn walk(p: &std::path::Path) -> usize {
+            std::fs::read_dir(p).map_or(0, |d| {
+                d.flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        walk(&app.data_dir.path().join("files"))
+    };
+    let objects = on_disk();
     // Every rejection, and nothing stored by any of them.
     let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".to_vec();
     for (parts, msg) in [
@@ -690,6 +707,11 @@ both_backends!(uploads_and_attachments, async |app: &TestApp| {
         let (st, v) = upload(parts).await;
         assert_eq!((st, v), (400, json!({"error": msg})));
     }
+    assert_eq!(
+        on_disk(),
+        objects,
+        "no bytes of a rejected batch stay in the store"
+    );
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM files").await,
         stored,

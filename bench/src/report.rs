@@ -1,0 +1,234 @@
+//! Result rows: the JSON file and the one table printed on stdout.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::http::Sample;
+use crate::server::kib_to_mib;
+
+/// Row names in the order the table and the JSON list them.
+pub const ORDER: &[&str] = &[
+    "raw_db_turn_rows",
+    "noop_http",
+    "turn_channels",
+    "turn_openai",
+    "experiments_list",
+    "sessions_list",
+    "session_detail",
+    "widget_flow",
+    "in_flight",
+    "idle",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: &'static str,
+    pub concurrency: Option<u64>,
+    pub rps: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub errors: Option<u64>,
+    pub requests: Option<u64>,
+    pub peak_rss_mib: Option<f64>,
+    pub statements_per_request: Option<f64>,
+    pub baseline_name: Option<String>,
+    pub baseline_rps: Option<f64>,
+    pub ratio: Option<f64>,
+    pub target: String,
+    /// The original's throughput for this measure, for the "vs orig" column.
+    #[serde(skip)]
+    pub original_rps: Option<f64>,
+    /// Printed under the table.
+    #[serde(skip)]
+    pub note: Option<String>,
+    /// Server CPU during the point, % of one core (table only).
+    #[serde(skip)]
+    pub server_cpu_pct: Option<f64>,
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let m = 10f64.powi(places);
+    (x * m).round() / m
+}
+
+impl Row {
+    pub fn empty(name: &'static str, target: &str) -> Row {
+        Row {
+            name,
+            concurrency: None,
+            rps: None,
+            p50_ms: None,
+            p90_ms: None,
+            p99_ms: None,
+            errors: None,
+            requests: None,
+            peak_rss_mib: None,
+            statements_per_request: None,
+            baseline_name: None,
+            baseline_rps: None,
+            ratio: None,
+            target: target.to_string(),
+            original_rps: None,
+            note: None,
+            server_cpu_pct: None,
+        }
+    }
+
+    pub fn from_sample(name: &'static str, s: &Sample, target: &str) -> Row {
+        Row {
+            concurrency: Some(s.concurrency as u64),
+            rps: Some(round(s.rps(), 1)),
+            p50_ms: s.percentile_ms(0.50).map(|v| round(v, 2)),
+            p90_ms: s.percentile_ms(0.90).map(|v| round(v, 2)),
+            p99_ms: s.percentile_ms(0.99).map(|v| round(v, 2)),
+            errors: Some(s.errors),
+            requests: Some(s.ok + s.errors),
+            peak_rss_mib: s.peak_rss_kib.map(|k| round(kib_to_mib(k), 1)),
+            statements_per_request: s.statements_per_request.map(|v| round(v, 2)),
+            server_cpu_pct: s.server_cpu_pct,
+            ..Row::empty(name, target)
+        }
+    }
+
+    pub fn baseline(mut self, name: &str, rps: Option<f64>) -> Row {
+        self.baseline_name = Some(name.to_string());
+        self.baseline_rps = rps;
+        self.ratio = match (self.rps, rps) {
+            (Some(a), Some(b)) if b > 0.0 => Some(round(a / b, 3)),
+            _ => None,
+        };
+        self
+    }
+
+    pub fn original(mut self, rps: f64) -> Row {
+        self.original_rps = Some(rps);
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Row {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+pub fn sort(rows: &mut [Row]) {
+    rows.sort_by_key(|r| {
+        (
+            ORDER
+                .iter()
+                .position(|n| *n == r.name)
+                .unwrap_or(ORDER.len()),
+            r.concurrency,
+        )
+    });
+}
+
+pub fn write_json(rows: &[Row], path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(rows)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn opt(v: Option<f64>, places: usize) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.places$}"))
+}
+
+pub fn print_table(rows: &[Row], heading: &str) -> Result<()> {
+    let header = [
+        "name",
+        "c",
+        "rps",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "errors",
+        "RSS MiB",
+        "stmts/req",
+        "srv CPU%",
+        "baseline",
+        "ratio",
+        "vs orig",
+        "target",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in rows {
+        let baseline = match (&r.baseline_name, r.baseline_rps) {
+            (Some(n), Some(b)) => format!("{n} ({b:.0}/s)"),
+            (Some(n), None) => n.clone(),
+            _ => "-".into(),
+        };
+        let vs_orig = match (r.rps, r.original_rps) {
+            (Some(a), Some(o)) if o > 0.0 => format!("{:.1}x", a / o),
+            _ => "-".into(),
+        };
+        cells.push(vec![
+            r.name.to_string(),
+            r.concurrency.map_or_else(|| "-".into(), |c| c.to_string()),
+            opt(r.rps, 1),
+            opt(r.p50_ms, 2),
+            opt(r.p90_ms, 2),
+            opt(r.p99_ms, 2),
+            r.errors.map_or_else(|| "-".into(), |e| e.to_string()),
+            opt(r.peak_rss_mib, 1),
+            opt(r.statements_per_request, 1),
+            opt(r.server_cpu_pct, 0),
+            baseline,
+            r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.3}")),
+            vs_orig,
+            r.target.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{heading}")?;
+    for (n, row) in cells.iter().enumerate() {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            // Text columns left-aligned, figures right-aligned.
+            if i == 0 || i == 10 || i == header.len() - 1 {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        writeln!(out, "{}", line.trim_end())?;
+        if n == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            writeln!(out, "{}", "-".repeat(total))?;
+        }
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            r.note.as_ref().map(|n| match r.concurrency {
+                Some(c) => format!("{} (c={c}): {n}", r.name),
+                None => format!("{}: {n}", r.name),
+            })
+        })
+        .collect();
+    if !notes.is_empty() {
+        writeln!(out)?;
+        for n in notes {
+            writeln!(out, "* {n}")?;
+        }
+    }
+    Ok(())
+}

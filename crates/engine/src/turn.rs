@@ -139,9 +139,22 @@ impl Engine {
                 open
             }
         };
-        let new = self
-            .new_session(m.team_id, participant.id, &addressed, m.version)
-            .await?;
+        // The API channel is only looked up when a session has to be opened.
+        let new = match &session {
+            Some(_) => NewSession {
+                team_id: m.team_id,
+                participant_id: participant.id,
+                chatbot_row_id: addressed.row_id,
+                channel_id: None,
+                platform: None,
+                version_number: 0,
+                state: json!({}),
+            },
+            None => {
+                self.new_session(m.team_id, participant.id, &addressed, m.version)
+                    .await?
+            }
+        };
         let (session, input_id) = conv::begin_turn(db, session, new, &[], &m.message).await?;
         self.run_turn(&session, &chatbot, input_id, m.message, None)
             .await

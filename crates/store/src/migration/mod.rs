@@ -8,6 +8,7 @@ mod m0002_conversations;
 mod m0003_sessions_participants_files;
 mod m0004_jobs_widget;
 mod m0005_inbound_events;
+mod m0006_summary_index;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_sessions_participants_files::Migration),
             Box::new(m0004_jobs_widget::Migration),
             Box::new(m0005_inbound_events::Migration),
+            Box::new(m0006_summary_index::Migration),
         ]
     }
 }

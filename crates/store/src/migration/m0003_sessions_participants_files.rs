@@ -7,44 +7,7 @@ use sea_orm_migration::schema::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn ts(c: &'static str) -> ColumnDef {
-    timestamp_with_time_zone(c)
-}
-
-fn ts_null(c: &'static str) -> ColumnDef {
-    timestamp_with_time_zone_null(c)
-}
-
-fn fk(
-    table: &'static str,
-    col: &'static str,
-    to: &'static str,
-    action: ForeignKeyAction,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, col)
-        .to(to, "id")
-        .on_delete(action)
-        .to_owned()
-}
-
-fn index(
-    name: &'static str,
-    table: &'static str,
-    cols: &[&'static str],
-    unique: bool,
-) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table);
-    for c in cols {
-        i.col(*c);
-    }
-    if unique {
-        i.unique();
-    }
-    i.to_owned()
-}
-
+use super::util::{fk, index, ts, ts_null};
 use ForeignKeyAction::{Cascade, SetNull};
 
 #[async_trait::async_trait]

@@ -9,6 +9,7 @@ mod m0003_sessions_participants_files;
 mod m0004_jobs_widget;
 mod m0005_inbound_events;
 mod m0006_summary_index;
+mod util;
 
 pub struct Migrator;
 

@@ -31,8 +31,11 @@ async fn schemathesis_finds_no_server_errors() {
     )
     .await;
     let (url, key) = (app.url("/api/schema/"), team.key.clone());
+    // schemathesis keeps a cache in its working directory: not in the checkout.
+    let cwd = app.data_dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
+            .current_dir(cwd)
             .args(["run", &url, "-H", &format!("X-Api-Key: {key}")])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             .args([

@@ -70,9 +70,7 @@ pub async fn webhook(
         .collect();
     match tg::accept(&state.domain.db, &ch, updates).await {
         Ok(n) => {
-            if n > 0 {
-                state.domain.job_signal.notify_waiters();
-            }
+            state.domain.wake_workers(n);
             StatusCode::OK.into_response()
         }
         Err(e) => crate::ApiError(e).into_response(),

@@ -321,7 +321,7 @@ pub async fn accept_message(
     job.max_attempts = 3;
     let task = jobs::enqueue(&txn, job).await?;
     txn.commit().await?;
-    domain.job_signal.notify_waiters();
+    domain.wake_workers(1);
     Ok(task)
 }
 

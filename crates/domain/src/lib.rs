@@ -45,6 +45,16 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Wakes in-process workers for `jobs` new jobs: one worker for one job
+    /// (a permit is kept if none is waiting), all of them for a batch.
+    pub fn wake_workers(&self, jobs: usize) {
+        match jobs {
+            0 => {}
+            1 => self.job_signal.notify_one(),
+            _ => self.job_signal.notify_waiters(),
+        }
+    }
+
     /// Loads (or creates, on first start) the instance secrets kept in the database,
     /// so every process on a shared database signs cursors alike.
     pub async fn open(

@@ -138,7 +138,7 @@ pub async fn trigger(domain: &Domain, team_id: i64, t: Trigger) -> Result<Trigge
     job.max_attempts = 3;
     jobs::enqueue(&txn, job).await?;
     txn.commit().await?;
-    domain.job_signal.notify_waiters();
+    domain.wake_workers(1);
     let tm = team::Entity::find_by_id(team_id)
         .one(db)
         .await?

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::worker::Outcome;
 use crate::{Engine, TurnError};
 
-pub const BOT_SEND: &str = "bot.send";
+pub const BOT_SEND: &str = domain::trigger::SEND_JOB;
 pub const TELEGRAM_TURN: &str = domain::telegram::TURN_JOB;
 
 /// Why a delivery did not happen.

@@ -57,8 +57,7 @@ impl Background {
             tasks.push(tokio::spawn(async move {
                 loop {
                     match domain::schedules::tick(&sched_domain.db, store::now(), 100).await {
-                        Ok(n) if n > 0 => sched_domain.job_signal.notify_waiters(),
-                        Ok(_) => {}
+                        Ok(n) => sched_domain.wake_workers(n),
                         Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
                     }
                     tokio::select! {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::{Engine, TurnError};
 
-pub const CHAT_TURN: &str = "chat.turn";
+pub const CHAT_TURN: &str = domain::chat::CHAT_TURN_JOB;
 /// A job that does nothing: for checking that workers run, and for tests.
 pub const PING: &str = "ping";
 
@@ -37,7 +37,9 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             count: 2,
-            lease: Duration::from_secs(60),
+            // Short enough that a crashed worker's job is retried within seconds;
+            // renewed every third of it while the job runs.
+            lease: Duration::from_secs(15),
             poll_interval: Duration::from_secs(1),
             listen_url: None,
         }

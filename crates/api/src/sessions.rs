@@ -569,16 +569,25 @@ pub async fn add_tags(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<TagsView>> {
+    change_tags(state, auth, id, body, true).await
+}
+
+/// Validates, finds the session, applies the change, answers the tags now on it.
+async fn change_tags(
+    state: AppState,
+    auth: domain::auth::AuthContext,
+    id: String,
+    body: JsonObject,
+    add: bool,
+) -> Result<Json<TagsView>> {
     let names = parse_tags(&body)?;
     let sid = session_for_action(&state, auth.team_id, &id).await?;
-    domain::tags::add_to_session(
-        &state.domain.db.write,
-        auth.team_id,
-        sid,
-        &names,
-        auth.user_id,
-    )
-    .await?;
+    let db = &state.domain.db.write;
+    if add {
+        domain::tags::add_to_session(db, auth.team_id, sid, &names, auth.user_id).await?;
+    } else {
+        domain::tags::remove_from_session(db, auth.team_id, sid, &names).await?;
+    }
     Ok(Json(TagsView {
         tags: sessions::tag_names(&state.domain, sid).await?,
     }))
@@ -601,12 +610,7 @@ pub async fn remove_tags(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> Result<Json<TagsView>> {
-    let names = parse_tags(&body)?;
-    let sid = session_for_action(&state, auth.team_id, &id).await?;
-    domain::tags::remove_from_session(&state.domain.db.write, auth.team_id, sid, &names).await?;
-    Ok(Json(TagsView {
-        tags: sessions::tag_names(&state.domain, sid).await?,
-    }))
+    change_tags(state, auth, id, body, false).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

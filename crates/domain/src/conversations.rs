@@ -807,8 +807,22 @@ pub async fn record_turn<C: ConnectionTrait + TransactionTrait>(
         }
     }
     let mut rows = Vec::new();
+    // One price lookup per model, whatever the number of kinds it used.
+    let mut priced: Vec<(String, String, pricing::Prices)> = Vec::new();
     for u in merged {
-        let unit = pricing::price(&txn, t.team_id, &u.provider_kind, &u.model, u.kind, now).await?;
+        let known = priced
+            .iter()
+            .find(|(p, m, _)| *p == u.provider_kind && *m == u.model)
+            .map(|(_, _, x)| *x);
+        let prices = match known {
+            Some(x) => x,
+            None => {
+                let x = pricing::prices(&txn, t.team_id, &u.provider_kind, &u.model, now).await?;
+                priced.push((u.provider_kind.clone(), u.model.clone(), x));
+                x
+            }
+        };
+        let unit = prices.get(u.kind);
         rows.push(usage_record::ActiveModel {
             team_id: Set(t.team_id),
             trace_id: Set(Some(tr.id)),

@@ -315,20 +315,19 @@ pub fn shipped_price(
     })
 }
 
-/// The price in force for a team: its own rule if one applies, else the shipped table.
-pub async fn price<C: ConnectionTrait>(
+/// The prices in force for one (provider, model) for a team, every kind in
+/// one query: its own rules where they apply, else the shipped table.
+pub async fn prices<C: ConnectionTrait>(
     db: &C,
     team_id: i64,
     provider: &str,
     model: &str,
-    kind: ServiceKind,
     at: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    let rule = pricing_rule::Entity::find()
+) -> Result<Prices> {
+    let rules = pricing_rule::Entity::find()
         .filter(pricing_rule::Column::TeamId.eq(team_id))
         .filter(pricing_rule::Column::ProviderKind.eq(provider))
         .filter(pricing_rule::Column::ModelName.eq(model))
-        .filter(pricing_rule::Column::ServiceKind.eq(kind.as_str()))
         .filter(pricing_rule::Column::EffectiveFrom.lte(at))
         .filter(
             Condition::any()
@@ -336,12 +335,34 @@ pub async fn price<C: ConnectionTrait>(
                 .add(pricing_rule::Column::EffectiveTo.gt(at)),
         )
         .order_by_desc(pricing_rule::Column::EffectiveFrom)
-        .one(db)
+        .all(db)
         .await?;
-    Ok(match rule {
-        Some(r) => Some(r.unit_price_e8),
-        None => shipped_price(provider, model, kind, at),
-    })
+    let kinds = [
+        ServiceKind::Input,
+        ServiceKind::Output,
+        ServiceKind::CachedInput,
+        ServiceKind::CacheWrite,
+    ];
+    Ok(Prices(kinds.map(|k| {
+        let own = rules
+            .iter()
+            .find(|r| r.service_kind == k.as_str())
+            .map(|r| r.unit_price_e8);
+        (k, own.or_else(|| shipped_price(provider, model, k, at)))
+    })))
+}
+
+/// Per-1K prices (e8) of one model by kind; `None` = unpriced.
+#[derive(Debug, Clone, Copy)]
+pub struct Prices([(ServiceKind, Option<i64>); 4]);
+
+impl Prices {
+    pub fn get(&self, kind: ServiceKind) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, p)| *p)
+    }
 }
 
 /// A team's own price, in force from `from` until replaced; the rule it

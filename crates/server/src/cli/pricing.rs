@@ -75,6 +75,9 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &PricingCmd) -> anyhow::Result<
             let t = domain::teams::by_slug(&db.read, team)
                 .await
                 .map_err(domain_err)?;
+            let prices = pricing::prices(&db.read, t.id, provider_type, model, store::now())
+                .await
+                .map_err(domain_err)?;
             let mut rows = serde_json::Map::new();
             for k in [
                 ServiceKind::Input,
@@ -82,12 +85,11 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &PricingCmd) -> anyhow::Result<
                 ServiceKind::CachedInput,
                 ServiceKind::CacheWrite,
             ] {
-                let p = pricing::price(&db.read, t.id, provider_type, model, k, store::now())
-                    .await
-                    .map_err(domain_err)?;
                 rows.insert(
                     k.as_str().into(),
-                    p.map_or(serde_json::Value::Null, |v| json!(pricing::format_e8(v))),
+                    prices
+                        .get(k)
+                        .map_or(serde_json::Value::Null, |v| json!(pricing::format_e8(v))),
                 );
             }
             if cli.json {

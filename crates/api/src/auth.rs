@@ -25,7 +25,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .get::<AuthContext>()
             .cloned()
             .map(Auth)
-            .ok_or(ApiError(Error::Unauthenticated(NOT_PROVIDED)))
+            .ok_or(ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)))
     }
 }
 
@@ -64,19 +64,21 @@ fn is_safe(method: &Method) -> bool {
 
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = match presented_key(req.headers()) {
-        Presented::None => return ApiError(Error::Unauthenticated(NOT_PROVIDED)).into_response(),
+        Presented::None => {
+            return ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)).into_response();
+        }
         Presented::Malformed => {
-            return ApiError(Error::Unauthenticated(INVALID_TOKEN)).into_response();
+            return ApiError::Domain(Error::Unauthenticated(INVALID_TOKEN)).into_response();
         }
         Presented::Key(key) => {
             match domain::auth::authenticate_api_key(&state.domain.db.read, key).await {
                 Ok(ctx) => ctx,
-                Err(e) => return ApiError(e).into_response(),
+                Err(e) => return ApiError::Domain(e).into_response(),
             }
         }
     };
     if !is_safe(req.method()) && ctx.read_only {
-        return ApiError(Error::PermissionDenied).into_response();
+        return ApiError::Domain(Error::PermissionDenied).into_response();
     }
     req.extensions_mut().insert(ctx);
     next.run(req).await

@@ -116,7 +116,7 @@ pub async fn incoming_versioned(
     Path((id, version)): Path<(String, String)>,
     body: JsonObject,
 ) -> Result<Json<ApiResponseView>> {
-    let v =
-        parse_version(&version).ok_or_else(|| ApiError(domain::Error::not_found("Not found.")))?;
+    let v = parse_version(&version)
+        .ok_or_else(|| ApiError::Domain(domain::Error::not_found("Not found.")))?;
     handle(state, auth, &id, Some(v), body).await
 }

@@ -20,12 +20,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::chat::{self, Caller, Incoming, Staged, Start};
-use domain::conversations::{self as conv, status};
-use domain::jobs;
-use domain::sessions::TranscriptMessage;
-use domain::widget::{self, AuthLevel, WidgetChannel};
-use domain::{Error, chatbots};
+use domain::channels::widget::{self, WidgetChannel};
+use domain::files::uploads::{self, Staged};
+use domain::jobs::{self, ChatTurn, TaskState};
+use domain::messages::{self, Incoming, TranscriptMessage, transcript};
+use domain::sessions::access::{self, Access, Credentials};
+use domain::sessions::{self, Caller, SessionStatus, Start};
+use domain::{Error, TeamId, chatbots};
 use engine::worker::{DEFAULT_ERROR, StreamMsg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -56,12 +57,12 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn error(status: u16, msg: &str) -> ApiError {
-    ApiError(Error::Body(status, json!({"error": msg})))
+fn error(msg: &str) -> ApiError {
+    ApiError::plain(StatusCode::BAD_REQUEST, msg)
 }
 
 fn forbidden() -> ApiError {
-    ApiError(Error::PermissionDenied)
+    ApiError::Domain(Error::PermissionDenied)
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -92,7 +93,9 @@ async fn embed_channel(
 ) -> Result<WidgetChannel, ApiError> {
     let ch = widget::by_key(&state.domain.db.read, key)
         .await?
-        .ok_or(ApiError(Error::Unauthenticated("Invalid widget embed key")))?;
+        .ok_or(ApiError::Domain(Error::Unauthenticated(
+            "Invalid widget embed key",
+        )))?;
     match origin(h) {
         Some(host) if widget::domain_allowed(&ch.allowed_domains, &host) => Ok(ch),
         _ => Err(forbidden()),
@@ -275,7 +278,7 @@ fn parse_start(body: &JsonObject, referer: Option<&str>) -> Result<Start, Error>
 async fn chatbot_view(
     state: &AppState,
     base: &BaseUrl,
-    team_id: i64,
+    team_id: TeamId,
     id: uuid::Uuid,
 ) -> Result<Value, ApiError> {
     let db = &state.domain.db.read;
@@ -332,7 +335,7 @@ pub async fn start(
             }
         } else if let Some(key) = header_str(&headers, "x-embed-key") {
             if body.0.get("chatbot_id").is_none() {
-                return Err(ApiError(Error::BadRequest(
+                return Err(ApiError::Domain(Error::BadRequest(
                     "Experiment ID required for embedded widget authentication".into(),
                 )));
             }
@@ -341,7 +344,7 @@ pub async fn start(
             Caller::Anonymous
         };
         let s = parse_start(&body, header_str(&headers, "referer"))?;
-        let started = chat::start(&st.domain, caller, s).await?;
+        let started = sessions::start(&st.domain, caller, s).await?;
         let view = StartView {
             chatbot: chatbot_view(&st, &base, started.team_id, started.chatbot_public_id).await?,
             session_id: started.session_external_id,
@@ -358,122 +361,21 @@ pub async fn start(
 
 // ---------- session access ----------
 
-/// A session a caller may use, and whether the caller is a team member.
-struct Access {
-    session: conv::Session,
-    status: String,
-    member: bool,
-    participant_identifier: String,
-}
-
-/// Decides access to a session-bound endpoint (spec §3.4): a team API key;
-/// else, for token sessions, a valid unexpired `X-Session-Token`; for
-/// embed-key sessions, the session channel's own key from an allowed origin.
+/// Decides access to a session-bound endpoint from the request's credentials.
 async fn access(state: &AppState, h: &HeaderMap, session_id: &str) -> Result<Access, ApiError> {
-    let db = &state.domain.db.read;
-    let denied = || {
-        ApiError(Error::Body(
-            403,
-            json!({"detail": "Authentication credentials were not provided."}),
-        ))
+    let creds = Credentials {
+        api_key: api_key(h),
+        embed_key: header_str(h, "x-embed-key"),
+        origin_host: origin(h),
+        session_token: header_str(h, "x-session-token"),
     };
-    let session = conv::session_by_external_id_any_team(db, session_id)
-        .await?
-        .ok_or_else(denied)?;
-    let (status_value, created_at, token_required, participant_identifier, chatbot_live) =
-        conv::session_access_facts(db, session.id)
-            .await?
-            .ok_or_else(denied)?;
-    if !chatbot_live {
-        return Err(denied());
-    }
-    if let Some(key) = api_key(h) {
-        let ctx = domain::auth::authenticate_api_key(db, key).await?;
-        if ctx.team_id != session.team_id {
-            return Err(forbidden());
-        }
-        return Ok(Access {
-            session,
-            status: status_value,
-            member: true,
-            participant_identifier,
-        });
-    }
-    let channel = match session.channel_id {
-        Some(id) => widget::by_row_id(db, id).await?,
-        None => None,
-    };
-    // A key that is sent must be valid and from an allowed origin, whatever the session needs.
-    let keyed = match header_str(h, "x-embed-key") {
-        Some(k) => {
-            let ch = widget::by_key(db, k)
-                .await?
-                .filter(|c| c.chatbot_row_id == session.chatbot_id)
-                .ok_or(ApiError(Error::Body(
-                    403,
-                    json!({"detail": "Invalid widget embed key"}),
-                )))?;
-            match origin(h) {
-                Some(host) if widget::domain_allowed(&ch.allowed_domains, &host) => Some(ch),
-                _ => return Err(forbidden()),
-            }
-        }
-        None => None,
-    };
-    if token_required {
-        let Some(token) = header_str(h, "x-session-token") else {
-            return Err(ApiError(Error::Body(
-                403,
-                json!({"error": "Session token required", "code": "session_token_required"}),
-            )));
-        };
-        if state
-            .domain
-            .session_tokens
-            .verify(token, &session.external_id)
-            .is_err()
-        {
-            return Err(ApiError(Error::Body(
-                403,
-                json!({"error": "Invalid session token", "code": "session_token_invalid"}),
-            )));
-        }
-        let lifetime = channel
-            .as_ref()
-            .map_or(widget::DEFAULT_TOKEN_LIFETIME_SECS, |c| {
-                c.token_lifetime_secs
-            });
-        if (chrono::Utc::now() - created_at).num_seconds() > lifetime {
-            return Err(ApiError(Error::Body(
-                403,
-                json!({"error": "Session has expired", "code": "session_expired"}),
-            )));
-        }
-        return Ok(Access {
-            session,
-            status: status_value,
-            member: false,
-            participant_identifier,
-        });
-    }
-    // Embed-key sessions: the key of this session's own channel, from an allowed origin.
-    match (keyed, &channel) {
-        (Some(k), Some(own)) if k.row_id == own.row_id && own.auth_level == AuthLevel::EmbedKey => {
-            Ok(Access {
-                session,
-                status: status_value,
-                member: false,
-                participant_identifier,
-            })
-        }
-        _ => Err(forbidden()),
-    }
+    Ok(access::check(&state.domain, session_id, &creds).await?)
 }
 
 fn message_view(base: &BaseUrl, m: TranscriptMessage) -> MessageView {
     MessageView {
         created_at: datetime(m.created_at),
-        role: m.role,
+        role: m.role.api_name().to_string(),
         content: m.content,
         metadata: m.metadata,
         tags: m.tags,
@@ -608,7 +510,7 @@ pub async fn message(
     limited(&state, rate_identity("session", &session_id), async move {
         let a = access(&st, &headers, &session_id).await?;
         let m = parse_incoming(&body)?;
-        let task = chat::accept_message(&st.domain, &a.session, &a.status, a.member, m).await?;
+        let task = messages::accept(&st.domain, &a.session, a.status, a.member, m).await?;
         Ok((
             StatusCode::ACCEPTED,
             Json(MessageAccepted {
@@ -630,40 +532,35 @@ async fn task_state(
     a: &Access,
     task_id: &str,
 ) -> Result<(StatusCode, Value, bool), ApiError> {
-    let not_found = || ApiError(Error::not_found("Not found."));
+    let not_found = || ApiError::not_found("Not found.");
     let task = uuid::Uuid::parse_str(task_id).map_err(|_| not_found())?;
-    let job = jobs::by_task_id(&state.domain.db.read, task)
+    let (session, task) = jobs::task::<ChatTurn, _>(&state.domain.db.read, task)
         .await?
         .ok_or_else(not_found)?;
-    if job.session_id != Some(a.session.id) {
+    if session != Some(a.session.id) {
         return Err(not_found());
     }
-    let result = job.result.clone().unwrap_or(Value::Null);
-    Ok(match job.status.as_str() {
-        jobs::status::QUEUED | jobs::status::RUNNING => (
+    let failed = |msg: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": msg, "status": "error"}),
+            true,
+        )
+    };
+    Ok(match task {
+        TaskState::Pending => (
             StatusCode::OK,
             json!({"message": null, "status": "processing"}),
             false,
         ),
-        jobs::status::SUCCEEDED => {
-            let message = match result.get("message_id").and_then(Value::as_i64) {
-                Some(mid) => domain::sessions::message(
-                    &state.domain.db.read,
-                    a.session.team_id,
-                    a.session.id,
-                    mid,
-                )
-                .await?
-                .map(|m| message_view(base, m)),
+        TaskState::Succeeded(out) => {
+            let message = match out.message_id {
+                Some(mid) => transcript::one(&state.domain, a.session.team_id, a.session.id, mid)
+                    .await?
+                    .map(|m| message_view(base, m)),
                 None => None,
             };
-            match (
-                message,
-                result
-                    .get("response")
-                    .and_then(Value::as_str)
-                    .filter(|r| !r.is_empty()),
-            ) {
+            match (message, Some(out.response).filter(|r| !r.is_empty())) {
                 (Some(m), _) => (
                     StatusCode::OK,
                     json!({"message": m, "status": "complete"}),
@@ -673,7 +570,7 @@ async fn task_state(
                     let m = MessageView {
                         created_at: datetime(chrono::Utc::now()),
                         role: "assistant".into(),
-                        content: text.to_string(),
+                        content: text,
                         metadata: json!({}),
                         tags: Vec::new(),
                         attachments: Vec::new(),
@@ -691,20 +588,8 @@ async fn task_state(
                 ),
             }
         }
-        jobs::status::FAILED
-            if result.get("user_facing_error").and_then(Value::as_bool) == Some(true) =>
-        {
-            let msg = result
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or(DEFAULT_ERROR);
-            (
-                StatusCode::BAD_REQUEST,
-                json!({"error": msg, "status": "error"}),
-                true,
-            )
-        }
-        _ => (
+        TaskState::Failed(f) if f.user_facing_error => failed(&f.error),
+        TaskState::Failed(_) | TaskState::Dead => (
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": DEFAULT_ERROR, "status": "error"}),
             true,
@@ -764,7 +649,7 @@ pub async fn stream_task(
         // Validates the task and its session before any byte is sent.
         task_state(&st, &base, &a, &task_id).await?;
         let task = uuid::Uuid::parse_str(&task_id)
-            .map_err(|_| ApiError(Error::not_found("Not found.")))?;
+            .map_err(|_| ApiError::Domain(Error::not_found("Not found.")))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
         let st2 = st.clone();
         tokio::spawn(async move {
@@ -843,36 +728,24 @@ pub async fn poll_messages(
         let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
-                crate::participants::parse_datetime(&s.replace(' ', "+")).ok_or_else(|| {
-                    error(400, "Invalid 'since' parameter format. Use ISO format.")
-                })?,
+                crate::participants::parse_datetime(&s.replace(' ', "+"))
+                    .ok_or_else(|| error("Invalid 'since' parameter format. Use ISO format."))?,
             ),
         };
         let limit = match query_param(&pairs, "limit").filter(|s| !s.is_empty()) {
             None => 50,
             Some(l) => l
                 .parse::<u64>()
-                .map_err(|_| {
-                    error(
-                        400,
-                        "Invalid 'limit' parameter: use a non-negative integer.",
-                    )
-                })?
+                .map_err(|_| error("Invalid 'limit' parameter: use a non-negative integer."))?
                 .min(MAX_POLL_LIMIT),
         };
-        let (msgs, has_more) = domain::sessions::messages_since(
-            &st.domain.db.read,
-            a.session.team_id,
-            a.session.id,
-            since,
-            limit,
-        )
-        .await?;
+        let (msgs, has_more) =
+            transcript::since(&st.domain, a.session.team_id, a.session.id, since, limit).await?;
         let messages: Vec<MessageView> = msgs.into_iter().map(|m| message_view(&base, m)).collect();
         Ok(Json(json!({
             "messages": messages,
             "has_more": has_more,
-            "session_status": if a.status == status::COMPLETE { "ended" } else { "active" },
+            "session_status": if a.status == SessionStatus::Complete { "ended" } else { "active" },
         }))
         .into_response())
     })
@@ -974,13 +847,13 @@ pub async fn upload(
         let a = access(&st, &headers, &session_id).await?;
         let mut multipart = multipart.map_err(|_| {
             let ct = header_str(&headers, "content-type").unwrap_or("");
-            ApiError(Error::Body(
-                415,
-                json!({"detail": format!("Unsupported media type \"{ct}\" in request.")}),
-            ))
+            ApiError::Detail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Unsupported media type \"{ct}\" in request."),
+            )
         })?;
-        if a.status == status::COMPLETE {
-            return Err(error(400, "Session has ended"));
+        if a.status == SessionStatus::Complete {
+            return Err(error("Session has ended"));
         }
         let (mut staged, mut name_field, mut remote_field) =
             (Vec::<Staged>::new(), String::new(), String::new());
@@ -990,7 +863,7 @@ pub async fn upload(
             while let Some(mut field) = multipart
                 .next_field()
                 .await
-                .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+                .map_err(|e| error(&format!("Malformed upload: {e}")))?
             {
                 match field.name().unwrap_or("") {
                     "files" => {
@@ -1006,7 +879,7 @@ pub async fn upload(
                         while let Some(chunk) = field
                             .chunk()
                             .await
-                            .map_err(|e| error(400, &format!("Malformed upload: {e}")))?
+                            .map_err(|e| error(&format!("Malformed upload: {e}")))?
                         {
                             if put.size + chunk.len() > MAX_UPLOAD {
                                 too_big = true;
@@ -1068,13 +941,13 @@ pub async fn upload(
                 }
             }
             if let Some(e) = &first_error {
-                return Err(error(400, e));
+                return Err(error(e));
             }
             if total > MAX_UPLOAD {
-                return Err(error(400, "Total file size exceeds maximum of 50MB"));
+                return Err(error("Total file size exceeds maximum of 50MB"));
             }
             if staged.is_empty() {
-                return Err(error(400, "No files provided"));
+                return Err(error("No files provided"));
             }
             Ok(())
         }
@@ -1093,7 +966,7 @@ pub async fn upload(
         } else {
             "unknown".into()
         };
-        let stored = chat::record_uploads(
+        let stored = uploads::record_uploads(
             &st.domain,
             &a.session,
             &uploaded_by,

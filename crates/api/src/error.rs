@@ -1,16 +1,37 @@
-//! The one mapping from domain errors to HTTP responses in the contract's shapes.
+//! The one mapping from errors to HTTP responses in the contract's shapes:
+//! every status code and error body the API answers is built here.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Error;
-use serde_json::json;
+use serde_json::{Value, json};
 
+/// An error a handler answers with.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub enum ApiError {
+    /// A domain error, mapped below.
+    Domain(Error),
+    /// `{"error": message}`: the endpoints whose contract answers this shape.
+    Plain(StatusCode, String),
+    /// `{"detail": message}` with a status of its own (405, 415, …).
+    Detail(StatusCode, String),
+    /// The OpenAI-compatible endpoint's error envelope.
+    OpenAi(StatusCode, String),
+}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e)
+        ApiError::Domain(e)
+    }
+}
+
+impl ApiError {
+    pub fn plain(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError::Plain(status, message.into())
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::Domain(Error::not_found(detail))
     }
 }
 
@@ -18,19 +39,67 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
+fn detail_body(message: impl std::fmt::Display) -> Value {
+    json!({"detail": message.to_string()})
+}
+
+fn error_body(message: impl std::fmt::Display) -> Value {
+    json!({"error": message.to_string()})
+}
+
+fn coded(message: impl std::fmt::Display, code: &str) -> Value {
+    json!({"error": message.to_string(), "code": code})
+}
+
+/// Status and body of a domain error.
+fn domain_response(e: &Error) -> (StatusCode, Value) {
+    match e {
+        Error::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, detail_body(m)),
+        Error::PermissionDenied => (StatusCode::FORBIDDEN, detail_body(e)),
+        Error::NotFound(m) => (StatusCode::NOT_FOUND, detail_body(m)),
+        Error::BadRequest(m) => (StatusCode::BAD_REQUEST, detail_body(m)),
+        Error::Validation(v) => (StatusCode::BAD_REQUEST, v.clone()),
+        Error::Conflict(m) => (StatusCode::CONFLICT, detail_body(m)),
+        Error::Upstream(m) => (StatusCode::BAD_GATEWAY, detail_body(m)),
+        Error::ChatAccessDenied => (StatusCode::UNAUTHORIZED, coded(e, "chat_access_denied")),
+        Error::VersionRequiresMember | Error::ChannelUnavailable(_) => {
+            (StatusCode::FORBIDDEN, error_body(e))
+        }
+        Error::SessionEnded | Error::InvalidAttachments => (StatusCode::BAD_REQUEST, error_body(e)),
+        Error::SessionTokenRequired => (StatusCode::FORBIDDEN, coded(e, "session_token_required")),
+        Error::SessionTokenInvalid => (StatusCode::FORBIDDEN, coded(e, "session_token_invalid")),
+        Error::SessionExpired => (StatusCode::FORBIDDEN, coded(e, "session_expired")),
+        Error::EmbedKeyMismatch | Error::SessionAccessDenied => {
+            (StatusCode::FORBIDDEN, detail_body(e))
+        }
+        Error::ChatbotsNotFound(ids) => (
+            StatusCode::NOT_FOUND,
+            json!({"errors": ids
+                .iter()
+                .map(|id| json!({"message": format!("Experiment {id} not found")}))
+                .collect::<Vec<_>>()}),
+        ),
+        Error::Internal { .. } => {
+            // Logged once, here; the client only learns that it failed.
+            tracing::error!(cause = %e.chain(), "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                detail_body("A server error occurred."),
+            )
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = match &self.0 {
-            Error::Validation(v) => v.clone(),
-            Error::Body(_, v) => v.clone(),
-            Error::Internal(cause) => {
-                // Logged once here; the client only learns that it failed.
-                tracing::error!(%cause, "internal error");
-                json!({"detail": "A server error occurred."})
-            }
-            other => json!({"detail": other.to_string()}),
+        let (status, body) = match self {
+            ApiError::Domain(e) => domain_response(&e),
+            ApiError::Plain(status, m) => (status, error_body(m)),
+            ApiError::Detail(status, m) => (status, detail_body(m)),
+            ApiError::OpenAi(status, m) => (
+                status,
+                json!({"error": {"message": m, "type": "error", "param": null, "code": null}}),
+            ),
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -45,5 +114,5 @@ impl IntoResponse for ApiError {
 
 /// A `{"detail": ...}` response with any status (405, 415, …).
 pub fn detail(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"detail": message.into()}))).into_response()
+    ApiError::Detail(status, message.into()).into_response()
 }

@@ -110,7 +110,7 @@ pub async fn retrieve(
     Path(id): Path<String>,
 ) -> Result<Json<ExperimentView>> {
     let id = uuid::Uuid::parse_str(id.trim())
-        .map_err(|_| ApiError(domain::Error::not_found("Not found.")))?;
+        .map_err(|_| ApiError::Domain(domain::Error::not_found("Not found.")))?;
     let bot = chatbots::get(&state.domain.db.read, auth.team_id, id).await?;
     Ok(Json(view(&base, bot)))
 }

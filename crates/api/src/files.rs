@@ -85,7 +85,7 @@ pub async fn content(
     .await
     {
         Ok(x) => x,
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) => return ApiError::Domain(e).into_response(),
     };
     let mime = mime_guess::from_path(&file.name).first_or_octet_stream();
     let mut resp = Response::new(Body::from_stream(stream));

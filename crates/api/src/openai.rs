@@ -15,6 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use domain::messages::MessageRole;
 use engine::TurnError;
 use engine::turn::{OpenAiTurn, Prepared, Reply};
 use futures_util::StreamExt;
@@ -118,7 +119,7 @@ fn content_text(content: Option<&Value>) -> Result<String, &'static str> {
 }
 
 struct Parsed {
-    history: Vec<(String, String)>,
+    history: Vec<(MessageRole, String)>,
     last: String,
     stream: bool,
     include_usage: bool,
@@ -157,11 +158,10 @@ fn parse(body: &JsonObject) -> Result<Parsed, String> {
     let mut history = Vec::with_capacity(converted.len());
     let mut problems = Vec::new();
     for (i, (role, text)) in converted.into_iter().enumerate() {
-        let stored = match role.as_str() {
-            "user" => "human",
-            "assistant" => "ai",
-            "system" => "system",
-            other => {
+        let stored = match MessageRole::from_api_name(&role) {
+            Some(r) => r,
+            None => {
+                let other = &role;
                 problems.push(format!(
                     "messages[{i}].role: \"{other}\" is not a valid choice."
                 ));
@@ -174,7 +174,7 @@ fn parse(body: &JsonObject) -> Result<Parsed, String> {
             ));
             continue;
         }
-        history.push((stored.to_string(), text));
+        history.push((stored, text));
     }
     if !problems.is_empty() {
         return Err(bad(&problems.join(" ")));
@@ -216,7 +216,7 @@ async fn handle(
     if let Err(e) =
         domain::chatbots::resolve(&state.domain.db.read, auth.team_id, chatbot, None).await
     {
-        return ApiError(e).into_response();
+        return ApiError::Domain(e).into_response();
     }
     let p = match parse(&body) {
         Ok(p) => p,
@@ -267,7 +267,7 @@ async fn handle(
 
 fn turn_failure(e: TurnError) -> Response {
     match e {
-        TurnError::Domain(d) => ApiError(d).into_response(),
+        TurnError::Domain(d) => ApiError::Domain(d).into_response(),
         other => envelope(StatusCode::BAD_GATEWAY, other.public_message()),
     }
 }
@@ -387,7 +387,7 @@ pub async fn completions_versioned(
     body: JsonObject,
 ) -> Response {
     let Some(v) = parse_version(&version) else {
-        return ApiError(domain::Error::not_found("Not found.")).into_response();
+        return ApiError::Domain(domain::Error::not_found("Not found.")).into_response();
     };
     handle(state, auth, &id, Some(v), body).await
 }

@@ -108,7 +108,7 @@ async fn schema_yaml() -> Response {
     match document().to_yaml() {
         Ok(y) => ([(header::CONTENT_TYPE, "application/yaml")], y).into_response(),
         Err(e) => {
-            crate::ApiError(domain::Error::Internal(format!("openapi yaml: {e}"))).into_response()
+            crate::ApiError::Domain(domain::Error::internal_from("openapi yaml", e)).into_response()
         }
     }
 }

@@ -6,7 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use domain::Error;
-use domain::participants::{self, Detail, Filter, PLATFORMS, ScheduleInput, Upsert, UpsertItem};
+use domain::channels::Platform;
+use domain::participants::{self, Detail, Filter, ScheduleInput, Upsert, UpsertItem};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -71,7 +72,7 @@ fn view(d: Detail) -> ParticipantDetailView {
         id: d.id,
         identifier: d.identifier,
         name: d.name,
-        platform: d.platform,
+        platform: d.platform.to_string(),
         remote_id: d.remote_id,
         data: d
             .data
@@ -121,16 +122,27 @@ pub async fn list(
         Some(v) => Some(uuid::Uuid::parse_str(v.trim()).map_err(|_| {
             let mut m = Map::new();
             m.insert(param.into(), json!("Must be a valid UUID."));
-            ApiError(Error::Validation(Value::Object(m)))
+            ApiError::Domain(Error::Validation(Value::Object(m)))
         })?),
     };
     let filter = Filter {
         identifier: query_param(&pairs, "identifier")
             .filter(|v| !v.is_empty())
             .map(str::to_string),
-        platform: query_param(&pairs, "platform")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        platform: match query_param(&pairs, "platform").filter(|v| !v.is_empty()) {
+            None => None,
+            // No participant is on a platform we do not know: an empty page, as the original.
+            Some(p) => match Platform::parse(p) {
+                Some(p) => Some(p),
+                None => {
+                    return Ok(Json(envelope(
+                        &base,
+                        domain::pagination::Page::empty(),
+                        view,
+                    )));
+                }
+            },
+        },
         chatbot,
     };
     let page = participants::list(
@@ -298,8 +310,10 @@ fn parse_upsert(body: &JsonObject) -> Result<Upsert, Error> {
         }
     };
     let platform = match body.0.get("platform") {
-        None | Some(Value::Null) => "api".to_string(),
-        Some(Value::String(s)) if PLATFORMS.contains(&s.as_str()) => s.clone(),
+        None | Some(Value::Null) => Platform::Api,
+        Some(Value::String(s)) if Platform::parse(s).is_some() => {
+            Platform::parse(s).unwrap_or(Platform::Api)
+        }
         Some(other) => {
             let shown = other
                 .as_str()
@@ -308,7 +322,7 @@ fn parse_upsert(body: &JsonObject) -> Result<Upsert, Error> {
                 "platform".into(),
                 json!([format!("\"{shown}\" is not a valid choice.")]),
             );
-            String::new()
+            Platform::Api
         }
     };
     let mut items = Vec::new();

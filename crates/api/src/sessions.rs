@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use domain::messages::MessageRole;
 use domain::pagination::Order;
 use domain::sessions::{self, Detail, Filter, Summary};
 use domain::{Error, pricing};
@@ -178,8 +179,8 @@ fn summary_view(base: &BaseUrl, s: Summary) -> SessionView {
         },
         created_at: datetime(s.created_at),
         updated_at: datetime(s.updated_at),
-        status: s.status,
-        platform: s.platform,
+        status: s.status.to_string(),
+        platform: s.platform.map(|p| p.to_string()),
         tags: s.tags,
         state: s.state,
     }
@@ -202,7 +203,7 @@ fn detail_view(base: &BaseUrl, d: Detail) -> SessionDetailView {
             .into_iter()
             .map(|m| MessageView {
                 created_at: datetime(m.created_at),
-                role: m.role,
+                role: m.role.api_name().to_string(),
                 content: m.content,
                 metadata: m.metadata,
                 tags: m.tags,
@@ -271,7 +272,7 @@ pub async fn list(
     let experiment = match query_param(&pairs, "experiment").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => Some(uuid::Uuid::parse_str(v.trim()).map_err(|_| {
-            ApiError(Error::field(
+            ApiError::Domain(Error::field(
                 "experiment",
                 format!("\"{v}\" is not a valid UUID."),
             ))
@@ -359,9 +360,9 @@ fn parse_create(body: &JsonObject) -> Result<sessions::Create, Error> {
                 let mut e = serde_json::Map::new();
                 let role = item.get("role").and_then(Value::as_str);
                 let stored = match role {
-                    Some("user") => Some("human"),
-                    Some("assistant") => Some("ai"),
-                    Some("system") => Some("system"),
+                    Some(name) if MessageRole::from_api_name(name).is_some() => {
+                        MessageRole::from_api_name(name)
+                    }
                     Some(other) => {
                         e.insert(
                             "role".into(),
@@ -390,7 +391,7 @@ fn parse_create(body: &JsonObject) -> Result<sessions::Create, Error> {
                     }
                 };
                 if let (Some(r), Some(c)) = (stored, content) {
-                    messages.push((r.to_string(), c));
+                    messages.push((r, c));
                 }
                 any |= !e.is_empty();
                 item_errors.push(Value::Object(e));
@@ -412,7 +413,7 @@ fn parse_create(body: &JsonObject) -> Result<sessions::Create, Error> {
             errors.insert("state".into(), json!(["This field may not be null."]));
             Value::Null
         }
-        Some(v) => sessions::strip_controls(v),
+        Some(v) => domain::values::strip_controls(v),
     };
     if !errors.is_empty() {
         return Err(Error::Validation(Value::Object(errors)));
@@ -453,7 +454,7 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<Response> {
     let c = parse_create(&body)?;
-    let s = sessions::create(&state.domain, auth.team_id, auth.user_id, c).await?;
+    let s = sessions::create_seeded(&state.domain, auth.team_id, auth.user_id, c).await?;
     let view = summary_view(&base, s);
     let mut resp = (StatusCode::CREATED, Json(&view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&view.url) {
@@ -482,8 +483,8 @@ pub async fn retrieve(
     Ok(Json(detail_view(&base, d)))
 }
 
-fn error_body(status: u16, message: impl Into<String>) -> ApiError {
-    ApiError(Error::Body(status, json!({"error": message.into()})))
+fn error_body(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError::plain(status, message)
 }
 
 /// End Session
@@ -502,10 +503,12 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> Result<Response> {
     // The original's message forgot to fill in the id; its prefix is kept.
-    let sid = sessions::exists(&state.domain.db.read, auth.team_id, &id)
+    let sid = sessions::exists(&state.domain, auth.team_id, &id)
         .await?
-        .ok_or_else(|| error_body(404, "Session not found:{id}"))?;
-    sessions::end(&state.domain, auth.team_id, sid, "api").await?;
+        .ok_or_else(|| error_body(StatusCode::NOT_FOUND, "Session not found:{id}"))?;
+    let mut tx = state.domain.begin().await?;
+    sessions::end(&mut tx, auth.team_id, sid, sessions::EndedBy::Api).await?;
+    tx.commit().await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -521,23 +524,29 @@ fn parse_tags(body: &JsonObject) -> Result<Vec<String>, ApiError> {
         Some(Value::Object(o)) => o.is_empty(),
     };
     if falsy {
-        return Err(error_body(400, "Missing 'tags' in request"));
+        return Err(error_body(
+            StatusCode::BAD_REQUEST,
+            "Missing 'tags' in request",
+        ));
     }
     let Some(Value::Array(items)) = v else {
-        return Err(error_body(400, "'tags' must be a list"));
+        return Err(error_body(StatusCode::BAD_REQUEST, "'tags' must be a list"));
     };
     let mut out = Vec::with_capacity(items.len());
     for i in items {
         match i.as_str() {
             Some(s) if !s.trim().is_empty() => {
                 if s.chars().count() > domain::tags::MAX_NAME_LEN {
-                    return Err(error_body(400, "Tag names must be at most 100 characters"));
+                    return Err(error_body(
+                        StatusCode::BAD_REQUEST,
+                        "Tag names must be at most 100 characters",
+                    ));
                 }
                 out.push(s.to_string());
             }
             _ => {
                 return Err(error_body(
-                    400,
+                    StatusCode::BAD_REQUEST,
                     "'tags' must be a list of non-empty strings",
                 ));
             }
@@ -546,10 +555,14 @@ fn parse_tags(body: &JsonObject) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-async fn session_for_action(state: &AppState, team_id: i64, id: &str) -> Result<i64, ApiError> {
-    sessions::exists(&state.domain.db.read, team_id, id)
+async fn session_for_action(
+    state: &AppState,
+    team_id: domain::TeamId,
+    id: &str,
+) -> Result<domain::SessionId, ApiError> {
+    sessions::exists(&state.domain, team_id, id)
         .await?
-        .ok_or_else(|| error_body(404, format!("Session not found: {id}")))
+        .ok_or_else(|| error_body(StatusCode::NOT_FOUND, format!("Session not found: {id}")))
 }
 
 /// Add Tags
@@ -584,12 +597,13 @@ async fn change_tags(
     let sid = session_for_action(&state, auth.team_id, &id).await?;
     let db = &state.domain.db.write;
     if add {
-        domain::tags::add_to_session(db, auth.team_id, sid, &names, auth.user_id).await?;
+        domain::tags::add_to_session(db, auth.team_id, sid.0, &names, auth.user_id.map(i64::from))
+            .await?;
     } else {
-        domain::tags::remove_from_session(db, auth.team_id, sid, &names).await?;
+        domain::tags::remove_from_session(db, auth.team_id, sid.0, &names).await?;
     }
     Ok(Json(TagsView {
-        tags: sessions::tag_names(&state.domain, sid).await?,
+        tags: sessions::tag_names(db, sid).await?,
     }))
 }
 
@@ -647,7 +661,10 @@ pub async fn update_state(
         Value::Object(o) => o.is_empty(),
     };
     if falsy {
-        return Err(error_body(400, "Missing 'state' in request"));
+        return Err(error_body(
+            StatusCode::BAD_REQUEST,
+            "Missing 'state' in request",
+        ));
     }
     let sid = session_for_action(&state, auth.team_id, &id).await?;
     sessions::replace_state(&state.domain, sid, &new_state).await?;

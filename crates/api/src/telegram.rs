@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use channels::InboundKind;
-use domain::telegram as tg;
+use domain::channels::telegram as tg;
 
 use crate::AppState;
 
@@ -31,7 +31,7 @@ pub async fn webhook(
     let ch = match tg::by_public_id(&db.read, id).await {
         Ok(Some(ch)) => ch,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Err(e) => return crate::ApiError(e).into_response(),
+        Err(e) => return crate::ApiError::Domain(e).into_response(),
     };
     let secret = headers
         .get(
@@ -68,11 +68,11 @@ pub async fn webhook(
             })
         })
         .collect();
-    match tg::accept(&state.domain.db, &ch, updates).await {
+    match tg::accept(&state.domain, &ch, updates).await {
         Ok(n) => {
             state.domain.wake_workers(n);
             StatusCode::OK.into_response()
         }
-        Err(e) => crate::ApiError(e).into_response(),
+        Err(e) => crate::ApiError::Domain(e).into_response(),
     }
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use domain::Error;
-use domain::participants::PLATFORMS;
+use domain::channels::Platform;
 use domain::trigger::{self, Trigger};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -77,7 +77,7 @@ fn parse(body: &JsonObject) -> Result<Trigger, Error> {
     let prompt_text = text("prompt_text", false);
     let message_text = text("message_text", false);
     if let Some(p) = &platform
-        && !PLATFORMS.contains(&p.as_str())
+        && Platform::parse(p).is_none()
     {
         errors.insert(
             "platform".into(),
@@ -132,7 +132,10 @@ fn parse(body: &JsonObject) -> Result<Trigger, Error> {
     }
     Ok(Trigger {
         identifier: identifier.unwrap_or_default(),
-        platform: platform.unwrap_or_default(),
+        platform: platform
+            .as_deref()
+            .and_then(Platform::parse)
+            .ok_or_else(|| Error::field("platform", "This field is required."))?,
         experiment: experiment
             .ok_or_else(|| Error::field("experiment", "This field is required."))?,
         prompt_text,
@@ -168,6 +171,6 @@ pub async fn trigger_bot(
             name: done.team_name,
             slug: done.team_slug,
         },
-        channel: done.channel,
+        channel: done.channel.to_string(),
     }))
 }

@@ -9,8 +9,8 @@ use crate::ApiError;
 
 pub fn turn_error(e: TurnError) -> ApiError {
     match e {
-        TurnError::Domain(d) => ApiError(d),
-        other => ApiError(domain::Error::Upstream(other.public_message())),
+        TurnError::Domain(d) => ApiError::Domain(d),
+        other => ApiError::Domain(domain::Error::Upstream(other.public_message())),
     }
 }
 
@@ -20,7 +20,7 @@ pub async fn detached<T: Send + 'static>(
 ) -> Result<T, TurnError> {
     tokio::spawn(fut)
         .await
-        .map_err(|e| TurnError::Domain(domain::Error::Internal(format!("turn task: {e}"))))?
+        .map_err(|e| TurnError::Domain(domain::Error::internal_from("turn task", e)))?
 }
 
 /// `v3` → 3; anything else is not a version segment.
@@ -34,5 +34,5 @@ pub fn parse_version(segment: &str) -> Option<i32> {
 /// A chatbot id in a path: not a UUID means no such chatbot.
 pub fn chatbot_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw.trim())
-        .map_err(|_| ApiError(domain::Error::not_found(domain::chatbots::NOT_FOUND)))
+        .map_err(|_| ApiError::Domain(domain::Error::not_found(domain::chatbots::NOT_FOUND)))
 }

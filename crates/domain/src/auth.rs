@@ -6,6 +6,9 @@ use sha2::{Digest, Sha256};
 use store::entity::{api_key, membership, user};
 use subtle::ConstantTimeEq;
 
+use crate::ids::{TeamId, UserId};
+use crate::teams::Role;
+use crate::text_enum::stored;
 use crate::{Error, Result};
 
 pub const NOT_PROVIDED: &str = "Authentication credentials were not provided.";
@@ -16,11 +19,11 @@ pub const NO_MEMBERSHIP: &str = "Incorrect authentication credentials.";
 /// The authenticated caller. Every query a request makes is scoped by `team_id`.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
-    pub team_id: i64,
-    pub user_id: Option<i64>,
+    pub team_id: TeamId,
+    pub user_id: Option<UserId>,
     pub key_id: Option<i64>,
     pub read_only: bool,
-    pub role: String,
+    pub role: Role,
 }
 
 impl AuthContext {
@@ -80,11 +83,11 @@ pub async fn authenticate_api_key<C: ConnectionTrait>(
     let Some(row) = db.query_one(&q).await? else {
         return Err(Error::Unauthenticated(INVALID_TOKEN));
     };
-    let stored: String = row.try_get("", "hashed_key")?;
-    let stored =
-        hex::decode(stored).map_err(|e| Error::Internal(format!("stored key hash: {e}")))?;
+    let hashed: String = row.try_get("", "hashed_key")?;
+    let hashed =
+        hex::decode(hashed).map_err(|e| Error::internal(format!("stored key hash: {e}")))?;
     let given = Sha256::digest(presented.as_bytes());
-    if !bool::from(given[..].ct_eq(&stored)) {
+    if !bool::from(given[..].ct_eq(&hashed)) {
         return Err(Error::Unauthenticated(INVALID_TOKEN));
     }
     let active: bool = row.try_get("", "is_active")?;
@@ -96,10 +99,10 @@ pub async fn authenticate_api_key<C: ConnectionTrait>(
         return Err(Error::Unauthenticated(NO_MEMBERSHIP));
     };
     Ok(AuthContext {
-        team_id: row.try_get("", "team_id")?,
-        user_id: Some(row.try_get("", "user_id")?),
+        team_id: TeamId(row.try_get("", "team_id")?),
+        user_id: Some(UserId(row.try_get("", "user_id")?)),
         key_id: Some(row.try_get("", "id")?),
         read_only: row.try_get("", "read_only")?,
-        role,
+        role: stored(&role)?,
     })
 }

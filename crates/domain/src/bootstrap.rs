@@ -5,8 +5,8 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Se
 use serde_json::json;
 use store::entity::{setting, team};
 
-use crate::error::is_unique_violation;
 use crate::{Db, Error, Result, chatbots, keys, teams};
+use store::constraints::SETTING_KEY;
 
 /// Returns the named instance secret, creating it if absent. Concurrent first
 /// starts race on the primary key; the loser reads the winner's value.
@@ -15,7 +15,7 @@ pub async fn instance_secret(db: &Db, name: &str) -> Result<Vec<u8>> {
         .one(&db.write)
         .await?
     {
-        return hex::decode(s.value).map_err(|e| Error::Internal(format!("setting {name}: {e}")));
+        return hex::decode(s.value).map_err(|e| Error::internal(format!("setting {name}: {e}")));
     }
     let mut secret = [0u8; 32];
     rand::rng().fill(&mut secret);
@@ -27,12 +27,12 @@ pub async fn instance_secret(db: &Db, name: &str) -> Result<Vec<u8>> {
     .await;
     match res {
         Ok(_) => Ok(secret.to_vec()),
-        Err(e) if is_unique_violation(&e) => {
+        Err(e) if SETTING_KEY.violated_by(&e) => {
             let s = setting::Entity::find_by_id(name.to_string())
                 .one(&db.write)
                 .await?
-                .ok_or_else(|| Error::Internal(format!("setting {name} vanished")))?;
-            hex::decode(s.value).map_err(|e| Error::Internal(format!("setting {name}: {e}")))
+                .ok_or_else(|| Error::internal(format!("setting {name} vanished")))?;
+            hex::decode(s.value).map_err(|e| Error::internal(format!("setting {name}: {e}")))
         }
         Err(e) => Err(e.into()),
     }

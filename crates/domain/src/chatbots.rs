@@ -16,6 +16,7 @@ use serde_json::Value;
 use store::entity::chatbot;
 use uuid::Uuid;
 
+use crate::ids::{ChatbotId, TeamId};
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
 use crate::pipeline::Pipeline;
 use crate::providers;
@@ -50,8 +51,8 @@ pub struct Version {
 /// A resolved version to run: a snapshot, or the working version itself.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub row_id: i64,
-    pub family_id: i64,
+    pub row_id: ChatbotId,
+    pub family_id: ChatbotId,
     pub public_id: Uuid,
     pub name: String,
     pub version_number: i32,
@@ -108,7 +109,11 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
 }
 
 /// Every provider a pipeline names must exist in the team when it is saved.
-async fn check_providers<C: ConnectionTrait>(db: &C, team_id: i64, config: &Value) -> Result<()> {
+async fn check_providers<C: ConnectionTrait>(
+    db: &C,
+    team_id: TeamId,
+    config: &Value,
+) -> Result<()> {
     let Some(p) = Pipeline::from_config(config)? else {
         return Ok(());
     };
@@ -154,7 +159,7 @@ fn assemble(head: chatbot::Model, versions: Vec<Version>) -> Chatbot {
     }
 }
 
-fn live_heads(team_id: i64) -> sea_orm::Select<chatbot::Entity> {
+fn live_heads(team_id: TeamId) -> sea_orm::Select<chatbot::Entity> {
     chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
         .filter(chatbot::Column::WorkingVersionId.is_null())
@@ -186,7 +191,7 @@ async fn versions_for<C: ConnectionTrait>(
 
 pub async fn create<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     owner_id: Option<i64>,
     name: &str,
     description: Option<&str>,
@@ -198,7 +203,7 @@ pub async fn create<C: ConnectionTrait>(
     let now = store::now();
     let head = chatbot::ActiveModel {
         public_id: Set(Uuid::new_v4()),
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         working_version_id: Set(None),
         name: Set(name),
         description: Set(description.unwrap_or("").to_string()),
@@ -217,7 +222,7 @@ pub async fn create<C: ConnectionTrait>(
     Ok(assemble(head, Vec::new()))
 }
 
-async fn head_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<chatbot::Model> {
+async fn head_row<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<chatbot::Model> {
     live_heads(team_id)
         .filter(chatbot::Column::PublicId.eq(id))
         .one(db)
@@ -227,7 +232,7 @@ async fn head_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<
 
 /// The working version with its live snapshots; snapshots, archived chatbots and
 /// other teams' chatbots are all "not found".
-pub async fn get<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<Chatbot> {
+pub async fn get<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<Chatbot> {
     let head = head_row(db, team_id, id).await?;
     let mut versions = versions_for(db, std::slice::from_ref(&head)).await?;
     let v = versions.remove(&head.id).unwrap_or_default();
@@ -236,7 +241,7 @@ pub async fn get<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<C
 
 /// A page of the team's live working versions, newest first: two queries for
 /// the page (plus the count on a first page), whatever the page size.
-pub async fn list(domain: &Domain, team_id: i64, req: &PageRequest) -> Result<Page<Chatbot>> {
+pub async fn list(domain: &Domain, team_id: TeamId, req: &PageRequest) -> Result<Page<Chatbot>> {
     let db = &domain.db.read;
     let listing = Listing::<chatbot::Entity> {
         kind: "experiments",
@@ -264,7 +269,7 @@ pub async fn list(domain: &Domain, team_id: i64, req: &PageRequest) -> Result<Pa
 }
 
 /// All of a team's live chatbots, oldest first (for the CLI).
-pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Chatbot>> {
+pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Chatbot>> {
     let heads = live_heads(team_id)
         .order_by_asc(chatbot::Column::CreatedAt)
         .order_by_asc(chatbot::Column::Id)
@@ -282,7 +287,7 @@ pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Ch
 
 /// Finds a live chatbot by public id across teams (CLI administration only),
 /// returning its team id too.
-pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(i64, Chatbot)> {
+pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(TeamId, Chatbot)> {
     let head = chatbot::Entity::find()
         .filter(chatbot::Column::PublicId.eq(id))
         .filter(chatbot::Column::WorkingVersionId.is_null())
@@ -290,14 +295,14 @@ pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(i64,
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(format!("no chatbot with id {id}")))?;
-    let team = head.team_id;
+    let team = TeamId(head.team_id);
     Ok((team, get(db, team, id).await?))
 }
 
 /// Updates the working version (snapshots are immutable).
 pub async fn update_working<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     id: Uuid,
     name: &str,
     description: Option<&str>,
@@ -325,7 +330,7 @@ pub async fn update_working<C: ConnectionTrait>(
 /// is ambiguous and refused.
 pub async fn apply<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     owner_id: Option<i64>,
     file: BotFile,
 ) -> Result<(Chatbot, bool)> {
@@ -382,7 +387,7 @@ pub async fn apply<C: ConnectionTrait>(
 /// `publish` is set, which demotes the previous published version.
 pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     id: Uuid,
     description: &str,
     publish: bool,
@@ -409,7 +414,7 @@ pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
     let now = store::now();
     let snap = chatbot::ActiveModel {
         public_id: Set(Uuid::new_v4()),
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         working_version_id: Set(Some(head.id)),
         name: Set(head.name.clone()),
         description: Set(head.description.clone()),
@@ -434,7 +439,7 @@ pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Archives a chatbot and all its versions in one statement.
-pub async fn archive<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<()> {
+pub async fn archive<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<()> {
     let head = head_row(db, team_id, id).await?;
     chatbot::Entity::update_many()
         .col_expr(chatbot::Column::IsArchived, true.into())
@@ -460,7 +465,7 @@ pub async fn archive<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Resu
 /// Decision: an unknown version number is a 404 (the original answers 500).
 pub async fn resolve<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     id: Uuid,
     version: Option<i32>,
 ) -> Result<Resolved> {
@@ -510,7 +515,7 @@ pub async fn public_id_of<C: ConnectionTrait>(db: &C, row_id: i64) -> Result<Uui
 
 /// Exactly the row an id names (a working version or a snapshot; not
 /// archived): what a session is bound to.
-pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Result<Resolved> {
+pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<Resolved> {
     let row = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
         .filter(chatbot::Column::PublicId.eq(id))
@@ -523,8 +528,8 @@ pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: i64, id: Uuid) -> Res
 
 fn resolved(r: &chatbot::Model, family_id: i64) -> Resolved {
     Resolved {
-        row_id: r.id,
-        family_id,
+        row_id: ChatbotId(r.id),
+        family_id: ChatbotId(family_id),
         public_id: r.public_id,
         name: r.name.clone(),
         version_number: r.version_number,

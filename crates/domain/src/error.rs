@@ -1,55 +1,78 @@
-//! The domain error: one enum for the whole layer, mapped to HTTP once in the API crate.
+//! The domain error: one enum for the whole layer, naming what went wrong.
+//! It carries no HTTP: the API crate maps each variant to a status and the
+//! contract's body in one place (`api/src/error.rs`).
 
 use serde_json::Value;
+use uuid::Uuid;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// 401 with a `detail` message (and a `WWW-Authenticate` challenge).
+    /// No valid credential (the message says which problem).
     #[error("{0}")]
     Unauthenticated(&'static str),
-    /// 403: read-only key writing, or a role/scope that does not allow the action.
+    /// A read-only key writing, or a role/scope that does not allow the action.
     #[error("You do not have permission to perform this action.")]
     PermissionDenied,
-    /// 404 with a `detail` message.
     #[error("{0}")]
     NotFound(String),
-    /// 400 with a `detail` message.
+    /// The request cannot be carried out as asked (a message for the caller).
     #[error("{0}")]
     BadRequest(String),
-    /// 400 with field errors (`{"field": ["msg"]}`).
+    /// Field errors in DRF's shape (`{"field": ["msg"]}`).
     #[error("invalid input: {0}")]
     Validation(Value),
-    /// 409: the request conflicts with the current state.
+    /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
-    /// 502: the chatbot's upstream (an LLM provider) failed or is misconfigured.
+    /// The chatbot's upstream (an LLM provider) failed or is misconfigured.
     #[error("{0}")]
     Upstream(String),
-    /// Any status with a body of its own shape, for the few endpoints whose
-    /// contract answers `{"error": …}` or `{"errors": […]}`.
-    #[error("{1}")]
-    Body(u16, Value),
-    /// 500: logged once with its cause, never sent to the client.
-    #[error("internal error: {0}")]
-    Internal(String),
+
+    // The chat API's own refusals (the contract answers these as `{"error": …}`).
+    /// A keyless caller asked for a chatbot that is not public.
+    #[error("Authentication required to chat with this chatbot")]
+    ChatAccessDenied,
+    /// Choosing a version needs a team member's key.
+    #[error("Version number requires authentication")]
+    VersionRequiresMember,
+    /// The channel is disabled; the message is the channel's own.
+    #[error("{0}")]
+    ChannelUnavailable(String),
+    #[error("Session has ended")]
+    SessionEnded,
+    #[error("One or more file IDs are invalid")]
+    InvalidAttachments,
+    #[error("Session token required")]
+    SessionTokenRequired,
+    #[error("Invalid session token")]
+    SessionTokenInvalid,
+    #[error("Session has expired")]
+    SessionExpired,
+    /// An embed key that does not belong to the session's chatbot.
+    #[error("Invalid widget embed key")]
+    EmbedKeyMismatch,
+    /// The caller did not authenticate for a session-bound endpoint.
+    #[error("Authentication credentials were not provided.")]
+    SessionAccessDenied,
+    /// Participant upsert: chatbots the body names that the team does not have.
+    #[error("chatbots not found: {0:?}")]
+    ChatbotsNotFound(Vec<Uuid>),
+
+    /// Logged once with its cause where it is turned into a response; never
+    /// sent to the client.
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
-    pub fn status_code(&self) -> u16 {
-        match self {
-            Error::Unauthenticated(_) => 401,
-            Error::PermissionDenied => 403,
-            Error::NotFound(_) => 404,
-            Error::BadRequest(_) | Error::Validation(_) => 400,
-            Error::Conflict(_) => 409,
-            Error::Upstream(_) => 502,
-            Error::Body(status, _) => *status,
-            Error::Internal(_) => 500,
-        }
-    }
-
     /// A single-field validation error, `{"field": ["message"]}`.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         let mut m = serde_json::Map::new();
@@ -63,18 +86,45 @@ impl Error {
     pub fn not_found(detail: impl Into<String>) -> Self {
         Error::NotFound(detail.into())
     }
+
+    /// An internal failure with no underlying error value.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An internal failure caused by `source`.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal { .. })
+    }
+
+    /// The whole cause chain, for the one log line an internal error gets.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cur = e.source();
+        }
+        out
+    }
 }
 
 impl From<store::DbErr> for Error {
     fn from(e: store::DbErr) -> Self {
-        Error::Internal(format!("database: {e}"))
+        Error::internal_from("database", e)
     }
-}
-
-/// True when a database error is a unique-constraint violation (either backend).
-pub fn is_unique_violation(e: &store::DbErr) -> bool {
-    matches!(
-        e.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
 }

@@ -1,42 +1,55 @@
-//! Domain events other features attach to (triggers, webhooks). The default
-//! sink only logs; the job queue and event triggers subscribe here later.
+//! Domain events other features attach to (event triggers, webhooks). Every
+//! event is logged at debug level and broadcast to in-process subscribers;
+//! events raised inside a transaction are held by it and emitted only once it
+//! commits (see `Tx`), so nobody hears of a change that was rolled back.
 
-use std::sync::Arc;
+use tokio::sync::broadcast;
+
+use crate::ids::{SessionId, TeamId};
+use crate::text_enum::text_enum;
+
+text_enum!(
+    /// Who ended a session, as stored in `ended_by`.
+    pub enum EndedBy {
+        /// The participant (a `/reset`, or `start_new_session` on their behalf).
+        User = "user",
+        /// A team's integration (`end_experiment_session`).
+        Api = "api",
+    }
+);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     ConversationEnded {
-        team_id: i64,
-        session_id: i64,
-        ended_by: String,
+        team_id: TeamId,
+        session_id: SessionId,
+        ended_by: EndedBy,
     },
 }
 
-pub trait EventSink: Send + Sync {
-    fn emit(&self, event: Event);
-}
-
-/// Logs every event at debug level.
-pub struct LogSink;
-
-impl EventSink for LogSink {
-    fn emit(&self, event: Event) {
-        tracing::debug!(?event, "domain event");
-    }
-}
-
-/// A handle to the sink, cheap to clone.
+/// A handle to the event bus, cheap to clone; clones share subscribers.
 #[derive(Clone)]
-pub struct Events(pub Arc<dyn EventSink>);
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
 
 impl Events {
     pub fn emit(&self, event: Event) {
-        self.0.emit(event);
+        tracing::debug!(?event, "domain event");
+        // No subscriber is the normal case, not an error.
+        let _ = self.tx.send(event);
+    }
+
+    /// Receives every event emitted from now on (a slow receiver may lag and miss some).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
     }
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Events(Arc::new(LogSink))
+        Events {
+            tx: broadcast::channel(1024).0,
+        }
     }
 }

@@ -9,8 +9,9 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use store::entity::api_key;
 
-use crate::error::is_unique_violation;
+use crate::ids::TeamId;
 use crate::{Error, Result};
+use store::constraints::API_KEY_PREFIX;
 
 pub const PREFIX_LEN: usize = 8;
 pub const SECRET_LEN: usize = 40;
@@ -52,7 +53,7 @@ pub fn hash_key(full: &str) -> String {
 /// only time that text exists outside the client.
 pub async fn create<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     user_id: i64,
     name: &str,
     read_only: bool,
@@ -71,7 +72,7 @@ pub async fn create<C: ConnectionTrait>(
             prefix: Set(prefix),
             hashed_key: Set(hash_key(&full)),
             name: Set(name.to_string()),
-            team_id: Set(team_id),
+            team_id: Set(team_id.0),
             user_id: Set(user_id),
             read_only: Set(read_only),
             revoked: Set(false),
@@ -83,16 +84,14 @@ pub async fn create<C: ConnectionTrait>(
         .await;
         match res {
             Ok(m) => return Ok((m.into(), full)),
-            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) if API_KEY_PREFIX.violated_by(&e) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Internal(
-        "could not allocate a unique key prefix".into(),
-    ))
+    Err(Error::internal("could not allocate a unique key prefix"))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<ApiKey>> {
+pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<ApiKey>> {
     Ok(api_key::Entity::find()
         .filter(api_key::Column::TeamId.eq(team_id))
         .order_by_asc(api_key::Column::CreatedAt)

@@ -1,17 +1,22 @@
-//! Domain services: teams, API keys, chatbots and their versions, pagination.
-//! Every operation is scoped by a team id; handlers call these and never touch
-//! storage rows directly.
+//! Domain services, one module per resource: each owns its rows' queries and
+//! invariants, and callers (the API, the engine, the CLI) compose them.
+//! Every operation is scoped by a team id; handlers call these and never
+//! touch storage rows directly.
+
+pub(crate) mod text_enum;
 
 pub mod auth;
 pub mod bootstrap;
-pub mod chat;
+pub mod channels;
 pub mod chatbots;
-pub mod conversations;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod ids;
 pub mod jobs;
 pub mod keys;
+pub mod messages;
 pub mod pagination;
 pub mod participants;
 pub mod pipeline;
@@ -23,12 +28,21 @@ pub mod secrets;
 pub mod sessions;
 pub mod tags;
 pub mod teams;
-pub mod telegram;
 pub mod trigger;
-pub mod widget;
+pub mod turns;
+pub mod values;
 
+use std::ops::Deref;
+
+pub use conn::{Reads, Writes};
 pub use error::{Error, Result};
+pub use ids::{
+    ChannelId, ChatbotId, MessageId, ParticipantId, ScheduleId, SessionId, TeamId, UserId,
+};
 pub use store::Db;
+pub use text_enum::UnknownValue;
+
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 /// What every request handler needs from the domain: the database and the
 /// instance secret that signs pagination cursors.
@@ -39,7 +53,7 @@ pub struct Domain {
     pub secrets: secrets::SecretBox,
     pub events: events::Events,
     pub files: files::FileStore,
-    pub session_tokens: widget::SessionTokens,
+    pub session_tokens: channels::widget::SessionTokens,
     /// Wakes in-process workers when a job is enqueued.
     pub job_signal: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -70,9 +84,61 @@ impl Domain {
             secrets,
             events: events::Events::default(),
             files,
-            session_tokens: widget::SessionTokens::new(&token_key),
+            session_tokens: channels::widget::SessionTokens::new(&token_key),
             job_signal: Default::default(),
         })
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx<'_>> {
+        Ok(Tx {
+            txn: self.db.write.begin().await?,
+            domain: self,
+            events: Vec::new(),
+            jobs: 0,
+        })
+    }
+}
+
+/// A write transaction of the domain. Queries run on it as on a connection
+/// (it derefs to the database transaction); what it raises takes effect only
+/// when it commits: its events are emitted and workers are woken for its jobs
+/// then, and a transaction dropped without commit rolls back and says nothing.
+pub struct Tx<'d> {
+    txn: DatabaseTransaction,
+    domain: &'d Domain,
+    events: Vec<events::Event>,
+    jobs: usize,
+}
+
+impl Tx<'_> {
+    /// The event is emitted after commit.
+    pub fn raise(&mut self, event: events::Event) {
+        self.events.push(event);
+    }
+
+    /// Enqueues a job in this transaction; workers are woken after commit.
+    pub async fn enqueue<K: jobs::JobKind>(&mut self, job: jobs::NewJob<K>) -> Result<uuid::Uuid> {
+        let id = jobs::enqueue(&self.txn, job).await?;
+        self.jobs += 1;
+        Ok(id)
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.txn.commit().await?;
+        for e in self.events {
+            self.domain.events.emit(e);
+        }
+        self.domain.wake_workers(self.jobs);
+        Ok(())
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
     }
 }
 

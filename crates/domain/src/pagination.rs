@@ -88,7 +88,7 @@ impl CursorSigner {
 
     fn mac(&self, payload: &[u8]) -> Result<Vec<u8>> {
         let mut mac = HmacSha256::new_from_slice(&self.key)
-            .map_err(|e| Error::Internal(format!("cursor key: {e}")))?;
+            .map_err(|e| Error::internal(format!("cursor key: {e}")))?;
         mac.update(payload);
         Ok(mac.finalize().into_bytes()[..MAC_LEN].to_vec())
     }
@@ -120,7 +120,7 @@ impl CursorSigner {
         let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid())?;
         let mac = URL_SAFE_NO_PAD.decode(m).map_err(|_| invalid())?;
         let mut verifier = HmacSha256::new_from_slice(&self.key)
-            .map_err(|e| Error::Internal(format!("cursor key: {e}")))?;
+            .map_err(|e| Error::internal(format!("cursor key: {e}")))?;
         verifier.update(&payload);
         verifier
             .verify_truncated_left(&mac)
@@ -193,6 +193,16 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A first page with nothing on it.
+    pub fn empty() -> Self {
+        Page {
+            items: Vec::new(),
+            next: None,
+            previous: None,
+            count: Some(0),
+        }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
@@ -200,6 +210,15 @@ impl<T> Page<T> {
             previous: self.previous,
             count: self.count,
         }
+    }
+
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, E>>()?,
+            next: self.next,
+            previous: self.previous,
+            count: self.count,
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use store::entity::pricing_rule;
 
+use crate::ids::TeamId;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -319,7 +320,7 @@ pub fn shipped_price(
 /// one query: its own rules where they apply, else the shipped table.
 pub async fn prices<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     provider: &str,
     model: &str,
     at: DateTime<Utc>,
@@ -369,7 +370,7 @@ impl Prices {
 /// replaces ends where this one starts. One transaction.
 pub async fn set_override<C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     provider: &str,
     model: &str,
     kind: ServiceKind,
@@ -397,7 +398,7 @@ pub async fn set_override<C: ConnectionTrait + TransactionTrait>(
         .exec(&txn)
         .await?;
     pricing_rule::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         provider_kind: Set(provider.to_string()),
         model_name: Set(model.to_string()),
         service_kind: Set(kind.as_str().to_string()),

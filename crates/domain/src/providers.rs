@@ -8,9 +8,10 @@ use sea_orm::{
 use serde_json::Value;
 use store::entity::provider;
 
-use crate::error::is_unique_violation;
+use crate::ids::TeamId;
 use crate::secrets::SecretBox;
 use crate::{Error, Result};
+use store::constraints::PROVIDER_NAME;
 
 pub const KINDS: &[&str] = &["openai", "anthropic", "gemini", "builtin"];
 
@@ -77,7 +78,7 @@ fn listed(m: provider::Model) -> Provider {
 pub async fn add<C: ConnectionTrait>(
     db: &C,
     secrets: &SecretBox,
-    team_id: i64,
+    team_id: TeamId,
     p: NewProvider,
 ) -> Result<Provider> {
     let name = p.name.trim().to_string();
@@ -122,7 +123,7 @@ pub async fn add<C: ConnectionTrait>(
         .collect();
     let now = store::now();
     let m = provider::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         name: Set(name.clone()),
         kind: Set(p.kind),
         base_url: Set(p.base_url.map(|u| u.trim_end_matches('/').to_string())),
@@ -136,7 +137,7 @@ pub async fn add<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if PROVIDER_NAME.violated_by(&e) {
             Error::Conflict(format!("the team already has a provider named {name:?}"))
         } else {
             e.into()
@@ -145,7 +146,7 @@ pub async fn add<C: ConnectionTrait>(
     Ok(listed(m))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Provider>> {
+pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Provider>> {
     Ok(provider::Entity::find()
         .filter(provider::Column::TeamId.eq(team_id))
         .order_by_asc(provider::Column::Name)
@@ -156,7 +157,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Provid
         .collect())
 }
 
-pub async fn remove<C: ConnectionTrait>(db: &C, team_id: i64, name: &str) -> Result<()> {
+pub async fn remove<C: ConnectionTrait>(db: &C, team_id: TeamId, name: &str) -> Result<()> {
     let res = provider::Entity::delete_many()
         .filter(provider::Column::TeamId.eq(team_id))
         .filter(provider::Column::Name.eq(name))
@@ -171,7 +172,7 @@ pub async fn remove<C: ConnectionTrait>(db: &C, team_id: i64, name: &str) -> Res
 }
 
 /// Names of the team's providers (to validate pipelines on save).
-pub async fn names<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<String>> {
+pub async fn names<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<String>> {
     Ok(list(db, team_id)
         .await?
         .into_iter()
@@ -183,7 +184,7 @@ pub async fn names<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<Vec<Strin
 pub async fn access<C: ConnectionTrait>(
     db: &C,
     secrets: &SecretBox,
-    team_id: i64,
+    team_id: TeamId,
     name: &str,
 ) -> Result<ProviderAccess> {
     let m = provider::Entity::find()

@@ -21,17 +21,29 @@ use sea_orm::{
 use serde_json::json;
 use store::entity::schedule;
 
-use crate::jobs::{self, NewJob};
+/// A schedule as stored.
+pub use store::entity::schedule::Model as Schedule;
+
+use crate::ids::{ScheduleId, TeamId};
+use crate::jobs::{self, NewJob, ScheduleFire, ScheduleFirePayload};
+use crate::text_enum::{stored, text_enum};
 use crate::{Db, Error, Result};
 
-pub const FIRE_JOB: &str = "schedule.fire";
+text_enum!(
+    /// Where a schedule is: waiting, claimed by a tick, done, stopped.
+    pub enum ScheduleStatus {
+        Scheduled = "scheduled",
+        /// Claimed by a tick; its delivery job runs.
+        Firing = "firing",
+        Complete = "complete",
+        Cancelled = "cancelled",
+        Failed = "failed",
+    }
+);
 
-pub mod status {
-    pub const SCHEDULED: &str = "scheduled";
-    pub const FIRING: &str = "firing";
-    pub const COMPLETE: &str = "complete";
-    pub const CANCELLED: &str = "cancelled";
-    pub const FAILED: &str = "failed";
+/// A schedule row's status.
+pub fn status(s: &schedule::Model) -> Result<ScheduleStatus> {
+    stored(&s.status)
 }
 
 /// How a schedule repeats.
@@ -89,7 +101,7 @@ pub fn next_after(
 
 #[derive(Debug, Clone)]
 pub struct NewSchedule {
-    pub team_id: i64,
+    pub team_id: TeamId,
     pub chatbot_family_id: i64,
     pub participant_id: i64,
     pub external_id: String,
@@ -108,7 +120,7 @@ pub struct NewSchedule {
 pub async fn create(db: &Db, n: NewSchedule) -> Result<schedule::Model> {
     let now = store::now();
     let am = schedule::ActiveModel {
-        team_id: Set(n.team_id),
+        team_id: Set(n.team_id.0),
         external_id: Set(n.external_id),
         chatbot_id: Set(n.chatbot_family_id),
         participant_id: Set(n.participant_id),
@@ -121,7 +133,7 @@ pub async fn create(db: &Db, n: NewSchedule) -> Result<schedule::Model> {
         repetitions: Set(n.repetitions),
         total_triggers: Set(0),
         end_date: Set(n.end_date),
-        status: Set(status::SCHEDULED.into()),
+        status: Set(ScheduleStatus::Scheduled.as_str().into()),
         cancelled_at: Set(None),
         cancelled_by: Set(None),
         last_triggered_at: Set(None),
@@ -162,13 +174,14 @@ pub async fn tick(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<usize> {
         let id: i64 = row.try_get("", "id")?;
         let n: i32 = row.try_get("", "total_triggers")?;
         let team: i64 = row.try_get("", "team_id")?;
-        let mut job = NewJob::new(
-            FIRE_JOB,
-            json!({"schedule_id": id, "firing": n + 1, "due_at": now}),
-        );
-        job.idempotency_key = Some(format!("schedule:{id}:{}", n + 1));
-        job.team_id = Some(team);
-        job.max_attempts = 3;
+        let firing = i64::from(n) + 1;
+        let job = NewJob::<ScheduleFire>::new(ScheduleFirePayload {
+            schedule_id: ScheduleId(id),
+            firing,
+            due_at: now,
+        })
+        .idempotency_key(format!("schedule:{id}:{firing}"))
+        .team(TeamId(team));
         jobs::enqueue(&txn, job).await?;
         fired += 1;
     }
@@ -200,13 +213,13 @@ pub async fn fired(db: &Db, s: &schedule::Model, at: DateTime<Utc>) -> Result<()
         .col_expr(
             schedule::Column::Status,
             Expr::value(if done {
-                status::COMPLETE
+                ScheduleStatus::Complete
             } else {
-                status::SCHEDULED
+                ScheduleStatus::Scheduled
             }),
         )
         .filter(schedule::Column::Id.eq(s.id))
-        .filter(schedule::Column::Status.eq(status::FIRING));
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Firing));
     if let (false, Some(n)) = (done, next) {
         upd = upd.col_expr(
             schedule::Column::NextTriggerAt,
@@ -220,11 +233,14 @@ pub async fn fired(db: &Db, s: &schedule::Model, at: DateTime<Utc>) -> Result<()
 /// A firing that cannot be delivered: recorded with its reason, never silently dropped.
 pub async fn failed(db: &Db, id: i64, reason: &str) -> Result<()> {
     schedule::Entity::update_many()
-        .col_expr(schedule::Column::Status, Expr::value(status::FAILED))
+        .col_expr(
+            schedule::Column::Status,
+            Expr::value(ScheduleStatus::Failed),
+        )
         .col_expr(schedule::Column::LastError, Expr::value(reason.to_string()))
         .col_expr(schedule::Column::UpdatedAt, Expr::value(store::now()))
         .filter(schedule::Column::Id.eq(id))
-        .filter(schedule::Column::Status.eq(status::FIRING))
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Firing))
         .exec(&db.write)
         .await?;
     Ok(())

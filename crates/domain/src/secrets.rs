@@ -70,7 +70,7 @@ impl SecretBox {
                 write_private(&path, &hex::encode(key))?;
                 Ok(Self::from_key(key))
             }
-            Err(e) => Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+            Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
         }
     }
 
@@ -80,7 +80,7 @@ impl SecretBox {
         let ct = self
             .cipher
             .encrypt(&Nonce::from(nonce), plaintext.as_bytes())
-            .map_err(|_| Error::Internal("encryption failed".into()))?;
+            .map_err(|_| Error::internal("encryption failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         Ok(format!("v1:{}", STANDARD.encode(out)))
@@ -88,8 +88,8 @@ impl SecretBox {
 
     pub fn open(&self, sealed: &str) -> Result<String> {
         let fail = || {
-            Error::Internal(
-                "a stored secret cannot be decrypted: was CHATSTUDIO_SECRET_KEY changed?".into(),
+            Error::internal(
+                "a stored secret cannot be decrypted: was CHATSTUDIO_SECRET_KEY changed?",
             )
         };
         let body = sealed.strip_prefix("v1:").ok_or_else(fail)?;
@@ -111,7 +111,7 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -122,9 +122,9 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
     }
     let mut f = opts
         .open(path)
-        .map_err(|e| Error::Internal(format!("creating {}: {e}", path.display())))?;
+        .map_err(|e| Error::internal(format!("creating {}: {e}", path.display())))?;
     f.write_all(contents.as_bytes())
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))
 }
 
 #[cfg(test)]

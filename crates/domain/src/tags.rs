@@ -11,8 +11,9 @@ use sea_orm::{
 };
 use store::entity::{message_tag, session_tag, tag};
 
-use crate::error::is_unique_violation;
+use crate::ids::TeamId;
 use crate::{Error, Result};
+use store::constraints::TAG_NAME;
 
 pub const VERSION_CATEGORY: &str = "experiment_version";
 pub const MAX_NAME_LEN: usize = 100;
@@ -20,7 +21,7 @@ pub const MAX_NAME_LEN: usize = 100;
 /// Finds or creates a tag; race-safe through the unique key.
 pub async fn ensure<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     name: &str,
     is_system: bool,
     category: &str,
@@ -42,7 +43,7 @@ pub async fn ensure<C: ConnectionTrait>(
         return Ok(t.id);
     }
     let res = tag::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         name: Set(name.to_string()),
         is_system: Set(is_system),
         category: Set(category.to_string()),
@@ -54,11 +55,11 @@ pub async fn ensure<C: ConnectionTrait>(
     .await;
     match res {
         Ok(t) => Ok(t.id),
-        Err(e) if is_unique_violation(&e) => find()
+        Err(e) if TAG_NAME.violated_by(&e) => find()
             .one(db)
             .await?
             .map(|t| t.id)
-            .ok_or_else(|| Error::Internal("tag vanished after a conflict".into())),
+            .ok_or_else(|| Error::internal("tag vanished after a conflict")),
         Err(e) => Err(e.into()),
     }
 }
@@ -66,7 +67,7 @@ pub async fn ensure<C: ConnectionTrait>(
 /// Attaches user tags to a session (idempotent).
 pub async fn add_to_session<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     session_id: i64,
     names: &[String],
     user_id: Option<i64>,
@@ -103,7 +104,7 @@ pub async fn add_to_session<C: ConnectionTrait>(
 /// Detaches the team's non-system tags with these names from a session.
 pub async fn remove_from_session<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     session_id: i64,
     names: &[String],
 ) -> Result<()> {
@@ -192,7 +193,7 @@ pub async fn message_tag_names<C: ConnectionTrait>(
 /// Tags a message with a system tag (e.g. its version tag).
 pub async fn tag_message<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     message_id: i64,
     name: &str,
     category: &str,
@@ -223,7 +224,10 @@ pub async fn tag_message<C: ConnectionTrait>(
 }
 
 /// The condition "the session carries a tag named one of `names`", as a subquery.
-pub fn sessions_with_tags(team_id: i64, names: &[String]) -> sea_orm::sea_query::SelectStatement {
+pub fn sessions_with_tags(
+    team_id: TeamId,
+    names: &[String],
+) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column((session_tag::Entity, session_tag::Column::SessionId))
         .from(session_tag::Entity)
@@ -239,7 +243,7 @@ pub fn sessions_with_tags(team_id: i64, names: &[String]) -> sea_orm::sea_query:
 
 /// Sessions with a message carrying one of these version tags, as a subquery.
 pub fn sessions_with_version_tags(
-    team_id: i64,
+    team_id: TeamId,
     names: &[String],
 ) -> sea_orm::sea_query::SelectStatement {
     use store::entity::message;

@@ -7,12 +7,15 @@ use sea_orm::{
 };
 use store::entity::{membership, team, user};
 
-use crate::error::is_unique_violation;
+use crate::conn::Reads;
+use crate::ids::{TeamId, UserId};
+use crate::text_enum::text_enum;
 use crate::{Error, Result};
+use store::constraints::{TEAM_SLUG, USER_USERNAME};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Team {
-    pub id: i64,
+    pub id: TeamId,
     pub slug: String,
     pub name: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -21,7 +24,7 @@ pub struct Team {
 impl From<team::Model> for Team {
     fn from(m: team::Model) -> Self {
         Team {
-            id: m.id,
+            id: TeamId(m.id),
             slug: m.slug,
             name: m.name,
             created_at: m.created_at,
@@ -29,7 +32,15 @@ impl From<team::Model> for Team {
     }
 }
 
-pub const OWNER_ROLE: &str = "owner";
+text_enum!(
+    /// A member's role in a team (role gates read it).
+    pub enum Role {
+        Owner = "owner",
+        Admin = "admin",
+        Member = "member",
+        Viewer = "viewer",
+    }
+);
 
 pub fn validate_slug(slug: &str) -> Result<()> {
     if slug.is_empty() || slug.len() > 50 {
@@ -76,7 +87,7 @@ pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
     .insert(&txn)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if TEAM_SLUG.violated_by(&e) {
             Error::Conflict(format!("team {slug:?} already exists"))
         } else {
             e.into()
@@ -92,7 +103,7 @@ pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
     .insert(&txn)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if USER_USERNAME.violated_by(&e) {
             Error::Conflict(format!("user {slug}-owner already exists"))
         } else {
             e.into()
@@ -101,7 +112,7 @@ pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
     membership::ActiveModel {
         team_id: Set(t.id),
         user_id: Set(u.id),
-        role: Set(OWNER_ROLE.to_string()),
+        role: Set(Role::Owner.as_str().to_string()),
         created_at: Set(now),
         ..Default::default()
     }
@@ -131,24 +142,24 @@ pub async fn by_slug<C: ConnectionTrait>(db: &C, slug: &str) -> Result<Team> {
 }
 
 /// The user that owns a team (the first owner membership).
-pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: i64) -> Result<i64> {
+pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<i64> {
     membership::Entity::find()
         .filter(membership::Column::TeamId.eq(team_id))
-        .filter(membership::Column::Role.eq(OWNER_ROLE))
+        .filter(membership::Column::Role.eq(Role::Owner))
         .order_by_asc(membership::Column::Id)
         .one(db)
         .await?
         .map(|m| m.user_id)
-        .ok_or_else(|| Error::Internal(format!("team {team_id} has no owner")))
+        .ok_or_else(|| Error::internal(format!("team {team_id} has no owner")))
 }
 
 /// Adds a user to a team with a role (creating the user).
 pub async fn add_member<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     username: &str,
     email: &str,
-    role: &str,
+    role: Role,
 ) -> Result<i64> {
     let now = store::now();
     let u = user::ActiveModel {
@@ -161,20 +172,29 @@ pub async fn add_member<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if USER_USERNAME.violated_by(&e) {
             Error::Conflict(format!("user {username} already exists"))
         } else {
             e.into()
         }
     })?;
     membership::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         user_id: Set(u.id),
-        role: Set(role.to_string()),
+        role: Set(role.as_str().to_string()),
         created_at: Set(now),
         ..Default::default()
     }
     .insert(db)
     .await?;
     Ok(u.id)
+}
+
+/// The email of a user (a key's user is the participant on API channels).
+pub async fn user_email(db: &impl Reads, user_id: UserId) -> Result<String> {
+    user::Entity::find_by_id(user_id.0)
+        .one(db.reader())
+        .await?
+        .map(|u| u.email)
+        .ok_or_else(|| Error::internal(format!("user {user_id} vanished")))
 }

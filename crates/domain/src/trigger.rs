@@ -2,22 +2,23 @@
 //! writes from an instruction or text given verbatim. The session is resolved
 //! (and data merged) in one transaction, which also enqueues the delivery job.
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
-use store::entity::{channel, chatbot, session, team};
+use store::entity::{chatbot, team};
 use uuid::Uuid;
 
-use crate::conversations::{self as conv, NewSession, status};
-use crate::jobs::{self, NewJob};
+use crate::channels::{self, Platform};
+use crate::ids::{ChatbotId, TeamId};
+use crate::jobs::{BotSend, BotSendPayload, NewJob};
+use crate::participants::{self, data as pdata};
+use crate::sessions::{self, EndedBy, NewSession};
+use crate::values::{object, strip_controls};
 use crate::{Domain, Error, Result};
-
-pub const SEND_JOB: &str = "bot.send";
 
 #[derive(Debug, Clone)]
 pub struct Trigger {
     pub identifier: String,
-    pub platform: String,
+    pub platform: Platform,
     pub experiment: Uuid,
     pub prompt_text: Option<String>,
     pub message_text: Option<String>,
@@ -31,14 +32,10 @@ pub struct Triggered {
     pub session_external_id: String,
     pub team_name: String,
     pub team_slug: String,
-    pub channel: String,
+    pub channel: Platform,
 }
 
-fn detail(msg: String) -> Error {
-    Error::BadRequest(msg)
-}
-
-pub async fn trigger(domain: &Domain, team_id: i64, t: Trigger) -> Result<Triggered> {
+pub async fn trigger(domain: &Domain, team_id: TeamId, t: Trigger) -> Result<Triggered> {
     let db = &domain.db.write;
     let row = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
@@ -47,102 +44,71 @@ pub async fn trigger(domain: &Domain, team_id: i64, t: Trigger) -> Result<Trigge
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(crate::chatbots::NOT_FOUND))?;
+    let bot = ChatbotId(row.id);
     // Channels belong to working versions: a version's id never has one.
-    let ch = channel::Entity::find()
-        .filter(channel::Column::ChatbotId.eq(row.id))
-        .filter(channel::Column::Platform.eq(t.platform.clone()))
-        .filter(channel::Column::Deleted.eq(false))
-        .one(db)
+    let (channel_id, enabled) = channels::family_channel(domain, bot, t.platform)
         .await?
         .ok_or_else(|| {
-            detail(format!(
+            Error::BadRequest(format!(
                 "Chatbot cannot send messages on the {} channel. Create the channel first.",
                 t.platform
             ))
         })?;
-    if !ch.enabled {
-        return Err(detail(format!(
+    if !enabled {
+        return Err(Error::BadRequest(format!(
             "The {} channel for this chatbot is disabled.",
             t.platform
         )));
     }
-    let identifier = if t.platform == "commcare_connect" {
-        t.identifier.to_lowercase()
-    } else {
-        t.identifier.clone()
-    };
-    let txn = db.begin().await?;
-    let p = conv::participant_get_or_create(&txn, team_id, &t.platform, &identifier, None).await?;
-    let mut data = match conv::participant_data(&txn, p.id, row.id).await? {
-        Value::Object(o) => o,
-        _ => Map::new(),
-    };
+    let identifier = t.platform.normalize_identifier(&t.identifier);
+    let mut tx = domain.begin().await?;
+    let p = participants::get_or_create(&tx, team_id, t.platform, &identifier, None).await?;
+    let mut data = object(pdata::get(&tx, p.id, bot).await?);
     let before = data.clone();
     for (k, v) in &t.participant_data {
-        data.insert(k.clone(), crate::sessions::strip_controls(v));
+        data.insert(k.clone(), strip_controls(v));
     }
     if data != before || !t.participant_data.is_empty() {
-        conv::set_participant_data(&txn, team_id, p.id, row.id, &Value::Object(data)).await?;
+        pdata::set(&tx, team_id, p.id, bot, &Value::Object(data)).await?;
     }
-    let open = session::Entity::find()
-        .filter(session::Column::ParticipantId.eq(p.id))
-        .filter(session::Column::ChatbotId.eq(row.id))
-        .filter(session::Column::Platform.eq(t.platform.clone()))
-        .filter(session::Column::Status.is_not_in(status::CLOSED.iter().copied()))
-        .order_by_desc(session::Column::CreatedAt)
-        .order_by_desc(session::Column::Id)
-        .one(&txn)
-        .await?
-        .map(conv::Session::from);
+    let open = sessions::latest_open(&tx, team_id, p.id, bot, Some(t.platform)).await?;
     let new = NewSession {
         team_id,
         participant_id: p.id,
-        chatbot_row_id: row.id,
-        channel_id: Some(ch.id),
-        platform: Some(t.platform.clone()),
+        chatbot_id: bot,
+        channel_id: Some(channel_id),
+        platform: Some(t.platform),
         version_number: 0,
         state: json!({}),
     };
     let s = match (open, t.start_new_session) {
         (Some(s), false) => s,
         (Some(s), true) => {
-            conv::end_session(&txn, s.id, "user").await?;
-            conv::create_session(&txn, new).await?
+            sessions::end(&mut tx, team_id, s.id, EndedBy::User).await?;
+            sessions::create(&tx, new).await?
         }
-        (None, _) => conv::create_session(&txn, new).await?,
+        (None, _) => sessions::create(&tx, new).await?,
     };
     if !t.session_data.is_empty() {
-        let mut state = match s.state.clone() {
-            Value::Object(o) => o,
-            _ => Map::new(),
-        };
-        for (k, v) in &t.session_data {
-            state.insert(k.clone(), crate::sessions::strip_controls(v));
-        }
-        session::Entity::update_many()
-            .col_expr(
-                session::Column::State,
-                Expr::value(Value::Object(state).to_string()),
-            )
-            .col_expr(session::Column::UpdatedAt, Expr::value(store::now()))
-            .filter(session::Column::Id.eq(s.id))
-            .exec(&txn)
-            .await?;
+        let values = t
+            .session_data
+            .iter()
+            .map(|(k, v)| (k.clone(), strip_controls(v)));
+        sessions::merge_state(&tx, s.id, values).await?;
     }
-    let mut job = NewJob::new(
-        SEND_JOB,
-        json!({"session_id": s.id, "prompt_text": t.prompt_text, "message_text": t.message_text}),
-    );
-    job.team_id = Some(team_id);
-    job.session_id = Some(s.id);
-    job.max_attempts = 3;
-    jobs::enqueue(&txn, job).await?;
-    txn.commit().await?;
-    domain.wake_workers(1);
-    let tm = team::Entity::find_by_id(team_id)
+    let job = NewJob::<BotSend>::new(BotSendPayload {
+        session_id: s.id,
+        prompt_text: t.prompt_text,
+        message_text: t.message_text,
+    })
+    .team(team_id)
+    .session(s.id);
+    tx.enqueue(job).await?;
+    tx.commit().await?;
+    let tm = team::Entity::find_by_id(team_id.0)
         .one(db)
         .await?
-        .ok_or_else(|| Error::Internal("team vanished".into()))?;
+        .ok_or_else(|| Error::internal("team vanished"))?;
     Ok(Triggered {
         session_external_id: s.external_id,
         team_name: tm.name,

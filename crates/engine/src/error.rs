@@ -17,7 +17,7 @@ impl TurnError {
         match self {
             TurnError::Provider(e) => format!("The chatbot's LLM provider failed: {e}"),
             TurnError::Config(m) => format!("The chatbot is not configured correctly: {m}"),
-            TurnError::Domain(domain::Error::Internal(_)) => "A server error occurred.".into(),
+            TurnError::Domain(domain::Error::Internal { .. }) => "A server error occurred.".into(),
             TurnError::Domain(e) => e.to_string(),
         }
     }

@@ -6,10 +6,12 @@
 
 use std::collections::HashMap;
 
-use domain::conversations::{StoredMessage, UsageItem};
+use domain::TeamId;
+use domain::messages::StoredMessage;
 use domain::pipeline::{HistoryType, LlmParams, Node, ValidPipeline};
 use domain::pricing::ServiceKind;
 use domain::prompt::{PromptContext, Template};
+use domain::turns::UsageItem;
 use futures_util::StreamExt;
 use llm::{ChatMessage, Completion, CompletionRequest, Role, StreamEvent};
 use tokio::sync::mpsc;
@@ -18,7 +20,7 @@ use crate::history::{self, summary_message};
 use crate::{Engine, TurnError};
 
 pub struct RunInput<'a> {
-    pub team_id: i64,
+    pub team_id: TeamId,
     pub pipeline: &'a ValidPipeline,
     pub input: String,
     pub history: &'a [StoredMessage],

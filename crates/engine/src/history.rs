@@ -4,7 +4,7 @@
 //! by an LLM-written summary, stored as a checkpoint on the oldest message
 //! kept verbatim; later turns start from that checkpoint).
 
-use domain::conversations::{StoredMessage, role};
+use domain::messages::{MessageRole, StoredMessage};
 use domain::pipeline::{HistoryMode, HistorySettings};
 use llm::{ChatMessage, Role};
 
@@ -31,10 +31,10 @@ pub fn estimate_tokens(text: &str) -> usize {
 }
 
 fn to_chat(m: &StoredMessage) -> ChatMessage {
-    let role = match m.role.as_str() {
-        role::HUMAN => Role::User,
-        role::AI => Role::Assistant,
-        _ => Role::System,
+    let role = match m.role {
+        MessageRole::Human => Role::User,
+        MessageRole::Ai => Role::Assistant,
+        MessageRole::System => Role::System,
     };
     ChatMessage::new(role, m.content.clone())
 }
@@ -69,7 +69,7 @@ pub struct SummarizeJob {
 }
 
 /// Plans the history from the stored messages before the current input
-/// (already starting at the latest checkpoint, see `conversations::history`).
+/// (already starting at the latest checkpoint, see `messages::history`).
 pub fn plan(stored: &[StoredMessage], settings: &HistorySettings) -> HistoryPlan {
     let previous = stored.first().and_then(|m| m.summary.clone());
     let mut lead: Vec<ChatMessage> = previous.iter().map(|s| summary_message(s)).collect();
@@ -135,7 +135,7 @@ pub fn plan(stored: &[StoredMessage], settings: &HistorySettings) -> HistoryPlan
                 summarize: Some(SummarizeJob {
                     previous,
                     dropped: all[..start].to_vec(),
-                    checkpoint_at: stored.get(start).map(|m| m.id),
+                    checkpoint_at: stored.get(start).map(|m| m.id.0),
                     kept,
                 }),
             }
@@ -174,8 +174,12 @@ mod tests {
     fn msgs(n: usize, len: usize) -> Vec<StoredMessage> {
         (0..n)
             .map(|i| StoredMessage {
-                id: i as i64 + 1,
-                role: if i % 2 == 0 { "human" } else { "ai" }.into(),
+                id: domain::MessageId(i as i64 + 1),
+                role: if i % 2 == 0 {
+                    MessageRole::Human
+                } else {
+                    MessageRole::Ai
+                },
                 content: format!("{i:0>len$}"),
                 summary: None,
                 created_at: chrono::Utc::now(),

@@ -6,8 +6,10 @@ pub mod delivery;
 pub mod error;
 pub mod executor;
 pub mod history;
+pub mod jobs;
 pub mod proactive;
 pub mod prompt_context;
+pub mod streams;
 pub mod turn;
 pub mod worker;
 
@@ -27,7 +29,7 @@ pub struct Engine {
     pub domain: Domain,
     http: reqwest::Client,
     pub settings: EngineSettings,
-    pub streams: worker::StreamHub,
+    pub streams: streams::StreamHub,
 }
 
 #[derive(Debug, Clone)]

@@ -7,10 +7,13 @@
 
 use chrono::Utc;
 use domain::chatbots::{self, Resolved};
-use domain::conversations::{self as conv, Session, TurnOutcome, UsageItem};
+use domain::messages::{self, Origin};
+use domain::participants::data as pdata;
 use domain::pipeline::{Node, Pipeline};
 use domain::pricing::ServiceKind;
 use domain::prompt::PromptContext;
+use domain::sessions::Session;
+use domain::turns::{self, TurnOutcome, UsageItem};
 use llm::{ChatMessage, CompletionRequest, Role};
 use serde_json::json;
 
@@ -24,16 +27,18 @@ const INITIATIVE: &str = "You are now writing a message to the user on your own 
      conversation's language and your usual tone.";
 
 impl Engine {
-    /// Writes (or takes verbatim) and stores a bot-initiated message in `session`.
+    /// Writes (or takes verbatim) and stores a bot-initiated message in
+    /// `session`, marked with the job that wrote it (`origin`).
     pub async fn bot_message(
         &self,
         session: &Session,
         chatbot: &Resolved,
         instruction: Option<&str>,
         verbatim: Option<&str>,
+        origin: Option<Origin>,
     ) -> Result<Reply, TurnError> {
         let started = std::time::Instant::now();
-        let (text, usage, calls, metadata) = match (verbatim, instruction) {
+        let (text, usage, calls, mut metadata) = match (verbatim, instruction) {
             (Some(t), _) => (
                 t.to_string(),
                 Vec::new(),
@@ -46,11 +51,14 @@ impl Engine {
             }
             (None, None) => return Err(TurnError::Config("nothing to send".into())),
         };
+        if let Some(o) = origin {
+            o.mark(&mut metadata);
+        }
         let outcome = TurnOutcome {
             team_id: session.team_id,
             session_id: session.id,
             participant_id: session.participant_id,
-            chatbot_row_id: chatbot.row_id,
+            chatbot_id: chatbot.row_id,
             version_number: chatbot.version_number,
             input_message_id: None,
             reply: Some(text.clone()),
@@ -66,7 +74,7 @@ impl Engine {
                 format!("v{}", chatbot.version_number)
             }),
         };
-        let recorded = conv::record_turn(&self.domain.db.write, outcome).await?;
+        let recorded = turns::record(&self.domain, outcome).await?;
         Ok(Reply {
             text,
             session_external_id: session.external_id.clone(),
@@ -101,7 +109,7 @@ impl Engine {
                     other => TurnError::Domain(other),
                 })?;
         let client = self.client(&access)?;
-        let data = conv::participant_data(db, session.participant_id, chatbot.family_id).await?;
+        let data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();
         let tz = prompt_context::timezone(&data);
         let ctx = PromptContext {
@@ -119,13 +127,8 @@ impl Engine {
             "{base}\n\n{INITIATIVE}\nThe current time is {}.",
             prompt_context::exact(now, tz)
         );
-        let stored = conv::history(
-            db,
-            session.id,
-            i64::MAX,
-            history::load_limit(&params.history),
-        )
-        .await?;
+        let stored =
+            messages::history(db, session.id, None, history::load_limit(&params.history)).await?;
         let mut plan_settings = params.history.clone();
         // No summary call here: a bot-initiated message sees the recent history only.
         plan_settings.mode = domain::pipeline::HistoryMode::MaxHistoryLength;
@@ -168,9 +171,9 @@ impl Engine {
     /// The version a bot-initiated message uses: the published one, else the working one.
     pub async fn published_for(&self, session: &Session) -> Result<Resolved, TurnError> {
         let db = &self.domain.db.read;
-        let public = chatbots::public_id_of(db, session.chatbot_id).await?;
+        let public = chatbots::public_id_of(db, session.chatbot_id.0).await?;
         let family = chatbots::find_row(db, session.team_id, public).await?;
-        let head = chatbots::public_id_of(db, family.family_id).await?;
+        let head = chatbots::public_id_of(db, family.family_id.0).await?;
         Ok(chatbots::resolve(db, session.team_id, head, Some(0)).await?)
     }
 }

@@ -8,10 +8,15 @@
 use std::time::Instant;
 
 use chrono::Utc;
+use domain::channels::{self, Platform};
 use domain::chatbots::{self, Resolved};
-use domain::conversations::{self as conv, NewSession, Session, TurnOutcome};
+use domain::messages::{self, MessageRole};
+use domain::participants::{self, Participant, data as pdata};
 use domain::pipeline::Pipeline;
 use domain::prompt::PromptContext;
+use domain::sessions::{self, EndedBy, NewSession, Session};
+use domain::turns::{self, TurnOutcome};
+use domain::{MessageId, ParticipantId, TeamId, UserId};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -20,14 +25,13 @@ use crate::executor::RunInput;
 use crate::prompt_context;
 use crate::{Engine, TurnError};
 
-pub const API_PLATFORM: &str = "api";
 pub const RESET_REPLY: &str = "Conversation reset";
 
 /// A message to the channels API (`/channels/api/{id}/incoming_message`).
 #[derive(Debug, Clone)]
 pub struct ApiMessage {
-    pub team_id: i64,
-    pub user_id: Option<i64>,
+    pub team_id: TeamId,
+    pub user_id: Option<UserId>,
     pub chatbot_id: Uuid,
     pub version: Option<i32>,
     pub session: Option<String>,
@@ -38,14 +42,14 @@ pub struct ApiMessage {
 /// earlier messages, answering the last (user) one.
 #[derive(Debug, Clone)]
 pub struct OpenAiTurn {
-    pub team_id: i64,
-    pub user_id: Option<i64>,
+    pub team_id: TeamId,
+    pub user_id: Option<UserId>,
     pub chatbot_id: Uuid,
     pub version: Option<i32>,
     /// Participant identifier (the request's `user`, else the caller's email).
     pub participant: Option<String>,
-    /// Earlier messages as (stored role, content).
-    pub history: Vec<(String, String)>,
+    /// Earlier messages, in order.
+    pub history: Vec<(MessageRole, String)>,
     pub message: String,
 }
 
@@ -53,7 +57,7 @@ pub struct OpenAiTurn {
 pub struct Reply {
     pub text: String,
     pub session_external_id: String,
-    pub message_id: Option<i64>,
+    pub message_id: Option<MessageId>,
     /// Input tokens of every call in the turn (cached and cache writes included).
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -65,7 +69,7 @@ pub struct Reply {
 pub struct Prepared {
     pub session: Session,
     pub chatbot: Resolved,
-    pub input_message_id: i64,
+    pub input_message_id: MessageId,
     pub message: String,
 }
 
@@ -76,14 +80,14 @@ fn not_found() -> TurnError {
 impl Engine {
     async fn participant_for(
         &self,
-        team_id: i64,
-        user_id: Option<i64>,
+        team_id: TeamId,
+        user_id: Option<UserId>,
         identifier: Option<String>,
-    ) -> Result<conv::Participant, TurnError> {
-        let db = &self.domain.db.write;
+    ) -> Result<Participant, TurnError> {
+        let domain = &self.domain;
         let identifier = match (identifier, user_id) {
             (Some(i), _) if !i.trim().is_empty() => i.trim().to_string(),
-            (_, Some(u)) => conv::user_email(db, u).await?,
+            (_, Some(u)) => domain::teams::user_email(domain, u).await?,
             _ => {
                 return Err(TurnError::Domain(domain::Error::field(
                     "participant",
@@ -92,7 +96,7 @@ impl Engine {
             }
         };
         Ok(
-            conv::participant_get_or_create(db, team_id, API_PLATFORM, &identifier, user_id)
+            participants::get_or_create(domain, team_id, Platform::Api, &identifier, user_id)
                 .await?,
         )
     }
@@ -106,28 +110,35 @@ impl Engine {
         let session = match &m.session {
             // An explicit session must be the caller's own, with this chatbot, on the API channel.
             Some(external_id) => {
-                let s = conv::session_by_external_id(db, m.team_id, external_id)
+                let s = sessions::by_external_id(&self.domain, m.team_id, external_id)
                     .await?
                     .filter(|s| {
                         s.chatbot_id == addressed.row_id
                             && s.participant_id == participant.id
-                            && s.platform.as_deref() == Some(API_PLATFORM)
+                            && s.platform == Some(Platform::Api)
                     })
                     .ok_or_else(not_found)?;
                 Some(s)
             }
             None => {
-                let open =
-                    conv::latest_open_session(db, m.team_id, participant.id, addressed.row_id)
-                        .await?;
+                let open = sessions::latest_open(
+                    &self.domain,
+                    m.team_id,
+                    participant.id,
+                    addressed.row_id,
+                    None,
+                )
+                .await?;
                 if m.message.trim().eq_ignore_ascii_case("/reset") {
-                    if let Some(s) = &open {
-                        conv::end_session(db, s.id, "user").await?;
-                    }
                     let new = self
                         .new_session(m.team_id, participant.id, &addressed, m.version)
                         .await?;
-                    let s = conv::create_session(db, new).await?;
+                    let mut tx = self.domain.begin().await?;
+                    if let Some(s) = &open {
+                        sessions::end(&mut tx, m.team_id, s.id, EndedBy::User).await?;
+                    }
+                    let s = sessions::create(&tx, new).await?;
+                    tx.commit().await?;
                     return Ok(Reply {
                         text: RESET_REPLY.into(),
                         session_external_id: s.external_id,
@@ -144,7 +155,7 @@ impl Engine {
             Some(_) => NewSession {
                 team_id: m.team_id,
                 participant_id: participant.id,
-                chatbot_row_id: addressed.row_id,
+                chatbot_id: addressed.row_id,
                 channel_id: None,
                 platform: None,
                 version_number: 0,
@@ -155,24 +166,24 @@ impl Engine {
                     .await?
             }
         };
-        let (session, input_id) = conv::begin_turn(db, session, new, &[], &m.message).await?;
+        let (session, input_id) = turns::begin(&self.domain, session, new, &[], &m.message).await?;
         self.run_turn(&session, &chatbot, input_id, m.message, None)
             .await
     }
 
     async fn new_session(
         &self,
-        team_id: i64,
-        participant_id: i64,
+        team_id: TeamId,
+        participant_id: ParticipantId,
         chatbot: &Resolved,
         version: Option<i32>,
     ) -> Result<NewSession, TurnError> {
         Ok(NewSession {
             team_id,
             participant_id,
-            chatbot_row_id: chatbot.row_id,
-            channel_id: Some(conv::api_channel(&self.domain.db.write, team_id).await?),
-            platform: Some(API_PLATFORM.into()),
+            chatbot_id: chatbot.row_id,
+            channel_id: Some(channels::api_channel(&self.domain, team_id).await?),
+            platform: Some(Platform::Api),
             version_number: version.unwrap_or(0),
             state: json!({}),
         })
@@ -205,7 +216,8 @@ impl Engine {
         let new = self
             .new_session(t.team_id, participant.id, &addressed, t.version)
             .await?;
-        let (session, input_id) = conv::begin_turn(db, None, new, &t.history, &t.message).await?;
+        let (session, input_id) =
+            turns::begin(&self.domain, None, new, &t.history, &t.message).await?;
         Ok(Prepared {
             session,
             chatbot,
@@ -219,7 +231,7 @@ impl Engine {
         &self,
         session: &Session,
         chatbot: &Resolved,
-        input_message_id: i64,
+        input_message_id: MessageId,
         text: String,
         stream: Option<mpsc::Sender<String>>,
     ) -> Result<Reply, TurnError> {
@@ -236,7 +248,7 @@ impl Engine {
             team_id: session.team_id,
             session_id: session.id,
             participant_id: session.participant_id,
-            chatbot_row_id: chatbot.row_id,
+            chatbot_id: chatbot.row_id,
             version_number: chatbot.version_number,
             input_message_id: Some(input_message_id),
             reply: reply.clone(),
@@ -248,17 +260,17 @@ impl Engine {
             checkpoint: run
                 .as_ref()
                 .and_then(|r| r.checkpoint.clone())
-                .map(|(at, s)| (at.unwrap_or(input_message_id), s)),
+                .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),
             version_tag: Some(if chatbot.is_working {
                 format!("v{}-unreleased", chatbot.version_number)
             } else {
                 format!("v{}", chatbot.version_number)
             }),
         };
-        let recorded = conv::record_turn(&self.domain.db.write, outcome).await;
+        let recorded = turns::record(&self.domain, outcome).await;
         if let Some(e) = error {
             if let Err(re) = recorded {
-                tracing::error!(error = %re, "recording a failed turn");
+                tracing::error!(error = %re.chain(), "recording a failed turn");
             }
             tracing::warn!(session = %session.external_id, error = %e, "turn failed");
             return Err(e);
@@ -285,7 +297,7 @@ impl Engine {
         &self,
         session: &Session,
         chatbot: &Resolved,
-        input_message_id: i64,
+        input_message_id: MessageId,
         text: String,
         stream: Option<mpsc::Sender<String>>,
     ) -> Result<crate::executor::RunOutput, TurnError> {
@@ -302,9 +314,8 @@ impl Engine {
             })
             .max()
             .unwrap_or(0);
-        let history = conv::history(db, session.id, input_message_id, limit).await?;
-        let participant_data =
-            conv::participant_data(db, session.participant_id, chatbot.family_id).await?;
+        let history = messages::history(db, session.id, Some(input_message_id), limit).await?;
+        let participant_data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();
         let tz = prompt_context::timezone(&participant_data);
         let prompt = PromptContext {

@@ -3,23 +3,18 @@
 //! `chatstudio worker` processes; on PostgreSQL they wake on LISTEN/NOTIFY,
 //! in-process on a `Notify`, and poll at an interval as a backstop.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use domain::chatbots;
-use domain::conversations as conv;
 use domain::jobs::{self, Claimed};
-use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::{Engine, TurnError};
+use crate::Engine;
+use crate::jobs::{Ran, Registry};
 
-pub const CHAT_TURN: &str = domain::chat::CHAT_TURN_JOB;
-/// A job that does nothing: for checking that workers run, and for tests.
-pub const PING: &str = "ping";
+pub use crate::streams::{StreamHub, StreamMsg};
 
 /// The user-facing text of an internal failure (the original's, verbatim).
 pub const DEFAULT_ERROR: &str = "Sorry something went wrong. This was likely an intermittent error related to load.Please try again, and wait a few minutes if this keeps happening.";
@@ -46,64 +41,6 @@ impl Default for WorkerConfig {
     }
 }
 
-/// Live reply streams of running chat turns, by task id (this process only).
-#[derive(Clone, Default)]
-pub struct StreamHub {
-    inner: Arc<Mutex<HashMap<Uuid, broadcast::Sender<StreamMsg>>>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamMsg {
-    Delta(String),
-    Done,
-}
-
-impl StreamHub {
-    fn open(&self, task: Uuid) -> broadcast::Sender<StreamMsg> {
-        let (tx, _) = broadcast::channel(256);
-        if let Ok(mut m) = self.inner.lock() {
-            m.insert(task, tx.clone());
-        }
-        tx
-    }
-
-    fn close(&self, task: Uuid) {
-        if let Ok(mut m) = self.inner.lock()
-            && let Some(tx) = m.remove(&task)
-        {
-            let _ = tx.send(StreamMsg::Done);
-        }
-    }
-
-    /// Subscribes to a turn running in this process, if it is.
-    pub fn subscribe(&self, task: Uuid) -> Option<broadcast::Receiver<StreamMsg>> {
-        self.inner
-            .lock()
-            .ok()?
-            .get(&task)
-            .map(broadcast::Sender::subscribe)
-    }
-}
-
-/// How a handler ended.
-pub(crate) enum Outcome {
-    Done(Value),
-    /// Final failure reported to the client (no retry).
-    Failed {
-        user_facing: bool,
-        message: String,
-    },
-}
-
-impl Outcome {
-    pub(crate) fn failed(message: &str) -> Self {
-        Outcome::Failed {
-            user_facing: false,
-            message: message.to_string(),
-        }
-    }
-}
-
 pub fn spawn(
     engine: Engine,
     cfg: WorkerConfig,
@@ -118,6 +55,7 @@ pub fn spawn(
         )));
     }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let registry = Arc::new(Registry::default());
     for n in 0..cfg.count {
         let worker = format!(
             "{host}:{}:{n}:{}",
@@ -126,6 +64,7 @@ pub fn spawn(
         );
         handles.push(tokio::spawn(run_worker(
             engine.clone(),
+            registry.clone(),
             cfg.clone(),
             worker,
             shutdown.clone(),
@@ -173,6 +112,7 @@ async fn listen(
 
 async fn run_worker(
     engine: Engine,
+    registry: Arc<Registry>,
     cfg: WorkerConfig,
     worker: String,
     mut shutdown: watch::Receiver<bool>,
@@ -188,7 +128,7 @@ async fn run_worker(
         tokio::pin!(notified);
         notified.as_mut().enable();
         match jobs::claim(&db, &worker, cfg.lease).await {
-            Ok(Some(job)) => run_one(&engine, &cfg, &worker, job).await,
+            Ok(Some(job)) => run_one(&engine, &registry, &cfg, &worker, job).await,
             Ok(None) => {
                 tokio::select! {
                     _ = &mut notified => {}
@@ -207,10 +147,20 @@ async fn run_worker(
     }
 }
 
-async fn run_one(engine: &Engine, cfg: &WorkerConfig, worker: &str, job: Claimed) {
+async fn run_one(
+    engine: &Engine,
+    registry: &Registry,
+    cfg: &WorkerConfig,
+    worker: &str,
+    job: Claimed,
+) {
     let db = engine.domain.db.clone();
     if job.attempts > job.max_attempts {
-        let _ = jobs::retry_later(&db, &job, worker, "gave up: the job's workers kept dying").await;
+        if let Err(e) =
+            jobs::retry_later(&db, &job, worker, "gave up: the job's workers kept dying").await
+        {
+            tracing::error!(task = %job.task_id, error = %e.chain(), "burying a job whose workers kept dying");
+        }
         return;
     }
     let beat = {
@@ -221,49 +171,18 @@ async fn run_one(engine: &Engine, cfg: &WorkerConfig, worker: &str, job: Claimed
                 match jobs::heartbeat(&db, id, &worker, lease).await {
                     Ok(true) => {}
                     Ok(false) => return,
-                    Err(e) => tracing::warn!(error = %e, "job heartbeat failed"),
+                    Err(e) => tracing::warn!(error = %e.chain(), "job heartbeat failed"),
                 }
             }
         })
     };
-    let outcome = match job.kind.as_str() {
-        PING => Ok(Outcome::Done(json!({"pong": true}))),
-        CHAT_TURN => chat_turn(engine, &job).await,
-        crate::delivery::BOT_SEND => {
-            engine
-                .job_bot_send(&job.payload, job.attempts >= job.max_attempts)
-                .await
-        }
-        crate::delivery::TELEGRAM_TURN => {
-            engine
-                .job_telegram_turn(&job.payload, job.attempts >= job.max_attempts)
-                .await
-        }
-        domain::schedules::FIRE_JOB => {
-            engine
-                .job_schedule_fire(&job.payload, job.attempts >= job.max_attempts)
-                .await
-        }
-        other => Ok(Outcome::Failed {
-            user_facing: false,
-            message: format!("unknown job kind {other}"),
-        }),
-    };
+    let ran = registry.run(engine, &job).await;
     beat.abort();
-    let recorded = match outcome {
-        Ok(Outcome::Done(result)) => {
-            jobs::finish(&db.write, job.id, worker, true, result, None).await
-        }
-        Ok(Outcome::Failed {
-            user_facing,
-            message,
-        }) => {
-            let result = json!({"error": message, "user_facing_error": user_facing});
-            jobs::finish(&db.write, job.id, worker, false, result, Some(&message)).await
-        }
-        Err(e) => {
-            tracing::warn!(task = %job.task_id, error = %e, attempt = job.attempts, "job failed; will retry");
-            jobs::retry_later(&db, &job, worker, &e)
+    let recorded = match ran {
+        Ran::Finished(outcome) => jobs::finish(&db.write, job.id, worker, outcome).await,
+        Ran::Retry(why) => {
+            tracing::warn!(task = %job.task_id, kind = %job.kind, error = %why, attempt = job.attempts, "job failed; will retry");
+            jobs::retry_later(&db, &job, worker, &why)
                 .await
                 .map(|()| true)
         }
@@ -274,100 +193,7 @@ async fn run_one(engine: &Engine, cfg: &WorkerConfig, worker: &str, job: Claimed
             tracing::warn!(task = %job.task_id, "job finished after its lease was taken over")
         }
         Err(e) => {
-            tracing::error!(task = %job.task_id, error = %e, "recording a job outcome failed")
+            tracing::error!(task = %job.task_id, error = %e.chain(), "recording a job outcome failed")
         }
-    }
-}
-
-/// Runs the turn of a chat message that the API persisted and enqueued.
-/// Idempotent: a turn that already has a reply (its worker died after
-/// writing it) is not run again.
-async fn chat_turn(engine: &Engine, job: &Claimed) -> Result<Outcome, String> {
-    let p = &job.payload;
-    let message_id = p
-        .get("message_id")
-        .and_then(Value::as_i64)
-        .ok_or("payload without message_id")?;
-    let session_id = p
-        .get("session_id")
-        .and_then(Value::as_i64)
-        .ok_or("payload without session_id")?;
-    let version = p
-        .get("version")
-        .and_then(Value::as_i64)
-        .and_then(|v| i32::try_from(v).ok());
-    let db = &engine.domain.db;
-    if let Some((id, text)) = conv::finished_turn(&db.read, message_id)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(Outcome::Done(json!({"response": text, "message_id": id})));
-    }
-    let Some(session) = conv::session_by_id(&db.read, session_id)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(Outcome::Failed {
-            user_facing: false,
-            message: "the session no longer exists".into(),
-        });
-    };
-    if let Some(ctx) = p.get("context").filter(|c| !c.is_null()) {
-        conv::set_state_key(&db.write, session.id, "remote_context", ctx.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let text = p
-        .get("text")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let public = chatbots::public_id_of(&db.read, session.chatbot_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chatbot = match chatbots::resolve(
-        &db.read,
-        session.team_id,
-        public,
-        Some(version.unwrap_or(0)),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(Outcome::Failed {
-                user_facing: true,
-                message: e.to_string(),
-            });
-        }
-    };
-    let session = conv::session_by_id(&db.read, session_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the session vanished")?;
-    let hub = engine.streams.open(job.task_id);
-    let (tx, mut rx) = mpsc::channel::<String>(64);
-    let forward = {
-        let hub = hub.clone();
-        async move {
-            while let Some(d) = rx.recv().await {
-                let _ = hub.send(StreamMsg::Delta(d));
-            }
-        }
-    };
-    let (result, ()) = tokio::join!(
-        engine.run_turn(&session, &chatbot, message_id, text, Some(tx)),
-        forward
-    );
-    engine.streams.close(job.task_id);
-    match result {
-        Ok(reply) => Ok(Outcome::Done(
-            json!({"response": reply.text, "message_id": reply.message_id}),
-        )),
-        Err(TurnError::Domain(domain::Error::Internal(e))) => Err(e),
-        Err(e) => Ok(Outcome::Failed {
-            user_facing: false,
-            message: e.public_message(),
-        }),
     }
 }

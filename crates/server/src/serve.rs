@@ -73,7 +73,7 @@ impl Background {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {
-                        if let Err(e) = domain::chat::expire_uploads(&domain).await {
+                        if let Err(e) = domain::files::uploads::expire_uploads(&domain).await {
                             tracing::warn!(error = %e, "expiring uploads failed");
                         }
                     }

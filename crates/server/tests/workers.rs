@@ -52,7 +52,7 @@ both_backends!(
             for _ in 0..n {
                 domain::jobs::enqueue(
                     &txn,
-                    domain::jobs::NewJob::new("ping", serde_json::json!({})),
+                    domain::jobs::NewJob::<domain::jobs::Ping>::new(serde_json::json!({})),
                 )
                 .await
                 .unwrap();

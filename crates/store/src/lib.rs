@@ -2,6 +2,7 @@
 //! domain layer needs. Nothing here knows about HTTP.
 
 pub mod connect;
+pub mod constraints;
 pub mod entity;
 pub mod migration;
 

@@ -64,7 +64,7 @@ impl Default for Options {
 /// A team with its owner and two keys.
 #[derive(Debug, Clone)]
 pub struct TestTeam {
-    pub id: i64,
+    pub id: domain::TeamId,
     pub slug: String,
     pub owner_id: i64,
     pub key: String,
@@ -317,10 +317,10 @@ impl TestApp {
         &self,
         bot: Uuid,
         domains: &[&str],
-        level: domain::widget::AuthLevel,
-    ) -> (domain::widget::WidgetChannel, String) {
+        level: domain::channels::widget::AuthLevel,
+    ) -> (domain::channels::widget::WidgetChannel, String) {
         let d: Vec<String> = domains.iter().map(|s| (*s).to_string()).collect();
-        domain::widget::add(&self.domain.db.write, bot, &d, level, None)
+        domain::channels::widget::add(&self.domain.db.write, bot, &d, level, None)
             .await
             .unwrap()
     }

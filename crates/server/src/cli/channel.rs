@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use domain::widget::{self, AuthLevel};
+use domain::channels::widget::{self, AuthLevel};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -103,7 +103,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             let secret = channels::telegram::new_secret_token();
             let secrets =
                 domain::secrets::SecretBox::load(&cli.storage.data_dir).map_err(domain_err)?;
-            let ch = domain::telegram::add(
+            let ch = domain::channels::telegram::add(
                 &db.write,
                 &secrets,
                 *chatbot,

@@ -156,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for _ in 0..*count {
                 domain::jobs::enqueue(
                     &db.write,
-                    domain::jobs::NewJob::new("ping", serde_json::json!({})),
+                    domain::jobs::NewJob::<domain::jobs::Ping>::new(serde_json::json!({})),
                 )
                 .await
                 .map_err(domain_err)?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chatstudio_testkit::contract::assert_schema;
 use chatstudio_testkit::{Backend, Options, TestApp, TestTeam, both_backends};
-use domain::widget::AuthLevel;
+use domain::channels::widget::AuthLevel;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -342,22 +342,27 @@ both_backends!(admission_matrix, async |app: &TestApp| {
     let (s, _) = post(&[("X-Api-Key", &other_team.key)], &body).await;
     assert_eq!(s, 404, "another team's key cannot see the chatbot");
     // Disabled, rotated and removed channels.
-    domain::widget::set_enabled(&app.domain.db.write, ch.id, false, Some("Back soon".into()))
-        .await
-        .unwrap();
+    domain::channels::widget::set_enabled(
+        &app.domain.db.write,
+        ch.id,
+        false,
+        Some("Back soon".into()),
+    )
+    .await
+    .unwrap();
     let (s, v) = post(&[("X-Embed-Key", &key), ("Origin", ORIGIN)], &body).await;
     assert_eq!((s, v), (403, json!({"error": "Back soon"})));
-    domain::widget::set_enabled(&app.domain.db.write, ch.id, true, None)
+    domain::channels::widget::set_enabled(&app.domain.db.write, ch.id, true, None)
         .await
         .unwrap();
-    let new_key = domain::widget::rotate_key(&app.domain.db.write, ch.id)
+    let new_key = domain::channels::widget::rotate_key(&app.domain.db.write, ch.id)
         .await
         .unwrap();
     let (s, _) = post(&[("X-Embed-Key", &key), ("Origin", ORIGIN)], &body).await;
     assert_eq!(s, 401, "the old key stopped working");
     let (s, _) = post(&[("X-Embed-Key", &new_key), ("Origin", ORIGIN)], &body).await;
     assert_eq!(s, 201);
-    domain::widget::remove(&app.domain.db.write, ch.id)
+    domain::channels::widget::remove(&app.domain.db.write, ch.id)
         .await
         .unwrap();
     let (s, _) = post(&[("X-Embed-Key", &new_key), ("Origin", ORIGIN)], &body).await;

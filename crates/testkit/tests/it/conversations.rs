@@ -63,11 +63,11 @@ both_backends!(
         // Give the participant data, then talk again: the prompt renders it.
         let participant = app.scalar("SELECT id FROM participants").await;
         let family = app.scalar("SELECT id FROM chatbots").await;
-        domain::conversations::set_participant_data(
+        domain::participants::data::set(
             &app.domain.db.write,
             team.id,
-            participant,
-            family,
+            domain::ParticipantId(participant),
+            domain::ChatbotId(family),
             &json!({"name": "Ana", "tasks": ["walk"]}),
         )
         .await
@@ -119,9 +119,10 @@ both_backends!(
         // Usage per turn: 90 input, 10 cached, 20 output tokens of gpt-4o-mini (the
         // dated model name the provider reported matches the base price).
         let sid = app.scalar("SELECT id FROM sessions").await;
-        let (total, by_model) = domain::conversations::session_usage(&app.domain.db.read, sid)
-            .await
-            .unwrap();
+        let (total, by_model) =
+            domain::turns::session_usage(&app.domain.db.read, domain::SessionId(sid))
+                .await
+                .unwrap();
         // Per turn: 90 × 0.015e-5 + 10 × 0.0075e-5 + 20 × 0.06e-5 USD = 2625e-8.
         assert_eq!(domain::pricing::format_e8(total), "0.00005250");
         assert_eq!(
@@ -441,7 +442,7 @@ both_backends!(
             team.id,
             "bob",
             "bob@example.org",
-            "admin",
+            domain::teams::Role::Admin,
         )
         .await
         .unwrap();

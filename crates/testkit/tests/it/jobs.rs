@@ -32,7 +32,7 @@ both_backends!(
         .await
         .unwrap();
         for _ in 0..3 {
-            jobs::enqueue(&app.domain.db.write, NewJob::new("ping", json!({})))
+            jobs::enqueue(&app.domain.db.write, NewJob::<jobs::Ping>::new(json!({})))
                 .await
                 .unwrap();
         }
@@ -88,9 +88,7 @@ both_backends!(
                 &app.domain.db.write,
                 claimed.id,
                 "doomed-worker",
-                true,
-                json!({}),
-                None
+                jobs::Finished::Succeeded(json!({})),
             )
             .await
             .unwrap()
@@ -121,7 +119,11 @@ both_backends!(
         app.provider(&team, "local", "builtin", None, None).await;
         let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
         let (_, key) = app
-            .widget(bot, &["*.example.com"], domain::widget::AuthLevel::EmbedKey)
+            .widget(
+                bot,
+                &["*.example.com"],
+                domain::channels::widget::AuthLevel::EmbedKey,
+            )
             .await;
         let started: serde_json::Value = app
             .request(reqwest::Method::POST, "/api/chat/start/", None)
@@ -155,15 +157,14 @@ both_backends!(
             .await
             .unwrap()
             .unwrap();
-        let session =
-            domain::conversations::session_by_id(&app.domain.db.read, job.session_id.unwrap())
-                .await
-                .unwrap()
-                .unwrap();
+        let session = domain::sessions::get(&app.domain.db.read, job.session_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let chatbot = domain::chatbots::resolve(&app.domain.db.read, team.id, bot, Some(0))
             .await
             .unwrap();
-        let mid = job.payload["message_id"].as_i64().unwrap();
+        let mid = domain::MessageId(job.payload["message_id"].as_i64().unwrap());
         app.engine
             .run_turn(&session, &chatbot, mid, "once".into(), None)
             .await

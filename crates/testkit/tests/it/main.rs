@@ -5,6 +5,7 @@ mod auth;
 mod chat;
 mod contract;
 mod conversations;
+mod ending;
 mod experiments;
 mod files;
 mod fuzz;

@@ -51,9 +51,13 @@ both_backends!(
         let fam = app
             .scalar("SELECT id FROM chatbots WHERE name = 'Alpha'")
             .await;
-        let data = domain::conversations::participant_data(&app.domain.db.read, pid, fam)
-            .await
-            .unwrap();
+        let data = domain::participants::data::get(
+            &app.domain.db.read,
+            domain::ParticipantId(pid),
+            domain::ChatbotId(fam),
+        )
+        .await
+        .unwrap();
         assert_eq!(data, json!({"age": 3}));
         // The response lists all of the participant's chatbots, even those not in the request.
         let (_, v) = app

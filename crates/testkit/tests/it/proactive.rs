@@ -42,7 +42,7 @@ async fn echo_bot(app: &TestApp, team: &TestTeam) -> Uuid {
 }
 
 async fn telegram_channel(app: &TestApp, bot: Uuid) -> Uuid {
-    domain::telegram::add(
+    domain::channels::telegram::add(
         &app.domain.db.write,
         &app.domain.secrets,
         bot,

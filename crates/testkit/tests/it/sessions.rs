@@ -769,11 +769,11 @@ both_backends!(
             ))
             .await;
         for _ in 0..50 {
-            domain::conversations::insert_message(
+            domain::messages::insert(
                 &app.domain.db.write,
                 team.id,
-                sid,
-                "ai",
+                domain::SessionId(sid),
+                domain::messages::MessageRole::Ai,
                 "y",
                 json!({}),
             )

@@ -1,27 +1,28 @@
 //! Telegram channels: the bot token sealed at rest, the webhook secret stored
 //! as a hash, and inbound updates accepted once.
 
-use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::entity::{channel, chatbot};
 use uuid::Uuid;
 
-use crate::conversations::{self as conv, NewSession};
-use crate::jobs::{self, NewJob};
+use super::Platform;
+use crate::channels;
+use crate::ids::{ChannelId, ChatbotId, TeamId};
+use crate::jobs::{NewJob, TelegramInput, TelegramTurn, TelegramTurnPayload};
+use crate::participants::{self, data as pdata};
 use crate::secrets::SecretBox;
-use crate::{Error, Result};
+use crate::sessions::{self, EndedBy, NewSession};
+use crate::{Domain, Error, Result, turns};
 
-pub const PLATFORM: &str = "telegram";
+pub const PLATFORM: Platform = Platform::Telegram;
 
 #[derive(Debug, Clone)]
 pub struct TelegramChannel {
     pub row_id: i64,
     pub id: Uuid,
-    pub team_id: i64,
+    pub team_id: TeamId,
     pub chatbot_row_id: i64,
     pub enabled: bool,
     pub disabled_message: Option<String>,
@@ -46,7 +47,7 @@ impl TelegramChannel {
         secrets.open(
             self.sealed_token
                 .as_deref()
-                .ok_or_else(|| Error::Internal("telegram channel without a token".into()))?,
+                .ok_or_else(|| Error::internal("telegram channel without a token"))?,
         )
     }
 }
@@ -55,7 +56,7 @@ fn from_row(m: channel::Model) -> TelegramChannel {
     TelegramChannel {
         row_id: m.id,
         id: m.public_id,
-        team_id: m.team_id,
+        team_id: TeamId(m.team_id),
         chatbot_row_id: m.chatbot_id.unwrap_or_default(),
         enabled: m.enabled,
         disabled_message: m.disabled_message,
@@ -88,7 +89,7 @@ pub async fn add<C: ConnectionTrait>(
         public_id: Set(Uuid::new_v4()),
         team_id: Set(head.team_id),
         chatbot_id: Set(Some(head.id)),
-        platform: Set(PLATFORM.into()),
+        platform: Set(PLATFORM.as_str().into()),
         name: Set(name),
         config: Set(json!({"bot": bot})),
         secret: Set(Some(secrets.seal(token)?)),
@@ -122,26 +123,6 @@ pub async fn by_row_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<Tel
         .map(from_row))
 }
 
-/// Accepts an inbound event once: `false` when it was seen before.
-pub async fn first_time<C: ConnectionTrait>(
-    db: &C,
-    channel_row_id: i64,
-    event_id: &str,
-) -> Result<bool> {
-    let stmt = Query::insert()
-        .into_table("inbound_events")
-        .columns(["channel_id", "event_id", "created_at"])
-        .values_panic([channel_row_id.into(), event_id.into(), store::now().into()])
-        .on_conflict(
-            OnConflict::columns(["channel_id", "event_id"])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    Ok(db.execute(&stmt).await?.rows_affected() == 1)
-}
-
-pub const TURN_JOB: &str = "telegram.turn";
 pub const RESET_REPLY: &str = "Conversation reset";
 
 /// One inbound update, as the webhook parsed it.
@@ -165,60 +146,86 @@ fn unsupported_reply(kind: &str) -> String {
 }
 
 /// Accepts updates: each at most once (by `update_id`), its message persisted
-/// and its turn enqueued in one transaction per update.
-pub async fn accept(db: &crate::Db, ch: &TelegramChannel, updates: Vec<Update>) -> Result<usize> {
+/// and its turn enqueued in one transaction per update. `/reset` ends the open
+/// session (by the user) and starts a new one.
+pub async fn accept(domain: &Domain, ch: &TelegramChannel, updates: Vec<Update>) -> Result<usize> {
     let mut accepted = 0;
     if !ch.enabled {
         return Ok(0);
     }
+    let (team_id, bot, channel_id) = (
+        ch.team_id,
+        ChatbotId(ch.chatbot_row_id),
+        ChannelId(ch.row_id),
+    );
     for ev in updates {
-        let txn = db.write.begin().await?;
-        if !first_time(&txn, ch.row_id, &ev.update_id).await? {
+        let mut tx = domain.begin().await?;
+        if !channels::first_time(&*tx, channel_id, &ev.update_id).await? {
             continue;
         }
-        let p =
-            conv::participant_get_or_create(&txn, ch.team_id, PLATFORM, &ev.chat_id, None).await?;
-        conv::clear_blocked(&txn, p.id, ch.chatbot_row_id).await?;
-        let open = conv::latest_open_session(&txn, ch.team_id, p.id, ch.chatbot_row_id).await?;
+        let p = participants::get_or_create(&tx, team_id, Platform::Telegram, &ev.chat_id, None)
+            .await?;
+        pdata::clear_blocked(&tx, p.id, bot).await?;
+        let open = sessions::latest_open(&tx, team_id, p.id, bot, None).await?;
         let new_session = || NewSession {
-            team_id: ch.team_id,
+            team_id,
             participant_id: p.id,
-            chatbot_row_id: ch.chatbot_row_id,
-            channel_id: Some(ch.row_id),
-            platform: Some(PLATFORM.into()),
+            chatbot_id: bot,
+            channel_id: Some(channel_id),
+            platform: Some(Platform::Telegram),
             version_number: 0,
             state: json!({}),
         };
         let payload = match &ev.kind {
             UpdateKind::Command(c) if c == "reset" => {
                 if let Some(s) = &open {
-                    conv::end_session(&txn, s.id, "user").await?;
+                    sessions::end(&mut tx, team_id, s.id, EndedBy::User).await?;
                 }
-                let s = conv::create_session(&txn, new_session()).await?;
-                json!({"session_id": s.id, "reply": RESET_REPLY})
+                let s = sessions::create(&tx, new_session()).await?;
+                TelegramTurnPayload {
+                    session_id: s.id,
+                    input: TelegramInput::Reply {
+                        reply: RESET_REPLY.into(),
+                    },
+                }
             }
             UpdateKind::Unsupported(kind) => {
                 let s = match open {
                     Some(s) => s,
-                    None => conv::create_session(&txn, new_session()).await?,
+                    None => sessions::create(&tx, new_session()).await?,
                 };
-                json!({"session_id": s.id, "reply": unsupported_reply(kind)})
+                TelegramTurnPayload {
+                    session_id: s.id,
+                    input: TelegramInput::Reply {
+                        reply: unsupported_reply(kind),
+                    },
+                }
             }
             UpdateKind::Command(c) => {
                 let text = format!("/{c}");
-                let (s, mid) = conv::begin_turn(&txn, open, new_session(), &[], &text).await?;
-                json!({"session_id": s.id, "message_id": mid, "text": text})
+                let (s, mid) = turns::begin_in(&tx, open, new_session(), &[], &text).await?;
+                TelegramTurnPayload {
+                    session_id: s.id,
+                    input: TelegramInput::Message {
+                        message_id: mid,
+                        text,
+                    },
+                }
             }
             UpdateKind::Text(text) => {
-                let (s, mid) = conv::begin_turn(&txn, open, new_session(), &[], text).await?;
-                json!({"session_id": s.id, "message_id": mid, "text": text})
+                let (s, mid) = turns::begin_in(&tx, open, new_session(), &[], text).await?;
+                TelegramTurnPayload {
+                    session_id: s.id,
+                    input: TelegramInput::Message {
+                        message_id: mid,
+                        text: text.clone(),
+                    },
+                }
             }
         };
-        let mut job = NewJob::new(TURN_JOB, payload);
-        job.team_id = Some(ch.team_id);
-        job.max_attempts = 3;
-        jobs::enqueue(&txn, job).await?;
-        txn.commit().await?;
+        tx.enqueue(NewJob::<TelegramTurn>::new(payload).team(team_id))
+            .await?;
+        tx.commit().await?;
         accepted += 1;
     }
     Ok(accepted)

@@ -3,6 +3,8 @@
 //! the usual `AWS_*` variables for credentials, region and endpoint). Rows in
 //! `files` are team-scoped; the bytes are streamed, never loaded whole.
 
+pub mod uploads;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use store::entity::{file, session_file};
 
+use crate::ids::TeamId;
 use crate::{Error, Result};
 
 pub const NOT_FOUND: &str = "Not found.";
@@ -67,9 +70,9 @@ impl FileStore {
 
     fn local(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| Error::Internal(format!("file store: {e}")))?;
+            .map_err(|e| Error::internal(format!("file store: {e}")))?;
         Ok(Self {
             inner: Arc::new(fs),
             describe: dir.display().to_string(),
@@ -80,7 +83,7 @@ impl FileStore {
         self.inner
             .put(&StorePath::from(key), PutPayload::from(bytes))
             .await
-            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+            .map_err(|e| Error::internal(format!("storing a file: {e}")))?;
         Ok(())
     }
 
@@ -92,7 +95,7 @@ impl FileStore {
         match self.inner.get(&StorePath::from(key)).await {
             Ok(r) => Ok(Some(r.into_stream().map_err(std::io::Error::other).boxed())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Internal(format!("reading a file: {e}"))),
+            Err(e) => Err(Error::internal(format!("reading a file: {e}"))),
         }
     }
 }
@@ -109,7 +112,7 @@ impl StreamingPut {
         self.writer
             .wait_for_capacity(4)
             .await
-            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+            .map_err(|e| Error::internal(format!("storing a file: {e}")))?;
         self.writer.write(bytes);
         self.size += bytes.len();
         Ok(())
@@ -120,7 +123,7 @@ impl StreamingPut {
             .finish()
             .await
             .map(|_| ())
-            .map_err(|e| Error::Internal(format!("storing a file: {e}")))
+            .map_err(|e| Error::internal(format!("storing a file: {e}")))
     }
 
     pub async fn abort(self) {
@@ -130,13 +133,13 @@ impl StreamingPut {
 
 impl FileStore {
     /// Starts writing a new object under a fresh key for a team's file.
-    pub async fn begin(&self, team_id: i64, name: &str) -> Result<StreamingPut> {
+    pub async fn begin(&self, team_id: TeamId, name: &str) -> Result<StreamingPut> {
         let key = new_key(team_id, name);
         let upload = self
             .inner
             .put_multipart(&StorePath::from(key.as_str()))
             .await
-            .map_err(|e| Error::Internal(format!("storing a file: {e}")))?;
+            .map_err(|e| Error::internal(format!("storing a file: {e}")))?;
         Ok(StreamingPut {
             writer: object_store::WriteMultipart::new(upload),
             key,
@@ -149,7 +152,7 @@ impl FileStore {
     }
 }
 
-fn new_key(team_id: i64, name: &str) -> String {
+fn new_key(team_id: TeamId, name: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -166,7 +169,7 @@ fn new_key(team_id: i64, name: &str) -> String {
 /// Records a file whose bytes are already stored under `key`.
 pub async fn record<C: ConnectionTrait>(
     db: &C,
-    team_id: i64,
+    team_id: TeamId,
     name: &str,
     key: &str,
     content_type: &str,
@@ -174,7 +177,7 @@ pub async fn record<C: ConnectionTrait>(
     purpose: &str,
 ) -> Result<StoredFile> {
     let m = file::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         name: Set(name.to_string()),
         storage_key: Set(Some(key.to_string())),
         content_type: Set(content_type.to_string()),
@@ -206,7 +209,7 @@ pub struct StoredFile {
 pub async fn create<C: ConnectionTrait>(
     db: &C,
     files: &FileStore,
-    team_id: i64,
+    team_id: TeamId,
     name: &str,
     content_type: &str,
     purpose: &str,
@@ -226,7 +229,7 @@ pub async fn create<C: ConnectionTrait>(
     let size = i64::try_from(bytes.len()).ok();
     files.put(&key, bytes).await?;
     let m = file::ActiveModel {
-        team_id: Set(team_id),
+        team_id: Set(team_id.0),
         name: Set(name.to_string()),
         storage_key: Set(Some(key)),
         content_type: Set(content_type.to_string()),
@@ -288,7 +291,7 @@ pub async fn attach_to_session<C: ConnectionTrait>(
 pub async fn open_for_download<C: ConnectionTrait>(
     db: &C,
     files: &FileStore,
-    team_id: i64,
+    team_id: TeamId,
     id: i64,
 ) -> Result<(StoredFile, BoxStream<'static, std::io::Result<Bytes>>)> {
     let m = file::Entity::find_by_id(id)

@@ -21,9 +21,10 @@ use sha2::{Digest, Sha256};
 use store::entity::{channel, chatbot};
 use uuid::Uuid;
 
+use crate::ids::TeamId;
 use crate::{Error, Result};
 
-pub const PLATFORM: &str = "embedded_widget";
+pub const PLATFORM: super::Platform = super::Platform::EmbeddedWidget;
 pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -57,7 +58,7 @@ pub struct WidgetChannel {
     pub row_id: i64,
     pub id: Uuid,
     #[serde(skip)]
-    pub team_id: i64,
+    pub team_id: TeamId,
     #[serde(skip)]
     pub chatbot_row_id: i64,
     pub name: String,
@@ -92,7 +93,7 @@ fn from_row(m: channel::Model) -> WidgetChannel {
             .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
         row_id: m.id,
         id: m.public_id,
-        team_id: m.team_id,
+        team_id: TeamId(m.team_id),
         chatbot_row_id: m.chatbot_id.unwrap_or_default(),
         name: m.name,
         enabled: m.enabled,
@@ -203,7 +204,7 @@ pub async fn add<C: ConnectionTrait>(
         public_id: Set(Uuid::new_v4()),
         team_id: Set(bot.team_id),
         chatbot_id: Set(Some(bot.id)),
-        platform: Set(PLATFORM.into()),
+        platform: Set(PLATFORM.as_str().into()),
         name: Set(format!("{} widget", bot.name)),
         config: Set(cfg),
         secret: Set(None),
@@ -333,7 +334,7 @@ impl SessionTokens {
 
     fn mac(&self) -> Result<HmacSha256> {
         let mut m = HmacSha256::new_from_slice(&self.key)
-            .map_err(|e| Error::Internal(format!("token key: {e}")))?;
+            .map_err(|e| Error::internal(format!("token key: {e}")))?;
         m.update(b"chatstudio.session-token:");
         Ok(m)
     }

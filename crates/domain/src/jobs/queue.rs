@@ -17,55 +17,81 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
     Statement, Value as DbValue,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use store::constraints::JOB_IDEMPOTENCY_KEY;
 use store::entity::job;
 use uuid::Uuid;
 
-use crate::error::is_unique_violation;
+use super::JobKind;
+use crate::ids::{SessionId, TeamId};
+use crate::text_enum::{stored, text_enum};
 use crate::{Db, Error, Result};
 
-pub mod status {
-    pub const QUEUED: &str = "queued";
-    pub const RUNNING: &str = "running";
-    pub const SUCCEEDED: &str = "succeeded";
-    /// Finished with an error the handler reported as final.
-    pub const FAILED: &str = "failed";
-    /// Gave up after `max_attempts`.
-    pub const DEAD: &str = "dead";
-}
+text_enum!(
+    /// Where a job is in its life.
+    pub enum JobStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Finished with an error the handler reported as final.
+        Failed = "failed",
+        /// Gave up after `max_attempts`.
+        Dead = "dead",
+    }
+);
 
 /// The channel PostgreSQL workers listen on.
 pub const NOTIFY_CHANNEL: &str = "chatstudio_jobs";
 
+/// A job of kind `K` to enqueue.
 #[derive(Debug, Clone)]
-pub struct NewJob {
-    pub kind: String,
-    pub payload: Value,
-    pub team_id: Option<i64>,
-    pub session_id: Option<i64>,
+pub struct NewJob<K: JobKind> {
+    pub payload: K::Payload,
+    pub team_id: Option<TeamId>,
+    pub session_id: Option<SessionId>,
     pub idempotency_key: Option<String>,
     pub max_attempts: i32,
     pub run_at: Option<DateTime<Utc>>,
 }
 
-impl NewJob {
-    pub fn new(kind: &str, payload: Value) -> Self {
+impl<K: JobKind> NewJob<K> {
+    pub fn new(payload: K::Payload) -> Self {
         Self {
-            kind: kind.to_string(),
             payload,
             team_id: None,
             session_id: None,
             idempotency_key: None,
-            max_attempts: 5,
+            max_attempts: K::MAX_ATTEMPTS,
             run_at: None,
         }
+    }
+
+    pub fn team(mut self, team: TeamId) -> Self {
+        self.team_id = Some(team);
+        self
+    }
+
+    /// The session the job works on: the chat API only shows a task to its session.
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.session_id = Some(session);
+        self
+    }
+
+    /// Enqueuing again with the same key returns the first job's task id.
+    pub fn idempotency_key(mut self, key: String) -> Self {
+        self.idempotency_key = Some(key);
+        self
     }
 }
 
 /// Enqueues a job on `db` (normally the caller's transaction, so the job
 /// exists exactly when the caller's writes do). With an idempotency key that
-/// was used before, returns the existing job's task id instead.
-pub async fn enqueue<C: ConnectionTrait>(db: &C, j: NewJob) -> Result<Uuid> {
+/// was used before, returns the existing job's task id instead. Prefer
+/// `Tx::enqueue`, which also wakes workers once the transaction commits.
+pub async fn enqueue<K: JobKind, C: ConnectionTrait>(db: &C, j: NewJob<K>) -> Result<Uuid> {
+    let payload = serde_json::to_value(&j.payload)
+        .map_err(|e| Error::internal_from(format!("encoding a {} payload", K::KIND), e))?;
     if let Some(key) = &j.idempotency_key
         && let Some(existing) = job::Entity::find()
             .filter(job::Column::IdempotencyKey.eq(key.clone()))
@@ -78,9 +104,9 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, j: NewJob) -> Result<Uuid> {
     let task_id = Uuid::new_v4();
     let res = job::ActiveModel {
         task_id: Set(task_id),
-        kind: Set(j.kind),
-        payload: Set(j.payload),
-        status: Set(status::QUEUED.into()),
+        kind: Set(K::KIND.to_string()),
+        payload: Set(payload),
+        status: Set(JobStatus::Queued.as_str().into()),
         attempts: Set(0),
         max_attempts: Set(Ord::max(j.max_attempts, 1)),
         runs: Set(0),
@@ -90,8 +116,8 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, j: NewJob) -> Result<Uuid> {
         last_error: Set(None),
         result: Set(None),
         idempotency_key: Set(j.idempotency_key.clone()),
-        session_id: Set(j.session_id),
-        team_id: Set(j.team_id),
+        session_id: Set(j.session_id.map(i64::from)),
+        team_id: Set(j.team_id.map(i64::from)),
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
@@ -101,13 +127,13 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, j: NewJob) -> Result<Uuid> {
     .await;
     match res {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) && j.idempotency_key.is_some() => {
+        Err(e) if JOB_IDEMPOTENCY_KEY.violated_by(&e) => {
             return job::Entity::find()
                 .filter(job::Column::IdempotencyKey.eq(j.idempotency_key))
                 .one(db)
                 .await?
                 .map(|m| m.task_id)
-                .ok_or_else(|| Error::Internal("job vanished after a conflict".into()));
+                .ok_or_else(|| Error::internal("job vanished after a conflict"));
         }
         Err(e) => return Err(e.into()),
     }
@@ -127,7 +153,20 @@ pub struct Claimed {
     pub payload: Value,
     pub attempts: i32,
     pub max_attempts: i32,
-    pub session_id: Option<i64>,
+    pub session_id: Option<SessionId>,
+}
+
+impl Claimed {
+    /// The payload as kind `K` wrote it.
+    pub fn payload<K: JobKind>(&self) -> Result<K::Payload> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| Error::internal_from(format!("decoding a {} payload", K::KIND), e))
+    }
+
+    /// Whether a failure now is the last one the job gets.
+    pub fn last_attempt(&self) -> bool {
+        self.attempts >= self.max_attempts
+    }
 }
 
 const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, locked_by = ?, updated_at = ? \
@@ -170,7 +209,8 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> Result<Option<Clai
         DbBackend::Sqlite => {
             // SQLite hands JSON back as text through a raw statement.
             let text: String = row.try_get("", "payload")?;
-            serde_json::from_str(&text).unwrap_or(Value::Null)
+            serde_json::from_str(&text)
+                .map_err(|e| Error::internal_from("a stored job payload is not JSON", e))?
         }
         _ => row.try_get("", "payload")?,
     };
@@ -181,7 +221,7 @@ pub async fn claim(db: &Db, worker: &str, lease: Duration) -> Result<Option<Clai
         payload,
         attempts: row.try_get("", "attempts")?,
         max_attempts: row.try_get("", "max_attempts")?,
-        session_id: row.try_get("", "session_id")?,
+        session_id: row.try_get::<Option<i64>>("", "session_id")?.map(SessionId),
     }))
 }
 
@@ -190,11 +230,27 @@ pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease: Duration) -> Resul
     let res = job::Entity::update_many()
         .col_expr(job::Column::LeaseUntil, Expr::value(lease_end(lease)))
         .filter(job::Column::Id.eq(id))
-        .filter(job::Column::Status.eq(status::RUNNING))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LockedBy.eq(worker))
         .exec(&db.write)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// Why a job ended without its output: what the client may be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFailure {
+    pub error: String,
+    /// Whether `error` is meant for the end user (else a generic apology is shown).
+    #[serde(default)]
+    pub user_facing_error: bool,
+}
+
+/// How a handler ended, as stored: its output, or a final failure.
+#[derive(Debug, Clone)]
+pub enum Finished {
+    Succeeded(Value),
+    Failed(JobFailure),
 }
 
 /// Marks the job finished (`succeeded` or a final `failed`) if `worker` still holds it.
@@ -202,25 +258,22 @@ pub async fn finish<C: ConnectionTrait>(
     db: &C,
     id: i64,
     worker: &str,
-    ok: bool,
-    result: Value,
-    error: Option<&str>,
+    outcome: Finished,
 ) -> Result<bool> {
     let now = store::now();
+    let (status, result, error) = match outcome {
+        Finished::Succeeded(v) => (JobStatus::Succeeded, v, None),
+        Finished::Failed(f) => {
+            let message = f.error.clone();
+            let v = serde_json::to_value(f)
+                .map_err(|e| Error::internal_from("encoding a job failure", e))?;
+            (JobStatus::Failed, v, Some(message))
+        }
+    };
     let res = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(if ok {
-                status::SUCCEEDED
-            } else {
-                status::FAILED
-            }),
-        )
+        .col_expr(job::Column::Status, Expr::value(status))
         .col_expr(job::Column::Result, Expr::value(result))
-        .col_expr(
-            job::Column::LastError,
-            Expr::value(error.map(str::to_string)),
-        )
+        .col_expr(job::Column::LastError, Expr::value(error))
         .col_expr(job::Column::Runs, Expr::col(job::Column::Runs).add(1))
         .col_expr(job::Column::FinishedAt, Expr::value(now))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
@@ -229,7 +282,7 @@ pub async fn finish<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(job::Column::Id.eq(id))
-        .filter(job::Column::Status.eq(status::RUNNING))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LockedBy.eq(worker))
         .exec(db)
         .await?;
@@ -253,7 +306,11 @@ pub async fn retry_later(db: &Db, c: &Claimed, worker: &str, error: &str) -> Res
     job::Entity::update_many()
         .col_expr(
             job::Column::Status,
-            Expr::value(if dead { status::DEAD } else { status::QUEUED }),
+            Expr::value(if dead {
+                JobStatus::Dead
+            } else {
+                JobStatus::Queued
+            }),
         )
         .col_expr(job::Column::RunAt, Expr::value(run_at))
         .col_expr(job::Column::LastError, Expr::value(error.to_string()))
@@ -278,9 +335,43 @@ pub async fn retry_later(db: &Db, c: &Claimed, worker: &str, error: &str) -> Res
     Ok(())
 }
 
-pub async fn by_task_id<C: ConnectionTrait>(db: &C, task_id: Uuid) -> Result<Option<job::Model>> {
-    Ok(job::Entity::find()
+/// What a client polling a task learns of it.
+#[derive(Debug, Clone)]
+pub enum TaskState<T> {
+    /// Queued or running.
+    Pending,
+    Succeeded(T),
+    Failed(JobFailure),
+    /// Buried after its attempts ran out (the cause is internal).
+    Dead,
+}
+
+/// A task of kind `K`: its session and state, or `None` when no task of that
+/// kind has this id.
+pub async fn task<K: JobKind, C: ConnectionTrait>(
+    db: &C,
+    task_id: Uuid,
+) -> Result<Option<(Option<SessionId>, TaskState<K::Output>)>> {
+    let Some(row) = job::Entity::find()
         .filter(job::Column::TaskId.eq(task_id))
+        .filter(job::Column::Kind.eq(K::KIND))
         .one(db)
-        .await?)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let result = row.result.unwrap_or(Value::Null);
+    let state = match stored::<JobStatus>(&row.status)? {
+        JobStatus::Queued | JobStatus::Running => TaskState::Pending,
+        JobStatus::Succeeded => TaskState::Succeeded(
+            serde_json::from_value(result)
+                .map_err(|e| Error::internal_from(format!("decoding a {} output", K::KIND), e))?,
+        ),
+        JobStatus::Failed => TaskState::Failed(
+            serde_json::from_value(result)
+                .map_err(|e| Error::internal_from("decoding a job failure", e))?,
+        ),
+        JobStatus::Dead => TaskState::Dead,
+    };
+    Ok(Some((row.session_id.map(SessionId), state)))
 }

@@ -1,0 +1,176 @@
+//! Every kind of job, with its payload and output. A stored payload keeps the
+//! field names the first release wrote, so queued jobs survive an upgrade.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::JobKind;
+use crate::ids::{MessageId, ScheduleId, SessionId};
+
+/// Does nothing: checks that workers run (and serves the queue's tests).
+pub struct Ping;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    pub pong: bool,
+}
+
+impl JobKind for Ping {
+    const KIND: &'static str = "ping";
+    type Payload = Value;
+    type Output = Pong;
+}
+
+/// The turn of a chat-widget message the API persisted (`/api/chat/…/message/`).
+pub struct ChatTurn;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatTurnPayload {
+    pub session_id: SessionId,
+    pub message_id: MessageId,
+    pub text: String,
+    /// A version chosen by a team member; `None` runs the session's own.
+    #[serde(default)]
+    pub version: Option<i32>,
+    /// Stored in the session state as `remote_context` before the turn runs.
+    #[serde(default)]
+    pub context: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatTurnOutput {
+    pub response: String,
+    pub message_id: Option<MessageId>,
+}
+
+impl JobKind for ChatTurn {
+    const KIND: &'static str = "chat.turn";
+    const MAX_ATTEMPTS: i32 = 3;
+    type Payload = ChatTurnPayload;
+    type Output = ChatTurnOutput;
+}
+
+/// `trigger_bot`: the bot writes (or takes verbatim) a message and delivers it.
+pub struct BotSend;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BotSendPayload {
+    pub session_id: SessionId,
+    #[serde(default)]
+    pub prompt_text: Option<String>,
+    #[serde(default)]
+    pub message_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub delivered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    /// Why nothing was sent, when the job had nothing left to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl JobKind for BotSend {
+    const KIND: &'static str = "bot.send";
+    const MAX_ATTEMPTS: i32 = 3;
+    type Payload = BotSendPayload;
+    type Output = Delivered;
+}
+
+/// An inbound Telegram update, persisted by the webhook.
+pub struct TelegramTurn;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelegramTurnPayload {
+    pub session_id: SessionId,
+    #[serde(flatten)]
+    pub input: TelegramInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TelegramInput {
+    /// A message for the pipeline.
+    Message { message_id: MessageId, text: String },
+    /// A fixed answer (a reset, an unsupported message kind).
+    Reply { reply: String },
+}
+
+impl JobKind for TelegramTurn {
+    const KIND: &'static str = "telegram.turn";
+    const MAX_ATTEMPTS: i32 = 3;
+    type Payload = TelegramTurnPayload;
+    type Output = Delivered;
+}
+
+/// One firing of a schedule, enqueued by the scheduler's tick.
+pub struct ScheduleFire;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleFirePayload {
+    pub schedule_id: ScheduleId,
+    /// 1 for the first firing: with the schedule id, the firing's identity.
+    pub firing: i64,
+    /// The due time the tick saw; the next occurrence follows it.
+    pub due_at: DateTime<Utc>,
+}
+
+impl JobKind for ScheduleFire {
+    const KIND: &'static str = "schedule.fire";
+    const MAX_ATTEMPTS: i32 = 3;
+    type Payload = ScheduleFirePayload;
+    type Output = Delivered;
+}
+
+/// Every kind, for registries that must cover them all.
+pub const ALL_KINDS: &[&str] = &[
+    Ping::KIND,
+    ChatTurn::KIND,
+    BotSend::KIND,
+    TelegramTurn::KIND,
+    ScheduleFire::KIND,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_read_what_the_first_release_wrote() {
+        let p: ChatTurnPayload = serde_json::from_value(
+            json!({"session_id": 3, "message_id": 9, "text": "hi", "version": null, "context": null}),
+        )
+        .unwrap();
+        assert_eq!(p.session_id, SessionId(3));
+        let t: TelegramTurnPayload =
+            serde_json::from_value(json!({"session_id": 1, "message_id": 2, "text": "/start"}))
+                .unwrap();
+        assert_eq!(
+            t.input,
+            TelegramInput::Message {
+                message_id: MessageId(2),
+                text: "/start".into()
+            }
+        );
+        let r: TelegramTurnPayload =
+            serde_json::from_value(json!({"session_id": 1, "reply": "Conversation reset"}))
+                .unwrap();
+        assert!(matches!(r.input, TelegramInput::Reply { .. }));
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"session_id": 1, "reply": "Conversation reset"})
+        );
+    }
+
+    #[test]
+    fn kinds_are_unique() {
+        let mut k = ALL_KINDS.to_vec();
+        k.sort_unstable();
+        k.dedup();
+        assert_eq!(k.len(), ALL_KINDS.len());
+    }
+}

@@ -1,0 +1,197 @@
+//! Stored chat messages: their roles, writing one, the history window a
+//! turn reads, and the marks proactive messages leave so a retried job
+//! finds what it already wrote.
+
+pub mod accept;
+pub mod transcript;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use store::entity::message;
+
+pub use accept::{Incoming, accept};
+pub use transcript::TranscriptMessage;
+
+use crate::Result;
+use crate::conn::{Reads, Writes};
+use crate::ids::{MessageId, ScheduleId, SessionId, TeamId};
+use crate::text_enum::{stored, text_enum};
+
+text_enum!(
+    /// Who wrote a message, as stored (the original's names).
+    pub enum MessageRole {
+        Human = "human",
+        Ai = "ai",
+        System = "system",
+    }
+);
+
+impl MessageRole {
+    /// The role as the API and OpenAI-style clients name it.
+    pub const fn api_name(self) -> &'static str {
+        match self {
+            MessageRole::Human => "user",
+            MessageRole::Ai => "assistant",
+            MessageRole::System => "system",
+        }
+    }
+
+    /// The role an API name (`user`, `assistant`, `system`) stands for.
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(MessageRole::Human),
+            "assistant" => Some(MessageRole::Ai),
+            "system" => Some(MessageRole::System),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub role: MessageRole,
+    pub content: String,
+    pub summary: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn insert(
+    db: &impl Writes,
+    team_id: TeamId,
+    session_id: SessionId,
+    role: MessageRole,
+    content: &str,
+    metadata: Value,
+) -> Result<MessageId> {
+    let m = message::ActiveModel {
+        team_id: Set(team_id.0),
+        session_id: Set(session_id.0),
+        role: Set(role.as_str().to_string()),
+        content: Set(content.to_string()),
+        summary: Set(None),
+        metadata: Set(metadata),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db.writer())
+    .await?;
+    Ok(MessageId(m.id))
+}
+
+/// The history before message `before` (all of it with `None`): from the
+/// latest summary checkpoint (inclusive) onwards, at most `limit` of the
+/// newest, oldest first. Two queries whatever the session length.
+pub async fn history(
+    db: &impl Reads,
+    session_id: SessionId,
+    before: Option<MessageId>,
+    limit: u64,
+) -> Result<Vec<StoredMessage>> {
+    let db = db.reader();
+    let before_id = before.map_or(i64::MAX, i64::from);
+    let checkpoint = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Id.lt(before_id))
+        .filter(message::Column::Summary.is_not_null())
+        .order_by_desc(message::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    let mut q = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Id.lt(before_id));
+    if let Some(c) = checkpoint {
+        q = q.filter(message::Column::Id.gte(c));
+    }
+    // Newest first with a cap, so a long conversation costs the same as a short one.
+    let mut rows = q
+        .order_by_desc(message::Column::CreatedAt)
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    rows.reverse();
+    rows.into_iter()
+        .map(|m| {
+            Ok(StoredMessage {
+                id: MessageId(m.id),
+                role: stored(&m.role)?,
+                content: m.content,
+                summary: m.summary,
+                created_at: m.created_at,
+            })
+        })
+        .collect()
+}
+
+/// Marks on a bot message that say which job wrote it, so a retry of that
+/// job re-delivers the message instead of writing another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// One firing of a schedule.
+    Schedule {
+        schedule_id: ScheduleId,
+        firing: i64,
+    },
+    /// A `trigger_bot` job.
+    Task(uuid::Uuid),
+}
+
+impl Origin {
+    /// Adds the marks to a message's metadata (written with the message, so a
+    /// stored message is never unmarked).
+    pub fn mark(self, metadata: &mut Value) {
+        let marks = match self {
+            Origin::Schedule {
+                schedule_id,
+                firing,
+            } => json!({"schedule_id": schedule_id, "firing": firing}),
+            Origin::Task(t) => json!({"task_id": t}),
+        };
+        if !metadata.is_object() {
+            *metadata = json!({});
+        }
+        if let (Some(m), Value::Object(add)) = (metadata.as_object_mut(), marks) {
+            m.extend(add);
+        }
+    }
+
+    fn marks(self, metadata: &Value) -> bool {
+        match self {
+            Origin::Schedule {
+                schedule_id,
+                firing,
+            } => {
+                metadata.get("schedule_id").and_then(Value::as_i64) == Some(schedule_id.0)
+                    && metadata.get("firing").and_then(Value::as_i64) == Some(firing)
+            }
+            Origin::Task(t) => {
+                metadata.get("task_id").and_then(Value::as_str) == Some(t.to_string().as_str())
+            }
+        }
+    }
+}
+
+/// The text of the bot message `origin` already wrote in the session, if any.
+pub async fn written_by(
+    db: &impl Reads,
+    session_id: SessionId,
+    origin: Origin,
+) -> Result<Option<String>> {
+    let rows = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Role.eq(MessageRole::Ai))
+        .order_by_desc(message::Column::Id)
+        .limit(20)
+        .all(db.reader())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .find(|m| origin.marks(&m.metadata))
+        .map(|m| m.content))
+}

@@ -1,0 +1,175 @@
+//! A participant's data for a chatbot family (the document prompts and tools
+//! read and write), and the system metadata kept beside it (consent, blocked).
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use store::entity::participant_data;
+
+use crate::Result;
+use crate::conn::{Reads, Writes};
+use crate::ids::{ChatbotId, ParticipantId, TeamId};
+use crate::values::object;
+
+/// A participant's data for a chatbot family (`{}` when none).
+pub async fn get(
+    db: &impl Reads,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+) -> Result<Value> {
+    let row = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db.reader())
+        .await?;
+    Ok(row
+        .and_then(|r| serde_json::from_str(&r.data).ok())
+        .unwrap_or_else(|| json!({})))
+}
+
+/// Replaces a participant's data for a chatbot family.
+pub async fn set(
+    db: &impl Writes,
+    team_id: TeamId,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+    data: &Value,
+) -> Result<()> {
+    let db = db.writer();
+    let now = store::now();
+    let existing = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    match existing {
+        Some(row) => {
+            let mut am: participant_data::ActiveModel = row.into();
+            am.data = Set(data.to_string());
+            am.updated_at = Set(now);
+            am.update(db).await?;
+        }
+        None => {
+            participant_data::ActiveModel {
+                team_id: Set(team_id.0),
+                participant_id: Set(participant_id.0),
+                chatbot_id: Set(family_id.0),
+                data: Set(data.to_string()),
+                system_metadata: Set(json!({})),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records that the participant blocked the bot on their platform: later
+/// deliveries are not attempted until they write again.
+pub async fn mark_blocked(
+    db: &impl Writes,
+    team_id: TeamId,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+    why: &str,
+) -> Result<()> {
+    let db = db.writer();
+    let row = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    let now = store::now();
+    match row {
+        Some(row) => {
+            let mut meta = object(row.system_metadata.clone());
+            meta.insert("consent".into(), json!(false));
+            meta.insert("blocked".into(), json!(true));
+            meta.insert("blocked_reason".into(), json!(why));
+            let mut am: participant_data::ActiveModel = row.into();
+            am.system_metadata = Set(Value::Object(meta));
+            am.updated_at = Set(now);
+            am.update(db).await?;
+        }
+        None => {
+            participant_data::ActiveModel {
+                team_id: Set(team_id.0),
+                participant_id: Set(participant_id.0),
+                chatbot_id: Set(family_id.0),
+                data: Set("{}".into()),
+                system_metadata: Set(
+                    json!({"consent": false, "blocked": true, "blocked_reason": why}),
+                ),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the participant blocked the bot (recorded at a failed delivery).
+pub async fn is_blocked(
+    db: &impl Reads,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+) -> Result<bool> {
+    let db = db.reader();
+    Ok(participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?
+        .is_some_and(|r| r.system_metadata.get("blocked").and_then(Value::as_bool) == Some(true)))
+}
+
+/// A participant who writes again has unblocked the bot.
+pub async fn clear_blocked(
+    db: &impl Writes,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+) -> Result<()> {
+    let db = db.writer();
+    if !is_blocked(db, participant_id, family_id).await? {
+        return Ok(());
+    }
+    let rows = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .all(db)
+        .await?;
+    for row in rows {
+        let mut meta = object(row.system_metadata.clone());
+        meta.remove("blocked");
+        meta.remove("blocked_reason");
+        meta.insert("consent".into(), json!(true));
+        let mut am: participant_data::ActiveModel = row.into();
+        am.system_metadata = Set(Value::Object(meta));
+        am.update(db).await?;
+    }
+    Ok(())
+}
+
+/// Creates the participant's (empty) data row for a chatbot family if there is none.
+pub async fn ensure(
+    db: &impl Writes,
+    team_id: TeamId,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+) -> Result<()> {
+    let db = db.writer();
+    let existing = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db)
+        .await?;
+    if existing.is_none() {
+        set(db, team_id, participant_id, family_id, &json!({})).await?;
+    }
+    Ok(())
+}

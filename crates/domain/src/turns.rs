@@ -1,0 +1,283 @@
+//! A conversation turn's writes: the transaction that opens it (session and
+//! human message), and the one that records its outcome (reply, summary
+//! checkpoint, usage priced per model, the trace, the session's activity).
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use store::entity::{message, session, trace, usage_record};
+
+use crate::conn::Reads;
+use crate::ids::{ChatbotId, MessageId, ParticipantId, SessionId, TeamId};
+use crate::messages::{self, MessageRole};
+use crate::pricing::{self, ServiceKind};
+use crate::sessions::{self, NewSession, Session, SessionStatus};
+use crate::text_enum::text_enum;
+use crate::{Domain, Result};
+
+text_enum!(
+    /// How a turn ended, as its trace records it.
+    pub enum TraceStatus {
+        Success = "success",
+        Error = "error",
+    }
+);
+
+/// The writes that open a turn, in one transaction: the session when it is
+/// new, messages seeded before it (OpenAI endpoint history), and the human
+/// message, which is thereby persisted before any reply is attempted.
+pub async fn begin(
+    domain: &Domain,
+    existing: Option<Session>,
+    new: NewSession,
+    seeded: &[(MessageRole, String)],
+    human: &str,
+) -> Result<(Session, MessageId)> {
+    let tx = domain.begin().await?;
+    let (session, mid) = begin_in(&tx, existing, new, seeded, human).await?;
+    tx.commit().await?;
+    Ok((session, mid))
+}
+
+/// `begin` inside the caller's transaction.
+pub async fn begin_in(
+    tx: &crate::Tx<'_>,
+    existing: Option<Session>,
+    new: NewSession,
+    seeded: &[(MessageRole, String)],
+    human: &str,
+) -> Result<(Session, MessageId)> {
+    let session = match existing {
+        Some(s) => s,
+        None => sessions::create(tx, new).await?,
+    };
+    for (role, content) in seeded {
+        messages::insert(tx, session.team_id, session.id, *role, content, json!({})).await?;
+    }
+    let mid = messages::insert(
+        tx,
+        session.team_id,
+        session.id,
+        MessageRole::Human,
+        human,
+        json!({}),
+    )
+    .await?;
+    Ok((session, mid))
+}
+
+/// A finished turn for this input message, if there is one: (reply message id, reply text).
+pub async fn finished(
+    db: &impl Reads,
+    input_message_id: MessageId,
+) -> Result<Option<(MessageId, String)>> {
+    let db = db.reader();
+    let Some(t) = trace::Entity::find()
+        .filter(trace::Column::InputMessageId.eq(input_message_id))
+        .filter(trace::Column::Status.eq(TraceStatus::Success))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(out) = t.output_message_id else {
+        return Ok(None);
+    };
+    Ok(message::Entity::find_by_id(out)
+        .one(db)
+        .await?
+        .map(|m| (MessageId(m.id), m.content)))
+}
+
+/// Tokens used by one call, as the provider reported them.
+#[derive(Debug, Clone)]
+pub struct UsageItem {
+    pub provider_kind: String,
+    pub model: String,
+    pub kind: ServiceKind,
+    pub quantity: i64,
+}
+
+/// Everything a finished (or failed) turn writes.
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    pub team_id: TeamId,
+    pub session_id: SessionId,
+    pub participant_id: ParticipantId,
+    pub chatbot_id: ChatbotId,
+    pub version_number: i32,
+    pub input_message_id: Option<MessageId>,
+    /// The reply, or `None` when the turn failed.
+    pub reply: Option<String>,
+    pub reply_metadata: Value,
+    pub error: Option<String>,
+    pub usage: Vec<UsageItem>,
+    pub duration_ms: i64,
+    pub llm_calls: i32,
+    /// A history checkpoint: (message id, summary of everything before it).
+    pub checkpoint: Option<(MessageId, String)>,
+    /// The system tag naming the version that replied (`v3`, `v4-unreleased`).
+    pub version_tag: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub reply_message_id: Option<MessageId>,
+    pub trace_id: i64,
+}
+
+/// Writes a turn's outcome in one transaction: the reply message, the summary
+/// checkpoint, one usage record per (model, kind), the trace, and the session's
+/// activity and status.
+pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
+    let now = store::now();
+    let tx = domain.begin().await?;
+    let txn: &sea_orm::DatabaseTransaction = &tx;
+    let reply_message_id = match &t.reply {
+        Some(text) => Some(
+            messages::insert(
+                &tx,
+                t.team_id,
+                t.session_id,
+                MessageRole::Ai,
+                text,
+                t.reply_metadata.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if let (Some(mid), Some(tag)) = (reply_message_id, &t.version_tag) {
+        crate::tags::tag_message(txn, t.team_id, mid.0, tag, crate::tags::VERSION_CATEGORY).await?;
+    }
+    if let Some((mid, summary)) = &t.checkpoint {
+        message::Entity::update_many()
+            .col_expr(message::Column::Summary, Expr::value(summary.clone()))
+            .filter(message::Column::Id.eq(*mid))
+            .filter(message::Column::SessionId.eq(t.session_id))
+            .exec(txn)
+            .await?;
+    }
+    let tr = trace::ActiveModel {
+        team_id: Set(t.team_id.0),
+        session_id: Set(Some(t.session_id.0)),
+        chatbot_id: Set(Some(t.chatbot_id.0)),
+        participant_id: Set(Some(t.participant_id.0)),
+        version_number: Set(t.version_number),
+        status: Set(if t.error.is_some() {
+            TraceStatus::Error
+        } else {
+            TraceStatus::Success
+        }
+        .as_str()
+        .into()),
+        duration_ms: Set(t.duration_ms),
+        input_message_id: Set(t.input_message_id.map(i64::from)),
+        output_message_id: Set(reply_message_id.map(i64::from)),
+        error: Set(t.error.clone()),
+        llm_calls: Set(t.llm_calls),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    // One record per (provider, model, kind), as the original's tracer writes them.
+    let mut merged: Vec<UsageItem> = Vec::new();
+    for u in t.usage.iter().filter(|u| u.quantity > 0) {
+        match merged
+            .iter_mut()
+            .find(|m| m.provider_kind == u.provider_kind && m.model == u.model && m.kind == u.kind)
+        {
+            Some(m) => m.quantity += u.quantity,
+            None => merged.push(u.clone()),
+        }
+    }
+    let mut rows = Vec::new();
+    // One price lookup per model, whatever the number of kinds it used.
+    let mut priced: Vec<(String, String, pricing::Prices)> = Vec::new();
+    for u in merged {
+        let known = priced
+            .iter()
+            .find(|(p, m, _)| *p == u.provider_kind && *m == u.model)
+            .map(|(_, _, x)| *x);
+        let prices = match known {
+            Some(x) => x,
+            None => {
+                let x = pricing::prices(txn, t.team_id, &u.provider_kind, &u.model, now).await?;
+                priced.push((u.provider_kind.clone(), u.model.clone(), x));
+                x
+            }
+        };
+        let unit = prices.get(u.kind);
+        rows.push(usage_record::ActiveModel {
+            team_id: Set(t.team_id.0),
+            trace_id: Set(Some(tr.id)),
+            session_id: Set(Some(t.session_id.0)),
+            chatbot_id: Set(Some(t.chatbot_id.0)),
+            participant_id: Set(Some(t.participant_id.0)),
+            source: Set("chat".into()),
+            service_kind: Set(u.kind.as_str().into()),
+            provider_kind: Set(u.provider_kind),
+            model_name: Set(u.model),
+            quantity: Set(u.quantity),
+            unit_price_e8: Set(unit),
+            cost_e8: Set(unit.map_or(0, |p| pricing::cost_e8(u.quantity, p))),
+            currency: Set("USD".into()),
+            confidence: Set("exact".into()),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    }
+    if !rows.is_empty() {
+        usage_record::Entity::insert_many(rows).exec(txn).await?;
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::LastActivityAt, Expr::value(now))
+        .col_expr(session::Column::UpdatedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(t.session_id))
+        .exec(txn)
+        .await?;
+    if t.error.is_none() {
+        session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value(SessionStatus::Active))
+            .filter(session::Column::Id.eq(t.session_id))
+            .filter(session::Column::Status.eq(SessionStatus::Setup))
+            .exec(txn)
+            .await?;
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::FirstActivityAt, Expr::value(now))
+        .filter(session::Column::Id.eq(t.session_id))
+        .filter(session::Column::FirstActivityAt.is_null())
+        .exec(txn)
+        .await?;
+    tx.commit().await?;
+    Ok(Recorded {
+        reply_message_id,
+        trace_id: tr.id,
+    })
+}
+
+/// Usage of a session, per model: (model, cost e8, tokens), plus the total.
+pub async fn session_usage<C: ConnectionTrait>(
+    db: &C,
+    session_id: SessionId,
+) -> Result<(i64, Vec<(String, i64, i64)>)> {
+    let rows: Vec<(String, i64, i64)> = usage_record::Entity::find()
+        .select_only()
+        .column(usage_record::Column::ModelName)
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for one decode path.
+        .column_as(Expr::cust("CAST(SUM(cost_e8) AS BIGINT)"), "cost")
+        .column_as(Expr::cust("CAST(SUM(quantity) AS BIGINT)"), "tokens")
+        .filter(usage_record::Column::SessionId.eq(session_id))
+        .group_by(usage_record::Column::ModelName)
+        .order_by_asc(usage_record::Column::ModelName)
+        .into_tuple::<(String, i64, i64)>()
+        .all(db)
+        .await?;
+    let total = rows.iter().map(|r| r.1).sum();
+    Ok((total, rows))
+}

@@ -1,0 +1,54 @@
+//! `bot.send` (`trigger_bot`): write the message (or take it verbatim), store
+//! it, deliver it. The stored message is marked with the task, so a retry
+//! after a failed delivery re-delivers it instead of writing another.
+
+use async_trait::async_trait;
+use domain::jobs::{BotSend, BotSendPayload, Delivered};
+use domain::messages::{self, Origin};
+use domain::sessions;
+
+use super::{Attempt, Handler, JobError};
+use crate::Engine;
+
+#[async_trait]
+impl Handler for BotSend {
+    async fn run(
+        engine: &Engine,
+        attempt: Attempt,
+        p: BotSendPayload,
+    ) -> Result<Delivered, JobError> {
+        let domain = &engine.domain;
+        let Some(session) = sessions::get(domain, p.session_id).await? else {
+            return Err(JobError::failed("the session no longer exists"));
+        };
+        let origin = Origin::Task(attempt.task_id);
+        let text = match messages::written_by(domain, session.id, origin).await? {
+            Some(t) => t,
+            None => {
+                let chatbot = engine
+                    .published_for(&session)
+                    .await
+                    .map_err(JobError::from_turn)?;
+                engine
+                    .bot_message(
+                        &session,
+                        &chatbot,
+                        p.prompt_text.as_deref(),
+                        p.message_text.as_deref(),
+                        Some(origin),
+                    )
+                    .await
+                    .map_err(JobError::from_turn)?
+                    .text
+            }
+        };
+        engine
+            .deliver(&session, &text)
+            .await
+            .map_err(|e| JobError::from_delivery(e, attempt.last))?;
+        Ok(Delivered {
+            delivered: true,
+            ..Default::default()
+        })
+    }
+}

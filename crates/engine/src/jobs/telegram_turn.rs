@@ -1,0 +1,63 @@
+//! `telegram.turn`: a persisted inbound Telegram message (or a command's fixed
+//! answer): run the turn unless it already ran, then deliver the reply.
+
+use async_trait::async_trait;
+use domain::jobs::{Delivered, TelegramInput, TelegramTurn, TelegramTurnPayload};
+use domain::{sessions, turns};
+
+use super::{Attempt, Handler, JobError};
+use crate::{Engine, TurnError};
+
+/// What the participant hears when their turn fails, rather than silence.
+const TURN_FAILED: &str = "Sorry, something went wrong. Please try again.";
+
+#[async_trait]
+impl Handler for TelegramTurn {
+    async fn run(
+        engine: &Engine,
+        attempt: Attempt,
+        p: TelegramTurnPayload,
+    ) -> Result<Delivered, JobError> {
+        let domain = &engine.domain;
+        let Some(session) = sessions::get(domain, p.session_id).await? else {
+            return Err(JobError::failed("the session no longer exists"));
+        };
+        let text = match p.input {
+            TelegramInput::Reply { reply } => reply,
+            TelegramInput::Message { message_id, text } => {
+                match turns::finished(domain, message_id).await? {
+                    Some((_, t)) => t,
+                    None => {
+                        let chatbot = engine
+                            .published_for(&session)
+                            .await
+                            .map_err(JobError::from_turn)?;
+                        match engine
+                            .run_turn(&session, &chatbot, message_id, text, None)
+                            .await
+                        {
+                            Ok(r) => r.text,
+                            Err(TurnError::Domain(e)) if e.is_internal() => {
+                                return Err(JobError::Retry(e.chain()));
+                            }
+                            Err(e) => {
+                                if let Err(d) = engine.deliver(&session, TURN_FAILED).await {
+                                    tracing::warn!(session = %session.external_id, error = ?d, "telling the participant their turn failed");
+                                }
+                                return Err(JobError::failed(e.public_message()));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        engine
+            .deliver(&session, &text)
+            .await
+            .map_err(|e| JobError::from_delivery(e, attempt.last))?;
+        Ok(Delivered {
+            delivered: true,
+            ..Default::default()
+        })
+    }
+}

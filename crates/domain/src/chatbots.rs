@@ -60,6 +60,17 @@ pub struct Resolved {
     pub config: Value,
 }
 
+impl Resolved {
+    /// The system tag naming this version on the replies it writes (`v3`, `v4-unreleased`).
+    pub fn version_tag(&self) -> String {
+        if self.is_working {
+            format!("v{}-unreleased", self.version_number)
+        } else {
+            format!("v{}", self.version_number)
+        }
+    }
+}
+
 /// Chatbots as code: the file `chatbot apply` and `chatbot create --file` read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -125,18 +125,7 @@ impl Engine {
         stream: Option<mpsc::Sender<String>>,
         out: &mut RunOutput,
     ) -> Result<String, TurnError> {
-        let access = domain::providers::access(
-            &self.domain.db.read,
-            &self.domain.secrets,
-            run.team_id,
-            &params.provider,
-        )
-        .await
-        .map_err(|e| match e {
-            domain::Error::BadRequest(m) => TurnError::Config(m),
-            other => TurnError::Domain(other),
-        })?;
-        let client = self.client(&access)?;
+        let (access, client) = self.provider(run.team_id, &params.provider).await?;
         let system = template
             .map(|t| t.render(&run.prompt))
             .filter(|s| !s.is_empty());

@@ -69,6 +69,24 @@ impl Engine {
         channels::telegram::Telegram::new(&self.settings.telegram_api_url, token, self.http.clone())
     }
 
+    /// A team's provider by name and a client for it. A provider the team does
+    /// not have is a configuration problem of the chatbot, not of the request.
+    pub async fn provider(
+        &self,
+        team_id: domain::TeamId,
+        name: &str,
+    ) -> Result<(ProviderAccess, Arc<dyn LlmClient>), TurnError> {
+        let access =
+            domain::providers::access(&self.domain.db.read, &self.domain.secrets, team_id, name)
+                .await
+                .map_err(|e| match e {
+                    domain::Error::BadRequest(m) => TurnError::Config(m),
+                    other => TurnError::Domain(other),
+                })?;
+        let client = self.client(&access)?;
+        Ok((access, client))
+    }
+
     /// A client for a team provider, with the retry policy applied.
     pub fn client(&self, p: &ProviderAccess) -> Result<Arc<dyn LlmClient>, TurnError> {
         let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {

@@ -68,11 +68,7 @@ impl Engine {
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             llm_calls: calls,
             checkpoint: None,
-            version_tag: Some(if chatbot.is_working {
-                format!("v{}-unreleased", chatbot.version_number)
-            } else {
-                format!("v{}", chatbot.version_number)
-            }),
+            version_tag: Some(chatbot.version_tag()),
         };
         let recorded = turns::record(&self.domain, outcome).await?;
         Ok(Reply {
@@ -101,14 +97,7 @@ impl Engine {
             ));
         };
         let db = &self.domain.db.read;
-        let access =
-            domain::providers::access(db, &self.domain.secrets, session.team_id, &params.provider)
-                .await
-                .map_err(|e| match e {
-                    domain::Error::BadRequest(m) => TurnError::Config(m),
-                    other => TurnError::Domain(other),
-                })?;
-        let client = self.client(&access)?;
+        let (access, client) = self.provider(session.team_id, &params.provider).await?;
         let data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();
         let tz = prompt_context::timezone(&data);

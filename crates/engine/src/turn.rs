@@ -261,11 +261,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|r| r.checkpoint.clone())
                 .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),
-            version_tag: Some(if chatbot.is_working {
-                format!("v{}-unreleased", chatbot.version_number)
-            } else {
-                format!("v{}", chatbot.version_number)
-            }),
+            version_tag: Some(chatbot.version_tag()),
         };
         let recorded = turns::record(&self.domain, outcome).await;
         if let Some(e) = error {

@@ -215,38 +215,10 @@ pub async fn create<C: ConnectionTrait>(
     purpose: &str,
     bytes: Bytes,
 ) -> Result<StoredFile> {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let key = format!("{team_id}/{}/{safe}", uuid::Uuid::new_v4().simple());
-    let size = i64::try_from(bytes.len()).ok();
+    let key = new_key(team_id, name);
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     files.put(&key, bytes).await?;
-    let m = file::ActiveModel {
-        team_id: Set(team_id.0),
-        name: Set(name.to_string()),
-        storage_key: Set(Some(key)),
-        content_type: Set(content_type.to_string()),
-        size: Set(size),
-        purpose: Set(purpose.to_string()),
-        is_archived: Set(false),
-        created_at: Set(store::now()),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(StoredFile {
-        id: m.id,
-        name: m.name,
-        content_type: m.content_type,
-        size: m.size,
-    })
+    record(db, team_id, name, &key, content_type, size, purpose).await
 }
 
 /// Links a file to a session's chat (so transcripts may show it); linking

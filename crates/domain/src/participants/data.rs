@@ -48,21 +48,32 @@ pub async fn set(
             am.updated_at = Set(now);
             am.update(db).await?;
         }
-        None => {
-            participant_data::ActiveModel {
-                team_id: Set(team_id.0),
-                participant_id: Set(participant_id.0),
-                chatbot_id: Set(family_id.0),
-                data: Set(data.to_string()),
-                system_metadata: Set(json!({})),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?;
-        }
+        None => insert(db, team_id, participant_id, family_id, data, json!({})).await?,
     }
+    Ok(())
+}
+
+async fn insert<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    team_id: TeamId,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+    data: &Value,
+    system_metadata: Value,
+) -> Result<()> {
+    let now = store::now();
+    participant_data::ActiveModel {
+        team_id: Set(team_id.0),
+        participant_id: Set(participant_id.0),
+        chatbot_id: Set(family_id.0),
+        data: Set(data.to_string()),
+        system_metadata: Set(system_metadata),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
     Ok(())
 }
 
@@ -94,20 +105,8 @@ pub async fn mark_blocked(
             am.update(db).await?;
         }
         None => {
-            participant_data::ActiveModel {
-                team_id: Set(team_id.0),
-                participant_id: Set(participant_id.0),
-                chatbot_id: Set(family_id.0),
-                data: Set("{}".into()),
-                system_metadata: Set(
-                    json!({"consent": false, "blocked": true, "blocked_reason": why}),
-                ),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?;
+            let meta = json!({"consent": false, "blocked": true, "blocked_reason": why});
+            insert(db, team_id, participant_id, family_id, &json!({}), meta).await?;
         }
     }
     Ok(())

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::server::{proc_cpu_secs, proc_status_kib, reset_peak_rss};
+use crate::procstat::{proc_cpu_secs, proc_status_kib, reset_peak_rss};
 
 /// No single operation may hang a point: past this it counts as an error.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -7,6 +7,7 @@
 mod db;
 mod fake_openai;
 mod http;
+mod procstat;
 mod report;
 mod server;
 mod widget;
@@ -22,8 +23,9 @@ use uuid::Uuid;
 
 use crate::db::{Conn, Demo, PgScratch, RawTurn};
 use crate::http::{Client, Probe, Replay, Req, Sample, Window, burst, closed_loop};
+use crate::procstat::kib_to_mib;
 use crate::report::Row;
-use crate::server::{Instance, Server, kib_to_mib};
+use crate::server::{Instance, Server};
 use crate::widget::{Availability, WidgetFlow};
 
 /// The in-flight burst stops when the server's RSS passes this.
@@ -495,14 +497,14 @@ impl Bench<'_> {
             &json!({"message": "hello"}),
         ))?;
         let rss = || {
-            server::proc_status_kib(self.probe.pid, "VmRSS")
+            procstat::proc_status_kib(self.probe.pid, "VmRSS")
                 .map_or_else(|| "?".into(), |k| format!("{:.0}", kib_to_mib(k)))
         };
         let before = rss();
         // 4 GiB is 60 times the target; past that (or half the free memory)
         // the outcome is clear and the machine is shared.
         let cap =
-            server::mem_available_kib().map_or(RSS_CAP_KIB, |free| (free / 2).min(RSS_CAP_KIB));
+            procstat::mem_available_kib().map_or(RSS_CAP_KIB, |free| (free / 2).min(RSS_CAP_KIB));
         let s = burst(req, n, self.probe, Duration::from_secs(300), cap).await?;
         if s.capped {
             // Its turns run on detached tasks and would keep growing: stop it.

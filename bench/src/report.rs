@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::http::Sample;
-use crate::server::kib_to_mib;
+use crate::procstat::kib_to_mib;
 
 /// Row names in the order the table and the JSON list them.
 pub const ORDER: &[&str] = &[

@@ -1,9 +1,9 @@
 //! `POST /channels/api/{id}/incoming_message` (and `/v{version}/…`): a
 //! synchronous conversation as the key's user; sessions persist across calls.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::routing::post;
-use axum::{Json, Router};
 use engine::turn::ApiMessage;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::routes::Routes;
 use crate::turns::{chatbot_id, detached, parse_version, turn_error};
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/channels/api/{experiment_id}/incoming_message",
             post(incoming),

@@ -14,12 +14,12 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::channels::widget::{self, WidgetChannel};
 use domain::files::uploads::{self, Staged};
 use domain::jobs::{self, ChatTurn, TaskState};
@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::body::JsonObject;
+use crate::routes::Routes;
 use crate::sessions::{FileView, MessageView};
 use crate::url::BaseUrl;
 use crate::views::{datetime, query_pairs, query_param};
@@ -43,8 +44,8 @@ pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
 const UPLOAD_BODY_LIMIT: usize = 2 * MAX_UPLOAD + 1024 * 1024;
 const MAX_POLL_LIMIT: u64 = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/chat/start/", post(start))
         .route("/api/chat/{session_id}/message/", post(message))
         .route("/api/chat/{session_id}/poll/", get(poll_messages))

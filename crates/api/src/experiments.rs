@@ -1,9 +1,9 @@
 //! `GET /api/experiments/` and `GET /api/experiments/{id}/`: a team's live
 //! chatbots (working versions) with their live versions.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
 use domain::chatbots::{self, Chatbot, Version};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use crate::auth::Auth;
 use crate::error::Result;
 use crate::pagination::{Paginated, envelope, page_request};
+use crate::routes::Routes;
 use crate::url::BaseUrl;
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/experiments/", get(list))
         .route("/api/experiments/{id}/", get(retrieve))
 }

@@ -4,7 +4,6 @@
 //! original's raw renderer answers the bare bytes `detail`), and a client that
 //! only accepts JSON gets 406, as the original does.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,10 +12,11 @@ use axum::routing::get;
 
 use crate::auth::Auth;
 use crate::error::detail;
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/files/{id}/content", get(content))
+pub fn router() -> Routes {
+    Routes::new().route("/api/files/{id}/content", get(content))
 }
 
 fn accepts_bytes(headers: &HeaderMap) -> bool {

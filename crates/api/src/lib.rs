@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod participants;
 pub mod ratelimit;
+pub mod routes;
 pub mod routing;
 pub mod sessions;
 pub mod telegram;
@@ -22,10 +23,10 @@ pub mod turns;
 pub mod url;
 pub mod views;
 
-use axum::Router;
 use domain::Domain;
 
 pub use error::ApiError;
+pub use routes::Routes;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -36,10 +37,9 @@ pub struct AppState {
     pub chat_limits: ratelimit::RateLimiter,
 }
 
-/// The whole application: public routes, authenticated routes, and the
-/// routing layer (trailing slashes, `/api/v1` alias, 405 bodies) around them.
-pub fn app(state: AppState) -> routing::App {
-    let protected = Router::new()
+/// Every route: the public ones and, behind authentication, the rest.
+pub fn routes(state: &AppState) -> Routes {
+    let protected = Routes::new()
         .merge(experiments::router())
         .merge(channels_api::router())
         .merge(openai::router())
@@ -47,24 +47,28 @@ pub fn app(state: AppState) -> routing::App {
         .merge(participants::router())
         .merge(files::router())
         .merge(trigger::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_auth,
-        ));
+        .map(|r| {
+            r.layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_auth,
+            ))
+        });
     // The chat API authenticates itself (embed keys, session tokens, API keys).
-    let public = Router::new()
+    Routes::new()
         .merge(chat::router())
         .merge(telegram::router())
         .merge(health::router())
-        .merge(openapi::router());
-    let counter = state.requests.clone();
-    let router = public
+        .merge(openapi::router())
         .merge(protected)
-        .fallback(routing::not_found)
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            counter,
-            health::count_requests,
-        ));
-    routing::new_app(router)
+}
+
+/// The whole application: the routes, and the routing layer (trailing
+/// slashes derived from the routes, `/api/v1` alias, 405 bodies) around them.
+pub fn app(state: AppState) -> routing::App {
+    let (router, paths) = routes(&state).into_parts();
+    let counter = state.requests.clone();
+    let router = router.fallback(routing::not_found).with_state(state).layer(
+        axum::middleware::from_fn_with_state(counter, health::count_requests),
+    );
+    routing::new_app(router, routing::SlashRules::new(&paths))
 }

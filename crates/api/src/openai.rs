@@ -9,12 +9,12 @@
 
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use domain::messages::MessageRole;
 use engine::TurnError;
 use engine::turn::{OpenAiTurn, Prepared, Reply};
@@ -27,11 +27,12 @@ use utoipa::ToSchema;
 
 use crate::auth::Auth;
 use crate::body::JsonObject;
+use crate::routes::Routes;
 use crate::turns::{chatbot_id, detached, parse_version};
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/openai/{experiment_id}/chat/completions",
             post(completions),

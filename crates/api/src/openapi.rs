@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::AppState;
+use crate::routes::Routes;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -82,15 +83,15 @@ struct Format {
     format: Option<String>,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Routes {
     let ui: Router<AppState> = SwaggerUi::new("/api/docs")
         .config(Config::from("/api/schema/"))
         .into();
-    Router::new()
+    Routes::new()
         .route("/api/schema/", get(schema))
         .route("/api/schema.yaml", get(schema_yaml))
         .route("/api/schema.json", get(schema_json))
-        .merge(ui)
+        .merge_foreign(ui)
 }
 
 async fn schema(Query(f): Query<Format>) -> Response {

@@ -1,9 +1,9 @@
 //! `/api/participants` (with or without the trailing slash): list with
 //! filters, and upsert with per-chatbot data and schedules in one transaction.
 
+use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use domain::Error;
 use domain::channels::Platform;
@@ -16,12 +16,13 @@ use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
 use crate::pagination::{Paginated, envelope, page_request};
+use crate::routes::Routes;
 use crate::url::BaseUrl;
 use crate::views::{query_pairs, query_param};
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/participants", get(list).post(upsert))
         .route("/api/participants/", get(list).post(upsert))
 }

@@ -5,7 +5,7 @@
 //! - a method a route does not offer gets `405 {"detail": …}`.
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -18,39 +18,44 @@ pub type App = Router;
 #[derive(Debug, Clone)]
 pub struct OriginalUri(pub Uri);
 
-/// Routes whose canonical form ends in a slash. `{}` is one path segment.
-/// Later issues add their routes here as they land.
-pub const SLASHED_ROUTES: &[&str] = &[
-    "/api/experiments/",
-    "/api/experiments/{}/",
-    "/api/sessions/",
-    "/api/sessions/{}/",
-    "/api/sessions/{}/end_experiment_session/",
-    "/api/sessions/{}/tags/",
-    "/api/sessions/{}/update_state/",
-    "/api/chat/start/",
-    "/api/chat/{}/message/",
-    "/api/chat/{}/poll/",
-    "/api/chat/{}/upload/",
-    "/api/chat/{}/{}/poll/",
-    "/api/schema/",
-];
-
-fn matches(template: &str, path: &str) -> bool {
-    let t: Vec<&str> = template.split('/').collect();
-    let p: Vec<&str> = path.split('/').collect();
-    t.len() == p.len()
-        && t.iter()
-            .zip(&p)
-            .all(|(t, p)| if *t == "{}" { !p.is_empty() } else { t == p })
+/// The trailing-slash rules of a route table (spec §1.1): a path without
+/// its trailing slash is redirected when the slashed form is a route and the
+/// slashless form is not.
+#[derive(Debug, Clone)]
+pub struct SlashRules {
+    /// Route templates as segments; `None` is a path parameter (one segment).
+    templates: Vec<Vec<Option<String>>>,
 }
 
-pub fn needs_slash_redirect(path: &str) -> bool {
-    if path.ends_with('/') {
-        return false;
+fn segments(template: &str) -> Vec<Option<String>> {
+    template
+        .split('/')
+        .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_string()))
+        .collect()
+}
+
+impl SlashRules {
+    pub fn new(paths: &[&str]) -> Self {
+        SlashRules {
+            templates: paths.iter().map(|p| segments(p)).collect(),
+        }
     }
-    let slashed = format!("{path}/");
-    SLASHED_ROUTES.iter().any(|t| matches(t, &slashed))
+
+    /// Whether a route matches `path` (parameters match one non-empty segment).
+    pub fn is_route(&self, path: &str) -> bool {
+        let p: Vec<&str> = path.split('/').collect();
+        self.templates.iter().any(|t| {
+            t.len() == p.len()
+                && t.iter().zip(&p).all(|(t, p)| match t {
+                    None => !p.is_empty(),
+                    Some(lit) => lit == p,
+                })
+        })
+    }
+
+    pub fn needs_slash_redirect(&self, path: &str) -> bool {
+        !path.ends_with('/') && !self.is_route(path) && self.is_route(&format!("{path}/"))
+    }
 }
 
 /// Maps the `/api/v1` alias to the canonical `/api` path.
@@ -61,10 +66,13 @@ pub fn unversioned(path: &str) -> String {
     }
 }
 
-pub fn new_app(router: Router) -> App {
+pub fn new_app(router: Router, rules: SlashRules) -> App {
     Router::new()
         .fallback_service(router)
-        .layer(axum::middleware::from_fn(pre_route))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(rules),
+            pre_route,
+        ))
 }
 
 /// CORS applies to the chat widget API only, on its unversioned paths (spec §1.5).
@@ -89,7 +97,11 @@ fn add_cors(resp: &mut Response) {
     );
 }
 
-pub(crate) async fn pre_route(req: Request, next: Next) -> Response {
+pub(crate) async fn pre_route(
+    State(rules): State<std::sync::Arc<SlashRules>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let cors = is_cors_path(req.uri().path());
     if cors
         && req.method() == axum::http::Method::OPTIONS
@@ -118,19 +130,19 @@ pub(crate) async fn pre_route(req: Request, next: Next) -> Response {
         );
         return resp;
     }
-    let mut resp = route(req, next).await;
+    let mut resp = route(&rules, req, next).await;
     if cors {
         add_cors(&mut resp);
     }
     resp
 }
 
-async fn route(mut req: Request, next: Next) -> Response {
+async fn route(rules: &SlashRules, mut req: Request, next: Next) -> Response {
     let original = req.uri().clone();
     req.extensions_mut().insert(OriginalUri(original.clone()));
     let path = original.path();
     let mapped = unversioned(path);
-    if needs_slash_redirect(&mapped) {
+    if rules.needs_slash_redirect(&mapped) {
         let location = match original.query() {
             Some(q) => format!("{path}/?{q}"),
             None => format!("{path}/"),
@@ -179,8 +191,30 @@ pub async fn not_found() -> Response {
 mod tests {
     use super::*;
 
+    fn rules() -> SlashRules {
+        // Building the route table needs the state's type, not a state.
+        SlashRules::new(crate::routes::Routes::new().merge(all_routes()).paths())
+    }
+
+    fn all_routes() -> crate::Routes {
+        crate::Routes::new()
+            .merge(crate::experiments::router())
+            .merge(crate::channels_api::router())
+            .merge(crate::openai::router())
+            .merge(crate::sessions::router())
+            .merge(crate::participants::router())
+            .merge(crate::files::router())
+            .merge(crate::trigger::router())
+            .merge(crate::chat::router())
+            .merge(crate::telegram::router())
+            .merge(crate::health::router())
+            .merge(crate::openapi::router())
+    }
+
     #[test]
     fn slash_rules() {
+        let r = rules();
+        let needs_slash_redirect = |p: &str| r.needs_slash_redirect(p);
         assert!(needs_slash_redirect("/api/experiments"));
         assert!(needs_slash_redirect("/api/experiments/abc"));
         assert!(needs_slash_redirect("/api/sessions/1234.5678/tags"));
@@ -188,6 +222,20 @@ mod tests {
         assert!(!needs_slash_redirect("/api/participants"));
         assert!(!needs_slash_redirect("/api/files/1/content"));
         assert!(!needs_slash_redirect("/api/nothing"));
+        // The route the hand-kept list once missed.
+        assert!(needs_slash_redirect("/api/chat/s1/t1/stream"));
+    }
+
+    #[test]
+    fn every_documented_path_is_a_route() {
+        let r = rules();
+        let doc = crate::openapi::document();
+        for path in doc.paths.paths.keys() {
+            // The document writes the version segment as `v{version}`; axum
+            // cannot capture part of a segment, so the route takes the whole one.
+            let routed = path.replace("/v{version}/", "/{version}/");
+            assert!(r.is_route(&routed), "{path} is documented but not routed");
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `/api/sessions/…`: list, create, retrieve, end, tags and state.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use domain::messages::MessageRole;
 use domain::pagination::Order;
 use domain::sessions::{self, Detail, Filter, Summary};
@@ -17,12 +17,13 @@ use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
 use crate::pagination::{Paginated, envelope, page_request};
+use crate::routes::Routes;
 use crate::url::BaseUrl;
 use crate::views::{datetime, query_pairs, query_param};
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/sessions/", get(list).post(create))
         .route("/api/sessions/{id}/", get(retrieve))
         .route("/api/sessions/{id}/end_experiment_session/", post(end))

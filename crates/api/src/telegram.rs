@@ -3,7 +3,6 @@
 //! message and enqueues its turn in one transaction, and answers 200 at once;
 //! the reply goes out from a job.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,9 +12,10 @@ use channels::InboundKind;
 use domain::channels::telegram as tg;
 
 use crate::AppState;
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/channels/telegram/{channel_id}", post(webhook))
+pub fn router() -> Routes {
+    Routes::new().route("/channels/telegram/{channel_id}", post(webhook))
 }
 
 pub async fn webhook(

@@ -1,8 +1,8 @@
 //! `POST /api/trigger_bot`: make the bot message a participant on a channel.
 
+use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use axum::{Json, Router};
 use domain::Error;
 use domain::channels::Platform;
 use domain::trigger::{self, Trigger};
@@ -14,11 +14,12 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::routes::Routes;
 use crate::sessions::TeamView;
 use crate::url::BaseUrl;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/trigger_bot", post(trigger_bot))
+pub fn router() -> Routes {
+    Routes::new().route("/api/trigger_bot", post(trigger_bot))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,21 +9,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::error::detail;
+use crate::input::type_name;
 
 /// A JSON object body. An empty body reads as `{}`.
 pub struct JsonObject(pub Map<String, Value>);
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = Response;
@@ -72,28 +61,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 StatusCode::BAD_REQUEST,
                 format!("JSON parse error - {e}"),
             )),
-        }
-    }
-}
-
-/// Field access with DRF's messages.
-impl JsonObject {
-    pub fn required_str(&self, field: &str) -> Result<String, domain::Error> {
-        match self.0.get(field) {
-            None => Err(domain::Error::field(field, "This field is required.")),
-            Some(Value::Null) => Err(domain::Error::field(field, "This field may not be null.")),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(_) => Err(domain::Error::field(field, "Not a valid string.")),
-        }
-    }
-
-    pub fn optional_str(&self, field: &str) -> Result<Option<String>, domain::Error> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(domain::Error::field(field, "Not a valid string.")),
         }
     }
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::input::{FieldErrors, Reader, Text};
 use crate::routes::Routes;
 use crate::turns::{chatbot_id, detached, parse_version, turn_error};
 use crate::{ApiError, AppState};
@@ -41,12 +42,26 @@ pub struct ApiResponseView {
     pub attachments: Vec<AttachmentView>,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
+// The body of a channels-API message.
+#[derive(Debug, ToSchema)]
 #[schema(as = ApiMessage)]
-#[allow(dead_code)]
-pub struct ApiMessageDoc {
-    message: String,
-    session: Option<String>,
+pub struct ApiMessageRequest {
+    pub message: String,
+    pub session: Option<String>,
+}
+
+impl ApiMessageRequest {
+    fn read(body: &JsonObject) -> Result<Self, FieldErrors> {
+        let mut r = Reader::new(&body.0);
+        // Numbers are accepted as text and nothing is trimmed, as the original.
+        let message = r.text("message", Text::required().allow_blank().raw().numbers());
+        let session = r.text("session", Text::optional().allow_blank().raw().numbers());
+        r.finish()?;
+        Ok(ApiMessageRequest {
+            message: message.unwrap_or_default(),
+            session,
+        })
+    }
 }
 
 async fn handle(
@@ -57,8 +72,7 @@ async fn handle(
     body: JsonObject,
 ) -> Result<Json<ApiResponseView>> {
     let chatbot_id = chatbot_id(id)?;
-    let message = body.required_str("message")?;
-    let session = body.optional_str("session")?;
+    let ApiMessageRequest { message, session } = ApiMessageRequest::read(&body)?;
     let engine = state.engine.clone();
     let m = ApiMessage {
         team_id: auth.team_id,
@@ -84,7 +98,7 @@ async fn handle(
     operation_id = "new_api_message",
     tag = "Channels",
     params(("experiment_id" = String, Path, description = "Experiment ID")),
-    request_body = ApiMessageDoc,
+    request_body = ApiMessageRequest,
     responses((status = 200, body = ApiResponseView)),
     security(("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
@@ -107,7 +121,7 @@ pub async fn incoming(
         ("experiment_id" = String, Path, description = "Experiment ID"),
         ("version" = i32, Path, description = "Version number; 0 = the published version"),
     ),
-    request_body = ApiMessageDoc,
+    request_body = ApiMessageRequest,
     responses((status = 200, body = ApiResponseView)),
     security(("apiKeyAuth" = []), ("tokenAuth" = []))
 )]

@@ -17,6 +17,8 @@ pub enum ApiError {
     Detail(StatusCode, String),
     /// The OpenAI-compatible endpoint's error envelope.
     OpenAi(StatusCode, String),
+    /// 400 with field errors in DRF's shape, as the request reader built them.
+    Fields(Value),
 }
 
 impl From<Error> for ApiError {
@@ -58,7 +60,11 @@ fn domain_response(e: &Error) -> (StatusCode, Value) {
         Error::PermissionDenied => (StatusCode::FORBIDDEN, detail_body(e)),
         Error::NotFound(m) => (StatusCode::NOT_FOUND, detail_body(m)),
         Error::BadRequest(m) => (StatusCode::BAD_REQUEST, detail_body(m)),
-        Error::Validation(v) => (StatusCode::BAD_REQUEST, v.clone()),
+        Error::Field { field, message } => (StatusCode::BAD_REQUEST, json!({ field: [message] })),
+        Error::ParticipantRequired => (
+            StatusCode::BAD_REQUEST,
+            json!({"participant": "This field is required."}),
+        ),
         Error::Conflict(m) => (StatusCode::CONFLICT, detail_body(m)),
         Error::Upstream(m) => (StatusCode::BAD_GATEWAY, detail_body(m)),
         Error::ChatAccessDenied => (StatusCode::UNAUTHORIZED, coded(e, "chat_access_denied")),
@@ -96,6 +102,7 @@ impl IntoResponse for ApiError {
             ApiError::Domain(e) => domain_response(&e),
             ApiError::Plain(status, m) => (status, error_body(m)),
             ApiError::Detail(status, m) => (status, detail_body(m)),
+            ApiError::Fields(v) => (StatusCode::BAD_REQUEST, v),
             ApiError::OpenAi(status, m) => (
                 status,
                 json!({"error": {"message": m, "type": "error", "param": null, "code": null}}),

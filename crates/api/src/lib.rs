@@ -9,6 +9,7 @@ pub mod error;
 pub mod experiments;
 pub mod files;
 pub mod health;
+pub mod input;
 pub mod openai;
 pub mod openapi;
 pub mod pagination;

@@ -79,14 +79,6 @@ pub struct CompletionView {
     pub usage: Value,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[schema(as = CreateChatCompletionRequest)]
-#[allow(dead_code)]
-pub struct CompletionRequestDoc {
-    #[schema(value_type = Vec<Object>)]
-    messages: Vec<Value>,
-}
-
 fn usage_json(r: &Reply) -> Value {
     json!({
         "prompt_tokens": r.prompt_tokens,
@@ -119,16 +111,26 @@ fn content_text(content: Option<&Value>) -> Result<String, &'static str> {
     }
 }
 
-struct Parsed {
-    history: Vec<(MessageRole, String)>,
-    last: String,
-    stream: bool,
-    include_usage: bool,
-    user: Option<String>,
+// The body of a chat completion, as far as a chatbot uses it.
+#[derive(Debug, ToSchema)]
+#[schema(as = CreateChatCompletionRequest)]
+pub struct CompletionRequest {
+    // The conversation so far: every message but the last, which is `last`.
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<(MessageRole, String)>,
+    // The user message to answer.
+    #[schema(ignore)]
+    pub last: String,
+    #[schema(ignore)]
+    pub stream: bool,
+    #[schema(ignore)]
+    pub include_usage: bool,
+    #[schema(ignore)]
+    pub user: Option<String>,
 }
 
 /// Checks the request in the original's order; errors use the OpenAI envelope.
-fn parse(body: &JsonObject) -> Result<Parsed, String> {
+fn parse(body: &JsonObject) -> Result<CompletionRequest, String> {
     let bad = |m: &str| m.to_string();
     let messages = match body.0.get("messages") {
         None | Some(Value::Null) => Vec::new(),
@@ -184,8 +186,8 @@ fn parse(body: &JsonObject) -> Result<Parsed, String> {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         _ => None,
     };
-    Ok(Parsed {
-        history,
+    Ok(CompletionRequest {
+        messages: history,
         last,
         stream: body
             .0
@@ -229,7 +231,7 @@ async fn handle(
         chatbot_id: chatbot,
         version,
         participant: p.user.clone(),
-        history: p.history,
+        history: p.messages,
         message: p.last,
     };
     let engine = state.engine.clone();
@@ -348,7 +350,7 @@ fn stream_response(state: AppState, p: Prepared, include_usage: bool) -> Respons
     operation_id = "openai_chat_completions",
     tag = "OpenAI",
     params(("experiment_id" = String, Path, description = "Experiment ID")),
-    request_body = CompletionRequestDoc,
+    request_body = CompletionRequest,
     responses(
         (status = 200, body = CompletionView, description = "The reply; with `stream: true`, `text/event-stream` chunks"),
         (status = 404, description = "No chatbot with the given ID exists in the team"),
@@ -374,7 +376,7 @@ pub async fn completions(
         ("experiment_id" = String, Path, description = "Experiment ID"),
         ("version" = i32, Path, description = "Version number; 0 = the published version"),
     ),
-    request_body = CompletionRequestDoc,
+    request_body = CompletionRequest,
     responses(
         (status = 200, body = CompletionView, description = "The reply; with `stream: true`, `text/event-stream` chunks"),
         (status = 404, description = "No chatbot with the given ID exists in the team"),

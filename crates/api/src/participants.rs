@@ -5,16 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use domain::Error;
 use domain::channels::Platform;
 use domain::participants::{self, Detail, Filter, ScheduleInput, Upsert, UpsertItem};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::input::{FieldErrors, NOT_UUID, Null, Reader, Text, not_a_choice};
 use crate::pagination::{Paginated, envelope, page_request};
 use crate::routes::Routes;
 use crate::url::BaseUrl;
@@ -57,15 +57,16 @@ pub struct PaginatedParticipantsDoc {
     count: Option<u64>,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
+// The body of `POST /api/participants`.
+#[derive(Debug, ToSchema)]
 #[schema(as = ParticipantDataUpdateRequest)]
-#[allow(dead_code)]
-pub struct UpsertDoc {
-    identifier: String,
-    name: Option<String>,
-    platform: Option<String>,
+pub struct UpsertRequest {
+    pub identifier: String,
+    pub name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub platform: Platform,
     #[schema(value_type = Vec<Object>)]
-    data: Vec<Value>,
+    pub data: Vec<UpsertItem>,
 }
 
 fn view(d: Detail) -> ParticipantDetailView {
@@ -121,9 +122,8 @@ pub async fn list(
     let chatbot = match raw {
         None => None,
         Some(v) => Some(uuid::Uuid::parse_str(v.trim()).map_err(|_| {
-            let mut m = Map::new();
-            m.insert(param.into(), json!("Must be a valid UUID."));
-            ApiError::Domain(Error::Validation(Value::Object(m)))
+            // This one error is a bare string, as the original answers it.
+            ApiError::Fields(json!({ param: NOT_UUID }))
         })?),
     };
     let filter = Filter {
@@ -189,235 +189,85 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 
 const DATE_FORMAT_ERROR: &str = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
-fn parse_schedule(v: &Value) -> (Option<ScheduleInput>, Map<String, Value>) {
-    let mut e = Map::new();
-    let Some(o) = v.as_object() else {
-        e.insert(
-            "non_field_errors".into(),
-            json!(["Invalid data. Expected a dictionary."]),
-        );
-        return (None, e);
-    };
-    let text = |k: &str, e: &mut Map<String, Value>| match o.get(k) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            e.insert(k.into(), json!(["Not a valid string."]));
-            None
-        }
-    };
-    let id = text("id", &mut e);
-    if id.as_ref().is_some_and(|i| i.chars().count() > 32) {
-        e.insert(
-            "id".into(),
-            json!(["Ensure this field has no more than 32 characters."]),
-        );
-    }
-    let name = text("name", &mut e);
-    let prompt = text("prompt", &mut e);
-    let date = match o.get("date") {
+/// One entry of an item's `schedules`, with the cross-field rules checked
+/// once the fields themselves are valid.
+fn read_schedule(r: &mut Reader<'_>) -> Option<ScheduleInput> {
+    let text = Text::optional().allow_blank().raw();
+    let id = r.text("id", text.max(32));
+    let name = r.text("name", text);
+    let prompt = r.text("prompt", text);
+    let date = match r.get("date") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => match parse_datetime(s) {
             Some(d) => Some(d),
-            None => {
-                e.insert("date".into(), json!([DATE_FORMAT_ERROR]));
-                None
-            }
+            None => r.fail("date", DATE_FORMAT_ERROR),
         },
-        Some(_) => {
-            e.insert("date".into(), json!([DATE_FORMAT_ERROR]));
-            None
-        }
+        Some(_) => r.fail("date", DATE_FORMAT_ERROR),
     };
-    let delete = match o.get("delete") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            e.insert("delete".into(), json!(["Must be a valid boolean."]));
-            false
-        }
-    };
-    if e.is_empty() {
-        if delete && id.is_none() {
-            e.insert(
-                "non_field_errors".into(),
-                json!(["Schedule ID is required to delete a schedule"]),
-            );
-        } else if !delete
-            && (name.as_deref().is_none_or(str::is_empty)
-                || prompt.as_deref().is_none_or(str::is_empty)
-                || date.is_none())
-        {
-            e.insert(
-                "non_field_errors".into(),
-                json!([
-                    "Schedule Name, Prompt, and Date are required to create or update a schedule"
-                ]),
-            );
-        }
+    let delete = r.flag("delete");
+    if r.has_errors() {
+        return None;
     }
-    let input = ScheduleInput {
+    let rule = if delete && id.is_none() {
+        Some("Schedule ID is required to delete a schedule")
+    } else if !delete
+        && (name.as_deref().is_none_or(str::is_empty)
+            || prompt.as_deref().is_none_or(str::is_empty)
+            || date.is_none())
+    {
+        Some("Schedule Name, Prompt, and Date are required to create or update a schedule")
+    } else {
+        None
+    };
+    if let Some(msg) = rule {
+        return r.fail("non_field_errors", msg);
+    }
+    Some(ScheduleInput {
         id,
         name,
         prompt,
         date,
         delete,
-    };
-    (e.is_empty().then_some(input), e)
+    })
 }
 
-fn parse_upsert(body: &JsonObject) -> Result<Upsert, Error> {
-    let mut errors = Map::new();
-    let identifier = match body.0.get("identifier") {
-        None | Some(Value::Null) => {
-            errors.insert("identifier".into(), json!(["This field is required."]));
-            String::new()
-        }
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.insert("identifier".into(), json!(["This field may not be blank."]));
-            String::new()
-        }
-        Some(Value::String(s)) if s.trim().chars().count() > 320 => {
-            errors.insert(
-                "identifier".into(),
-                json!(["Ensure this field has no more than 320 characters."]),
-            );
-            String::new()
-        }
-        Some(Value::String(s)) => s.trim().to_string(),
-        Some(_) => {
-            errors.insert("identifier".into(), json!(["Not a valid string."]));
-            String::new()
-        }
-    };
-    let name = match body.0.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.insert("name".into(), json!(["This field may not be blank."]));
-            None
-        }
-        Some(Value::String(s)) if s.trim().chars().count() > 320 => {
-            errors.insert(
-                "name".into(),
-                json!(["Ensure this field has no more than 320 characters."]),
-            );
-            None
-        }
-        Some(Value::String(s)) => Some(s.trim().to_string()),
-        Some(_) => {
-            errors.insert("name".into(), json!(["Not a valid string."]));
-            None
-        }
-    };
-    let platform = match body.0.get("platform") {
-        None | Some(Value::Null) => Platform::Api,
-        Some(Value::String(s)) if Platform::parse(s).is_some() => {
-            Platform::parse(s).unwrap_or(Platform::Api)
-        }
-        Some(other) => {
-            let shown = other
-                .as_str()
-                .map_or_else(|| other.to_string(), str::to_string);
-            errors.insert(
-                "platform".into(),
-                json!([format!("\"{shown}\" is not a valid choice.")]),
-            );
-            Platform::Api
-        }
-    };
-    let mut items = Vec::new();
-    match body.0.get("data") {
-        None | Some(Value::Null) => {
-            errors.insert("data".into(), json!(["This field is required."]));
-        }
-        Some(Value::Array(list)) => {
-            let mut item_errors = Vec::new();
-            let mut any = false;
-            for entry in list {
-                let mut e = Map::new();
-                let Some(o) = entry.as_object() else {
-                    e.insert(
-                        "non_field_errors".into(),
-                        json!(["Invalid data. Expected a dictionary."]),
-                    );
-                    item_errors.push(Value::Object(e));
-                    any = true;
-                    continue;
-                };
-                let experiment = match o.get("experiment") {
-                    None | Some(Value::Null) => {
-                        e.insert("experiment".into(), json!(["This field is required."]));
-                        None
-                    }
-                    Some(v) => match v
-                        .as_str()
-                        .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
-                    {
-                        Some(u) => Some(u),
-                        None => {
-                            e.insert("experiment".into(), json!(["Must be a valid UUID."]));
-                            None
-                        }
-                    },
-                };
-                let data = match o.get("data") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::Object(m)) => Some(m.clone()),
-                    Some(_) => {
-                        e.insert("data".into(), json!(["Expected a dictionary of items."]));
-                        None
-                    }
-                };
-                let mut schedules = Vec::new();
-                match o.get("schedules") {
-                    None | Some(Value::Null) => {}
-                    Some(Value::Array(list)) => {
-                        let mut se = Vec::new();
-                        let mut bad = false;
-                        for s in list {
-                            let (input, err) = parse_schedule(s);
-                            bad |= !err.is_empty();
-                            se.push(Value::Object(err));
-                            if let Some(i) = input {
-                                schedules.push(i);
-                            }
-                        }
-                        if bad {
-                            e.insert("schedules".into(), Value::Array(se));
-                        }
-                    }
-                    Some(_) => {
-                        e.insert("schedules".into(), json!(["Expected a list of items."]));
-                    }
+impl UpsertRequest {
+    fn read(body: &JsonObject) -> Result<Self, FieldErrors> {
+        let mut r = Reader::new(&body.0);
+        let name_rule = Text::optional().max(320);
+        let identifier = r.text("identifier", Text::required().null(Null::Absent).max(320));
+        let name = r.text("name", name_rule);
+        let platform = match r.get("platform") {
+            None | Some(Value::Null) => Some(Platform::Api),
+            Some(v) => match v.as_str().and_then(Platform::parse) {
+                Some(p) => Some(p),
+                None => {
+                    let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    r.fail("platform", not_a_choice(&shown))
                 }
-                any |= !e.is_empty();
-                item_errors.push(Value::Object(e));
-                if let Some(experiment) = experiment {
-                    items.push(UpsertItem {
-                        experiment,
-                        data,
-                        schedules,
-                    });
-                }
-            }
-            if any {
-                errors.insert("data".into(), Value::Array(item_errors));
-            }
-        }
-        Some(_) => {
-            errors.insert("data".into(), json!(["Expected a list of items."]));
-        }
+            },
+        };
+        let data = r.objects("data", true, false, |item| {
+            let experiment = item.uuid("experiment", true, Null::Absent);
+            let data = item.object("data");
+            let schedules = item
+                .objects("schedules", false, false, read_schedule)
+                .unwrap_or_default();
+            Some(UpsertItem {
+                experiment: experiment?,
+                data,
+                schedules,
+            })
+        });
+        r.finish()?;
+        Ok(UpsertRequest {
+            identifier: identifier.unwrap_or_default(),
+            name,
+            platform: platform.unwrap_or(Platform::Api),
+            data: data.unwrap_or_default(),
+        })
     }
-    if !errors.is_empty() {
-        return Err(Error::Validation(Value::Object(errors)));
-    }
-    Ok(Upsert {
-        identifier,
-        name,
-        platform,
-        items,
-    })
 }
 
 /// Update Participant Data
@@ -426,7 +276,7 @@ fn parse_upsert(body: &JsonObject) -> Result<Upsert, Error> {
     path = "/api/participants",
     operation_id = "update_participant_data",
     tag = "Participants",
-    request_body = UpsertDoc,
+    request_body = UpsertRequest,
     responses((status = 200, body = ParticipantDetailView)),
     security(("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
@@ -435,7 +285,13 @@ pub async fn upsert(
     Auth(auth): Auth,
     body: JsonObject,
 ) -> Result<Json<ParticipantDetailView>> {
-    let u = parse_upsert(&body)?;
+    let u = UpsertRequest::read(&body)?;
+    let u = Upsert {
+        identifier: u.identifier,
+        name: u.name,
+        platform: u.platform,
+        items: u.data,
+    };
     let d = participants::upsert(&state.domain, auth.team_id, auth.user_id, u).await?;
     Ok(Json(view(d)))
 }

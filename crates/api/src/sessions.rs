@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use domain::messages::MessageRole;
+use domain::messages::{MessageRole, TranscriptMessage};
 use domain::pagination::Order;
 use domain::sessions::{self, Detail, Filter, Summary};
 use domain::{Error, pricing};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::input::{FieldErrors, NOT_NULL, Null, REQUIRED, Reader, Text, not_a_choice, not_a_uuid};
 use crate::pagination::{Paginated, envelope, page_request};
 use crate::routes::Routes;
 use crate::url::BaseUrl;
@@ -147,16 +148,60 @@ pub struct TagsView {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
+// The body of `POST /api/sessions/` (doc comments here would change the
+// OpenAPI document).
+#[derive(Debug, ToSchema)]
 #[schema(as = ExperimentSessionCreate)]
-#[allow(dead_code)]
-pub struct CreateDoc {
-    experiment: uuid::Uuid,
-    participant: Option<String>,
+pub struct CreateRequest {
+    pub experiment: uuid::Uuid,
+    pub participant: Option<String>,
     #[schema(value_type = Vec<Object>)]
-    messages: Option<Vec<Value>>,
+    pub messages: Vec<(MessageRole, String)>,
     #[schema(value_type = Object)]
-    state: Option<Value>,
+    pub state: Value,
+}
+
+impl CreateRequest {
+    fn read(body: &JsonObject) -> Result<Self, FieldErrors> {
+        let mut r = Reader::new(&body.0);
+        let experiment = match r.get("experiment") {
+            None => r.fail("experiment", REQUIRED),
+            Some(Value::Null) => r.fail("experiment", NOT_NULL),
+            Some(v) => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                match uuid::Uuid::parse_str(text.trim()) {
+                    Ok(u) => Some(u),
+                    Err(_) => r.fail("experiment", not_a_uuid(&text)),
+                }
+            }
+        };
+        let participant = r.text("participant", Text::optional().max(320));
+        let messages = r
+            .objects("messages", false, true, |m| {
+                let role = match m.get("role").and_then(Value::as_str) {
+                    None => m.fail("role", REQUIRED),
+                    Some(name) => match MessageRole::from_api_name(name) {
+                        Some(role) => Some(role),
+                        None => m.fail("role", not_a_choice(name)),
+                    },
+                };
+                let content = m.text("content", Text::required().null(Null::Absent).raw());
+                role.zip(content)
+            })
+            .unwrap_or_default();
+        let state = match r.get("state") {
+            None => json!({}),
+            Some(Value::Null) => r.fail("state", NOT_NULL).unwrap_or(Value::Null),
+            Some(v) => domain::values::strip_controls(v),
+        };
+        r.finish()?;
+        Ok(CreateRequest {
+            experiment: experiment.unwrap_or_default(),
+            participant,
+            messages,
+            state,
+        })
+    }
 }
 
 fn summary_view(base: &BaseUrl, s: Summary) -> SessionView {
@@ -187,6 +232,27 @@ fn summary_view(base: &BaseUrl, s: Summary) -> SessionView {
     }
 }
 
+/// A transcript message as the API shows it (session detail, chat polls).
+pub fn message_view(base: &BaseUrl, m: TranscriptMessage) -> MessageView {
+    MessageView {
+        created_at: datetime(m.created_at),
+        role: m.role.api_name().to_string(),
+        content: m.content,
+        metadata: m.metadata,
+        tags: m.tags,
+        attachments: m
+            .attachments
+            .into_iter()
+            .map(|a| FileView {
+                content_url: base.absolute(&format!("/api/files/{}/content", a.id)),
+                name: a.name,
+                content_type: a.content_type,
+                size: a.size,
+            })
+            .collect(),
+    }
+}
+
 fn detail_view(base: &BaseUrl, d: Detail) -> SessionDetailView {
     let s = summary_view(base, d.summary);
     SessionDetailView {
@@ -202,23 +268,7 @@ fn detail_view(base: &BaseUrl, d: Detail) -> SessionDetailView {
         messages: d
             .messages
             .into_iter()
-            .map(|m| MessageView {
-                created_at: datetime(m.created_at),
-                role: m.role.api_name().to_string(),
-                content: m.content,
-                metadata: m.metadata,
-                tags: m.tags,
-                attachments: m
-                    .attachments
-                    .into_iter()
-                    .map(|a| FileView {
-                        content_url: base.absolute(&format!("/api/files/{}/content", a.id)),
-                        name: a.name,
-                        content_type: a.content_type,
-                        size: a.size,
-                    })
-                    .collect(),
-            })
+            .map(|m| message_view(base, m))
             .collect(),
         usage: UsageView {
             total_cost: pricing::format_e8(d.total_cost_e8),
@@ -300,151 +350,13 @@ pub async fn list(
     Ok(Json(envelope(&base, page, |s| summary_view(&base, s))))
 }
 
-/// Shape checks of the create body, with DRF's messages.
-fn parse_create(body: &JsonObject) -> Result<sessions::Create, Error> {
-    let mut errors = serde_json::Map::new();
-    let experiment = match body.0.get("experiment") {
-        None => {
-            errors.insert("experiment".into(), json!(["This field is required."]));
-            None
-        }
-        Some(Value::Null) => {
-            errors.insert("experiment".into(), json!(["This field may not be null."]));
-            None
-        }
-        Some(v) => {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            match uuid::Uuid::parse_str(text.trim()) {
-                Ok(u) => Some(u),
-                Err(_) => {
-                    errors.insert(
-                        "experiment".into(),
-                        json!([format!("\u{201c}{text}\u{201d} is not a valid UUID.")]),
-                    );
-                    None
-                }
-            }
-        }
-    };
-    let participant = match body.0.get("participant") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.insert(
-                "participant".into(),
-                json!(["This field may not be blank."]),
-            );
-            None
-        }
-        Some(Value::String(s)) if s.trim().chars().count() > 320 => {
-            errors.insert(
-                "participant".into(),
-                json!(["Ensure this field has no more than 320 characters."]),
-            );
-            None
-        }
-        Some(Value::String(s)) => Some(s.trim().to_string()),
-        Some(_) => {
-            errors.insert("participant".into(), json!(["Not a valid string."]));
-            None
-        }
-    };
-    let mut messages = Vec::new();
-    match body.0.get("messages") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            let mut item_errors = Vec::new();
-            let mut any = false;
-            for item in items {
-                let mut e = serde_json::Map::new();
-                let role = item.get("role").and_then(Value::as_str);
-                let stored = match role {
-                    Some(name) if MessageRole::from_api_name(name).is_some() => {
-                        MessageRole::from_api_name(name)
-                    }
-                    Some(other) => {
-                        e.insert(
-                            "role".into(),
-                            json!([format!("\"{other}\" is not a valid choice.")]),
-                        );
-                        None
-                    }
-                    None => {
-                        e.insert("role".into(), json!(["This field is required."]));
-                        None
-                    }
-                };
-                let content = match item.get("content") {
-                    None | Some(Value::Null) => {
-                        e.insert("content".into(), json!(["This field is required."]));
-                        None
-                    }
-                    Some(Value::String(s)) if s.trim().is_empty() => {
-                        e.insert("content".into(), json!(["This field may not be blank."]));
-                        None
-                    }
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(_) => {
-                        e.insert("content".into(), json!(["Not a valid string."]));
-                        None
-                    }
-                };
-                if let (Some(r), Some(c)) = (stored, content) {
-                    messages.push((r, c));
-                }
-                any |= !e.is_empty();
-                item_errors.push(Value::Object(e));
-            }
-            if any {
-                errors.insert("messages".into(), Value::Array(item_errors));
-            }
-        }
-        Some(other) => {
-            errors.insert(
-                "messages".into(),
-                json!({"non_field_errors": [format!("Expected a list of items but got type \"{}\".", json_type(other))]}),
-            );
-        }
-    }
-    let state = match body.0.get("state") {
-        None => json!({}),
-        Some(Value::Null) => {
-            errors.insert("state".into(), json!(["This field may not be null."]));
-            Value::Null
-        }
-        Some(v) => domain::values::strip_controls(v),
-    };
-    if !errors.is_empty() {
-        return Err(Error::Validation(Value::Object(errors)));
-    }
-    Ok(sessions::Create {
-        experiment: experiment
-            .ok_or_else(|| Error::field("experiment", "This field is required."))?,
-        participant,
-        messages,
-        state,
-    })
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Object(_) => "dict",
-        Value::String(_) => "str",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        _ => "list",
-    }
-}
-
 /// Create Session
 #[utoipa::path(
     post,
     path = "/api/sessions/",
     operation_id = "session_create",
     tag = "Experiment Sessions",
-    request_body = CreateDoc,
+    request_body = CreateRequest,
     responses((status = 201, body = SessionView)),
     security(("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
@@ -454,8 +366,14 @@ pub async fn create(
     base: BaseUrl,
     body: JsonObject,
 ) -> Result<Response> {
-    let c = parse_create(&body)?;
-    let s = sessions::create_seeded(&state.domain, auth.team_id, auth.user_id, c).await?;
+    let c = CreateRequest::read(&body)?;
+    let create = sessions::Create {
+        experiment: c.experiment,
+        participant: c.participant,
+        messages: c.messages,
+        state: c.state,
+    };
+    let s = sessions::create_seeded(&state.domain, auth.team_id, auth.user_id, create).await?;
     let view = summary_view(&base, s);
     let mut resp = (StatusCode::CREATED, Json(&view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&view.url) {
@@ -484,10 +402,6 @@ pub async fn retrieve(
     Ok(Json(detail_view(&base, d)))
 }
 
-fn error_body(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError::plain(status, message)
-}
-
 /// End Session
 #[utoipa::path(
     post,
@@ -506,7 +420,7 @@ pub async fn end(
     // The original's message forgot to fill in the id; its prefix is kept.
     let sid = sessions::exists(&state.domain, auth.team_id, &id)
         .await?
-        .ok_or_else(|| error_body(StatusCode::NOT_FOUND, "Session not found:{id}"))?;
+        .ok_or_else(|| ApiError::plain(StatusCode::NOT_FOUND, "Session not found:{id}"))?;
     let mut tx = state.domain.begin().await?;
     sessions::end(&mut tx, auth.team_id, sid, sessions::EndedBy::Api).await?;
     tx.commit().await?;
@@ -525,20 +439,23 @@ fn parse_tags(body: &JsonObject) -> Result<Vec<String>, ApiError> {
         Some(Value::Object(o)) => o.is_empty(),
     };
     if falsy {
-        return Err(error_body(
+        return Err(ApiError::plain(
             StatusCode::BAD_REQUEST,
             "Missing 'tags' in request",
         ));
     }
     let Some(Value::Array(items)) = v else {
-        return Err(error_body(StatusCode::BAD_REQUEST, "'tags' must be a list"));
+        return Err(ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "'tags' must be a list",
+        ));
     };
     let mut out = Vec::with_capacity(items.len());
     for i in items {
         match i.as_str() {
             Some(s) if !s.trim().is_empty() => {
                 if s.chars().count() > domain::tags::MAX_NAME_LEN {
-                    return Err(error_body(
+                    return Err(ApiError::plain(
                         StatusCode::BAD_REQUEST,
                         "Tag names must be at most 100 characters",
                     ));
@@ -546,7 +463,7 @@ fn parse_tags(body: &JsonObject) -> Result<Vec<String>, ApiError> {
                 out.push(s.to_string());
             }
             _ => {
-                return Err(error_body(
+                return Err(ApiError::plain(
                     StatusCode::BAD_REQUEST,
                     "'tags' must be a list of non-empty strings",
                 ));
@@ -563,7 +480,7 @@ async fn session_for_action(
 ) -> Result<domain::SessionId, ApiError> {
     sessions::exists(&state.domain, team_id, id)
         .await?
-        .ok_or_else(|| error_body(StatusCode::NOT_FOUND, format!("Session not found: {id}")))
+        .ok_or_else(|| ApiError::plain(StatusCode::NOT_FOUND, format!("Session not found: {id}")))
 }
 
 /// Add Tags
@@ -662,7 +579,7 @@ pub async fn update_state(
         Value::Object(o) => o.is_empty(),
     };
     if falsy {
-        return Err(error_body(
+        return Err(ApiError::plain(
             StatusCode::BAD_REQUEST,
             "Missing 'state' in request",
         ));

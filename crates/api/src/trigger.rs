@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
-use domain::Error;
 use domain::channels::Platform;
 use domain::trigger::{self, Trigger};
 use serde::Serialize;
@@ -14,6 +13,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::body::JsonObject;
 use crate::error::Result;
+use crate::input::{FieldErrors, NOT_UUID, Reader, Text, not_a_choice};
 use crate::routes::Routes;
 use crate::sessions::TeamView;
 use crate::url::BaseUrl;
@@ -31,120 +31,72 @@ pub struct TriggeredView {
     pub channel: String,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
+// The body of `POST /api/trigger_bot`.
+#[derive(Debug, ToSchema)]
 #[schema(as = TriggerBotMessageRequest)]
-#[allow(dead_code)]
-pub struct TriggerDoc {
-    identifier: String,
-    platform: String,
-    experiment: uuid::Uuid,
-    prompt_text: Option<String>,
-    message_text: Option<String>,
-    start_new_session: Option<bool>,
+pub struct TriggerRequest {
+    pub identifier: String,
+    #[schema(value_type = String)]
+    pub platform: Platform,
+    pub experiment: uuid::Uuid,
+    pub prompt_text: Option<String>,
+    pub message_text: Option<String>,
+    #[schema(value_type = Option<bool>)]
+    pub start_new_session: bool,
     #[schema(value_type = Object)]
-    session_data: Option<Value>,
+    pub session_data: Map<String, Value>,
     #[schema(value_type = Object)]
-    participant_data: Option<Value>,
+    pub participant_data: Map<String, Value>,
 }
 
-fn parse(body: &JsonObject) -> Result<Trigger, Error> {
-    let mut errors = Map::new();
-    let mut text = |field: &str, required: bool| -> Option<String> {
-        match body.0.get(field) {
-            None if required => {
-                errors.insert(field.into(), json!(["This field is required."]));
+impl TriggerRequest {
+    fn read(body: &JsonObject) -> Result<Self, FieldErrors> {
+        let mut r = Reader::new(&body.0);
+        let identifier = r.text("identifier", Text::required());
+        let platform = r.text("platform", Text::required());
+        let experiment = r.text("experiment", Text::required());
+        let prompt_text = r.text("prompt_text", Text::optional());
+        let message_text = r.text("message_text", Text::optional());
+        let platform = platform.and_then(|p| match Platform::parse(&p) {
+            Some(p) => Some(p),
+            None => {
+                r.replace("platform", json!([not_a_choice(&p)]));
                 None
             }
-            None => None,
-            Some(Value::Null) if required => {
-                errors.insert(field.into(), json!(["This field may not be null."]));
-                None
-            }
-            Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                errors.insert(field.into(), json!(["This field may not be blank."]));
-                None
-            }
-            Some(Value::String(s)) => Some(s.trim().to_string()),
-            Some(_) => {
-                errors.insert(field.into(), json!(["Not a valid string."]));
-                None
-            }
+        });
+        let experiment = experiment.and_then(|e| match uuid::Uuid::parse_str(&e) {
+            Ok(u) => Some(u),
+            Err(_) => r.fail("experiment", NOT_UUID),
+        });
+        let start_new_session = r.flag("start_new_session");
+        let session_data = r.object("session_data").unwrap_or_default();
+        let participant_data = r.object("participant_data").unwrap_or_default();
+        r.finish()?;
+        let either_or = match (&prompt_text, &message_text) {
+            (None, None) => Some("Either 'prompt_text' or 'message_text' must be provided."),
+            (Some(_), Some(_)) => Some("Provide either 'prompt_text' or 'message_text', not both."),
+            _ => None,
+        };
+        if let Some(msg) = either_or {
+            let mut r = Reader::new(&body.0);
+            r.fail::<()>("non_field_errors", msg);
+            r.finish()?;
         }
-    };
-    let identifier = text("identifier", true);
-    let platform = text("platform", true);
-    let experiment = text("experiment", true);
-    let prompt_text = text("prompt_text", false);
-    let message_text = text("message_text", false);
-    if let Some(p) = &platform
-        && Platform::parse(p).is_none()
-    {
-        errors.insert(
-            "platform".into(),
-            json!([format!("\"{p}\" is not a valid choice.")]),
-        );
+        match (identifier, platform, experiment) {
+            (Some(identifier), Some(platform), Some(experiment)) => Ok(TriggerRequest {
+                identifier,
+                platform,
+                experiment,
+                prompt_text,
+                message_text,
+                start_new_session,
+                session_data,
+                participant_data,
+            }),
+            // Each missing value recorded its error above.
+            _ => Err(FieldErrors::default()),
+        }
     }
-    let experiment = experiment.and_then(|e| match uuid::Uuid::parse_str(&e) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            errors.insert("experiment".into(), json!(["Must be a valid UUID."]));
-            None
-        }
-    });
-    let start_new_session = match body.0.get("start_new_session") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            errors.insert(
-                "start_new_session".into(),
-                json!(["Must be a valid boolean."]),
-            );
-            false
-        }
-    };
-    let mut object = |field: &str| -> Map<String, Value> {
-        match body.0.get(field) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => {
-                errors.insert(field.into(), json!(["Expected a dictionary of items."]));
-                Map::new()
-            }
-        }
-    };
-    let session_data = object("session_data");
-    let participant_data = object("participant_data");
-    if !errors.is_empty() {
-        return Err(Error::Validation(Value::Object(errors)));
-    }
-    match (&prompt_text, &message_text) {
-        (None, None) => {
-            return Err(Error::Validation(
-                json!({"non_field_errors": ["Either 'prompt_text' or 'message_text' must be provided."]}),
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(Error::Validation(
-                json!({"non_field_errors": ["Provide either 'prompt_text' or 'message_text', not both."]}),
-            ));
-        }
-        _ => {}
-    }
-    Ok(Trigger {
-        identifier: identifier.unwrap_or_default(),
-        platform: platform
-            .as_deref()
-            .and_then(Platform::parse)
-            .ok_or_else(|| Error::field("platform", "This field is required."))?,
-        experiment: experiment
-            .ok_or_else(|| Error::field("experiment", "This field is required."))?,
-        prompt_text,
-        message_text,
-        start_new_session,
-        session_data,
-        participant_data,
-    })
 }
 
 /// Trigger the bot to send a message to the user, or deliver a message directly
@@ -153,7 +105,7 @@ fn parse(body: &JsonObject) -> Result<Trigger, Error> {
     path = "/api/trigger_bot",
     operation_id = "trigger_bot_message",
     tag = "Channels",
-    request_body = TriggerDoc,
+    request_body = TriggerRequest,
     responses((status = 200, body = TriggeredView)),
     security(("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
@@ -163,7 +115,17 @@ pub async fn trigger_bot(
     base: BaseUrl,
     body: JsonObject,
 ) -> Result<Json<TriggeredView>> {
-    let t = parse(&body)?;
+    let t = TriggerRequest::read(&body)?;
+    let t = Trigger {
+        identifier: t.identifier,
+        platform: t.platform,
+        experiment: t.experiment,
+        prompt_text: t.prompt_text,
+        message_text: t.message_text,
+        start_new_session: t.start_new_session,
+        session_data: t.session_data,
+        participant_data: t.participant_data,
+    };
     let done = trigger::trigger(&state.domain, auth.team_id, t).await?;
     Ok(Json(TriggeredView {
         url: base.absolute(&format!("/api/sessions/{}/", done.session_external_id)),

@@ -1,6 +1,6 @@
 //! The Bot API client against a fake Telegram on loopback.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! It carries no HTTP: the API crate maps each variant to a status and the
 //! contract's body in one place (`api/src/error.rs`).
 
-use serde_json::Value;
 use uuid::Uuid;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -22,9 +21,12 @@ pub enum Error {
     /// The request cannot be carried out as asked (a message for the caller).
     #[error("{0}")]
     BadRequest(String),
-    /// Field errors in DRF's shape (`{"field": ["msg"]}`).
-    #[error("invalid input: {0}")]
-    Validation(Value),
+    /// One field of the input is invalid.
+    #[error("invalid input: {field}: {message}")]
+    Field { field: String, message: String },
+    /// A session for an API caller needs a participant (the key has no user).
+    #[error("participant: This field is required.")]
+    ParticipantRequired,
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -73,14 +75,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A single-field validation error, `{"field": ["message"]}`.
+    /// A single-field validation error.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            field.to_string(),
-            Value::Array(vec![Value::String(message.into())]),
-        );
-        Error::Validation(Value::Object(m))
+        Error::Field {
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {

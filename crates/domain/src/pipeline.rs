@@ -416,7 +416,7 @@ mod tests {
 
     fn err(v: Value) -> String {
         match p(v).validate().unwrap_err() {
-            Error::Validation(v) => v["pipeline"][0].as_str().unwrap().to_string(),
+            Error::Field { field, message } if field == "pipeline" => message,
             other => panic!("{other:?}"),
         }
     }

@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use chatstudio_llm::builtin::Builtin;
 use chatstudio_llm::{
     ChatMessage, CompletionRequest, LlmClient, LlmError, ProviderConfig, ProviderKind, Role,

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 //! The admin CLI, run as a separate process against the same database the
 //! server uses (a SQLite file, or the PostgreSQL database of the app).
 

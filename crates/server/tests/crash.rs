@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 //! Crash test: under a steady load of widget messages and channel turns the
 //! server is killed with SIGKILL and restarted on the same database. Every
 //! request that got a 2xx is present, every accepted task finishes, no reply is

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 //! Two `chatstudio worker` processes on one database run every job exactly once.
 
 use std::process::{Child, Command, Stdio};

@@ -6,7 +6,12 @@
 //! as `postgres://postgres@127.0.0.1:5432/postgres`); each app gets its own
 //! database, dropped afterwards. Under `CI=true` a missing URL fails the test
 //! instead of skipping it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and their harness fail loudly"
+)]
 
 pub mod contract;
 pub mod pg;
@@ -346,7 +351,10 @@ impl TestApp {
 macro_rules! both_backends {
     ($name:ident, $body:expr) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(
+                unused_imports,
+                reason = "not every test body uses the enclosing module"
+            )]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

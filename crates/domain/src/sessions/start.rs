@@ -246,11 +246,7 @@ pub async fn create_seeded(
     let identifier = match (c.participant, user_id) {
         (Some(p), _) => p,
         (None, Some(u)) => crate::teams::user_email(domain, u).await?,
-        (None, None) => {
-            let mut m = serde_json::Map::new();
-            m.insert("participant".into(), json!("This field is required."));
-            return Err(Error::Validation(Value::Object(m)));
-        }
+        (None, None) => return Err(Error::ParticipantRequired),
     };
     let tx = domain.begin().await?;
     let p = participants::get_or_create(&tx, team_id, Platform::Api, &identifier, user_id).await?;

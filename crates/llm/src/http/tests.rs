@@ -1,3 +1,8 @@
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+
+use super::errors::retry_after;
 use super::*;
 
 fn ctx() -> Ctx {

@@ -2,7 +2,7 @@
 //! wiremock server on loopback, and the failure scenarios every HTTP adapter
 //! must classify the same way.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses a part of the shared fakes")]
 
 use std::sync::Arc;
 use std::time::Duration;

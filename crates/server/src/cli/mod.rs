@@ -118,10 +118,7 @@ async fn open(cli: &Cli) -> anyhow::Result<store::Db> {
 }
 
 fn domain_err(e: domain::Error) -> anyhow::Error {
-    match e {
-        domain::Error::Validation(v) => anyhow::anyhow!("invalid input: {v}"),
-        other => anyhow::anyhow!("{other}"),
-    }
+    anyhow::anyhow!("{e}")
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,5 +1,10 @@
 //! Black-box tests: the real server over HTTP, on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and their harness fail loudly"
+)]
 
 mod auth;
 mod chat;

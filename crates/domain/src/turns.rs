@@ -123,6 +123,29 @@ pub struct TurnOutcome {
     pub version_tag: Option<String>,
 }
 
+impl TurnOutcome {
+    /// An outcome in `session` by `chatbot` that wrote nothing yet: callers
+    /// fill in what their turn produced.
+    pub fn of(session: &Session, chatbot: &crate::chatbots::Resolved) -> Self {
+        TurnOutcome {
+            team_id: session.team_id,
+            session_id: session.id,
+            participant_id: session.participant_id,
+            chatbot_id: chatbot.row_id,
+            version_number: chatbot.version_number,
+            input_message_id: None,
+            reply: None,
+            reply_metadata: json!({}),
+            error: None,
+            usage: Vec::new(),
+            duration_ms: 0,
+            llm_calls: 0,
+            checkpoint: None,
+            version_tag: Some(chatbot.version_tag()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub reply_message_id: Option<MessageId>,

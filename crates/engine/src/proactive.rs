@@ -55,20 +55,12 @@ impl Engine {
             o.mark(&mut metadata);
         }
         let outcome = TurnOutcome {
-            team_id: session.team_id,
-            session_id: session.id,
-            participant_id: session.participant_id,
-            chatbot_id: chatbot.row_id,
-            version_number: chatbot.version_number,
-            input_message_id: None,
             reply: Some(text.clone()),
             reply_metadata: metadata,
-            error: None,
             usage,
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             llm_calls: calls,
-            checkpoint: None,
-            version_tag: Some(chatbot.version_tag()),
+            ..TurnOutcome::of(session, chatbot)
         };
         let recorded = turns::record(&self.domain, outcome).await?;
         Ok(Reply {

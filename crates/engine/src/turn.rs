@@ -245,14 +245,8 @@ impl Engine {
             Err(e) => (None, Some(e), None),
         };
         let outcome = TurnOutcome {
-            team_id: session.team_id,
-            session_id: session.id,
-            participant_id: session.participant_id,
-            chatbot_id: chatbot.row_id,
-            version_number: chatbot.version_number,
             input_message_id: Some(input_message_id),
             reply: reply.clone(),
-            reply_metadata: json!({}),
             error: error.as_ref().map(|e| e.to_string()),
             usage: run.as_ref().map(|r| r.usage.clone()).unwrap_or_default(),
             duration_ms,
@@ -261,7 +255,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|r| r.checkpoint.clone())
                 .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),
-            version_tag: Some(chatbot.version_tag()),
+            ..TurnOutcome::of(session, chatbot)
         };
         let recorded = turns::record(&self.domain, outcome).await;
         if let Some(e) = error {

@@ -5,9 +5,8 @@
 use async_trait::async_trait;
 use domain::jobs::{BotSend, BotSendPayload, Delivered};
 use domain::messages::{self, Origin};
-use domain::sessions;
 
-use super::{Attempt, Handler, JobError};
+use super::{Attempt, Handler, JobError, delivered, session_of};
 use crate::Engine;
 
 #[async_trait]
@@ -18,9 +17,7 @@ impl Handler for BotSend {
         p: BotSendPayload,
     ) -> Result<Delivered, JobError> {
         let domain = &engine.domain;
-        let Some(session) = sessions::get(domain, p.session_id).await? else {
-            return Err(JobError::failed("the session no longer exists"));
-        };
+        let session = session_of(engine, p.session_id).await?;
         let origin = Origin::Task(attempt.task_id);
         let text = match messages::written_by(domain, session.id, origin).await? {
             Some(t) => t,
@@ -46,9 +43,6 @@ impl Handler for BotSend {
             .deliver(&session, &text)
             .await
             .map_err(|e| JobError::from_delivery(e, attempt.last))?;
-        Ok(Delivered {
-            delivered: true,
-            ..Default::default()
-        })
+        Ok(delivered())
     }
 }

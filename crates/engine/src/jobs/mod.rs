@@ -13,7 +13,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use domain::jobs::{BotSend, ChatTurn, Claimed, Finished, JobFailure, JobKind, Ping, Pong};
-use domain::jobs::{ScheduleFire, TelegramTurn};
+use domain::jobs::{Delivered, ScheduleFire, TelegramTurn};
+use domain::sessions::{self, Session};
 
 use crate::delivery::DeliveryError;
 use crate::{Engine, TurnError};
@@ -63,6 +64,21 @@ impl JobError {
 impl From<domain::Error> for JobError {
     fn from(e: domain::Error) -> Self {
         JobError::Retry(e.chain())
+    }
+}
+
+/// The session a job works on; one deleted since it was enqueued ends the job.
+async fn session_of(engine: &Engine, id: domain::SessionId) -> Result<Session, JobError> {
+    sessions::get(&engine.domain, id)
+        .await?
+        .ok_or_else(|| JobError::failed("the session no longer exists"))
+}
+
+/// A delivery done.
+fn delivered() -> Delivered {
+    Delivered {
+        delivered: true,
+        ..Default::default()
     }
 }
 

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use domain::jobs::{Delivered, TelegramInput, TelegramTurn, TelegramTurnPayload};
-use domain::{sessions, turns};
+use domain::turns;
 
-use super::{Attempt, Handler, JobError};
+use super::{Attempt, Handler, JobError, delivered, session_of};
 use crate::{Engine, TurnError};
 
 /// What the participant hears when their turn fails, rather than silence.
@@ -19,9 +19,7 @@ impl Handler for TelegramTurn {
         p: TelegramTurnPayload,
     ) -> Result<Delivered, JobError> {
         let domain = &engine.domain;
-        let Some(session) = sessions::get(domain, p.session_id).await? else {
-            return Err(JobError::failed("the session no longer exists"));
-        };
+        let session = session_of(engine, p.session_id).await?;
         let text = match p.input {
             TelegramInput::Reply { reply } => reply,
             TelegramInput::Message { message_id, text } => {
@@ -55,9 +53,6 @@ impl Handler for TelegramTurn {
             .deliver(&session, &text)
             .await
             .map_err(|e| JobError::from_delivery(e, attempt.last))?;
-        Ok(Delivered {
-            delivered: true,
-            ..Default::default()
-        })
+        Ok(delivered())
     }
 }

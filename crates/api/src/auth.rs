@@ -70,12 +70,10 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
         Presented::Malformed => {
             return ApiError::Domain(Error::Unauthenticated(INVALID_TOKEN)).into_response();
         }
-        Presented::Key(key) => {
-            match domain::auth::authenticate_api_key(&state.domain.db.read, key).await {
-                Ok(ctx) => ctx,
-                Err(e) => return ApiError::Domain(e).into_response(),
-            }
-        }
+        Presented::Key(key) => match domain::auth::authenticate_api_key(&state.domain, key).await {
+            Ok(ctx) => ctx,
+            Err(e) => return ApiError::Domain(e).into_response(),
+        },
     };
     if !is_safe(req.method()) && ctx.read_only {
         return ApiError::Domain(Error::PermissionDenied).into_response();

@@ -112,6 +112,6 @@ pub async fn retrieve(
 ) -> Result<Json<ExperimentView>> {
     let id = uuid::Uuid::parse_str(id.trim())
         .map_err(|_| ApiError::Domain(domain::Error::not_found("Not found.")))?;
-    let bot = chatbots::get(&state.domain.db.read, auth.team_id, id).await?;
+    let bot = chatbots::get(&state.domain, auth.team_id, id).await?;
     Ok(Json(view(&base, bot)))
 }

@@ -77,7 +77,7 @@ pub async fn content(
         return crate::routing::not_found().await;
     };
     let (file, stream) = match domain::files::open_for_download(
-        &state.domain.db.read,
+        &state.domain,
         &state.domain.files,
         auth.team_id,
         id,

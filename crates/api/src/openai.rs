@@ -216,9 +216,7 @@ async fn handle(
         Err(e) => return e.into_response(),
     };
     // The chatbot is looked up before the body is judged, as the original does.
-    if let Err(e) =
-        domain::chatbots::resolve(&state.domain.db.read, auth.team_id, chatbot, None).await
-    {
+    if let Err(e) = domain::chatbots::resolve(&state.domain, auth.team_id, chatbot, None).await {
         return ApiError::Domain(e).into_response();
     }
     let p = match parse(&body) {

@@ -513,7 +513,7 @@ async fn change_tags(
 ) -> Result<Json<TagsView>> {
     let names = parse_tags(&body)?;
     let sid = session_for_action(&state, auth.team_id, &id).await?;
-    let db = &state.domain.db.write;
+    let db = &state.domain;
     if add {
         domain::tags::add_to_session(db, auth.team_id, sid.0, &names, auth.user_id.map(i64::from))
             .await?;

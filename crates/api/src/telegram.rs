@@ -27,8 +27,7 @@ pub async fn webhook(
     let Ok(id) = uuid::Uuid::parse_str(&channel_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let db = &state.domain.db;
-    let ch = match tg::by_public_id(&db.read, id).await {
+    let ch = match tg::by_public_id(&state.domain, id).await {
         Ok(Some(ch)) => ch,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => return crate::ApiError::Domain(e).into_response(),

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use store::entity::{api_key, membership, user};
 use subtle::ConstantTimeEq;
 
+use crate::conn::Reads;
 use crate::ids::{TeamId, UserId};
 use crate::teams::Role;
 use crate::text_enum::stored;
@@ -40,10 +41,8 @@ impl AuthContext {
 
 /// Checks an API key (`prefix.secret`). One query fetches the key, its user and
 /// the user's membership in the key's team; the hash is compared in constant time.
-pub async fn authenticate_api_key<C: ConnectionTrait>(
-    db: &C,
-    presented: &str,
-) -> Result<AuthContext> {
+pub async fn authenticate_api_key(db: &impl Reads, presented: &str) -> Result<AuthContext> {
+    let db = db.reader();
     let presented = presented.trim();
     let Some((prefix, secret)) = presented.split_once('.') else {
         return Err(Error::Unauthenticated(INVALID_TOKEN));

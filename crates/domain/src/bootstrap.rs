@@ -5,6 +5,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Se
 use serde_json::json;
 use store::entity::{setting, team};
 
+use crate::conn::{Reads, Writes};
 use crate::{Db, Error, Result, chatbots, keys, teams};
 use store::constraints::SETTING_KEY;
 
@@ -50,7 +51,7 @@ pub const DEMO_TEAM: &str = "demo";
 /// On an empty database, creates team `demo` with its owner, a read-write key and
 /// a demo chatbot. Returns `None` when any team exists already (later starts, or
 /// another process that won the race).
-pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait>(
+pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait + Reads + Writes>(
     db: &C,
     secrets: &crate::secrets::SecretBox,
 ) -> Result<Option<DemoSeed>> {

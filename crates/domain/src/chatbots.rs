@@ -16,6 +16,7 @@ use serde_json::Value;
 use store::entity::chatbot;
 use uuid::Uuid;
 
+use crate::conn::{Reads, Writes};
 use crate::ids::{ChatbotId, TeamId};
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
 use crate::pipeline::Pipeline;
@@ -120,7 +121,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
 }
 
 /// Every provider a pipeline names must exist in the team when it is saved.
-async fn check_providers<C: ConnectionTrait>(
+async fn check_providers<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     config: &Value,
@@ -178,7 +179,7 @@ fn live_heads(team_id: TeamId) -> sea_orm::Select<chatbot::Entity> {
 }
 
 /// Loads the live snapshots of several families in one query.
-async fn versions_for<C: ConnectionTrait>(
+async fn versions_for<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     heads: &[chatbot::Model],
 ) -> Result<std::collections::HashMap<i64, Vec<Version>>> {
@@ -200,14 +201,15 @@ async fn versions_for<C: ConnectionTrait>(
     Ok(by_family)
 }
 
-pub async fn create<C: ConnectionTrait>(
-    db: &C,
+pub async fn create(
+    db: &impl Writes,
     team_id: TeamId,
     owner_id: Option<i64>,
     name: &str,
     description: Option<&str>,
     config: Option<Value>,
 ) -> Result<Chatbot> {
+    let db = db.writer();
     let name = validate_name(name)?;
     let config = validate_config(config)?;
     check_providers(db, team_id, &config).await?;
@@ -233,7 +235,11 @@ pub async fn create<C: ConnectionTrait>(
     Ok(assemble(head, Vec::new()))
 }
 
-async fn head_row<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<chatbot::Model> {
+async fn head_row<C: ConnectionTrait + Reads + Writes>(
+    db: &C,
+    team_id: TeamId,
+    id: Uuid,
+) -> Result<chatbot::Model> {
     live_heads(team_id)
         .filter(chatbot::Column::PublicId.eq(id))
         .one(db)
@@ -243,7 +249,8 @@ async fn head_row<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Resu
 
 /// The working version with its live snapshots; snapshots, archived chatbots and
 /// other teams' chatbots are all "not found".
-pub async fn get<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<Chatbot> {
+pub async fn get(db: &impl Reads, team_id: TeamId, id: Uuid) -> Result<Chatbot> {
+    let db = db.reader();
     let head = head_row(db, team_id, id).await?;
     let mut versions = versions_for(db, std::slice::from_ref(&head)).await?;
     let v = versions.remove(&head.id).unwrap_or_default();
@@ -280,7 +287,8 @@ pub async fn list(domain: &Domain, team_id: TeamId, req: &PageRequest) -> Result
 }
 
 /// All of a team's live chatbots, oldest first (for the CLI).
-pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Chatbot>> {
+pub async fn list_all(db: &impl Reads, team_id: TeamId) -> Result<Vec<Chatbot>> {
+    let db = db.reader();
     let heads = live_heads(team_id)
         .order_by_asc(chatbot::Column::CreatedAt)
         .order_by_asc(chatbot::Column::Id)
@@ -298,7 +306,8 @@ pub async fn list_all<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec
 
 /// Finds a live chatbot by public id across teams (CLI administration only),
 /// returning its team id too.
-pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(TeamId, Chatbot)> {
+pub async fn find_any_team(db: &impl Reads, id: Uuid) -> Result<(TeamId, Chatbot)> {
+    let db = db.reader();
     let head = chatbot::Entity::find()
         .filter(chatbot::Column::PublicId.eq(id))
         .filter(chatbot::Column::WorkingVersionId.is_null())
@@ -311,14 +320,15 @@ pub async fn find_any_team<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<(Team
 }
 
 /// Updates the working version (snapshots are immutable).
-pub async fn update_working<C: ConnectionTrait>(
-    db: &C,
+pub async fn update_working(
+    db: &impl Writes,
     team_id: TeamId,
     id: Uuid,
     name: &str,
     description: Option<&str>,
     config: Option<Value>,
 ) -> Result<Chatbot> {
+    let db = db.writer();
     let name = validate_name(name)?;
     let head = head_row(db, team_id, id).await?;
     let mut am: chatbot::ActiveModel = head.into();
@@ -339,12 +349,13 @@ pub async fn update_working<C: ConnectionTrait>(
 /// Creates or updates a working version from a chatbot file. Without an `id`,
 /// the file's name picks the chatbot; more than one live chatbot with that name
 /// is ambiguous and refused.
-pub async fn apply<C: ConnectionTrait>(
-    db: &C,
+pub async fn apply(
+    db: &impl Writes,
     team_id: TeamId,
     owner_id: Option<i64>,
     file: BotFile,
 ) -> Result<(Chatbot, bool)> {
+    let db = db.writer();
     let target = match file.id {
         Some(id) => Some(head_row(db, team_id, id).await?.public_id),
         None => {
@@ -396,7 +407,7 @@ pub async fn apply<C: ConnectionTrait>(
 /// Snapshots the working version as the next numbered version, in one
 /// transaction. The first version is always published; later ones only when
 /// `publish` is set, which demotes the previous published version.
-pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
+pub async fn create_version<C: ConnectionTrait + TransactionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     id: Uuid,
@@ -450,7 +461,8 @@ pub async fn create_version<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Archives a chatbot and all its versions in one statement.
-pub async fn archive<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<()> {
+pub async fn archive(db: &impl Writes, team_id: TeamId, id: Uuid) -> Result<()> {
+    let db = db.writer();
     let head = head_row(db, team_id, id).await?;
     chatbot::Entity::update_many()
         .col_expr(chatbot::Column::IsArchived, true.into())
@@ -474,12 +486,13 @@ pub async fn archive<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> R
 /// - `Some(n)`: the working version when `n` is its own number, else snapshot `n`.
 ///
 /// Decision: an unknown version number is a 404 (the original answers 500).
-pub async fn resolve<C: ConnectionTrait>(
-    db: &C,
+pub async fn resolve(
+    db: &impl Reads,
     team_id: TeamId,
     id: Uuid,
     version: Option<i32>,
 ) -> Result<Resolved> {
+    let db = db.reader();
     let row = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
         .filter(chatbot::Column::PublicId.eq(id))
@@ -516,7 +529,8 @@ pub async fn resolve<C: ConnectionTrait>(
 }
 
 /// The public id of a chatbot row.
-pub async fn public_id_of<C: ConnectionTrait>(db: &C, row_id: i64) -> Result<Uuid> {
+pub async fn public_id_of(db: &impl Reads, row_id: i64) -> Result<Uuid> {
+    let db = db.reader();
     chatbot::Entity::find_by_id(row_id)
         .one(db)
         .await?
@@ -526,7 +540,8 @@ pub async fn public_id_of<C: ConnectionTrait>(db: &C, row_id: i64) -> Result<Uui
 
 /// Exactly the row an id names (a working version or a snapshot; not
 /// archived): what a session is bound to.
-pub async fn find_row<C: ConnectionTrait>(db: &C, team_id: TeamId, id: Uuid) -> Result<Resolved> {
+pub async fn find_row(db: &impl Reads, team_id: TeamId, id: Uuid) -> Result<Resolved> {
+    let db = db.reader();
     let row = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
         .filter(chatbot::Column::PublicId.eq(id))

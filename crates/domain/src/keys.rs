@@ -3,12 +3,11 @@
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use sha2::{Digest, Sha256};
 use store::entity::api_key;
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 use store::constraints::API_KEY_PREFIX;
@@ -51,13 +50,14 @@ pub fn hash_key(full: &str) -> String {
 
 /// Creates a key for a team's user and returns it with the full key text, the
 /// only time that text exists outside the client.
-pub async fn create<C: ConnectionTrait>(
-    db: &C,
+pub async fn create(
+    db: &impl Writes,
     team_id: TeamId,
     user_id: i64,
     name: &str,
     read_only: bool,
 ) -> Result<(ApiKey, String)> {
+    let db = db.writer();
     let name = name.trim();
     if name.chars().count() > 50 {
         return Err(Error::BadRequest(
@@ -91,7 +91,8 @@ pub async fn create<C: ConnectionTrait>(
     Err(Error::internal("could not allocate a unique key prefix"))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<ApiKey>> {
+pub async fn list(db: &impl Reads, team_id: TeamId) -> Result<Vec<ApiKey>> {
+    let db = db.reader();
     Ok(api_key::Entity::find()
         .filter(api_key::Column::TeamId.eq(team_id))
         .order_by_asc(api_key::Column::CreatedAt)
@@ -104,7 +105,8 @@ pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Api
 }
 
 /// Revokes a key by prefix; revocation is one-way.
-pub async fn revoke<C: ConnectionTrait>(db: &C, prefix: &str) -> Result<ApiKey> {
+pub async fn revoke(db: &impl Writes, prefix: &str) -> Result<ApiKey> {
+    let db = db.writer();
     let key = api_key::Entity::find()
         .filter(api_key::Column::Prefix.eq(prefix))
         .one(db)

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 use store::entity::pricing_rule;
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 
@@ -318,13 +319,14 @@ pub fn shipped_price(
 
 /// The prices in force for one (provider, model) for a team, every kind in
 /// one query: its own rules where they apply, else the shipped table.
-pub async fn prices<C: ConnectionTrait>(
-    db: &C,
+pub async fn prices(
+    db: &impl Reads,
     team_id: TeamId,
     provider: &str,
     model: &str,
     at: DateTime<Utc>,
 ) -> Result<Prices> {
+    let db = db.reader();
     let rules = pricing_rule::Entity::find()
         .filter(pricing_rule::Column::TeamId.eq(team_id))
         .filter(pricing_rule::Column::ProviderKind.eq(provider))
@@ -368,7 +370,7 @@ impl Prices {
 
 /// A team's own price, in force from `from` until replaced; the rule it
 /// replaces ends where this one starts. One transaction.
-pub async fn set_override<C: ConnectionTrait + TransactionTrait>(
+pub async fn set_override<C: ConnectionTrait + TransactionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     provider: &str,

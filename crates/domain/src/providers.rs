@@ -2,12 +2,11 @@
 //! they reach the database and are only opened to make a provider call; no
 //! listing or API ever returns them.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use store::entity::provider;
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::secrets::SecretBox;
 use crate::{Error, Result};
@@ -75,12 +74,13 @@ fn listed(m: provider::Model) -> Provider {
     }
 }
 
-pub async fn add<C: ConnectionTrait>(
-    db: &C,
+pub async fn add(
+    db: &impl Writes,
     secrets: &SecretBox,
     team_id: TeamId,
     p: NewProvider,
 ) -> Result<Provider> {
+    let db = db.writer();
     let name = p.name.trim().to_string();
     if name.is_empty() || name.len() > 100 {
         return Err(Error::BadRequest(
@@ -146,7 +146,8 @@ pub async fn add<C: ConnectionTrait>(
     Ok(listed(m))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Provider>> {
+pub async fn list(db: &impl Reads, team_id: TeamId) -> Result<Vec<Provider>> {
+    let db = db.reader();
     Ok(provider::Entity::find()
         .filter(provider::Column::TeamId.eq(team_id))
         .order_by_asc(provider::Column::Name)
@@ -157,7 +158,8 @@ pub async fn list<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<Pro
         .collect())
 }
 
-pub async fn remove<C: ConnectionTrait>(db: &C, team_id: TeamId, name: &str) -> Result<()> {
+pub async fn remove(db: &impl Writes, team_id: TeamId, name: &str) -> Result<()> {
+    let db = db.writer();
     let res = provider::Entity::delete_many()
         .filter(provider::Column::TeamId.eq(team_id))
         .filter(provider::Column::Name.eq(name))
@@ -172,7 +174,8 @@ pub async fn remove<C: ConnectionTrait>(db: &C, team_id: TeamId, name: &str) -> 
 }
 
 /// Names of the team's providers (to validate pipelines on save).
-pub async fn names<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<String>> {
+pub async fn names(db: &impl Reads, team_id: TeamId) -> Result<Vec<String>> {
+    let db = db.reader();
     Ok(list(db, team_id)
         .await?
         .into_iter()
@@ -181,12 +184,13 @@ pub async fn names<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<Vec<St
 }
 
 /// The provider with its credential opened, for one call.
-pub async fn access<C: ConnectionTrait>(
-    db: &C,
+pub async fn access(
+    db: &impl Reads,
     secrets: &SecretBox,
     team_id: TeamId,
     name: &str,
 ) -> Result<ProviderAccess> {
+    let db = db.reader();
     let m = provider::Entity::find()
         .filter(provider::Column::TeamId.eq(team_id))
         .filter(provider::Column::Name.eq(name))

@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use store::entity::{message_tag, session_tag, tag};
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 use store::constraints::TAG_NAME;
@@ -19,14 +20,15 @@ pub const VERSION_CATEGORY: &str = "experiment_version";
 pub const MAX_NAME_LEN: usize = 100;
 
 /// Finds or creates a tag; race-safe through the unique key.
-pub async fn ensure<C: ConnectionTrait>(
-    db: &C,
+pub async fn ensure(
+    db: &impl Writes,
     team_id: TeamId,
     name: &str,
     is_system: bool,
     category: &str,
     created_by: Option<i64>,
 ) -> Result<i64> {
+    let db = db.writer();
     if name.chars().count() > MAX_NAME_LEN {
         return Err(Error::BadRequest(format!(
             "tag names are at most {MAX_NAME_LEN} characters"
@@ -65,13 +67,14 @@ pub async fn ensure<C: ConnectionTrait>(
 }
 
 /// Attaches user tags to a session (idempotent).
-pub async fn add_to_session<C: ConnectionTrait>(
-    db: &C,
+pub async fn add_to_session(
+    db: &impl Writes,
     team_id: TeamId,
     session_id: i64,
     names: &[String],
     user_id: Option<i64>,
 ) -> Result<()> {
+    let db = db.writer();
     for name in names {
         let tag_id = ensure(db, team_id, name, false, "", user_id).await?;
         let stmt = Query::insert()
@@ -102,12 +105,13 @@ pub async fn add_to_session<C: ConnectionTrait>(
 }
 
 /// Detaches the team's non-system tags with these names from a session.
-pub async fn remove_from_session<C: ConnectionTrait>(
-    db: &C,
+pub async fn remove_from_session(
+    db: &impl Writes,
     team_id: TeamId,
     session_id: i64,
     names: &[String],
 ) -> Result<()> {
+    let db = db.writer();
     let ids: Vec<i64> = tag::Entity::find()
         .select_only()
         .column(tag::Column::Id)
@@ -129,10 +133,11 @@ pub async fn remove_from_session<C: ConnectionTrait>(
 }
 
 /// Tag names per session, each list sorted by name: one query for any number of sessions.
-pub async fn session_tag_names<C: ConnectionTrait>(
-    db: &C,
+pub async fn session_tag_names(
+    db: &impl Reads,
     session_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<String>>> {
+    let db = db.reader();
     let mut out: HashMap<i64, Vec<String>> = HashMap::new();
     if session_ids.is_empty() {
         return Ok(out);
@@ -160,10 +165,11 @@ pub async fn session_tag_names<C: ConnectionTrait>(
 }
 
 /// Tag names per message, sorted: one query for a whole transcript.
-pub async fn message_tag_names<C: ConnectionTrait>(
-    db: &C,
+pub async fn message_tag_names(
+    db: &impl Reads,
     message_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<String>>> {
+    let db = db.reader();
     let mut out: HashMap<i64, Vec<String>> = HashMap::new();
     if message_ids.is_empty() {
         return Ok(out);
@@ -191,13 +197,14 @@ pub async fn message_tag_names<C: ConnectionTrait>(
 }
 
 /// Tags a message with a system tag (e.g. its version tag).
-pub async fn tag_message<C: ConnectionTrait>(
-    db: &C,
+pub async fn tag_message(
+    db: &impl Writes,
     team_id: TeamId,
     message_id: i64,
     name: &str,
     category: &str,
 ) -> Result<()> {
+    let db = db.writer();
     let tag_id = ensure(db, team_id, name, true, category, None).await?;
     let stmt = Query::insert()
         .into_table(message_tag::Entity)

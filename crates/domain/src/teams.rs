@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use store::entity::{membership, team, user};
 
-use crate::conn::Reads;
+use crate::conn::{Reads, Writes};
 use crate::ids::{TeamId, UserId};
 use crate::text_enum::text_enum;
 use crate::{Error, Result};
@@ -60,7 +60,7 @@ pub fn validate_slug(slug: &str) -> Result<()> {
 }
 
 /// Creates a team with its owner user and membership, in one transaction.
-pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
+pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait + Reads + Writes>(
     db: &C,
     slug: &str,
     name: Option<&str>,
@@ -122,7 +122,7 @@ pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait>(
     Ok((t.into(), u.id))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Team>> {
+pub async fn list<C: ConnectionTrait + Reads + Writes>(db: &C) -> Result<Vec<Team>> {
     Ok(team::Entity::find()
         .order_by_asc(team::Column::Slug)
         .all(db)
@@ -132,7 +132,8 @@ pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Team>> {
         .collect())
 }
 
-pub async fn by_slug<C: ConnectionTrait>(db: &C, slug: &str) -> Result<Team> {
+pub async fn by_slug(db: &impl Reads, slug: &str) -> Result<Team> {
+    let db = db.reader();
     team::Entity::find()
         .filter(team::Column::Slug.eq(slug))
         .one(db)
@@ -142,7 +143,8 @@ pub async fn by_slug<C: ConnectionTrait>(db: &C, slug: &str) -> Result<Team> {
 }
 
 /// The user that owns a team (the first owner membership).
-pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Result<i64> {
+pub async fn owner_user_id(db: &impl Reads, team_id: TeamId) -> Result<i64> {
+    let db = db.reader();
     membership::Entity::find()
         .filter(membership::Column::TeamId.eq(team_id))
         .filter(membership::Column::Role.eq(Role::Owner))
@@ -154,13 +156,14 @@ pub async fn owner_user_id<C: ConnectionTrait>(db: &C, team_id: TeamId) -> Resul
 }
 
 /// Adds a user to a team with a role (creating the user).
-pub async fn add_member<C: ConnectionTrait>(
-    db: &C,
+pub async fn add_member(
+    db: &impl Writes,
     team_id: TeamId,
     username: &str,
     email: &str,
     role: Role,
 ) -> Result<i64> {
+    let db = db.writer();
     let now = store::now();
     let u = user::ActiveModel {
         username: Set(username.to_string()),

@@ -10,7 +10,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use store::entity::{message, session, trace, usage_record};
 
-use crate::conn::Reads;
+use crate::conn::{Reads, Writes};
 use crate::ids::{ChatbotId, MessageId, ParticipantId, SessionId, TeamId};
 use crate::messages::{self, MessageRole};
 use crate::pricing::{self, ServiceKind};
@@ -285,7 +285,7 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
 }
 
 /// Usage of a session, per model: (model, cost e8, tokens), plus the total.
-pub async fn session_usage<C: ConnectionTrait>(
+pub async fn session_usage<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     session_id: SessionId,
 ) -> Result<(i64, Vec<(String, i64, i64)>)> {

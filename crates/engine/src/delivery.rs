@@ -31,10 +31,7 @@ impl Engine {
         let Some(ChannelId(channel_id)) = session.channel_id else {
             return Ok(());
         };
-        let Some(ch) = tg::by_row_id(&domain.db.read, channel_id)
-            .await
-            .map_err(retry)?
-        else {
+        let Some(ch) = tg::by_row_id(domain, channel_id).await.map_err(retry)? else {
             return Ok(());
         };
         if !ch.enabled {

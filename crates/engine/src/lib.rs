@@ -76,13 +76,12 @@ impl Engine {
         team_id: domain::TeamId,
         name: &str,
     ) -> Result<(ProviderAccess, Arc<dyn LlmClient>), TurnError> {
-        let access =
-            domain::providers::access(&self.domain.db.read, &self.domain.secrets, team_id, name)
-                .await
-                .map_err(|e| match e {
-                    domain::Error::BadRequest(m) => TurnError::Config(m),
-                    other => TurnError::Domain(other),
-                })?;
+        let access = domain::providers::access(&self.domain, &self.domain.secrets, team_id, name)
+            .await
+            .map_err(|e| match e {
+                domain::Error::BadRequest(m) => TurnError::Config(m),
+                other => TurnError::Domain(other),
+            })?;
         let client = self.client(&access)?;
         Ok((access, client))
     }

@@ -88,7 +88,7 @@ impl Engine {
                 "the chatbot has no LLM node to write messages with".into(),
             ));
         };
-        let db = &self.domain.db.read;
+        let db = &self.domain;
         let (access, client) = self.provider(session.team_id, &params.provider).await?;
         let data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();
@@ -151,7 +151,7 @@ impl Engine {
 
     /// The version a bot-initiated message uses: the published one, else the working one.
     pub async fn published_for(&self, session: &Session) -> Result<Resolved, TurnError> {
-        let db = &self.domain.db.read;
+        let db = &self.domain;
         let public = chatbots::public_id_of(db, session.chatbot_id.0).await?;
         let family = chatbots::find_row(db, session.team_id, public).await?;
         let head = chatbots::public_id_of(db, family.family_id.0).await?;

@@ -102,7 +102,7 @@ impl Engine {
     }
 
     pub async fn api_message(&self, m: ApiMessage) -> Result<Reply, TurnError> {
-        let db = &self.domain.db.write;
+        let db = &self.domain;
         // The session binds to the row the id names; the version that runs is resolved apart.
         let addressed = chatbots::find_row(db, m.team_id, m.chatbot_id).await?;
         let chatbot = chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?;
@@ -207,7 +207,7 @@ impl Engine {
 
     /// Creates the session seeded with the earlier messages and persists the last one.
     pub async fn openai_prepare(&self, t: OpenAiTurn) -> Result<Prepared, TurnError> {
-        let db = &self.domain.db.write;
+        let db = &self.domain;
         let addressed = chatbots::find_row(db, t.team_id, t.chatbot_id).await?;
         let chatbot = chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?;
         let participant = self
@@ -294,7 +294,7 @@ impl Engine {
         let pipeline = Pipeline::from_config(&chatbot.config)?
             .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
         let valid = pipeline.validate()?;
-        let db = &self.domain.db.read;
+        let db = &self.domain;
         let limit = valid
             .nodes
             .iter()

@@ -91,7 +91,7 @@ pub(super) async fn embed_channel(
     h: &HeaderMap,
     key: &str,
 ) -> Result<WidgetChannel, ApiError> {
-    let ch = widget::by_key(&state.domain.db.read, key)
+    let ch = widget::by_key(&state.domain, key)
         .await?
         .ok_or(ApiError::Domain(Error::Unauthenticated(
             "Invalid widget embed key",

@@ -82,7 +82,7 @@ async fn chatbot_view(
     team_id: TeamId,
     id: uuid::Uuid,
 ) -> Result<Value, ApiError> {
-    let db = &state.domain.db.read;
+    let db = &state.domain;
     match chatbots::get(db, team_id, id).await {
         Ok(bot) => Ok(json!({
             "id": bot.id, "name": bot.name,
@@ -129,7 +129,7 @@ pub async fn start(
     let st = state.clone();
     limited(&state, identity, async move {
         let caller = if let Some(key) = api_key(&headers) {
-            let ctx = domain::auth::authenticate_api_key(&st.domain.db.read, key).await?;
+            let ctx = domain::auth::authenticate_api_key(&st.domain, key).await?;
             Caller::Member {
                 team_id: ctx.team_id,
                 user_id: ctx.user_id,

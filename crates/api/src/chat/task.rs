@@ -31,7 +31,7 @@ async fn task_state(
 ) -> Result<(StatusCode, Value, bool), ApiError> {
     let not_found = || ApiError::not_found("Not found.");
     let task = uuid::Uuid::parse_str(task_id).map_err(|_| not_found())?;
-    let (session, task) = jobs::task::<ChatTurn, _>(&state.domain.db.read, task)
+    let (session, task) = jobs::task::<ChatTurn>(&state.domain, task)
         .await?
         .ok_or_else(not_found)?;
     if session != Some(a.session.id) {

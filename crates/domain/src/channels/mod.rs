@@ -98,7 +98,7 @@ pub async fn family_channel(
 }
 
 /// Accepts an inbound event once: `false` when it was seen before.
-pub async fn first_time<C: ConnectionTrait>(
+pub async fn first_time<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     channel_id: ChannelId,
     event_id: &str,

@@ -1,7 +1,7 @@
 //! Telegram channels: the bot token sealed at rest, the webhook secret stored
 //! as a hash, and inbound updates accepted once.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::entity::{channel, chatbot};
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Platform;
 use crate::channels;
+use crate::conn::{Reads, Writes};
 use crate::ids::{ChannelId, ChatbotId, TeamId};
 use crate::jobs::{NewJob, TelegramInput, TelegramTurn, TelegramTurnPayload};
 use crate::participants::{self, data as pdata};
@@ -66,14 +67,15 @@ fn from_row(m: channel::Model) -> TelegramChannel {
 }
 
 /// Records a Telegram channel for a chatbot (the token was checked with getMe).
-pub async fn add<C: ConnectionTrait>(
-    db: &C,
+pub async fn add(
+    db: &impl Writes,
     secrets: &SecretBox,
     chatbot_id: Uuid,
     token: &str,
     webhook_secret: &str,
     bot: Value,
 ) -> Result<TelegramChannel> {
+    let db = db.writer();
     let head = chatbot::Entity::find()
         .filter(chatbot::Column::PublicId.eq(chatbot_id))
         .filter(chatbot::Column::WorkingVersionId.is_null())
@@ -105,7 +107,8 @@ pub async fn add<C: ConnectionTrait>(
     Ok(from_row(m))
 }
 
-pub async fn by_public_id<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<TelegramChannel>> {
+pub async fn by_public_id(db: &impl Reads, id: Uuid) -> Result<Option<TelegramChannel>> {
+    let db = db.reader();
     Ok(channel::Entity::find()
         .filter(channel::Column::PublicId.eq(id))
         .filter(channel::Column::Platform.eq(PLATFORM))
@@ -115,7 +118,8 @@ pub async fn by_public_id<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option
         .map(from_row))
 }
 
-pub async fn by_row_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<TelegramChannel>> {
+pub async fn by_row_id(db: &impl Reads, id: i64) -> Result<Option<TelegramChannel>> {
+    let db = db.reader();
     Ok(channel::Entity::find_by_id(id)
         .filter(channel::Column::Platform.eq(PLATFORM))
         .one(db)

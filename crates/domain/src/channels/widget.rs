@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use store::entity::{channel, chatbot};
 use uuid::Uuid;
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 
@@ -162,7 +163,10 @@ pub fn origin_host(origin: Option<&str>, referer: Option<&str>) -> Option<String
     (!host.is_empty()).then_some(host)
 }
 
-async fn chatbot_head<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<chatbot::Model> {
+async fn chatbot_head<C: ConnectionTrait + Reads + Writes>(
+    db: &C,
+    id: Uuid,
+) -> Result<chatbot::Model> {
     chatbot::Entity::find()
         .filter(chatbot::Column::PublicId.eq(id))
         .filter(chatbot::Column::WorkingVersionId.is_null())
@@ -173,13 +177,14 @@ async fn chatbot_head<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<chatbot::M
 }
 
 /// Adds a widget channel to a chatbot and returns it with its embed key.
-pub async fn add<C: ConnectionTrait>(
-    db: &C,
+pub async fn add(
+    db: &impl Writes,
     chatbot_id: Uuid,
     domains: &[String],
     level: AuthLevel,
     token_lifetime_secs: Option<i64>,
 ) -> Result<(WidgetChannel, String)> {
+    let db = db.writer();
     let bot = chatbot_head(db, chatbot_id).await?;
     let domains = domains
         .iter()
@@ -220,7 +225,8 @@ pub async fn add<C: ConnectionTrait>(
     Ok((from_row(m), key))
 }
 
-pub async fn list<C: ConnectionTrait>(db: &C, chatbot_id: Uuid) -> Result<Vec<WidgetChannel>> {
+pub async fn list(db: &impl Reads, chatbot_id: Uuid) -> Result<Vec<WidgetChannel>> {
+    let db = db.reader();
     let bot = chatbot_head(db, chatbot_id).await?;
     Ok(channel::Entity::find()
         .filter(channel::Column::ChatbotId.eq(bot.id))
@@ -234,7 +240,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, chatbot_id: Uuid) -> Result<Vec<Wi
         .collect())
 }
 
-async fn live<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<channel::Model> {
+async fn live<C: ConnectionTrait + Reads + Writes>(db: &C, id: Uuid) -> Result<channel::Model> {
     channel::Entity::find()
         .filter(channel::Column::PublicId.eq(id))
         .filter(channel::Column::Platform.eq(PLATFORM))
@@ -245,7 +251,8 @@ async fn live<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<channel::Model> {
 }
 
 /// A new embed key; the old one stops working at once.
-pub async fn rotate_key<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<String> {
+pub async fn rotate_key(db: &impl Writes, id: Uuid) -> Result<String> {
+    let db = db.writer();
     let m = live(db, id).await?;
     let key = new_key();
     let mut am: channel::ActiveModel = m.into();
@@ -254,12 +261,13 @@ pub async fn rotate_key<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<String> 
     Ok(key)
 }
 
-pub async fn set_enabled<C: ConnectionTrait>(
-    db: &C,
+pub async fn set_enabled(
+    db: &impl Writes,
     id: Uuid,
     enabled: bool,
     message: Option<String>,
 ) -> Result<()> {
+    let db = db.writer();
     let m = live(db, id).await?;
     let mut am: channel::ActiveModel = m.into();
     am.enabled = Set(enabled);
@@ -271,7 +279,8 @@ pub async fn set_enabled<C: ConnectionTrait>(
 }
 
 /// Removes a channel (soft delete): its key stops working everywhere.
-pub async fn remove<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<()> {
+pub async fn remove(db: &impl Writes, id: Uuid) -> Result<()> {
+    let db = db.writer();
     live(db, id).await?;
     channel::Entity::update_many()
         .col_expr(channel::Column::Deleted, Expr::value(true))
@@ -286,7 +295,8 @@ pub async fn remove<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<()> {
 }
 
 /// The live widget channel an embed key belongs to.
-pub async fn by_key<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<WidgetChannel>> {
+pub async fn by_key(db: &impl Reads, key: &str) -> Result<Option<WidgetChannel>> {
+    let db = db.reader();
     Ok(channel::Entity::find()
         .filter(channel::Column::KeyHash.eq(hash(key)))
         .filter(channel::Column::Platform.eq(PLATFORM))
@@ -296,7 +306,8 @@ pub async fn by_key<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<Widg
         .map(from_row))
 }
 
-pub async fn by_row_id<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<WidgetChannel>> {
+pub async fn by_row_id(db: &impl Reads, id: i64) -> Result<Option<WidgetChannel>> {
+    let db = db.reader();
     Ok(channel::Entity::find_by_id(id)
         .filter(channel::Column::Platform.eq(PLATFORM))
         .filter(channel::Column::Deleted.eq(false))

@@ -17,6 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use store::entity::{file, session_file};
 
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 
@@ -167,8 +168,8 @@ fn new_key(team_id: TeamId, name: &str) -> String {
 }
 
 /// Records a file whose bytes are already stored under `key`.
-pub async fn record<C: ConnectionTrait>(
-    db: &C,
+pub async fn record(
+    db: &impl Writes,
     team_id: TeamId,
     name: &str,
     key: &str,
@@ -176,6 +177,7 @@ pub async fn record<C: ConnectionTrait>(
     size: i64,
     purpose: &str,
 ) -> Result<StoredFile> {
+    let db = db.writer();
     let m = file::ActiveModel {
         team_id: Set(team_id.0),
         name: Set(name.to_string()),
@@ -206,8 +208,8 @@ pub struct StoredFile {
 }
 
 /// Stores bytes and records the file for a team.
-pub async fn create<C: ConnectionTrait>(
-    db: &C,
+pub async fn create(
+    db: &impl Reads,
     files: &FileStore,
     team_id: TeamId,
     name: &str,
@@ -215,6 +217,7 @@ pub async fn create<C: ConnectionTrait>(
     purpose: &str,
     bytes: Bytes,
 ) -> Result<StoredFile> {
+    let db = db.reader();
     let key = new_key(team_id, name);
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     files.put(&key, bytes).await?;
@@ -223,12 +226,13 @@ pub async fn create<C: ConnectionTrait>(
 
 /// Links a file to a session's chat (so transcripts may show it); linking
 /// twice is a no-op.
-pub async fn attach_to_session<C: ConnectionTrait>(
-    db: &C,
+pub async fn attach_to_session(
+    db: &impl Writes,
     session_id: i64,
     file_id: i64,
     tool_type: &str,
 ) -> Result<()> {
+    let db = db.writer();
     use sea_orm::sea_query::{OnConflict, Query};
     let stmt = Query::insert()
         .into_table(session_file::Entity)
@@ -260,12 +264,13 @@ pub async fn attach_to_session<C: ConnectionTrait>(
 
 /// A team's live file with its bytes; another team's, archived or
 /// content-less files and missing objects are all "not found".
-pub async fn open_for_download<C: ConnectionTrait>(
-    db: &C,
+pub async fn open_for_download(
+    db: &impl Reads,
     files: &FileStore,
     team_id: TeamId,
     id: i64,
 ) -> Result<(StoredFile, BoxStream<'static, std::io::Result<Bytes>>)> {
+    let db = db.reader();
     let m = file::Entity::find_by_id(id)
         .filter(file::Column::TeamId.eq(team_id))
         .filter(file::Column::IsArchived.eq(false))

@@ -24,6 +24,7 @@ use store::entity::job;
 use uuid::Uuid;
 
 use super::JobKind;
+use crate::conn::{Reads, Writes};
 use crate::ids::{SessionId, TeamId};
 use crate::text_enum::{stored, text_enum};
 use crate::{Db, Error, Result};
@@ -254,7 +255,7 @@ pub enum Finished {
 }
 
 /// Marks the job finished (`succeeded` or a final `failed`) if `worker` still holds it.
-pub async fn finish<C: ConnectionTrait>(
+pub async fn finish<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     id: i64,
     worker: &str,
@@ -348,10 +349,11 @@ pub enum TaskState<T> {
 
 /// A task of kind `K`: its session and state, or `None` when no task of that
 /// kind has this id.
-pub async fn task<K: JobKind, C: ConnectionTrait>(
-    db: &C,
+pub async fn task<K: JobKind>(
+    db: &impl Reads,
     task_id: Uuid,
 ) -> Result<Option<(Option<SessionId>, TaskState<K::Output>)>> {
+    let db = db.reader();
     let Some(row) = job::Entity::find()
         .filter(job::Column::TaskId.eq(task_id))
         .filter(job::Column::Kind.eq(K::KIND))

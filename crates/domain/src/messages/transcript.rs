@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use store::entity::{file, message, session_file};
 
 use super::MessageRole;
-use crate::conn::Reads;
+use crate::conn::{Reads, Writes};
 use crate::ids::{MessageId, SessionId, TeamId};
 use crate::text_enum::stored;
 use crate::{Result, tags};
@@ -56,7 +56,7 @@ fn file_refs(metadata: &Value) -> Vec<i64> {
 
 /// Transcript entries for stored messages: tags and attachments in two
 /// queries, summary checkpoints shown as system messages before their message.
-pub async fn build<C: ConnectionTrait>(
+pub async fn build<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     session_id: SessionId,

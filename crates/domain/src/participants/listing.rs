@@ -9,6 +9,7 @@ use store::entity::{chatbot, participant, participant_data};
 use uuid::Uuid;
 
 use crate::channels::Platform;
+use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
 use crate::text_enum::stored;
@@ -41,7 +42,7 @@ pub struct Filter {
 
 /// Data rows of these participants (optionally of one chatbot family), in
 /// creation order, with their chatbots: two queries.
-pub(super) async fn data_rows<C: ConnectionTrait>(
+pub(super) async fn data_rows<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     ids: &[i64],
     family: Option<i64>,

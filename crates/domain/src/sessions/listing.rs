@@ -13,6 +13,7 @@ pub use crate::messages::transcript::{Attachment, TranscriptMessage};
 
 use super::{NOT_FOUND, SessionStatus};
 use crate::channels::Platform;
+use crate::conn::{Reads, Writes};
 use crate::ids::{SessionId, TeamId};
 use crate::messages::transcript;
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
@@ -62,7 +63,7 @@ pub struct Detail {
 }
 
 /// Builds summaries for session rows: four queries for any number of rows.
-async fn summarize<C: ConnectionTrait>(
+async fn summarize<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     rows: Vec<session::Model>,
@@ -177,7 +178,7 @@ pub async fn list(
     })
 }
 
-async fn row<C: ConnectionTrait>(
+async fn row<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     external_id: &str,

@@ -35,7 +35,7 @@ impl Handler for ChatTurn {
         let session = sessions::get(domain, p.session_id)
             .await?
             .ok_or_else(|| JobError::Retry("the session vanished".into()))?;
-        let db = &domain.db.read;
+        let db = domain;
         let public = chatbots::public_id_of(db, session.chatbot_id.0).await?;
         let chatbot = match chatbots::resolve(
             db,

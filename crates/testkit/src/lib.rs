@@ -7,13 +7,14 @@
 //! database, dropped afterwards. Under `CI=true` a missing URL fails the test
 //! instead of skipping it.
 //!
-//! Besides [`TestApp`] and [`both_backends!`]: `process` runs the
+//! Besides [`TestApp`] and [`both_backends!`]: [`process`] runs the
 //! `chatstudio` binary as a child process on a test database, [`widget`] talks
 //! to the chat widget API as a page would, [`contract`] checks bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod contract;
 pub mod pg;
+pub mod process;
 pub mod widget;
 
 use std::net::SocketAddr;

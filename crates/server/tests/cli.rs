@@ -1,35 +1,18 @@
-#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and their harness fail loudly"
+)]
 //! The admin CLI, run as a separate process against the same database the
 //! server uses (a SQLite file, or the PostgreSQL database of the app).
 
-use std::process::Command;
+use testkit::process::Binary;
+use testkit::{Backend, TestApp, both_backends};
 
-use testkit::{TestApp, both_backends};
-
-fn chatstudio_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_chatstudio")
-}
 use serde_json::Value;
 
-fn run(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(chatstudio_bin());
-    cmd.arg("--data-dir").arg(app.data_dir.path());
-    cmd.env_remove("DATABASE_URL");
-    if let Some(url) = &app.db_url {
-        cmd.arg("--database-url").arg(url);
-    }
-    let out = cmd.args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(app: &TestApp, args: &[&str]) -> String {
-    let (success, out, err) = run(app, args);
-    assert!(success, "chatstudio {args:?} failed: {err}");
-    out
+fn chatstudio(app: &TestApp) -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app)
 }
 
 fn last_line(s: &str) -> String {
@@ -37,8 +20,9 @@ fn last_line(s: &str) -> String {
 }
 
 both_backends!(admin_cli_round_trip, async |app: &TestApp| {
-    ok(app, &["team", "create", "acme", "--name", "Acme Health"]);
-    let teams: Value = serde_json::from_str(&ok(app, &["team", "list", "--json"])).unwrap();
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme", "--name", "Acme Health"]);
+    let teams: Value = serde_json::from_str(&cli.ok(&["team", "list", "--json"])).unwrap();
     assert!(
         teams
             .as_array()
@@ -48,21 +32,15 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
     );
 
     // Duplicates and bad slugs fail with one line and a non-zero exit.
-    let (success, _, err) = run(app, &["team", "create", "acme"]);
+    let (success, _, err) = cli.run(&["team", "create", "acme"]);
     assert!(!success);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.starts_with("error:"), "{err}");
-    let (success, _, _) = run(app, &["team", "create", "bad slug!"]);
+    let (success, _, _) = cli.run(&["team", "create", "bad slug!"]);
     assert!(!success);
 
-    let ro = last_line(&ok(
-        app,
-        &["key", "create", "--team", "acme", "--name", "reader"],
-    ));
-    let rw = last_line(&ok(
-        app,
-        &["key", "create", "--team", "acme", "--read-write"],
-    ));
+    let ro = last_line(&cli.ok(&["key", "create", "--team", "acme", "--name", "reader"]));
+    let rw = last_line(&cli.ok(&["key", "create", "--team", "acme", "--read-write"]));
     assert!(ro.contains('.') && rw.contains('.'));
 
     let yaml = app.data_dir.path().join("bot.yaml");
@@ -71,38 +49,29 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
         "name: Helper\ndescription: Helps\nconfig:\n  greeting: hi\n",
     )
     .unwrap();
-    let id = last_line(&ok(
-        app,
-        &[
-            "chatbot",
-            "apply",
-            "--team",
-            "acme",
-            "--file",
-            yaml.to_str().unwrap(),
-        ],
-    ));
+    let id = last_line(&cli.ok(&[
+        "chatbot",
+        "apply",
+        "--team",
+        "acme",
+        "--file",
+        yaml.to_str().unwrap(),
+    ]));
     // Applying again updates the same chatbot (matched by name).
     std::fs::write(&yaml, "name: Helper\ndescription: Helps more\n").unwrap();
-    let again = last_line(&ok(
-        app,
-        &[
-            "chatbot",
-            "apply",
-            "--team",
-            "acme",
-            "--file",
-            yaml.to_str().unwrap(),
-        ],
-    ));
+    let again = last_line(&cli.ok(&[
+        "chatbot",
+        "apply",
+        "--team",
+        "acme",
+        "--file",
+        yaml.to_str().unwrap(),
+    ]));
     assert_eq!(id, again);
-    let other = last_line(&ok(
-        app,
-        &["chatbot", "create", "--team", "acme", "--name", "Other"],
-    ));
-    ok(app, &["chatbot", "publish", &id, "--description", "v1"]);
-    ok(app, &["chatbot", "publish", &id, "--no-publish"]);
-    let shown: Value = serde_json::from_str(&ok(app, &["chatbot", "show", &id, "--json"])).unwrap();
+    let other = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Other"]));
+    cli.ok(&["chatbot", "publish", &id, "--description", "v1"]);
+    cli.ok(&["chatbot", "publish", &id, "--no-publish"]);
+    let shown: Value = serde_json::from_str(&cli.ok(&["chatbot", "show", &id, "--json"])).unwrap();
     assert_eq!(shown["description"], "Helps more");
     assert_eq!(shown["config"]["greeting"], "hi");
     assert_eq!(shown["version_number"], 3);
@@ -126,28 +95,25 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
         .unwrap();
     assert_eq!(r.status(), 405);
 
-    ok(app, &["chatbot", "archive", &other]);
+    cli.ok(&["chatbot", "archive", &other]);
     let list = app.get_json("/api/experiments/", &ro).await;
     assert_eq!(list["count"], 1);
 
     let keys: Value =
-        serde_json::from_str(&ok(app, &["key", "list", "--team", "acme", "--json"])).unwrap();
+        serde_json::from_str(&cli.ok(&["key", "list", "--team", "acme", "--json"])).unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 2);
     assert!(
         keys.to_string().find(&ro[9..]).is_none(),
         "secrets are never listed"
     );
     let prefix = ro.split('.').next().unwrap();
-    ok(app, &["key", "revoke", prefix]);
+    cli.ok(&["key", "revoke", prefix]);
     assert_eq!(app.get("/api/experiments/", &ro).await.status(), 401);
 
-    let (success, _, err) = run(
-        app,
-        &["chatbot", "show", "00000000-0000-0000-0000-000000000000"],
-    );
+    let (success, _, err) = cli.run(&["chatbot", "show", "00000000-0000-0000-0000-000000000000"]);
     assert!(!success);
     assert!(err.contains("no chatbot"), "{err}");
-    let (success, _, err) = run(app, &["key", "create", "--team", "nope"]);
+    let (success, _, err) = cli.run(&["key", "create", "--team", "nope"]);
     assert!(!success);
     assert!(err.contains("no team"), "{err}");
 });
@@ -155,21 +121,12 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
 both_backends!(
     providers_and_one_node_chatbots_from_the_cli,
     async |app: &TestApp| {
-        ok(app, &["team", "create", "acme"]);
-        let key = last_line(&ok(
-            app,
-            &["key", "create", "--team", "acme", "--read-write"],
-        ));
+        let cli = chatstudio(app);
+        cli.ok(&["team", "create", "acme"]);
+        let key = last_line(&cli.ok(&["key", "create", "--team", "acme", "--read-write"]));
         // The key comes from the environment, never the command line; it is stored sealed.
-        let out = Command::new(chatstudio_bin())
-            .arg("--data-dir")
-            .arg(app.data_dir.path())
-            .args(
-                app.db_url
-                    .iter()
-                    .flat_map(|u| ["--database-url", u.as_str()]),
-            )
-            .args([
+        let out = cli
+            .command(&[
                 "provider",
                 "add",
                 "--team",
@@ -191,41 +148,32 @@ both_backends!(
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        ok(
-            app,
-            &[
-                "provider", "add", "--team", "acme", "--name", "local", "--type", "builtin",
-            ],
-        );
-        let listed = ok(app, &["provider", "list", "--team", "acme", "--json"]);
+        cli.ok(&[
+            "provider", "add", "--team", "acme", "--name", "local", "--type", "builtin",
+        ]);
+        let listed = cli.ok(&["provider", "list", "--team", "acme", "--json"]);
         assert!(!listed.contains("sk-from-env"));
         let listed: Value = serde_json::from_str(&listed).unwrap();
         assert_eq!(listed.as_array().unwrap().len(), 2);
-        let (success, _, err) = run(
-            app,
-            &[
-                "provider", "add", "--team", "acme", "--name", "x", "--type", "openai",
-            ],
-        );
+        let (success, _, err) = cli.run(&[
+            "provider", "add", "--team", "acme", "--name", "x", "--type", "openai",
+        ]);
         assert!(!success && err.contains("API key"), "{err}");
 
-        let bot = last_line(&ok(
-            app,
-            &[
-                "chatbot",
-                "create",
-                "--team",
-                "acme",
-                "--name",
-                "Helper",
-                "--provider",
-                "local",
-                "--model",
-                "echo",
-                "--prompt",
-                "Be kind to {participant_data.name}",
-            ],
-        ));
+        let bot = last_line(&cli.ok(&[
+            "chatbot",
+            "create",
+            "--team",
+            "acme",
+            "--name",
+            "Helper",
+            "--provider",
+            "local",
+            "--model",
+            "echo",
+            "--prompt",
+            "Be kind to {participant_data.name}",
+        ]));
         let (status, body) = app
             .post_json(
                 &format!("/channels/api/{bot}/incoming_message"),
@@ -245,55 +193,41 @@ both_backends!(
         "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: 'Hi {unknown_var}'}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n",
     )
     .unwrap();
-        let (success, _, err) = run(
-            app,
-            &[
-                "chatbot",
-                "apply",
-                "--team",
-                "acme",
-                "--file",
-                yaml.to_str().unwrap(),
-            ],
-        );
+        let (success, _, err) = cli.run(&[
+            "chatbot",
+            "apply",
+            "--team",
+            "acme",
+            "--file",
+            yaml.to_str().unwrap(),
+        ]);
         assert!(!success);
         assert!(err.contains("{unknown_var}"), "{err}");
-        ok(
-            app,
-            &["provider", "remove", "--team", "acme", "--name", "oa"],
-        );
-        let (success, _, _) = run(
-            app,
-            &["provider", "remove", "--team", "acme", "--name", "oa"],
-        );
+        cli.ok(&["provider", "remove", "--team", "acme", "--name", "oa"]);
+        let (success, _, _) = cli.run(&["provider", "remove", "--team", "acme", "--name", "oa"]);
         assert!(!success);
     }
 );
 
 both_backends!(widget_channels_from_the_cli, async |app: &TestApp| {
-    ok(app, &["team", "create", "acme"]);
-    let bot = last_line(&ok(
-        app,
-        &["chatbot", "create", "--team", "acme", "--name", "Helper"],
-    ));
-    let key = last_line(&ok(
-        app,
-        &[
-            "channel",
-            "add-widget",
-            "--chatbot",
-            &bot,
-            "--domain",
-            "example.com",
-            "--domain",
-            "*.example.org",
-            "--auth-level",
-            "embed-key",
-        ],
-    ));
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
+    let key = last_line(&cli.ok(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--domain",
+        "example.com",
+        "--domain",
+        "*.example.org",
+        "--auth-level",
+        "embed-key",
+    ]));
     assert!(key.starts_with("ek_"), "{key}");
     let list: Value =
-        serde_json::from_str(&ok(app, &["channel", "list", "--chatbot", &bot, "--json"])).unwrap();
+        serde_json::from_str(&cli.ok(&["channel", "list", "--chatbot", &bot, "--json"])).unwrap();
     assert_eq!(
         list[0]["allowed_domains"],
         serde_json::json!(["example.com", "*.example.org"])
@@ -313,39 +247,34 @@ both_backends!(widget_channels_from_the_cli, async |app: &TestApp| {
             .as_u16()
     };
     assert_eq!(start(&key).await, 201);
-    let new_key = last_line(&ok(app, &["channel", "rotate-key", &id]));
+    let new_key = last_line(&cli.ok(&["channel", "rotate-key", &id]));
     assert_eq!(start(&key).await, 401);
     assert_eq!(start(&new_key).await, 201);
-    ok(
-        app,
-        &[
-            "channel",
-            "disable",
-            &id,
-            "--message",
-            "Closed for maintenance",
-        ],
-    );
+    cli.ok(&[
+        "channel",
+        "disable",
+        &id,
+        "--message",
+        "Closed for maintenance",
+    ]);
     assert_eq!(start(&new_key).await, 403);
-    ok(app, &["channel", "enable", &id]);
+    cli.ok(&["channel", "enable", &id]);
     assert_eq!(start(&new_key).await, 201);
-    ok(app, &["channel", "remove", &id]);
+    cli.ok(&["channel", "remove", &id]);
     assert_eq!(start(&new_key).await, 401);
-    let (success, _, err) = run(
-        app,
-        &[
-            "channel",
-            "add-widget",
-            "--chatbot",
-            &bot,
-            "--domain",
-            "bad domain!",
-        ],
-    );
+    let (success, _, err) = cli.run(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--domain",
+        "bad domain!",
+    ]);
     assert!(!success && err.contains("invalid domain"), "{err}");
 });
 
 both_backends!(telegram_channels_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
     use wiremock::matchers::{body_partial_json, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let fake = MockServer::start().await;
@@ -372,20 +301,10 @@ both_backends!(telegram_channels_from_the_cli, async |app: &TestApp| {
         )
         .mount(&fake)
         .await;
-    ok(app, &["team", "create", "acme"]);
-    let bot = last_line(&ok(
-        app,
-        &["chatbot", "create", "--team", "acme", "--name", "Helper"],
-    ));
+    cli.ok(&["team", "create", "acme"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
     let add = |token: &str| {
-        let mut cmd = Command::new(chatstudio_bin());
-        cmd.arg("--data-dir")
-            .arg(app.data_dir.path())
-            .env_remove("DATABASE_URL");
-        if let Some(url) = &app.db_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        cmd.args([
+        cli.command(&[
             "--telegram-api-url",
             &fake.uri(),
             "channel",
@@ -446,3 +365,43 @@ both_backends!(telegram_channels_from_the_cli, async |app: &TestApp| {
         .await;
     assert!(!stored[0]["s"].as_str().unwrap().contains("GOOD-token"));
 });
+
+/// `serve` on an empty database seeds the demo team and prints its key once;
+/// after a SIGKILL it starts again on the same database without a banner.
+async fn serve_seeds_a_fresh_database_once(backend: Backend) {
+    let Some(bin) = Binary::fresh(env!("CARGO_BIN_EXE_chatstudio"), backend).await else {
+        return;
+    };
+    let server = bin.serve(&[]).await;
+    let key = server.api_key().expect("first start prints a key");
+    let bot = server
+        .demo_chatbot()
+        .expect("first start names the chatbot");
+    let client = reqwest::Client::new();
+    let talk = async |base: String| {
+        let r = client
+            .post(format!("{base}/channels/api/{bot}/incoming_message"))
+            .header("X-Api-Key", &key)
+            .json(&serde_json::json!({"message": "Hello!"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, body) = talk(server.base()).await;
+    assert_eq!(status, 200, "{body}");
+    let server = server.restart().await;
+    assert_eq!(server.api_key(), None, "the banner is shown once");
+    let (status, body) = talk(server.base()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_seeds_a_fresh_sqlite_database_once() {
+    serve_seeds_a_fresh_database_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_seeds_a_fresh_postgres_database_once() {
+    serve_seeds_a_fresh_database_once(Backend::Postgres).await;
+}

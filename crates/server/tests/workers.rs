@@ -1,46 +1,23 @@
-#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 //! Two `chatstudio worker` processes on one database run every job exactly once.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use testkit::process::Binary;
 use testkit::{Backend, Options, TestApp, both_backends};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn worker(app: &TestApp) -> Killed {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatstudio"));
-    cmd.arg("--data-dir").arg(app.data_dir.path());
-    cmd.env_remove("DATABASE_URL").env("CHATSTUDIO_LOG", "warn");
-    if let Some(url) = &app.db_url {
-        cmd.arg("--database-url").arg(url);
-    }
-    cmd.args(["worker", "--workers", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Killed(cmd.spawn().unwrap())
+fn workers(app: &TestApp) -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app)
 }
 
 both_backends!(
     two_processes_run_each_job_exactly_once,
+    // The in-process app runs no jobs: the `worker` processes do.
+    Options {
+        workers: 0,
+        ..Default::default()
+    },
     async |app: &TestApp| {
-        let _ = app;
-        let app = TestApp::start_with(
-            app.backend,
-            Options {
-                workers: 0,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let bin = workers(app);
         let n: i64 = if app.backend == Backend::Postgres {
             3000
         } else {
@@ -59,17 +36,17 @@ both_backends!(
             }
             txn.commit().await.unwrap();
         }
-        let (a, b) = (worker(&app), worker(&app));
-        let mut done = 0;
-        for _ in 0..1200 {
-            done = app
-                .scalar("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'")
-                .await;
-            if done == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (a, b) = (
+            bin.spawn(&["worker", "--workers", "2"]),
+            bin.spawn(&["worker", "--workers", "2"]),
+        );
+        let done = app
+            .wait_until_within(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'",
+                n,
+                Duration::from_secs(120),
+            )
+            .await;
         drop((a, b));
         assert_eq!(done, n, "every job finished");
         assert_eq!(
@@ -97,28 +74,20 @@ both_backends!(
             2,
             "both processes took jobs: {processes:?}"
         );
-        app.finish().await;
     }
 );
 
 both_backends!(
     two_processes_never_deliver_a_schedule_twice,
+    // The in-process app runs no jobs: the `worker` processes do.
+    Options {
+        workers: 0,
+        ..Default::default()
+    },
     async |app: &TestApp| {
-        let _ = app;
-        let app = TestApp::start_with(
-            app.backend,
-            Options {
-                workers: 0,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let bin = workers(app);
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = app
-            .llm_chatbot(&team, "local", "echo", "", serde_json::json!({}))
-            .await;
+        let bot = app.echo_bot(&team).await;
         let family = app.scalar("SELECT id FROM chatbots").await;
         let n: i64 = if app.backend == Backend::Postgres {
             120
@@ -160,17 +129,16 @@ both_backends!(
             .await
             .unwrap();
         }
-        let (a, b) = (worker(&app), worker(&app));
-        let mut done = 0;
-        for _ in 0..600 {
-            done = app
-                .scalar("SELECT COUNT(*) FROM schedules WHERE status = 'complete'")
-                .await;
-            if done == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (a, b) = (
+            bin.spawn(&["worker", "--workers", "2"]),
+            bin.spawn(&["worker", "--workers", "2"]),
+        );
+        let done = app
+            .wait_until(
+                "SELECT COUNT(*) FROM schedules WHERE status = 'complete'",
+                n,
+            )
+            .await;
         drop((a, b));
         assert_eq!(done, n);
         assert_eq!(
@@ -189,6 +157,5 @@ both_backends!(
             n,
             "one firing each"
         );
-        app.finish().await;
     }
 );

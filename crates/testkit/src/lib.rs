@@ -6,6 +6,10 @@
 //! as `postgres://postgres@127.0.0.1:5432/postgres`); each app gets its own
 //! database, dropped afterwards. Under `CI=true` a missing URL fails the test
 //! instead of skipping it.
+//!
+//! Besides [`TestApp`] and [`both_backends!`]: [`process`] runs the
+//! `chatstudio` binary as a child process on a test database, [`widget`] talks
+//! to the chat widget API as a page would, [`contract`] checks bodies.
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,8 +19,11 @@
 
 pub mod contract;
 pub mod pg;
+pub mod process;
+pub mod widget;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use domain::Domain;
 use reqwest::{Client, Method, RequestBuilder, Response};
@@ -39,8 +46,11 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: TempDir,
     pub db_url: Option<String>,
+    /// The settings it was started with.
+    pub options: Options,
     running: Option<server::serve::Running>,
     pg: Option<pg::TempDatabase>,
+    telegram: Option<wiremock::MockServer>,
 }
 
 /// Settings a test may change.
@@ -51,6 +61,9 @@ pub struct Options {
     pub chat_rate: api::ratelimit::Rate,
     /// Where Telegram calls go (a wiremock fake); none leaves the default, which tests never reach.
     pub telegram_api_url: Option<String>,
+    /// Start a fake Telegram Bot API ([`TestApp::telegram`]) and send Telegram
+    /// calls there; the test mounts the answers it wants.
+    pub fake_telegram: bool,
 }
 
 impl Default for Options {
@@ -62,6 +75,7 @@ impl Default for Options {
                 window_secs: 300,
             },
             telegram_api_url: None,
+            fake_telegram: false,
         }
     }
 }
@@ -91,6 +105,18 @@ impl TestApp {
             Backend::Postgres => Some(pg::TempDatabase::create().await?),
         };
         let db_url = pg.as_ref().map(|p| p.url.clone());
+        let telegram = if o.fake_telegram {
+            Some(wiremock::MockServer::start().await)
+        } else {
+            None
+        };
+        let telegram_api_url = match &telegram {
+            Some(fake) => fake.uri(),
+            None => o
+                .telegram_api_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:9".to_string()),
+        };
         let cfg = store::DbConfig {
             url: db_url.clone(),
             data_dir: data_dir.path().to_path_buf(),
@@ -104,10 +130,7 @@ impl TestApp {
                 provider_timeout: std::time::Duration::from_secs(2),
                 max_retries: 2,
                 retry_base_delay: std::time::Duration::from_millis(5),
-                telegram_api_url: o
-                    .telegram_api_url
-                    .clone()
-                    .unwrap_or_else(|| "http://127.0.0.1:9".to_string()),
+                telegram_api_url,
             },
             files_url: None,
             workers: o.workers,
@@ -131,8 +154,10 @@ impl TestApp {
             backend,
             data_dir,
             db_url,
+            options: o,
             running: Some(running),
             pg,
+            telegram,
         })
     }
 
@@ -330,6 +355,117 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A team's `local` builtin provider and a chatbot whose one LLM node
+    /// echoes (`You said: …`) with no prompt and default history.
+    pub async fn echo_bot(&self, team: &TestTeam) -> Uuid {
+        self.provider(team, "local", "builtin", None, None).await;
+        self.llm_chatbot(team, "local", "echo", "", serde_json::json!({}))
+            .await
+    }
+
+    /// The fake Telegram Bot API of an app started with `fake_telegram`.
+    pub fn telegram(&self) -> &wiremock::MockServer {
+        self.telegram
+            .as_ref()
+            .expect("start the app with `Options { fake_telegram: true, .. }`")
+    }
+
+    /// A widget client for an embed key, sending `Origin: origin`.
+    pub fn widget_client(&self, embed_key: &str, origin: &str) -> widget::WidgetClient {
+        widget::WidgetClient::new(self.client.clone(), &self.base, embed_key, origin)
+    }
+
+    /// Polls a chat task (`GET /api/chat/{sid}/{task}/poll/`, authenticated by
+    /// `auth`) until it is no longer processing; returns the last answer.
+    pub async fn wait_task(
+        &self,
+        sid: &str,
+        task: &str,
+        auth: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> (u16, Value) {
+        let path = format!("/api/chat/{sid}/{task}/poll/");
+        widget::poll_until_done(task, || auth(self.request(Method::GET, &path, None))).await
+    }
+
+    /// Waits until no job is queued or running (generous deadline; the panic
+    /// lists the stuck jobs).
+    pub async fn settle(&self) {
+        self.settle_within(Duration::from_secs(60)).await;
+    }
+
+    /// [`TestApp::settle`] with another deadline.
+    pub async fn settle_within(&self, limit: Duration) {
+        const BUSY: &str = "status IN ('queued', 'running')";
+        let deadline = Instant::now() + limit;
+        loop {
+            let busy = self
+                .scalar(&format!("SELECT COUNT(*) FROM jobs WHERE {BUSY}"))
+                .await;
+            if busy == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let stuck = self
+                    .rows(
+                        &format!(
+                            "SELECT id, kind, status, attempts, locked_by, last_error FROM jobs \
+                             WHERE {BUSY} ORDER BY id LIMIT 20"
+                        ),
+                        &[
+                            "id",
+                            "kind",
+                            "status",
+                            "attempts",
+                            "locked_by",
+                            "last_error",
+                        ],
+                    )
+                    .await;
+                panic!(
+                    "jobs did not settle within {limit:?}: {busy} still queued or running \
+                     ({} workers in the app); the first of them: {stuck:#?}",
+                    self.options.workers
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls a SQL count until it equals `want` (or a generous deadline
+    /// passes); returns the last count, for the test to assert on.
+    pub async fn wait_until(&self, sql: &str, want: i64) -> i64 {
+        self.wait_until_within(sql, want, Duration::from_secs(60))
+            .await
+    }
+
+    /// [`TestApp::wait_until`] with another deadline.
+    pub async fn wait_until_within(&self, sql: &str, want: i64, limit: Duration) -> i64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.scalar(sql).await;
+            if got == want || Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Job workers run by the test (for an app started with `workers: 0`),
+    /// polling every 50 ms until [`Workers::stop`].
+    pub fn run_workers(&self, count: usize) -> Workers {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let handles = engine::worker::spawn(
+            self.engine.clone(),
+            engine::worker::WorkerConfig {
+                count,
+                poll_interval: Duration::from_millis(50),
+                ..Default::default()
+            },
+            rx,
+        );
+        Workers { stop, handles }
+    }
+
     /// Stops the server and drops the temporary database.
     pub async fn finish(mut self) {
         if let Some(r) = self.running.take() {
@@ -342,14 +478,35 @@ impl TestApp {
     }
 }
 
-/// Runs one async test body against SQLite and against PostgreSQL.
+/// Job workers started by [`TestApp::run_workers`].
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Asks the workers to stop and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Runs one async test body against SQLite and against PostgreSQL, optionally
+/// with non-default [`Options`] (evaluated once per backend).
 ///
 /// ```ignore
-/// both_backends!(lists_chatbots, |app| async move { ... });
+/// both_backends!(lists_chatbots, async |app: &TestApp| { ... });
+/// both_backends!(queued_jobs_wait, Options { workers: 0, ..Default::default() }, async |app: &TestApp| { ... });
 /// ```
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $body:expr) => {
+        $crate::both_backends!($name, $crate::Options::default(), $body);
+    };
+    ($name:ident, $options:expr, $body:expr) => {
         mod $name {
             #[allow(
                 unused_imports,
@@ -359,7 +516,7 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::TestApp::start($crate::Backend::Sqlite)
+                let app = $crate::TestApp::start_with($crate::Backend::Sqlite, $options)
                     .await
                     .unwrap();
                 let body = $body;
@@ -369,7 +526,9 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(app) = $crate::TestApp::start($crate::Backend::Postgres).await else {
+                let Some(app) =
+                    $crate::TestApp::start_with($crate::Backend::Postgres, $options).await
+                else {
                     return;
                 };
                 let body = $body;

@@ -1,9 +1,7 @@
 //! The chat widget API over HTTP, as the widget and server integrations use it.
 
-use std::time::Duration;
-
 use chatstudio_testkit::contract::assert_schema;
-use chatstudio_testkit::{Backend, Options, TestApp, TestTeam, both_backends};
+use chatstudio_testkit::{Options, TestApp, both_backends};
 use domain::channels::widget::AuthLevel;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -24,11 +22,6 @@ async fn call(rb: RequestBuilder) -> (u16, Value) {
     (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
-async fn echo_bot(app: &TestApp, team: &TestTeam) -> Uuid {
-    app.provider(team, "local", "builtin", None, None).await;
-    app.llm_chatbot(team, "local", "echo", "", json!({})).await
-}
-
 async fn start(app: &TestApp, key: &str, bot: Uuid) -> Value {
     let (s, v) = call(widget(app.request(Method::POST, "/api/chat/start/", None), key).json(&json!({
         "chatbot_id": bot, "session_data": {"source": "widget"}, "participant_remote_id": "visitor-1"}))).await;
@@ -37,31 +30,9 @@ async fn start(app: &TestApp, key: &str, bot: Uuid) -> Value {
     v
 }
 
-/// Polls a task until it is no longer processing (bounded).
-async fn wait_task(
-    app: &TestApp,
-    sid: &str,
-    task: &str,
-    auth: impl Fn(RequestBuilder) -> RequestBuilder,
-) -> (u16, Value) {
-    for _ in 0..200 {
-        let (s, v) = call(auth(app.request(
-            Method::GET,
-            &format!("/api/chat/{sid}/{task}/poll/"),
-            None,
-        )))
-        .await;
-        if v.get("status") != Some(&json!("processing")) {
-            return (s, v);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("task {task} never finished");
-}
-
 both_backends!(widget_flow_with_embed_key, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let (_, key) = app
         .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
         .await;
@@ -92,7 +63,7 @@ both_backends!(widget_flow_with_embed_key, async |app: &TestApp| {
     assert_schema("ChatSendMessageResponse", &v);
     assert_eq!(v["status"], "processing");
     let task = v["task_id"].as_str().unwrap().to_string();
-    let (st, v) = wait_task(app, &sid, &task, |rb| widget(rb, &key)).await;
+    let (st, v) = app.wait_task(&sid, &task, |rb| widget(rb, &key)).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "complete");
     assert_eq!(v["message"]["content"], "You said: hello bot");
@@ -193,7 +164,7 @@ both_backends!(widget_flow_with_embed_key, async |app: &TestApp| {
 
 both_backends!(admission_matrix, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let other_bot = app.chatbot(&team, "Other").await;
     let (ch, key) = app
         .widget(bot, &["*.example.com"], AuthLevel::SessionToken)
@@ -371,7 +342,7 @@ both_backends!(admission_matrix, async |app: &TestApp| {
 
 both_backends!(session_tokens, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let (_, key) = app
         .widget(bot, &["*.example.com"], AuthLevel::SessionToken)
         .await;
@@ -492,10 +463,9 @@ both_backends!(
             .json(&json!({"message": "hi"})),
         )
         .await;
-        let (st, v) = wait_task(app, &sid, v["task_id"].as_str().unwrap(), |rb| {
-            widget(rb, &key)
-        })
-        .await;
+        let (st, v) = app
+            .wait_task(&sid, v["task_id"].as_str().unwrap(), |rb| widget(rb, &key))
+            .await;
         assert_eq!(st, 500);
         assert_schema("ChatTaskPollError", &v);
         assert_eq!(v["status"], "error");
@@ -541,79 +511,64 @@ both_backends!(
     }
 );
 
-both_backends!(user_facing_errors_are_400, async |app: &TestApp| {
+both_backends!(
+    user_facing_errors_are_400,
     // No workers in the server: the test runs one after changing the world under the job.
-    let _ = app;
-    let app = TestApp::start_with(
-        app.backend,
-        Options {
-            workers: 0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let team = app.team("a").await;
-    let bot = echo_bot(&app, &team).await;
-    let (_, key) = app
-        .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
-        .await;
-    let s = start(&app, &key, bot).await;
-    let sid = s["session_id"].as_str().unwrap().to_string();
-    app.publish(&team, bot, "", true).await;
-    let (_, v) = call(
-        widget(
-            app.request(
-                Method::POST,
-                &format!("/api/chat/{sid}/message/"),
-                Some(&team.key),
-            ),
-            &key,
+    Options {
+        workers: 0,
+        ..Default::default()
+    },
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let (_, key) = app
+            .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
+            .await;
+        let s = start(app, &key, bot).await;
+        let sid = s["session_id"].as_str().unwrap().to_string();
+        app.publish(&team, bot, "", true).await;
+        let (_, v) = call(
+            widget(
+                app.request(
+                    Method::POST,
+                    &format!("/api/chat/{sid}/message/"),
+                    Some(&team.key),
+                ),
+                &key,
+            )
+            .json(&json!({"message": "hi", "version_number": 1})),
         )
-        .json(&json!({"message": "hi", "version_number": 1})),
-    )
-    .await;
-    let task = v["task_id"].as_str().unwrap().to_string();
-    let (st, v) = call(widget(
-        app.request(Method::GET, &format!("/api/chat/{sid}/{task}/poll/"), None),
-        &key,
-    ))
-    .await;
-    assert_eq!(
-        (st, v),
-        (200, json!({"message": null, "status": "processing"})),
-        "queued"
-    );
-    // The version it asked for disappears before a worker gets to it.
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &app.domain.db.write,
-        "UPDATE chatbots SET is_archived = true WHERE working_version_id IS NOT NULL",
-    )
-    .await
-    .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let workers = engine::worker::spawn(
-        app.engine.clone(),
-        engine::worker::WorkerConfig {
-            count: 1,
-            ..Default::default()
-        },
-        rx,
-    );
-    let (st, v) = wait_task(&app, &sid, &task, |rb| widget(rb, &key)).await;
-    let _ = stop.send(true);
-    for w in workers {
-        let _ = w.await;
+        .await;
+        let task = v["task_id"].as_str().unwrap().to_string();
+        let (st, v) = call(widget(
+            app.request(Method::GET, &format!("/api/chat/{sid}/{task}/poll/"), None),
+            &key,
+        ))
+        .await;
+        assert_eq!(
+            (st, v),
+            (200, json!({"message": null, "status": "processing"})),
+            "queued"
+        );
+        // The version it asked for disappears before a worker gets to it.
+        sea_orm::ConnectionTrait::execute_unprepared(
+            &app.domain.db.write,
+            "UPDATE chatbots SET is_archived = true WHERE working_version_id IS NOT NULL",
+        )
+        .await
+        .unwrap();
+        let workers = app.run_workers(1);
+        let (st, v) = app.wait_task(&sid, &task, |rb| widget(rb, &key)).await;
+        workers.stop().await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(v["status"], "error");
+        assert!(v["error"].as_str().unwrap().contains("Version 1"), "{v}");
     }
-    assert_eq!(st, 400, "{v}");
-    assert_eq!(v["status"], "error");
-    assert!(v["error"].as_str().unwrap().contains("Version 1"), "{v}");
-    app.finish().await;
-});
+);
 
 both_backends!(uploads_and_attachments, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let (_, key) = app
         .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
         .await;
@@ -795,7 +750,7 @@ both_backends!(uploads_and_attachments, async |app: &TestApp| {
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"hello");
 });
 
-both_backends!(cors_and_rate_limits, async |app: &TestApp| {
+both_backends!(cors_headers, async |app: &TestApp| {
     let r = app
         .client
         .request(Method::OPTIONS, app.url("/api/chat/start/"))
@@ -844,53 +799,52 @@ both_backends!(cors_and_rate_limits, async |app: &TestApp| {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+});
 
-    // A tight limit: the fourth start from one embed key is refused.
-    let tight = TestApp::start_with(
-        Backend::Sqlite,
-        Options {
-            chat_rate: api::ratelimit::Rate {
-                limit: 3,
-                window_secs: 3600,
-            },
-            ..Default::default()
+both_backends!(
+    a_tight_rate_limit_refuses_the_fourth_start,
+    Options {
+        chat_rate: api::ratelimit::Rate {
+            limit: 3,
+            window_secs: 3600,
         },
-    )
-    .await
-    .unwrap();
-    let team = tight.team("a").await;
-    let bot = echo_bot(&tight, &team).await;
-    let (_, key) = tight
-        .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
-        .await;
-    for i in 0..3 {
+        ..Default::default()
+    },
+    async |tight: &TestApp| {
+        // A tight limit: the fourth start from one embed key is refused.
+        let team = tight.team("a").await;
+        let bot = tight.echo_bot(&team).await;
+        let (_, key) = tight
+            .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
+            .await;
+        for i in 0..3 {
+            let r = widget(tight.request(Method::POST, "/api/chat/start/", None), &key)
+                .json(&json!({"chatbot_id": bot}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            assert_eq!(
+                r.headers()["x-ratelimit-remaining"],
+                (2 - i).to_string().as_str()
+            );
+        }
         let r = widget(tight.request(Method::POST, "/api/chat/start/", None), &key)
             .json(&json!({"chatbot_id": bot}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
-        assert_eq!(
-            r.headers()["x-ratelimit-remaining"],
-            (2 - i).to_string().as_str()
-        );
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().get("retry-after").is_some());
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["detail"], "Rate limit exceeded.");
+        assert!(v["available_in"].as_u64().is_some());
     }
-    let r = widget(tight.request(Method::POST, "/api/chat/start/", None), &key)
-        .json(&json!({"chatbot_id": bot}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().get("retry-after").is_some());
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["detail"], "Rate limit exceeded.");
-    assert!(v["available_in"].as_u64().is_some());
-    tight.finish().await;
-});
+);
 
 both_backends!(streamed_replies, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let (_, key) = app
         .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
         .await;

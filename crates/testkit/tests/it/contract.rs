@@ -2,6 +2,7 @@
 //! method, path and operationId.
 
 use chatstudio_testkit::contract::{contract, operations};
+use chatstudio_testkit::{Backend, TestApp};
 
 #[test]
 fn our_operations_are_the_contracts() {
@@ -19,4 +20,24 @@ fn our_operations_are_the_contracts() {
             "{id} missing from our document"
         );
     }
+}
+
+/// The OpenAPI document as served: any change to the API's contract shows in
+/// review as a change to `snapshots/it__contract__openapi_document.snap`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document() {
+    let app = TestApp::start(Backend::Sqlite).await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/schema/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    app.finish().await;
+    insta::assert_json_snapshot!(doc, {
+        // Where the app happened to listen, if the document names it.
+        ".servers[].url" => "[server url]",
+    });
 }

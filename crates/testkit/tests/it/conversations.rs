@@ -377,8 +377,7 @@ both_backends!(
     channel_sessions_reset_and_ownership,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+        let bot = app.echo_bot(&team).await;
         let (s, body) = app
             .post_json(&incoming(&bot), &team.key, &json!({"message": "first"}))
             .await;
@@ -700,16 +699,9 @@ both_backends!(
                 .await,
             1
         );
-        let mut replies = 0;
-        for _ in 0..100 {
-            replies = app
-                .scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
-                .await;
-            if replies == 1 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let replies = app
+            .wait_until("SELECT COUNT(*) FROM messages WHERE role = 'ai'", 1)
+            .await;
         assert_eq!(replies, 1);
         assert_eq!(
             app.scalar("SELECT COUNT(*) FROM traces WHERE status = 'success'")

@@ -4,19 +4,13 @@
 
 use std::time::Duration;
 
-use chatstudio_testkit::{TestApp, TestTeam, both_backends};
+use chatstudio_testkit::{TestApp, both_backends};
 use domain::events::Event;
 use domain::sessions::EndedBy;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
-use uuid::Uuid;
-
-async fn echo_bot(app: &TestApp, team: &TestTeam) -> Uuid {
-    app.provider(team, "local", "builtin", None, None).await;
-    app.llm_chatbot(team, "local", "echo", "", json!({})).await
-}
 
 /// The one `ConversationEnded` the action raised, and that no other followed.
 async fn ended_once(events: &mut Receiver<Event>) -> (i64, EndedBy) {
@@ -56,7 +50,7 @@ async fn session_row(app: &TestApp, id: i64) -> (String, String) {
 
 both_backends!(ending_by_the_api, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let (s, body) = app
         .post_json("/api/sessions/", &team.key, &json!({"experiment": bot}))
         .await;
@@ -81,7 +75,7 @@ both_backends!(ending_by_the_api, async |app: &TestApp| {
 
 both_backends!(ending_by_reset_on_the_api_channel, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let path = format!("/channels/api/{bot}/incoming_message");
     let (s, _) = app
         .post_json(&path, &team.key, &json!({"message": "hi"}))
@@ -118,7 +112,7 @@ both_backends!(
     ending_by_trigger_bot_with_a_new_session,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        let bot = echo_bot(app, &team).await;
+        let bot = app.echo_bot(&team).await;
         app.widget(
             bot,
             &["example.org"],
@@ -156,7 +150,7 @@ both_backends!(
 
 both_backends!(ending_by_reset_on_telegram, async |app: &TestApp| {
     let team = app.team("a").await;
-    let bot = echo_bot(app, &team).await;
+    let bot = app.echo_bot(&team).await;
     let ch = domain::channels::telegram::add(
         &app.domain.db.write,
         &app.domain.secrets,

@@ -22,8 +22,7 @@ async fn schemathesis_finds_no_server_errors() {
     };
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     let team = app.team("fuzz").await;
-    app.provider(&team, "local", "builtin", None, None).await;
-    let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+    let bot = app.echo_bot(&team).await;
     app.post_json(
         "/api/sessions/",
         &team.key,
@@ -33,24 +32,19 @@ async fn schemathesis_finds_no_server_errors() {
     let (url, key) = (app.url("/api/schema/"), team.key.clone());
     // schemathesis keeps a cache in its working directory: not in the checkout.
     let cwd = app.data_dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(bin)
-            .current_dir(cwd)
-            .args(["run", &url, "-H", &format!("X-Api-Key: {key}")])
-            .args(["--checks", "not_a_server_error,response_schema_conformance"])
-            .args([
-                "--max-examples",
-                "15",
-                "--phases",
-                "coverage,fuzzing",
-                "--seed",
-                "1",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(cwd)
+        .args(["run", &url, "-H", &format!("X-Api-Key: {key}")])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args([
+            "--max-examples",
+            "15",
+            "--phases",
+            "coverage,fuzzing",
+            "--seed",
+            "1",
+        ]);
+    let out = chatstudio_testkit::process::output(cmd).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

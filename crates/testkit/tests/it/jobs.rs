@@ -6,31 +6,18 @@ use chatstudio_testkit::{Options, TestApp, both_backends};
 use domain::jobs::{self, NewJob};
 use serde_json::json;
 
-async fn wait_until(app: &TestApp, sql: &str, want: i64) -> i64 {
-    let mut got = 0;
-    for _ in 0..300 {
-        got = app.scalar(sql).await;
-        if got == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Jobs wait for the workers each test starts itself.
+fn no_workers() -> Options {
+    Options {
+        workers: 0,
+        ..Default::default()
     }
-    got
 }
 
 both_backends!(
     a_dead_workers_job_is_retried_once_its_lease_lapses,
+    no_workers(),
     async |app: &TestApp| {
-        let _ = app;
-        let app = TestApp::start_with(
-            app.backend,
-            Options {
-                workers: 0,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
         for _ in 0..3 {
             jobs::enqueue(&app.domain.db.write, NewJob::<jobs::Ping>::new(json!({})))
                 .await
@@ -44,29 +31,13 @@ both_backends!(
             .unwrap();
         assert_eq!(claimed.attempts, 1);
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let workers = engine::worker::spawn(
-            app.engine.clone(),
-            engine::worker::WorkerConfig {
-                count: 2,
-                poll_interval: Duration::from_millis(50),
-                ..Default::default()
-            },
-            rx,
-        );
+        let workers = app.run_workers(2);
         assert_eq!(
-            wait_until(
-                &app,
-                "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'",
-                3
-            )
-            .await,
+            app.wait_until("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'", 3)
+                .await,
             3
         );
-        let _ = stop.send(true);
-        for w in workers {
-            let _ = w.await;
-        }
+        workers.stop().await;
         assert_eq!(
             app.scalar(&format!(
                 "SELECT attempts FROM jobs WHERE id = {}",
@@ -98,26 +69,15 @@ both_backends!(
                 .await,
             1
         );
-        app.finish().await;
     }
 );
 
 both_backends!(
     a_turn_written_before_a_crash_is_not_answered_twice,
+    no_workers(),
     async |app: &TestApp| {
-        let _ = app;
-        let app = TestApp::start_with(
-            app.backend,
-            Options {
-                workers: 0,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+        let bot = app.echo_bot(&team).await;
         let (_, key) = app
             .widget(
                 bot,
@@ -125,33 +85,9 @@ both_backends!(
                 domain::channels::widget::AuthLevel::EmbedKey,
             )
             .await;
-        let started: serde_json::Value = app
-            .request(reqwest::Method::POST, "/api/chat/start/", None)
-            .header("X-Embed-Key", &key)
-            .header("Origin", "https://a.example.com")
-            .json(&json!({"chatbot_id": bot}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sid = started["session_id"].as_str().unwrap().to_string();
-        let accepted: serde_json::Value = app
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/chat/{sid}/message/"),
-                None,
-            )
-            .header("X-Embed-Key", &key)
-            .header("Origin", "https://a.example.com")
-            .json(&json!({"message": "once"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let widget = app.widget_client(&key, "https://a.example.com");
+        let sid = widget.start(bot).await;
+        let (_, accepted) = widget.send(&sid, "once").await;
         // A worker claims the turn, writes the reply, and dies before marking the job done.
         let job = jobs::claim(&app.domain.db, "doomed", Duration::from_millis(200))
             .await
@@ -170,29 +106,13 @@ both_backends!(
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let workers = engine::worker::spawn(
-            app.engine.clone(),
-            engine::worker::WorkerConfig {
-                count: 1,
-                poll_interval: Duration::from_millis(50),
-                ..Default::default()
-            },
-            rx,
-        );
+        let workers = app.run_workers(1);
         assert_eq!(
-            wait_until(
-                &app,
-                "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'",
-                1
-            )
-            .await,
+            app.wait_until("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'", 1)
+                .await,
             1
         );
-        let _ = stop.send(true);
-        for w in workers {
-            let _ = w.await;
-        }
+        workers.stop().await;
         assert_eq!(
             app.scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
                 .await,
@@ -200,21 +120,7 @@ both_backends!(
             "no duplicate reply"
         );
         let task = accepted["task_id"].as_str().unwrap();
-        let polled: serde_json::Value = app
-            .request(
-                reqwest::Method::GET,
-                &format!("/api/chat/{sid}/{task}/poll/"),
-                None,
-            )
-            .header("X-Embed-Key", &key)
-            .header("Origin", "https://a.example.com")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, polled) = widget.poll(&sid, task).await;
         assert_eq!(polled["message"]["content"], "You said: once");
-        app.finish().await;
     }
 );

@@ -10,8 +10,7 @@ fn url(bot: &uuid::Uuid) -> String {
 
 both_backends!(completions_seed_a_new_session, async |app: &TestApp| {
     let team = app.team("a").await;
-    app.provider(&team, "local", "builtin", None, None).await;
-    let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+    let bot = app.echo_bot(&team).await;
     let body = json!({
         "model": "anything",
         "messages": [
@@ -70,8 +69,7 @@ both_backends!(
     completion_errors_use_the_openai_envelope,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+        let bot = app.echo_bot(&team).await;
         let envelope = |m: &str| json!({"error": {"message": m, "type": "error", "param": null, "code": null}});
         for (body, msg) in [
             (json!({"messages": []}), "No messages provided"),
@@ -137,8 +135,7 @@ both_backends!(
     streamed_completions_are_openai_sse,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+        let bot = app.echo_bot(&team).await;
         let r = app
             .request(reqwest::Method::POST, &url(&bot), Some(&team.key))
             .json(

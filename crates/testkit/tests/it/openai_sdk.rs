@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use chatstudio_testkit::{TestApp, both_backends};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn sdk_available() -> bool {
     let ok = Command::new("python3")
@@ -24,18 +24,12 @@ both_backends!(the_official_python_sdk_works, async |app: &TestApp| {
         return;
     }
     let team = app.team("a").await;
-    app.provider(&team, "local", "builtin", None, None).await;
-    let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+    let bot = app.echo_bot(&team).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py/openai_sdk.py");
     let (base, key) = (app.base.clone(), team.key.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([script, &base, &key, &bot.to_string()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.args([script, &base, &key, &bot.to_string()]);
+    let out = chatstudio_testkit::process::output(cmd).await;
     assert!(
         out.status.success(),
         "{}",

@@ -28,8 +28,7 @@ both_backends!(
     async |app: &TestApp| {
         let a = app.team("a").await;
         let b = app.team("b").await;
-        app.provider(&a, "local", "builtin", None, None).await;
-        let bot = app.llm_chatbot(&a, "local", "echo", "", json!({})).await;
+        let bot = app.echo_bot(&a).await;
         let (_, s) = app
             .post_json(
                 "/api/sessions/",

@@ -436,8 +436,7 @@ both_backends!(actions_end_tags_state, async |app: &TestApp| {
 
 both_backends!(list_filters_and_pagination, async |app: &TestApp| {
     let team = app.team("a").await;
-    app.provider(&team, "local", "builtin", None, None).await;
-    let bot = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+    let bot = app.echo_bot(&team).await;
     let other_bot = app.chatbot(&team, "Other").await;
     let mut ids = Vec::new();
     for i in 0..300 {
@@ -719,18 +718,12 @@ both_backends!(
 
 both_backends!(
     reads_are_a_fixed_number_of_statements,
+    // No background workers: their polling would be counted too.
+    chatstudio_testkit::Options {
+        workers: 0,
+        ..Default::default()
+    },
     async |app: &TestApp| {
-        // No background workers: their polling would be counted too.
-        let _ = app;
-        let app = &TestApp::start_with(
-            app.backend,
-            chatstudio_testkit::Options {
-                workers: 0,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
         let team = app.team("a").await;
         let bot = app.chatbot(&team, "Bot").await;
         let statements = async |path: String| {

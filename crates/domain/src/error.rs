@@ -123,6 +123,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// `conflict` when `e` violates `key`, else `e` as an internal error.
+    pub(crate) fn unique(
+        e: store::DbErr,
+        key: store::constraints::UniqueKey,
+        conflict: impl FnOnce() -> String,
+    ) -> Self {
+        if key.violated_by(&e) {
+            Error::Conflict(conflict())
+        } else {
+            e.into()
+        }
+    }
+}
+
 impl From<store::DbErr> for Error {
     fn from(e: store::DbErr) -> Self {
         Error::internal_from("database", e)

@@ -137,11 +137,9 @@ pub async fn add(
     .insert(db)
     .await
     .map_err(|e| {
-        if PROVIDER_NAME.violated_by(&e) {
-            Error::Conflict(format!("the team already has a provider named {name:?}"))
-        } else {
-            e.into()
-        }
+        Error::unique(e, PROVIDER_NAME, || {
+            format!("the team already has a provider named {name:?}")
+        })
     })?;
     Ok(listed(m))
 }

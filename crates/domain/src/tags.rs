@@ -137,31 +137,13 @@ pub async fn session_tag_names(
     db: &impl Reads,
     session_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<String>>> {
-    let db = db.reader();
-    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-    if session_ids.is_empty() {
-        return Ok(out);
-    }
-    let rows: Vec<(i64, String)> = session_tag::Entity::find()
-        .select_only()
-        .column(session_tag::Column::SessionId)
-        .column_as(Expr::col((tag::Entity, tag::Column::Name)), "name")
-        .join(
-            sea_orm::JoinType::InnerJoin,
-            session_tag::Entity::belongs_to(tag::Entity)
-                .from(session_tag::Column::TagId)
-                .to(tag::Column::Id)
-                .into(),
-        )
-        .filter(session_tag::Column::SessionId.is_in(session_ids.iter().copied()))
-        .order_by_asc(Expr::col((tag::Entity, tag::Column::Name)))
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (sid, name) in rows {
-        out.entry(sid).or_default().push(name);
-    }
-    Ok(out)
+    names_by::<session_tag::Entity>(
+        db,
+        session_tag::Column::SessionId,
+        session_tag::Column::TagId,
+        session_ids,
+    )
+    .await
 }
 
 /// Tag names per message, sorted: one query for a whole transcript.
@@ -169,29 +151,44 @@ pub async fn message_tag_names(
     db: &impl Reads,
     message_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<String>>> {
-    let db = db.reader();
+    names_by::<message_tag::Entity>(
+        db,
+        message_tag::Column::MessageId,
+        message_tag::Column::TagId,
+        message_ids,
+    )
+    .await
+}
+
+/// Tag names per owner through a link table (`owner`, `tag_id`).
+async fn names_by<E: EntityTrait>(
+    db: &impl Reads,
+    owner: E::Column,
+    tag_id: E::Column,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>> {
     let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-    if message_ids.is_empty() {
+    if ids.is_empty() {
         return Ok(out);
     }
-    let rows: Vec<(i64, String)> = message_tag::Entity::find()
+    let rows: Vec<(i64, String)> = E::find()
         .select_only()
-        .column(message_tag::Column::MessageId)
+        .column(owner)
         .column_as(Expr::col((tag::Entity, tag::Column::Name)), "name")
         .join(
             sea_orm::JoinType::InnerJoin,
-            message_tag::Entity::belongs_to(tag::Entity)
-                .from(message_tag::Column::TagId)
+            E::belongs_to(tag::Entity)
+                .from(tag_id)
                 .to(tag::Column::Id)
                 .into(),
         )
-        .filter(message_tag::Column::MessageId.is_in(message_ids.iter().copied()))
+        .filter(owner.is_in(ids.iter().copied()))
         .order_by_asc(Expr::col((tag::Entity, tag::Column::Name)))
         .into_tuple()
-        .all(db)
+        .all(db.reader())
         .await?;
-    for (mid, name) in rows {
-        out.entry(mid).or_default().push(name);
+    for (id, name) in rows {
+        out.entry(id).or_default().push(name);
     }
     Ok(out)
 }

@@ -86,40 +86,12 @@ pub async fn create<C: ConnectionTrait + sea_orm::TransactionTrait + Reads + Wri
     }
     .insert(&txn)
     .await
-    .map_err(|e| {
-        if TEAM_SLUG.violated_by(&e) {
-            Error::Conflict(format!("team {slug:?} already exists"))
-        } else {
-            e.into()
-        }
-    })?;
-    let u = user::ActiveModel {
-        username: Set(format!("{slug}-owner")),
-        email: Set(format!("owner@{slug}.chatstudio.local")),
-        is_active: Set(true),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| {
-        if USER_USERNAME.violated_by(&e) {
-            Error::Conflict(format!("user {slug}-owner already exists"))
-        } else {
-            e.into()
-        }
-    })?;
-    membership::ActiveModel {
-        team_id: Set(t.id),
-        user_id: Set(u.id),
-        role: Set(Role::Owner.as_str().to_string()),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    .map_err(|e| Error::unique(e, TEAM_SLUG, || format!("team {slug:?} already exists")))?;
+    let owner = format!("{slug}-owner");
+    let email = format!("owner@{slug}.chatstudio.local");
+    let user_id = insert_member(&txn, TeamId(t.id), &owner, &email, Role::Owner).await?;
     txn.commit().await?;
-    Ok((t.into(), u.id))
+    Ok((t.into(), user_id))
 }
 
 pub async fn list<C: ConnectionTrait + Reads + Writes>(db: &C) -> Result<Vec<Team>> {
@@ -163,7 +135,17 @@ pub async fn add_member(
     email: &str,
     role: Role,
 ) -> Result<i64> {
-    let db = db.writer();
+    insert_member(db.writer(), team_id, username, email, role).await
+}
+
+/// A new user and their membership of the team.
+async fn insert_member<C: ConnectionTrait>(
+    db: &C,
+    team_id: TeamId,
+    username: &str,
+    email: &str,
+    role: Role,
+) -> Result<i64> {
     let now = store::now();
     let u = user::ActiveModel {
         username: Set(username.to_string()),
@@ -175,11 +157,9 @@ pub async fn add_member(
     .insert(db)
     .await
     .map_err(|e| {
-        if USER_USERNAME.violated_by(&e) {
-            Error::Conflict(format!("user {username} already exists"))
-        } else {
-            e.into()
-        }
+        Error::unique(e, USER_USERNAME, || {
+            format!("user {username} already exists")
+        })
     })?;
     membership::ActiveModel {
         team_id: Set(team_id.0),

@@ -9,7 +9,7 @@ use domain::messages::{self, Incoming};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{access, limited, rate_identity};
+use super::on_session;
 use crate::AppState;
 use crate::body::JsonObject;
 use crate::input::{FieldErrors, Reader, Text};
@@ -67,9 +67,7 @@ pub async fn message(
     Path(session_id): Path<String>,
     body: JsonObject,
 ) -> Response {
-    let st = state.clone();
-    limited(&state, rate_identity("session", &session_id), async move {
-        let a = access(&st, &headers, &session_id).await?;
+    on_session(&state, &headers, &session_id, move |st, a| async move {
         let m = MessageRequest::read(&body)?;
         let m = Incoming {
             text: m.message,

@@ -154,6 +154,26 @@ where
     r
 }
 
+/// Runs a session-bound endpoint: under the session's rate limit, once the
+/// caller's access to the session is established.
+pub(super) async fn on_session<F, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    session_id: &str,
+    f: F,
+) -> Response
+where
+    F: FnOnce(AppState, Access) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let st = state.clone();
+    limited(state, rate_identity("session", session_id), async move {
+        let a = access(&st, headers, session_id).await?;
+        f(st, a).await
+    })
+    .await
+}
+
 /// Decides access to a session-bound endpoint from the request's credentials.
 pub(super) async fn access(
     state: &AppState,

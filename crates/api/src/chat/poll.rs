@@ -8,7 +8,7 @@ use domain::messages::transcript;
 use domain::sessions::SessionStatus;
 use serde_json::json;
 
-use super::{access, error, limited, message_view, rate_identity};
+use super::{error, message_view, on_session};
 use crate::AppState;
 use crate::sessions::MessageView;
 use crate::url::BaseUrl;
@@ -36,9 +36,7 @@ pub async fn poll_messages(
     base: BaseUrl,
     Path(session_id): Path<String>,
 ) -> Response {
-    let st = state.clone();
-    limited(&state, rate_identity("session", &session_id), async move {
-        let a = access(&st, &headers, &session_id).await?;
+    on_session(&state, &headers, &session_id, move |st, a| async move {
         let pairs = query_pairs(base.query.as_deref());
         let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {
             None => None,

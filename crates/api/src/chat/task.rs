@@ -16,7 +16,7 @@ use engine::worker::{DEFAULT_ERROR, StreamMsg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::{access, limited, message_view, rate_identity};
+use super::{message_view, on_session};
 use crate::sessions::MessageView;
 use crate::url::BaseUrl;
 use crate::views::datetime;
@@ -110,9 +110,7 @@ pub async fn poll_task(
     base: BaseUrl,
     Path((session_id, task_id)): Path<(String, String)>,
 ) -> Response {
-    let st = state.clone();
-    limited(&state, rate_identity("session", &session_id), async move {
-        let a = access(&st, &headers, &session_id).await?;
+    on_session(&state, &headers, &session_id, move |st, a| async move {
         let (code, body, _) = task_state(&st, &base, &a, &task_id).await?;
         Ok((code, Json(body)).into_response())
     })
@@ -140,9 +138,7 @@ pub async fn stream_task(
     base: BaseUrl,
     Path((session_id, task_id)): Path<(String, String)>,
 ) -> Response {
-    let st = state.clone();
-    limited(&state, rate_identity("session", &session_id), async move {
-        let a = access(&st, &headers, &session_id).await?;
+    on_session(&state, &headers, &session_id, move |st, a| async move {
         // Validates the task and its session before any byte is sent.
         task_state(&st, &base, &a, &task_id).await?;
         let task = uuid::Uuid::parse_str(&task_id)

@@ -10,7 +10,7 @@ use domain::sessions::SessionStatus;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{access, error, header_str, limited, rate_identity};
+use super::{error, header_str, on_session};
 use crate::{ApiError, AppState};
 
 pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
@@ -105,11 +105,12 @@ pub async fn upload(
     Path(session_id): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let st = state.clone();
-    limited(&state, rate_identity("session", &session_id), async move {
-        let a = access(&st, &headers, &session_id).await?;
+    let content_type = header_str(&headers, "content-type")
+        .unwrap_or("")
+        .to_string();
+    on_session(&state, &headers, &session_id, move |st, a| async move {
         let mut multipart = multipart.map_err(|_| {
-            let ct = header_str(&headers, "content-type").unwrap_or("");
+            let ct = &content_type;
             ApiError::Detail(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("Unsupported media type \"{ct}\" in request."),

@@ -12,6 +12,7 @@ pub mod health;
 pub mod input;
 pub mod openai;
 pub mod openapi;
+mod overflow;
 pub mod pagination;
 pub mod participants;
 pub mod ratelimit;
@@ -68,8 +69,13 @@ pub fn routes(state: &AppState) -> Routes {
 pub fn app(state: AppState) -> routing::App {
     let (router, paths) = routes(&state).into_parts();
     let counter = state.requests.clone();
-    let router = router.fallback(routing::not_found).with_state(state).layer(
-        axum::middleware::from_fn_with_state(counter, health::count_requests),
-    );
+    let router = router
+        .fallback(routing::not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(overflow::drain_refused))
+        .layer(axum::middleware::from_fn_with_state(
+            counter,
+            health::count_requests,
+        ));
     routing::new_app(router, routing::SlashRules::new(&paths))
 }

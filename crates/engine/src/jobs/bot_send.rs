@@ -3,22 +3,17 @@
 //! after a failed delivery re-delivers it instead of writing another.
 
 use async_trait::async_trait;
-use domain::jobs::{BotSend, BotSendPayload, Delivered};
+use domain::jobs::{BotSend, BotSendPayload};
 use domain::messages::{self, Origin};
 
-use super::{Attempt, Handler, JobError, delivered, session_of};
-use crate::Engine;
+use super::{Handler, Job, JobError, Outcome, delivered, session_of};
 
 #[async_trait]
 impl Handler for BotSend {
-    async fn run(
-        engine: &Engine,
-        attempt: Attempt,
-        p: BotSendPayload,
-    ) -> Result<Delivered, JobError> {
-        let domain = &engine.domain;
+    async fn run(job: Job<'_>, p: BotSendPayload) -> Outcome<Self> {
+        let (engine, domain) = (job.engine, &job.engine.domain);
         let session = session_of(engine, p.session_id).await?;
-        let origin = Origin::Task(attempt.task_id);
+        let origin = Origin::Task(job.task_id);
         let text = match messages::written_by(domain, session.id, origin).await? {
             Some(t) => t,
             None => {
@@ -42,7 +37,7 @@ impl Handler for BotSend {
         engine
             .deliver(&session, &text)
             .await
-            .map_err(|e| JobError::from_delivery(e, attempt.last))?;
+            .map_err(|e| JobError::from_delivery(e, job.last))?;
         Ok(delivered())
     }
 }

@@ -7,18 +7,13 @@ use domain::jobs::{ChatTurn, ChatTurnOutput, ChatTurnPayload};
 use domain::{chatbots, sessions, turns};
 use tokio::sync::mpsc;
 
-use super::{Attempt, Handler, JobError};
-use crate::Engine;
+use super::{Handler, Job, JobError, Outcome};
 use crate::streams::StreamMsg;
 
 #[async_trait]
 impl Handler for ChatTurn {
-    async fn run(
-        engine: &Engine,
-        attempt: Attempt,
-        p: ChatTurnPayload,
-    ) -> Result<ChatTurnOutput, JobError> {
-        let domain = &engine.domain;
+    async fn run(job: Job<'_>, p: ChatTurnPayload) -> Outcome<Self> {
+        let (engine, domain) = (job.engine, &job.engine.domain);
         if let Some((id, text)) = turns::finished(domain, p.message_id).await? {
             return Ok(ChatTurnOutput {
                 response: text,
@@ -53,7 +48,7 @@ impl Handler for ChatTurn {
                 });
             }
         };
-        let hub = engine.streams.open(attempt.task_id);
+        let hub = engine.streams.open(job.task_id);
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let forward = {
             let hub = hub.clone();
@@ -68,7 +63,7 @@ impl Handler for ChatTurn {
             engine.run_turn(&session, &chatbot, p.message_id, p.text, Some(tx)),
             forward
         );
-        engine.streams.close(attempt.task_id);
+        engine.streams.close(job.task_id);
         let reply = result.map_err(JobError::from_turn)?;
         Ok(ChatTurnOutput {
             response: reply.text,

@@ -82,9 +82,11 @@ fn delivered() -> Delivered {
     }
 }
 
-/// What a handler knows of the attempt it runs.
-#[derive(Debug, Clone, Copy)]
-pub struct Attempt {
+/// The attempt a handler runs: the engine it runs in and what it knows of
+/// the job.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    pub engine: &'a Engine,
     pub task_id: uuid::Uuid,
     /// A failure now buries the job: handlers record final failures then.
     pub last: bool,
@@ -93,16 +95,15 @@ pub struct Attempt {
 /// The handler of one job kind.
 #[async_trait]
 pub trait Handler: JobKind {
-    async fn run(
-        engine: &Engine,
-        attempt: Attempt,
-        payload: Self::Payload,
-    ) -> Result<Self::Output, JobError>;
+    async fn run(job: Job<'_>, payload: Self::Payload) -> Outcome<Self>;
 }
+
+/// A handler's answer: its kind's output, or why there is none.
+pub type Outcome<K> = Result<<K as JobKind>::Output, JobError>;
 
 #[async_trait]
 impl Handler for Ping {
-    async fn run(_: &Engine, _: Attempt, _: serde_json::Value) -> Result<Pong, JobError> {
+    async fn run(_: Job<'_>, _: serde_json::Value) -> Outcome<Self> {
         Ok(Pong { pong: true })
     }
 }
@@ -123,11 +124,12 @@ fn erased<'a, H: Handler>(engine: &'a Engine, job: &'a Claimed) -> Run<'a> {
             // A payload this version cannot read will not get better by retrying.
             Err(e) => return Ran::Finished(Finished::Failed(failure(e.chain(), false))),
         };
-        let attempt = Attempt {
+        let attempt = Job {
+            engine,
             task_id: job.task_id,
             last: job.last_attempt(),
         };
-        match H::run(engine, attempt, payload).await {
+        match H::run(attempt, payload).await {
             Ok(out) => match serde_json::to_value(out) {
                 Ok(v) => Ran::Finished(Finished::Succeeded(v)),
                 Err(e) => Ran::Retry(format!("encoding a {} output: {e}", H::KIND)),

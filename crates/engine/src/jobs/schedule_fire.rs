@@ -12,18 +12,14 @@ use domain::sessions::{self, NewSession, Session};
 use domain::{ChatbotId, ParticipantId, TeamId};
 use serde_json::json;
 
-use super::{Attempt, Handler, JobError};
+use super::{Handler, Job, JobError, Outcome};
 use crate::Engine;
 use crate::delivery::DeliveryError;
 
 #[async_trait]
 impl Handler for ScheduleFire {
-    async fn run(
-        engine: &Engine,
-        attempt: Attempt,
-        p: ScheduleFirePayload,
-    ) -> Result<Delivered, JobError> {
-        let domain = &engine.domain;
+    async fn run(job: Job<'_>, p: ScheduleFirePayload) -> Outcome<Self> {
+        let (engine, domain) = (job.engine, &job.engine.domain);
         let db = &domain.db;
         let id = p.schedule_id.0;
         let Some(s) = schedules::get(db, id).await? else {
@@ -68,7 +64,7 @@ impl Handler for ScheduleFire {
                     Ok(r) => r.text,
                     Err(e) => {
                         return Err(match JobError::from_turn(e) {
-                            JobError::Failed { message, .. } if attempt.last => fail(message).await,
+                            JobError::Failed { message, .. } if job.last => fail(message).await,
                             JobError::Failed { message, .. } => retry(message).await,
                             internal => internal,
                         });
@@ -91,7 +87,7 @@ impl Handler for ScheduleFire {
                 Err(fail(format!("the participant blocked the bot: {why}")).await)
             }
             Err(DeliveryError::Final(why)) => Err(fail(why).await),
-            Err(DeliveryError::Retry(why)) if attempt.last => Err(fail(why).await),
+            Err(DeliveryError::Retry(why)) if job.last => Err(fail(why).await),
             Err(DeliveryError::Retry(why)) => Err(retry(why).await),
         }
     }

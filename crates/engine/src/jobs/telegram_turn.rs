@@ -2,23 +2,19 @@
 //! answer): run the turn unless it already ran, then deliver the reply.
 
 use async_trait::async_trait;
-use domain::jobs::{Delivered, TelegramInput, TelegramTurn, TelegramTurnPayload};
+use domain::jobs::{TelegramInput, TelegramTurn, TelegramTurnPayload};
 use domain::turns;
 
-use super::{Attempt, Handler, JobError, delivered, session_of};
-use crate::{Engine, TurnError};
+use super::{Handler, Job, JobError, Outcome, delivered, session_of};
+use crate::TurnError;
 
 /// What the participant hears when their turn fails, rather than silence.
 const TURN_FAILED: &str = "Sorry, something went wrong. Please try again.";
 
 #[async_trait]
 impl Handler for TelegramTurn {
-    async fn run(
-        engine: &Engine,
-        attempt: Attempt,
-        p: TelegramTurnPayload,
-    ) -> Result<Delivered, JobError> {
-        let domain = &engine.domain;
+    async fn run(job: Job<'_>, p: TelegramTurnPayload) -> Outcome<Self> {
+        let (engine, domain) = (job.engine, &job.engine.domain);
         let session = session_of(engine, p.session_id).await?;
         let text = match p.input {
             TelegramInput::Reply { reply } => reply,
@@ -52,7 +48,7 @@ impl Handler for TelegramTurn {
         engine
             .deliver(&session, &text)
             .await
-            .map_err(|e| JobError::from_delivery(e, attempt.last))?;
+            .map_err(|e| JobError::from_delivery(e, job.last))?;
         Ok(delivered())
     }
 }

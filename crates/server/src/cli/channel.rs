@@ -3,7 +3,7 @@ use domain::channels::widget::{self, AuthLevel};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -70,9 +70,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
         } => {
             let level = AuthLevel::parse(auth_level)
                 .ok_or_else(|| anyhow::anyhow!("unknown auth level {auth_level}"))?;
-            let (ch, key) = widget::add(&db.write, *chatbot, domains, level, *token_lifetime)
-                .await
-                .map_err(domain_err)?;
+            let (ch, key) =
+                widget::add(&db.write, *chatbot, domains, level, *token_lifetime).await?;
             if cli.json {
                 output::json(&json!({"channel": ch, "embed_key": key}));
             } else {
@@ -101,8 +100,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
                 .await
                 .map_err(|e| anyhow::anyhow!("Telegram did not accept the bot token: {e}"))?;
             let secret = channels::telegram::new_secret_token();
-            let secrets =
-                domain::secrets::SecretBox::load(&cli.storage.data_dir).map_err(domain_err)?;
+            let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
             let ch = domain::channels::telegram::add(
                 &db.write,
                 &secrets,
@@ -111,8 +109,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
                 &secret,
                 json!({"id": me.id, "username": me.username, "first_name": me.first_name}),
             )
-            .await
-            .map_err(domain_err)?;
+            .await?;
             if let Some(base) = public_url {
                 let url = format!("{}/channels/telegram/{}", base.trim_end_matches('/'), ch.id);
                 bot.set_webhook(&url, &secret)
@@ -130,25 +127,15 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             }
         }
         ChannelCmd::List { chatbot } => {
-            let list = widget::list(&db.read, *chatbot).await.map_err(domain_err)?;
-            if cli.json {
-                output::json(&json!(list));
-            } else {
-                for c in list {
-                    output::line(&format!(
-                        "{}\t{}\t{}\t{}",
-                        c.id,
-                        c.auth_level.as_str(),
-                        if c.enabled { "enabled" } else { "disabled" },
-                        c.allowed_domains.join(",")
-                    ));
-                }
-            }
+            let list = widget::list(&db.read, *chatbot).await?;
+            output::rows(cli.json, &list, |c| {
+                let state = if c.enabled { "enabled" } else { "disabled" };
+                let domains = c.allowed_domains.join(",");
+                format!("{}\t{}\t{state}\t{domains}", c.id, c.auth_level.as_str())
+            });
         }
         ChannelCmd::RotateKey { id } => {
-            let key = widget::rotate_key(&db.write, *id)
-                .await
-                .map_err(domain_err)?;
+            let key = widget::rotate_key(&db.write, *id).await?;
             if cli.json {
                 output::json(&json!({"embed_key": key}));
             } else {
@@ -157,19 +144,15 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             }
         }
         ChannelCmd::Disable { id, message } => {
-            widget::set_enabled(&db.write, *id, false, message.clone())
-                .await
-                .map_err(domain_err)?;
+            widget::set_enabled(&db.write, *id, false, message.clone()).await?;
             output::line(&format!("disabled channel {id}"));
         }
         ChannelCmd::Enable { id } => {
-            widget::set_enabled(&db.write, *id, true, None)
-                .await
-                .map_err(domain_err)?;
+            widget::set_enabled(&db.write, *id, true, None).await?;
             output::line(&format!("enabled channel {id}"));
         }
         ChannelCmd::Remove { id } => {
-            widget::remove(&db.write, *id).await.map_err(domain_err)?;
+            widget::remove(&db.write, *id).await?;
             output::line(&format!("removed channel {id}"));
         }
     }

@@ -5,7 +5,7 @@ use domain::chatbots::{self, BotFile, Chatbot};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +60,7 @@ pub enum ChatbotCmd {
 fn read_file(path: &PathBuf) -> anyhow::Result<BotFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    BotFile::parse_yaml(&text).map_err(domain_err)
+    Ok(BotFile::parse_yaml(&text)?)
 }
 
 fn print_bot(cli: &Cli, bot: &Chatbot) {
@@ -77,11 +77,7 @@ fn print_bot(cli: &Cli, bot: &Chatbot) {
         output::line(&format!(
             "  v{}{}  {}  {}",
             v.version_number,
-            if v.is_default_version {
-                " (published)"
-            } else {
-                ""
-            },
+            published(v.is_default_version),
             v.name,
             v.version_description
         ));
@@ -99,12 +95,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
             model,
             prompt,
         } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let owner = domain::teams::owner_user_id(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let owner = domain::teams::owner_user_id(&db.read, t.id).await?;
             let config = match (file, provider, model) {
                 (Some(f), _, _) => read_file(f)?.config,
                 (None, Some(p), Some(m)) => {
@@ -125,8 +117,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
                 description.as_deref(),
                 config,
             )
-            .await
-            .map_err(domain_err)?;
+            .await?;
             if cli.json {
                 output::json(&json!(bot));
             } else {
@@ -135,42 +126,27 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
             }
         }
         ChatbotCmd::List { team } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let bots = chatbots::list_all(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
-            if cli.json {
-                output::json(&json!(bots));
-            } else {
-                for b in bots {
-                    let published = b
-                        .versions
-                        .iter()
-                        .find(|v| v.is_default_version)
-                        .map(|v| format!("v{}", v.version_number))
-                        .unwrap_or_else(|| "unpublished".into());
-                    output::line(&format!("{}\t{}\t{}", b.id, published, b.name));
-                }
-            }
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let bots = chatbots::list_all(&db.read, t.id).await?;
+            output::rows(cli.json, &bots, |b| {
+                let published = b
+                    .versions
+                    .iter()
+                    .find(|v| v.is_default_version)
+                    .map(|v| format!("v{}", v.version_number))
+                    .unwrap_or_else(|| "unpublished".into());
+                format!("{}\t{}\t{}", b.id, published, b.name)
+            });
         }
         ChatbotCmd::Show { id } => {
-            let (_, bot) = chatbots::find_any_team(&db.read, *id)
-                .await
-                .map_err(domain_err)?;
+            let (_, bot) = chatbots::find_any_team(&db.read, *id).await?;
             print_bot(cli, &bot);
         }
         ChatbotCmd::Apply { team, file } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let owner = domain::teams::owner_user_id(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
-            let (bot, created) = chatbots::apply(&db.write, t.id, Some(owner), read_file(file)?)
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let owner = domain::teams::owner_user_id(&db.read, t.id).await?;
+            let (bot, created) =
+                chatbots::apply(&db.write, t.id, Some(owner), read_file(file)?).await?;
             if cli.json {
                 output::json(&json!({"created": created, "chatbot": bot}));
             } else {
@@ -187,33 +163,22 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
             description,
             no_publish,
         } => {
-            let (team, _) = chatbots::find_any_team(&db.read, *id)
-                .await
-                .map_err(domain_err)?;
-            let v = chatbots::create_version(&db.write, team, *id, description, !no_publish)
-                .await
-                .map_err(domain_err)?;
+            let (team, _) = chatbots::find_any_team(&db.read, *id).await?;
+            let v =
+                chatbots::create_version(&db.write, team, *id, description, !no_publish).await?;
             if cli.json {
                 output::json(&json!(v));
             } else {
                 output::line(&format!(
                     "created version {}{}",
                     v.version_number,
-                    if v.is_default_version {
-                        " (published)"
-                    } else {
-                        ""
-                    }
+                    published(v.is_default_version)
                 ));
             }
         }
         ChatbotCmd::Archive { id } => {
-            let (team, _) = chatbots::find_any_team(&db.read, *id)
-                .await
-                .map_err(domain_err)?;
-            chatbots::archive(&db.write, team, *id)
-                .await
-                .map_err(domain_err)?;
+            let (team, _) = chatbots::find_any_team(&db.read, *id).await?;
+            chatbots::archive(&db.write, team, *id).await?;
             if cli.json {
                 output::json(&json!({"archived": id}));
             } else {
@@ -222,4 +187,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+fn published(is_default: bool) -> &'static str {
+    if is_default { " (published)" } else { "" }
 }

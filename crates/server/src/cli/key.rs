@@ -1,7 +1,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -32,15 +32,9 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &KeyCmd) -> anyhow::Result<()> 
             read_write,
             name,
         } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let owner = domain::teams::owner_user_id(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
-            let (k, full) = domain::keys::create(&db.write, t.id, owner, name, !read_write)
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let owner = domain::teams::owner_user_id(&db.read, t.id).await?;
+            let (k, full) = domain::keys::create(&db.write, t.id, owner, name, !read_write).await?;
             if cli.json {
                 output::json(
                     &json!({"prefix": k.prefix, "name": k.name, "read_only": k.read_only, "key": full}),
@@ -48,11 +42,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &KeyCmd) -> anyhow::Result<()> 
             } else {
                 output::line(&format!(
                     "created {} key {} for team {} (shown once):",
-                    if k.read_only {
-                        "read-only"
-                    } else {
-                        "read-write"
-                    },
+                    access(k.read_only),
                     k.prefix,
                     t.slug
                 ));
@@ -60,34 +50,15 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &KeyCmd) -> anyhow::Result<()> 
             }
         }
         KeyCmd::List { team } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let keys = domain::keys::list(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
-            if cli.json {
-                output::json(&json!(keys));
-            } else {
-                for k in keys {
-                    output::line(&format!(
-                        "{}\t{}\t{}\t{}",
-                        k.prefix,
-                        if k.read_only {
-                            "read-only"
-                        } else {
-                            "read-write"
-                        },
-                        if k.revoked { "revoked" } else { "active" },
-                        k.name
-                    ));
-                }
-            }
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let keys = domain::keys::list(&db.read, t.id).await?;
+            output::rows(cli.json, &keys, |k| {
+                let state = if k.revoked { "revoked" } else { "active" };
+                format!("{}\t{}\t{state}\t{}", k.prefix, access(k.read_only), k.name)
+            });
         }
         KeyCmd::Revoke { prefix } => {
-            let k = domain::keys::revoke(&db.write, prefix)
-                .await
-                .map_err(domain_err)?;
+            let k = domain::keys::revoke(&db.write, prefix).await?;
             if cli.json {
                 output::json(&json!(k));
             } else {
@@ -96,4 +67,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &KeyCmd) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+fn access(read_only: bool) -> &'static str {
+    if read_only { "read-only" } else { "read-write" }
 }

@@ -117,10 +117,6 @@ async fn open(cli: &Cli) -> anyhow::Result<store::Db> {
     Ok(db)
 }
 
-fn domain_err(e: domain::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Worker {
@@ -142,12 +138,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Channel(cmd) => {
-            let db = open(&cli).await?;
-            let r = channel::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
         Command::PingJobs { count } => {
             let db = open(&cli).await?;
             for _ in 0..*count {
@@ -155,8 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     &db.write,
                     domain::jobs::NewJob::<domain::jobs::Ping>::new(serde_json::json!({})),
                 )
-                .await
-                .map_err(domain_err)?;
+                .await?;
             }
             db.close().await;
             crate::output::line(&format!("enqueued {count} ping jobs"));
@@ -188,6 +177,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve(opts).await
         }
+        Command::Team(_)
+        | Command::Key(_)
+        | Command::Chatbot(_)
+        | Command::Provider(_)
+        | Command::Pricing(_)
+        | Command::Channel(_) => {
+            let db = open(&cli).await?;
+            let r = manage(&cli, &db).await;
+            db.close().await;
+            r
+        }
         Command::Migrate => {
             let db = open(&cli).await?;
             db.close().await;
@@ -198,36 +198,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Team(cmd) => {
-            let db = open(&cli).await?;
-            let r = team::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
-        Command::Key(cmd) => {
-            let db = open(&cli).await?;
-            let r = key::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
-        Command::Chatbot(cmd) => {
-            let db = open(&cli).await?;
-            let r = chatbot::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
-        Command::Provider(cmd) => {
-            let db = open(&cli).await?;
-            let r = provider::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
-        Command::Pricing(cmd) => {
-            let db = open(&cli).await?;
-            let r = pricing::run(&cli, &db, cmd).await;
-            db.close().await;
-            r
-        }
+    }
+}
+
+/// The resource commands, against an open database the caller closes.
+async fn manage(cli: &Cli, db: &store::Db) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Team(cmd) => team::run(cli, db, cmd).await,
+        Command::Key(cmd) => key::run(cli, db, cmd).await,
+        Command::Chatbot(cmd) => chatbot::run(cli, db, cmd).await,
+        Command::Provider(cmd) => provider::run(cli, db, cmd).await,
+        Command::Pricing(cmd) => pricing::run(cli, db, cmd).await,
+        Command::Channel(cmd) => channel::run(cli, db, cmd).await,
+        _ => anyhow::bail!("not a resource command"),
     }
 }
 

@@ -2,7 +2,7 @@ use clap::Subcommand;
 use domain::pricing::{self, ServiceKind};
 use serde_json::json;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -41,9 +41,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &PricingCmd) -> anyhow::Result<
             kind,
             usd_per_1m,
         } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
             let k =
                 ServiceKind::parse(kind).ok_or_else(|| anyhow::anyhow!("unknown kind {kind}"))?;
             let per_1k = pricing::set_override(
@@ -55,8 +53,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &PricingCmd) -> anyhow::Result<
                 usd_per_1m,
                 store::now(),
             )
-            .await
-            .map_err(domain_err)?;
+            .await?;
             if cli.json {
                 output::json(&json!({"unit_price_per_1k": pricing::format_e8(per_1k)}));
             } else {
@@ -72,12 +69,9 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &PricingCmd) -> anyhow::Result<
             provider_type,
             model,
         } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let prices = pricing::prices(&db.read, t.id, provider_type, model, store::now())
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let prices =
+                pricing::prices(&db.read, t.id, provider_type, model, store::now()).await?;
             let mut rows = serde_json::Map::new();
             for k in [
                 ServiceKind::Input,

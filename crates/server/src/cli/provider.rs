@@ -4,7 +4,7 @@ use clap::Subcommand;
 use domain::providers::NewProvider;
 use serde_json::json;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -74,11 +74,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ProviderCmd) -> anyhow::Result
             headers,
             timeout,
         } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let secrets =
-                domain::secrets::SecretBox::load(&cli.storage.data_dir).map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
             let mut parsed = Vec::new();
             for h in headers {
                 let (k, v) = h
@@ -99,8 +96,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ProviderCmd) -> anyhow::Result
                     timeout_secs: *timeout,
                 },
             )
-            .await
-            .map_err(domain_err)?;
+            .await?;
             if cli.json {
                 output::json(&json!(p));
             } else {
@@ -111,33 +107,17 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ProviderCmd) -> anyhow::Result
             }
         }
         ProviderCmd::List { team } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            let list = domain::providers::list(&db.read, t.id)
-                .await
-                .map_err(domain_err)?;
-            if cli.json {
-                output::json(&json!(list));
-            } else {
-                for p in list {
-                    output::line(&format!(
-                        "{}\t{}\t{}\t{}",
-                        p.name,
-                        p.kind,
-                        p.base_url.as_deref().unwrap_or("-"),
-                        if p.has_api_key { "key set" } else { "no key" }
-                    ));
-                }
-            }
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            let list = domain::providers::list(&db.read, t.id).await?;
+            output::rows(cli.json, &list, |p| {
+                let url = p.base_url.as_deref().unwrap_or("-");
+                let key = if p.has_api_key { "key set" } else { "no key" };
+                format!("{}\t{}\t{url}\t{key}", p.name, p.kind)
+            });
         }
         ProviderCmd::Remove { team, name } => {
-            let t = domain::teams::by_slug(&db.read, team)
-                .await
-                .map_err(domain_err)?;
-            domain::providers::remove(&db.write, t.id, name)
-                .await
-                .map_err(domain_err)?;
+            let t = domain::teams::by_slug(&db.read, team).await?;
+            domain::providers::remove(&db.write, t.id, name).await?;
             if cli.json {
                 output::json(&json!({"removed": name}));
             } else {

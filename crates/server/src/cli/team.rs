@@ -1,7 +1,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Cli, domain_err};
+use super::Cli;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -21,9 +21,7 @@ pub enum TeamCmd {
 pub async fn run(cli: &Cli, db: &store::Db, cmd: &TeamCmd) -> anyhow::Result<()> {
     match cmd {
         TeamCmd::Create { slug, name } => {
-            let (t, _) = domain::teams::create(&db.write, slug, name.as_deref())
-                .await
-                .map_err(domain_err)?;
+            let (t, _) = domain::teams::create(&db.write, slug, name.as_deref()).await?;
             if cli.json {
                 output::json(&json!(t));
             } else {
@@ -31,7 +29,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &TeamCmd) -> anyhow::Result<()>
             }
         }
         TeamCmd::List => {
-            let teams = domain::teams::list(&db.read).await.map_err(domain_err)?;
+            let teams = domain::teams::list(&db.read).await?;
             if cli.json {
                 output::json(&json!(teams));
             } else {

@@ -26,28 +26,10 @@ pub struct Provider {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// What a provider call needs, with the credential decrypted. Never log it.
-#[derive(Clone)]
-pub struct ProviderAccess {
-    pub name: String,
-    pub kind: String,
-    pub base_url: Option<String>,
-    pub api_key: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub timeout_secs: Option<i32>,
-}
-
-impl std::fmt::Debug for ProviderAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderAccess")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone, Default)]
+/// A provider's settings with its credential in the clear: what the CLI
+/// adds and what a provider call needs. Never log it (`Debug` leaves the
+/// key and headers out).
+#[derive(Clone, Default)]
 pub struct NewProvider {
     pub name: String,
     pub kind: String,
@@ -55,6 +37,19 @@ pub struct NewProvider {
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub timeout_secs: Option<i32>,
+}
+
+/// What a provider call needs, with the credential decrypted.
+pub type ProviderAccess = NewProvider;
+
+impl std::fmt::Debug for NewProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderAccess")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 fn listed(m: provider::Model) -> Provider {

@@ -69,6 +69,17 @@ pub struct Usage {
     pub cache_write_tokens: u64,
 }
 
+impl Usage {
+    pub fn new(input: u64, output: u64, cached_input: u64, cache_write: u64) -> Self {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached_input,
+            cache_write_tokens: cache_write,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,

@@ -141,15 +141,7 @@ async fn maps_a_message_and_its_usage() {
     assert_eq!(c.text, "I am fine, thanks.");
     assert_eq!(c.model, "claude-sonnet-4-5-20250929");
     assert_eq!(c.finish_reason.as_deref(), Some("end_turn"));
-    assert_eq!(
-        c.usage,
-        Usage {
-            input_tokens: 21,
-            output_tokens: 9,
-            cached_input_tokens: 2048,
-            cache_write_tokens: 1500
-        }
-    );
+    assert_eq!(c.usage, Usage::new(21, 9, 2048, 1500));
 }
 
 fn stream_body() -> String {
@@ -201,15 +193,7 @@ async fn streams_deltas_and_final_usage() {
     assert_eq!(done.text, text);
     assert_eq!(done.model, "claude-sonnet-4-5-20250929");
     assert_eq!(done.finish_reason.as_deref(), Some("end_turn"));
-    assert_eq!(
-        done.usage,
-        Usage {
-            input_tokens: 25,
-            output_tokens: 15,
-            cached_input_tokens: 100,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(done.usage, Usage::new(25, 15, 100, 0));
     let body = json_body(&requests(&server).await[0]);
     assert_eq!(body["stream"], json!(true));
     assert_eq!(body["system"], json!("You are terse."));

@@ -34,15 +34,7 @@ async fn echo_repeats_the_last_user_message() {
     assert_eq!(c.model, "echo");
     assert_eq!(c.finish_reason.as_deref(), Some("stop"));
     // Input: 8 + 5 + 15 + 10 = 38 chars → 10 tokens; output: 20 chars → 5.
-    assert_eq!(
-        c.usage,
-        Usage {
-            input_tokens: 10,
-            output_tokens: 5,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(c.usage, Usage::new(10, 5, 0, 0));
 }
 
 #[tokio::test]

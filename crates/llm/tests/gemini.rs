@@ -130,15 +130,7 @@ async fn maps_a_response_and_its_usage() {
     assert_eq!(c.text, "I am fine, thanks.");
     assert_eq!(c.model, "gemini-2.5-flash");
     assert_eq!(c.finish_reason.as_deref(), Some("STOP"));
-    assert_eq!(
-        c.usage,
-        Usage {
-            input_tokens: 100,
-            output_tokens: 6,
-            cached_input_tokens: 1000,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(c.usage, Usage::new(100, 6, 1000, 0));
 }
 
 #[tokio::test]
@@ -216,15 +208,7 @@ async fn streams_deltas_and_final_usage() {
     assert_eq!(done.text, text);
     assert_eq!(done.model, "gemini-2.5-flash-001");
     assert_eq!(done.finish_reason.as_deref(), Some("STOP"));
-    assert_eq!(
-        done.usage,
-        Usage {
-            input_tokens: 8,
-            output_tokens: 5,
-            cached_input_tokens: 32,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(done.usage, Usage::new(8, 5, 32, 0));
     let r = &requests(&server).await[0];
     assert_eq!(header(r, "x-goog-api-key"), Some(API_KEY));
     assert_eq!(

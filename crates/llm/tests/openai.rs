@@ -146,15 +146,7 @@ async fn maps_a_completion_and_its_usage() {
     assert_eq!(c.text, "I am fine, thanks.");
     assert_eq!(c.model, "gpt-4o-mini-2024-07-18");
     assert_eq!(c.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(
-        c.usage,
-        Usage {
-            input_tokens: 176,
-            output_tokens: 7,
-            cached_input_tokens: 1024,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(c.usage, Usage::new(176, 7, 1024, 0));
 }
 
 fn chunk(delta: serde_json::Value, finish: Option<&str>) -> serde_json::Value {
@@ -209,15 +201,7 @@ async fn streams_deltas_and_final_usage() {
     assert_eq!(done.text, text);
     assert_eq!(done.model, "gpt-4o-mini-2024-07-18");
     assert_eq!(done.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(
-        done.usage,
-        Usage {
-            input_tokens: 30,
-            output_tokens: 5,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0
-        }
-    );
+    assert_eq!(done.usage, Usage::new(30, 5, 0, 0));
 
     let body = json_body(&requests(&server).await[0]);
     assert_eq!(body["stream"], json!(true));

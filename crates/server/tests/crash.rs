@@ -15,10 +15,7 @@ both_backends!(
     kill_nine_under_load_loses_nothing,
     // The harness app only provides the database (no workers of its own); the
     // server under test is a child process.
-    Options {
-        workers: 0,
-        ..Default::default()
-    },
+    Options::no_workers(),
     async |app: &TestApp| {
         let bin = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
         let mut server = bin.serve(&[]).await;

@@ -12,10 +12,7 @@ fn workers(app: &TestApp) -> Binary {
 both_backends!(
     two_processes_run_each_job_exactly_once,
     // The in-process app runs no jobs: the `worker` processes do.
-    Options {
-        workers: 0,
-        ..Default::default()
-    },
+    Options::no_workers(),
     async |app: &TestApp| {
         let bin = workers(app);
         let n: i64 = if app.backend == Backend::Postgres {
@@ -80,10 +77,7 @@ both_backends!(
 both_backends!(
     two_processes_never_deliver_a_schedule_twice,
     // The in-process app runs no jobs: the `worker` processes do.
-    Options {
-        workers: 0,
-        ..Default::default()
-    },
+    Options::no_workers(),
     async |app: &TestApp| {
         let bin = workers(app);
         let team = app.team("a").await;

@@ -80,6 +80,17 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// No workers in the server: queued jobs wait for ones the test starts
+    /// (in process or as `worker` processes).
+    pub fn no_workers() -> Self {
+        Self {
+            workers: 0,
+            ..Default::default()
+        }
+    }
+}
+
 /// A team with its owner and two keys.
 #[derive(Debug, Clone)]
 pub struct TestTeam {
@@ -180,6 +191,34 @@ impl TestApp {
             .unwrap()
     }
 
+    /// An unauthenticated GET.
+    pub async fn get_public(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A file stored for `team` the way uploads and generated files are.
+    pub async fn stored_file(
+        &self,
+        team: domain::TeamId,
+        (name, content_type): (&str, &str),
+        purpose: &str,
+        bytes: &'static [u8],
+    ) -> domain::files::StoredFile {
+        let d = &self.domain;
+        let bytes = bytes::Bytes::from_static(bytes);
+        domain::files::create(
+            &d.db.write,
+            &d.files,
+            team,
+            name,
+            content_type,
+            purpose,
+            bytes,
+        )
+        .await
+        .unwrap()
+    }
+
     /// GET that must answer 200 with JSON.
     pub async fn get_json(&self, path: &str, key: &str) -> Value {
         let r = self.get(path, key).await;
@@ -209,17 +248,15 @@ impl TestApp {
     }
 
     pub async fn chatbot(&self, team: &TestTeam, name: &str) -> Uuid {
-        domain::chatbots::create(
-            &self.domain.db.write,
-            team.id,
-            Some(team.owner_id),
-            name,
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .id
+        self.new_chatbot(team, name, None).await
+    }
+
+    async fn new_chatbot(&self, team: &TestTeam, name: &str, config: Option<Value>) -> Uuid {
+        let db = &self.domain.db.write;
+        domain::chatbots::create(db, team.id, Some(team.owner_id), name, None, config)
+            .await
+            .unwrap()
+            .id
     }
 
     pub async fn publish(&self, team: &TestTeam, bot: Uuid, description: &str, publish: bool) {
@@ -256,17 +293,7 @@ impl TestApp {
 
     /// A chatbot whose configuration is `config`.
     pub async fn chatbot_with(&self, team: &TestTeam, name: &str, config: Value) -> Uuid {
-        domain::chatbots::create(
-            &self.domain.db.write,
-            team.id,
-            Some(team.owner_id),
-            name,
-            None,
-            Some(config),
-        )
-        .await
-        .unwrap()
-        .id
+        self.new_chatbot(team, name, Some(config)).await
     }
 
     /// A chatbot with one LLM node.
@@ -298,6 +325,12 @@ impl TestApp {
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/sessions/` for `participant` with `bot`: the status and body.
+    pub async fn api_session(&self, key: &str, bot: Uuid, participant: &str) -> (u16, Value) {
+        let body = serde_json::json!({"experiment": bot, "participant": participant});
+        self.post_json("/api/sessions/", key, &body).await
     }
 
     /// One integer from a SQL query (counts, ids) on the app's database.
@@ -499,7 +532,7 @@ impl Workers {
 ///
 /// ```ignore
 /// both_backends!(lists_chatbots, async |app: &TestApp| { ... });
-/// both_backends!(queued_jobs_wait, Options { workers: 0, ..Default::default() }, async |app: &TestApp| { ... });
+/// both_backends!(queued_jobs_wait, Options::no_workers(), async |app: &TestApp| { ... });
 /// ```
 #[macro_export]
 macro_rules! both_backends {

@@ -121,14 +121,7 @@ impl Binary {
     /// Starts a long-running command (e.g. `worker`); it is killed on drop.
     pub fn spawn(&self, args: &[&str]) -> Launched<'_> {
         let (child, log) = self.start(args, Stdio::null());
-        Launched {
-            binary: self,
-            args: args.iter().map(|a| (*a).to_string()).collect(),
-            child: Some(child),
-            log,
-            output: Vec::new(),
-            addr: None,
-        }
+        Launched::new(self, args, child, log)
     }
 
     /// Starts `chatstudio serve --bind 127.0.0.1:0 ARGS`, reads the address it
@@ -139,14 +132,7 @@ impl Binary {
         all.extend_from_slice(args);
         let (mut child, log) = self.start(&all, Stdio::piped());
         let stdout = child.stdout.take().unwrap();
-        let mut launched = Launched {
-            binary: self,
-            args: args.iter().map(|a| (*a).to_string()).collect(),
-            child: Some(child),
-            log,
-            output: Vec::new(),
-            addr: None,
-        };
+        let mut launched = Launched::new(self, args, child, log);
         // Read on a thread until "listening on"; it drains the rest so the child never blocks on a full pipe.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -205,6 +191,17 @@ pub struct Launched<'b> {
 }
 
 impl<'b> Launched<'b> {
+    fn new(binary: &'b Binary, args: &[&str], child: Child, log: PathBuf) -> Self {
+        Launched {
+            binary,
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+            child: Some(child),
+            log,
+            output: Vec::new(),
+            addr: None,
+        }
+    }
+
     /// `http://ADDR` of a server.
     pub fn base(&self) -> String {
         let addr = self.addr.expect("only `serve` has an address");

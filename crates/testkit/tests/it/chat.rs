@@ -514,10 +514,7 @@ both_backends!(
 both_backends!(
     user_facing_errors_are_400,
     // No workers in the server: the test runs one after changing the world under the job.
-    Options {
-        workers: 0,
-        ..Default::default()
-    },
+    Options::no_workers(),
     async |app: &TestApp| {
         let team = app.team("a").await;
         let bot = app.echo_bot(&team).await;
@@ -792,12 +789,7 @@ both_backends!(cors_headers, async |app: &TestApp| {
         .await
         .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
-    let r = app
-        .client
-        .get(app.url("/api/experiments/"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_public("/api/experiments/").await;
     assert!(r.headers().get("access-control-allow-origin").is_none());
 });
 

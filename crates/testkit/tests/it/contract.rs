@@ -27,12 +27,7 @@ fn our_operations_are_the_contracts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document() {
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
-    let r = app
-        .client
-        .get(app.url("/api/schema/"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_public("/api/schema/").await;
     assert_eq!(r.status(), 200);
     let doc: serde_json::Value = r.json().await.unwrap();
     app.finish().await;

@@ -7,17 +7,9 @@ both_backends!(download_and_404s, async |app: &TestApp| {
     let team = app.team("a").await;
     let other = app.team("b").await;
     let db = &app.domain.db.write;
-    let f = domain::files::create(
-        db,
-        &app.domain.files,
-        team.id,
-        "report.txt",
-        "",
-        "assistant",
-        bytes::Bytes::from_static(b"hello file"),
-    )
-    .await
-    .unwrap();
+    let f = app
+        .stored_file(team.id, ("report.txt", ""), "assistant", b"hello file")
+        .await;
     let r = app
         .get(&format!("/api/files/{}/content", f.id), &team.read_only_key)
         .await;
@@ -77,17 +69,9 @@ both_backends!(download_and_404s, async |app: &TestApp| {
             .status(),
         404
     );
-    let g = domain::files::create(
-        db,
-        &app.domain.files,
-        team.id,
-        "gone.bin",
-        "",
-        "assistant",
-        bytes::Bytes::from_static(b"x"),
-    )
-    .await
-    .unwrap();
+    let g = app
+        .stored_file(team.id, ("gone.bin", ""), "assistant", b"x")
+        .await;
     sea_orm::ConnectionTrait::execute_unprepared(
         db,
         &format!(

@@ -6,7 +6,6 @@
 use std::process::Command;
 
 use chatstudio_testkit::{Backend, TestApp};
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors() {
@@ -23,12 +22,7 @@ async fn schemathesis_finds_no_server_errors() {
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     let team = app.team("fuzz").await;
     let bot = app.echo_bot(&team).await;
-    app.post_json(
-        "/api/sessions/",
-        &team.key,
-        &json!({"experiment": bot, "participant": "p"}),
-    )
-    .await;
+    app.api_session(&team.key, bot, "p").await;
     let (url, key) = (app.url("/api/schema/"), team.key.clone());
     // schemathesis keeps a cache in its working directory: not in the checkout.
     let cwd = app.data_dir.path().to_path_buf();

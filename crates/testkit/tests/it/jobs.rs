@@ -8,10 +8,7 @@ use serde_json::json;
 
 /// Jobs wait for the workers each test starts itself.
 fn no_workers() -> Options {
-    Options {
-        workers: 0,
-        ..Default::default()
-    }
+    Options::no_workers()
 }
 
 both_backends!(

@@ -355,13 +355,7 @@ both_backends!(
         };
         // p1 talks to the bot over the API; p2 has no session and no channel.
         upsert("p1", "api", json!([{"id": "walk", "name": "Walk", "prompt": "Remind them to walk", "date": "2030-01-01T09:00:00Z"}])).await;
-        let (s, session) = app
-            .post_json(
-                "/api/sessions/",
-                &team.key,
-                &json!({"experiment": bot, "participant": "p1"}),
-            )
-            .await;
+        let (s, session) = app.api_session(&team.key, bot, "p1").await;
         assert_eq!(s, 201);
         upsert(
         "p2",
@@ -453,13 +447,7 @@ both_backends!(recurring_schedules_and_restarts, async |app: &TestApp| {
     let team = app.team("a").await;
     let bot = app.echo_bot(&team).await;
     let db = &app.domain.db;
-    let (_, session) = app
-        .post_json(
-            "/api/sessions/",
-            &team.key,
-            &json!({"experiment": bot, "participant": "p1"}),
-        )
-        .await;
+    let (_, session) = app.api_session(&team.key, bot, "p1").await;
     let pid = app
         .scalar("SELECT id FROM participants WHERE identifier = 'p1'")
         .await;

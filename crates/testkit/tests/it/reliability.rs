@@ -29,25 +29,11 @@ both_backends!(
         let a = app.team("a").await;
         let b = app.team("b").await;
         let bot = app.echo_bot(&a).await;
-        let (_, s) = app
-            .post_json(
-                "/api/sessions/",
-                &a.key,
-                &json!({"experiment": bot, "participant": "p"}),
-            )
-            .await;
+        let (_, s) = app.api_session(&a.key, bot, "p").await;
         let sid = s["id"].as_str().unwrap().to_string();
-        let f = domain::files::create(
-            &app.domain.db.write,
-            &app.domain.files,
-            a.id,
-            "a.txt",
-            "text/plain",
-            "assistant",
-            bytes::Bytes::from_static(b"x"),
-        )
-        .await
-        .unwrap();
+        let f = app
+            .stored_file(a.id, ("a.txt", "text/plain"), "assistant", b"x")
+            .await;
         let before = counts(app).await;
         let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
             (Method::GET, format!("/api/experiments/{bot}/"), None, 404),

@@ -61,35 +61,20 @@ both_backends!(slash_rules_and_v1_alias, async |app: &TestApp| {
 });
 
 both_backends!(health_and_docs_are_public, async |app: &TestApp| {
-    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let r = app.get_public("/healthz").await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["database"], "ok");
-    let r = app
-        .client
-        .get(app.url("/api/schema/"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_public("/api/schema/").await;
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.unwrap();
     assert!(doc["paths"]["/api/experiments/"]["get"].is_object());
-    let r = app
-        .client
-        .get(app.url("/api/schema/?format=yaml"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_public("/api/schema/?format=yaml").await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("experiment_list"));
-    let r = app
-        .client
-        .get(app.url("/api/schema.yaml"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_public("/api/schema.yaml").await;
     assert_eq!(r.status(), 200);
-    let r = app.client.get(app.url("/api/docs/")).send().await.unwrap();
+    let r = app.get_public("/api/docs/").await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().to_lowercase().contains("swagger"));
 });

@@ -649,17 +649,14 @@ both_backends!(
         )
         .await
         .unwrap();
-        let file = domain::files::create(
-            db,
-            &app.domain.files,
-            team.id,
-            "notes.txt",
-            "text/plain",
-            "message_media",
-            bytes::Bytes::from_static(b"hello"),
-        )
-        .await
-        .unwrap();
+        let file = app
+            .stored_file(
+                team.id,
+                ("notes.txt", "text/plain"),
+                "message_media",
+                b"hello",
+            )
+            .await;
         domain::files::attach_to_session(db, sid, file.id, "ocs_attachments")
             .await
             .unwrap();
@@ -719,10 +716,7 @@ both_backends!(
 both_backends!(
     reads_are_a_fixed_number_of_statements,
     // No background workers: their polling would be counted too.
-    chatstudio_testkit::Options {
-        workers: 0,
-        ..Default::default()
-    },
+    chatstudio_testkit::Options::no_workers(),
     async |app: &TestApp| {
         let team = app.team("a").await;
         let bot = app.chatbot(&team, "Bot").await;

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod routing;
 pub mod sessions;
 pub mod telegram;
+pub mod traces;
 pub mod trigger;
 pub mod turns;
 pub mod url;
@@ -46,6 +47,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(channels_api::router())
         .merge(openai::router())
         .merge(sessions::router())
+        .merge(traces::router())
         .merge(participants::router())
         .merge(files::router())
         .merge(trigger::router())

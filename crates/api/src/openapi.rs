@@ -31,6 +31,7 @@ use crate::routes::Routes;
         crate::sessions::add_tags,
         crate::sessions::remove_tags,
         crate::sessions::update_state,
+        crate::traces::list,
         crate::participants::list,
         crate::participants::upsert,
         crate::files::content,
@@ -53,6 +54,10 @@ use crate::routes::Routes;
     )
 )]
 pub struct ApiDoc;
+
+/// Operations we serve beyond the original's API v1 (documented here, not in
+/// the upstream contract).
+pub const EXTENSIONS: &[&str] = &["session_traces"];
 
 struct Security;
 

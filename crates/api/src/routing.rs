@@ -202,6 +202,7 @@ mod tests {
             .merge(crate::channels_api::router())
             .merge(crate::openai::router())
             .merge(crate::sessions::router())
+            .merge(crate::traces::router())
             .merge(crate::participants::router())
             .merge(crate::files::router())
             .merge(crate::trigger::router())

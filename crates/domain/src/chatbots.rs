@@ -108,12 +108,36 @@ fn validate_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// The settings a chatbot configuration may hold; anything else is refused so
+/// a typo cannot silently drop a setting.
+pub const CONFIG_KEYS: &[&str] = &["pipeline", "public_chat"];
+
 fn validate_config(config: Option<Value>) -> Result<Value> {
     let config = match config {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(Error::field("config", "Expected a dictionary of items.")),
     };
+    if let Some(keys) = config.as_object() {
+        for (k, v) in keys {
+            match k.as_str() {
+                "pipeline" => {}
+                "public_chat" if v.is_boolean() => {}
+                "public_chat" => {
+                    return Err(Error::field("config", "public_chat: must be true or false"));
+                }
+                other => {
+                    return Err(Error::field(
+                        "config",
+                        format!(
+                            "unknown setting {other:?} (known: {})",
+                            CONFIG_KEYS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     if let Some(p) = Pipeline::from_config(&config)? {
         p.validate()?;
     }

@@ -105,6 +105,12 @@ fn parse_path(expr: &str) -> Result<(String, Vec<PathSeg>), String> {
 impl Template {
     /// Parses and validates against the known variable names.
     pub fn parse(text: &str) -> Result<Template, String> {
+        Self::parse_for(text, VARIABLES)
+    }
+
+    /// Parses and validates against `allowed` variable names (a router's
+    /// prompt sees fewer than an LLM node's).
+    pub fn parse_for(text: &str, allowed: &[&str]) -> Result<Template, String> {
         let mut segments = Vec::new();
         let mut lit = String::new();
         let mut seen: Vec<String> = Vec::new();
@@ -152,10 +158,10 @@ impl Template {
                         ));
                     }
                     let (root, path) = parse_path(&expr)?;
-                    if !VARIABLES.contains(&root.as_str()) {
+                    if !allowed.contains(&root.as_str()) {
                         return Err(format!(
                             "unknown variable {{{root}}} in the prompt; available: {}",
-                            VARIABLES.join(", ")
+                            allowed.join(", ")
                         ));
                     }
                     if root == "current_datetime" && !path.is_empty() {

@@ -189,6 +189,37 @@ pub async fn tick(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<usize> {
     Ok(fired)
 }
 
+/// A participant's pending schedules with a chatbot family, soonest first, as
+/// templates see them (`participant_schedules`).
+pub async fn pending_for(
+    db: &impl crate::conn::Reads,
+    participant_id: crate::ParticipantId,
+    family_id: crate::ChatbotId,
+) -> Result<serde_json::Value> {
+    use sea_orm::QueryOrder;
+    let rows = schedule::Entity::find()
+        .filter(schedule::Column::ParticipantId.eq(participant_id))
+        .filter(schedule::Column::ChatbotId.eq(family_id))
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Scheduled))
+        .order_by_asc(schedule::Column::NextTriggerAt)
+        .all(db.reader())
+        .await?;
+    Ok(serde_json::Value::Array(
+        rows.into_iter()
+            .map(|s| {
+                json!({
+                    "id": s.external_id,
+                    "name": s.name,
+                    "prompt": s.prompt,
+                    "next_trigger_date": s.next_trigger_at.to_rfc3339(),
+                    "repetitions": s.repetitions,
+                    "total_triggers": s.total_triggers,
+                })
+            })
+            .collect(),
+    ))
+}
+
 pub async fn get(db: &Db, id: i64) -> Result<Option<schedule::Model>> {
     Ok(schedule::Entity::find_by_id(id).one(&db.write).await?)
 }

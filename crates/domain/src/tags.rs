@@ -17,6 +17,8 @@ use crate::{Error, Result};
 use store::constraints::TAG_NAME;
 
 pub const VERSION_CATEGORY: &str = "experiment_version";
+/// Tags a pipeline puts on its reply (output tags, chosen routes).
+pub const BOT_RESPONSE_CATEGORY: &str = "bot_response";
 pub const MAX_NAME_LEN: usize = 100;
 
 /// Finds or creates a tag; race-safe through the unique key.

@@ -36,6 +36,7 @@ macro_rules! text_enum {
                 Self::parse(s).ok_or_else(|| crate::text_enum::UnknownValue {
                     kind: stringify!($name),
                     value: s.to_string(),
+                    known: &[$($text),+],
                 })
             }
         }
@@ -71,10 +72,11 @@ pub(crate) use text_enum;
 
 /// A stored value outside its enum (a row written by a newer version, or by hand).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?}")]
+#[error("unknown {kind} {value:?} (one of: {})", known.join(", "))]
 pub struct UnknownValue {
     pub kind: &'static str,
     pub value: String,
+    pub known: &'static [&'static str],
 }
 
 /// Reads a stored value, mapping a value outside the enum to an internal error.
@@ -100,7 +102,11 @@ mod tests {
             assert_eq!(serde_json::from_str::<Colour>(&j).unwrap(), *c);
         }
         assert_eq!(Colour::Dark.to_string(), "dark-blue");
-        assert!("blue".parse::<Colour>().is_err());
+        let e = "blue".parse::<Colour>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown Colour \"blue\" (one of: red, dark-blue)"
+        );
         assert!(serde_json::from_str::<Colour>("\"blue\"").is_err());
     }
 }

@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use store::entity::{message, session, trace, usage_record};
 
 use crate::conn::{Reads, Writes};
+use crate::histories::{self, HistoryWrite};
 use crate::ids::{ChatbotId, MessageId, ParticipantId, SessionId, TeamId};
 use crate::messages::{self, MessageRole};
 use crate::pricing::{self, ServiceKind};
 use crate::sessions::{self, NewSession, Session, SessionStatus};
 use crate::text_enum::text_enum;
+use crate::traces::Span;
 use crate::{Domain, Result};
 
 text_enum!(
@@ -93,7 +95,7 @@ pub async fn finished(
 }
 
 /// Tokens used by one call, as the provider reported them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageItem {
     pub provider_kind: String,
     pub model: String,
@@ -121,6 +123,25 @@ pub struct TurnOutcome {
     pub checkpoint: Option<(MessageId, String)>,
     /// The system tag naming the version that replied (`v3`, `v4-unreleased`).
     pub version_tag: Option<String>,
+    /// The pipeline nodes that ran (priced and stored on the trace).
+    pub spans: Vec<Span>,
+    /// State the pipeline changed; written only when the turn succeeded.
+    pub changes: TurnChanges,
+}
+
+/// What a successful turn changes besides its reply, committed with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnChanges {
+    /// The chatbot family the participant data belongs to.
+    pub family_id: Option<ChatbotId>,
+    /// The participant's new data for the family, when a node changed it.
+    pub participant_data: Option<Value>,
+    /// The session's new state, when a node changed it.
+    pub session_state: Option<Value>,
+    /// Tags for the reply message (output tags, chosen routes).
+    pub reply_tags: Vec<String>,
+    /// Exchanges added to node- and named-scoped histories.
+    pub histories: Vec<HistoryWrite>,
 }
 
 impl TurnOutcome {
@@ -142,6 +163,11 @@ impl TurnOutcome {
             llm_calls: 0,
             checkpoint: None,
             version_tag: Some(chatbot.version_tag()),
+            spans: Vec::new(),
+            changes: TurnChanges {
+                family_id: Some(chatbot.family_id),
+                ..Default::default()
+            },
         }
     }
 }
@@ -176,6 +202,9 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     if let (Some(mid), Some(tag)) = (reply_message_id, &t.version_tag) {
         crate::tags::tag_message(txn, t.team_id, mid.0, tag, crate::tags::VERSION_CATEGORY).await?;
     }
+    if t.error.is_none() {
+        apply_changes(&tx, &t, reply_message_id).await?;
+    }
     if let Some((mid, summary)) = &t.checkpoint {
         message::Entity::update_many()
             .col_expr(message::Column::Summary, Expr::value(summary.clone()))
@@ -184,6 +213,9 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
             .exec(txn)
             .await?;
     }
+    let usage = merge_usage(&t.usage);
+    let priced = price(txn, t.team_id, &usage, now).await?;
+    let spans = priced_spans(&t.spans, &priced);
     let tr = trace::ActiveModel {
         team_id: Set(t.team_id.0),
         session_id: Set(Some(t.session_id.0)),
@@ -203,38 +235,14 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         error: Set(t.error.clone()),
         llm_calls: Set(t.llm_calls),
         created_at: Set(now),
+        spans: Set(spans),
         ..Default::default()
     }
     .insert(txn)
     .await?;
-    // One record per (provider, model, kind), as the original's tracer writes them.
-    let mut merged: Vec<UsageItem> = Vec::new();
-    for u in t.usage.iter().filter(|u| u.quantity > 0) {
-        match merged
-            .iter_mut()
-            .find(|m| m.provider_kind == u.provider_kind && m.model == u.model && m.kind == u.kind)
-        {
-            Some(m) => m.quantity += u.quantity,
-            None => merged.push(u.clone()),
-        }
-    }
     let mut rows = Vec::new();
-    // One price lookup per model, whatever the number of kinds it used.
-    let mut priced: Vec<(String, String, pricing::Prices)> = Vec::new();
-    for u in merged {
-        let known = priced
-            .iter()
-            .find(|(p, m, _)| *p == u.provider_kind && *m == u.model)
-            .map(|(_, _, x)| *x);
-        let prices = match known {
-            Some(x) => x,
-            None => {
-                let x = pricing::prices(txn, t.team_id, &u.provider_kind, &u.model, now).await?;
-                priced.push((u.provider_kind.clone(), u.model.clone(), x));
-                x
-            }
-        };
-        let unit = prices.get(u.kind);
+    for u in usage {
+        let unit = unit_price(&priced, &u);
         rows.push(usage_record::ActiveModel {
             team_id: Set(t.team_id.0),
             trace_id: Set(Some(tr.id)),
@@ -282,6 +290,109 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         reply_message_id,
         trace_id: tr.id,
     })
+}
+
+/// One item per (provider, model, kind), as the original's tracer writes them.
+fn merge_usage(items: &[UsageItem]) -> Vec<UsageItem> {
+    let mut merged: Vec<UsageItem> = Vec::new();
+    for u in items.iter().filter(|u| u.quantity > 0) {
+        match merged
+            .iter_mut()
+            .find(|m| m.provider_kind == u.provider_kind && m.model == u.model && m.kind == u.kind)
+        {
+            Some(m) => m.quantity += u.quantity,
+            None => merged.push(u.clone()),
+        }
+    }
+    merged
+}
+
+type Priced = Vec<(String, String, pricing::Prices)>;
+
+/// The prices of every model used: one lookup per model, whatever the number
+/// of kinds it used.
+async fn price(
+    txn: &sea_orm::DatabaseTransaction,
+    team_id: TeamId,
+    usage: &[UsageItem],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Priced> {
+    let mut priced: Priced = Vec::new();
+    for u in usage {
+        if !priced
+            .iter()
+            .any(|(p, m, _)| *p == u.provider_kind && *m == u.model)
+        {
+            let x = pricing::prices(txn, team_id, &u.provider_kind, &u.model, now).await?;
+            priced.push((u.provider_kind.clone(), u.model.clone(), x));
+        }
+    }
+    Ok(priced)
+}
+
+fn unit_price(priced: &Priced, u: &UsageItem) -> Option<i64> {
+    priced
+        .iter()
+        .find(|(p, m, _)| *p == u.provider_kind && *m == u.model)
+        .and_then(|(_, _, x)| x.get(u.kind))
+}
+
+/// The spans with their tokens and cost, as the trace stores them.
+fn priced_spans(spans: &[Span], priced: &Priced) -> Option<Value> {
+    if spans.is_empty() {
+        return None;
+    }
+    let spans: Vec<Span> = spans
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            for u in &s.usage {
+                match u.kind {
+                    ServiceKind::Output => s.output_tokens += u.quantity,
+                    _ => s.input_tokens += u.quantity,
+                }
+                s.cost_e8 += unit_price(priced, u).map_or(0, |p| pricing::cost_e8(u.quantity, p));
+            }
+            s
+        })
+        .collect();
+    serde_json::to_value(spans).ok()
+}
+
+/// Participant data, session state, reply tags and node histories of a
+/// successful turn, in its transaction.
+async fn apply_changes(
+    tx: &crate::Tx<'_>,
+    t: &TurnOutcome,
+    reply: Option<MessageId>,
+) -> Result<()> {
+    let c = &t.changes;
+    if let (Some(data), Some(family)) = (&c.participant_data, c.family_id) {
+        crate::participants::data::set(tx, t.team_id, t.participant_id, family, data).await?;
+    }
+    if let Some(state) = &c.session_state {
+        session::Entity::update_many()
+            .col_expr(session::Column::State, Expr::value(state.to_string()))
+            .filter(session::Column::Id.eq(t.session_id))
+            .exec(tx.writer())
+            .await?;
+    }
+    if let Some(mid) = reply {
+        for tag in &c.reply_tags {
+            crate::tags::tag_message(
+                tx,
+                t.team_id,
+                mid.0,
+                tag,
+                crate::tags::BOT_RESPONSE_CATEGORY,
+            )
+            .await?;
+        }
+    }
+    for h in &c.histories {
+        histories::append(tx, t.session_id, h).await?;
+    }
+    Ok(())
 }
 
 /// Usage of a session, per model: (model, cost e8, tokens), plus the total.

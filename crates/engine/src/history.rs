@@ -190,6 +190,7 @@ mod tests {
     fn settings(mode: HistoryMode, max: Option<u32>, tokens: Option<u32>) -> HistorySettings {
         HistorySettings {
             kind: HistoryType::Global,
+            name: None,
             mode,
             max_history_length: max,
             token_limit: tokens,

@@ -4,9 +4,9 @@
 
 pub mod delivery;
 pub mod error;
-pub mod executor;
 pub mod history;
 pub mod jobs;
+pub mod pipeline;
 pub mod proactive;
 pub mod prompt_context;
 pub mod streams;

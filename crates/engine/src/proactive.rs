@@ -9,8 +9,7 @@ use chrono::Utc;
 use domain::chatbots::{self, Resolved};
 use domain::messages::{self, Origin};
 use domain::participants::data as pdata;
-use domain::pipeline::{Node, Pipeline};
-use domain::pricing::ServiceKind;
+use domain::pipeline::Node;
 use domain::prompt::PromptContext;
 use domain::sessions::Session;
 use domain::turns::{self, TurnOutcome, UsageItem};
@@ -78,12 +77,11 @@ impl Engine {
         chatbot: &Resolved,
         instruction: &str,
     ) -> Result<(String, Vec<UsageItem>), TurnError> {
-        let pipeline = Pipeline::from_config(&chatbot.config)?
-            .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
-        let valid = pipeline.validate()?;
-        let Some((id, Node::Llm(params))) =
-            valid.nodes.iter().find(|(_, n)| matches!(n, Node::Llm(_)))
-        else {
+        let valid = crate::turn::chatbot_pipeline(chatbot)?;
+        let Some((node, params)) = valid.nodes.iter().find_map(|n| match &n.node {
+            Node::Llm(p) => Some((n, p)),
+            _ => None,
+        }) else {
             return Err(TurnError::Config(
                 "the chatbot has no LLM node to write messages with".into(),
             ));
@@ -99,9 +97,9 @@ impl Engine {
             temp_state: json!({}),
             current_datetime: prompt_context::day(now, tz),
         };
-        let base = valid
-            .prompts
-            .get(id)
+        let base = node
+            .prompt
+            .as_ref()
             .map(|t| t.render(&ctx))
             .unwrap_or_default();
         let system = format!(
@@ -124,28 +122,10 @@ impl Engine {
             messages,
             temperature: params.temperature,
             max_tokens: params.max_tokens,
+            response_schema: None,
         };
         let c = client.complete(&req).await?;
-        let model = if c.model.is_empty() {
-            params.model.clone()
-        } else {
-            c.model.clone()
-        };
-        let usage = [
-            (ServiceKind::Input, c.usage.input_tokens),
-            (ServiceKind::Output, c.usage.output_tokens),
-            (ServiceKind::CachedInput, c.usage.cached_input_tokens),
-            (ServiceKind::CacheWrite, c.usage.cache_write_tokens),
-        ]
-        .into_iter()
-        .filter(|(_, q)| *q > 0)
-        .map(|(kind, q)| UsageItem {
-            provider_kind: access.kind.clone(),
-            model: model.clone(),
-            kind,
-            quantity: i64::try_from(q).unwrap_or(i64::MAX),
-        })
-        .collect();
+        let usage = crate::pipeline::usage_items(&access.kind, &c, &params.model);
         Ok((c.text, usage))
     }
 

@@ -10,9 +10,10 @@ use std::time::Instant;
 use chrono::Utc;
 use domain::channels::{self, Platform};
 use domain::chatbots::{self, Resolved};
+use domain::messages::StoredMessage;
 use domain::messages::{self, MessageRole};
 use domain::participants::{self, Participant, data as pdata};
-use domain::pipeline::Pipeline;
+use domain::pipeline::{HistoryScope, Pipeline, ValidPipeline};
 use domain::prompt::PromptContext;
 use domain::sessions::{self, EndedBy, NewSession, Session};
 use domain::turns::{self, TurnOutcome};
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::executor::RunInput;
+use crate::pipeline::{Failure, RunInput, RunOutput};
 use crate::prompt_context;
 use crate::{Engine, TurnError};
 
@@ -240,42 +241,55 @@ impl Engine {
             .execute(session, chatbot, input_message_id, text, stream)
             .await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let (reply, error, run) = match result {
-            Ok(run) => (Some(run.reply.clone()), None, Some(run)),
-            Err(e) => (None, Some(e), None),
-        };
-        let outcome = TurnOutcome {
+        let base = TurnOutcome {
             input_message_id: Some(input_message_id),
-            reply: reply.clone(),
-            error: error.as_ref().map(|e| e.to_string()),
-            usage: run.as_ref().map(|r| r.usage.clone()).unwrap_or_default(),
             duration_ms,
-            llm_calls: run.as_ref().map_or(0, |r| r.llm_calls),
-            checkpoint: run
-                .as_ref()
-                .and_then(|r| r.checkpoint.clone())
-                .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),
             ..TurnOutcome::of(session, chatbot)
         };
-        let recorded = turns::record(&self.domain, outcome).await;
-        if let Some(e) = error {
-            if let Err(re) = recorded {
-                tracing::error!(error = %re.chain(), "recording a failed turn");
+        let run = match result {
+            Ok(run) => run,
+            Err(failure) => {
+                let outcome = TurnOutcome {
+                    error: Some(failure.describe()),
+                    llm_calls: failure.spans.iter().map(|s| s.llm_calls).sum(),
+                    usage: failure.spans.iter().flat_map(|s| s.usage.clone()).collect(),
+                    spans: failure.spans,
+                    ..base
+                };
+                if let Err(re) = turns::record(&self.domain, outcome).await {
+                    tracing::error!(error = %re.chain(), "recording a failed turn");
+                }
+                tracing::warn!(session = %session.external_id, error = %failure.error, "turn failed");
+                return Err(failure.error);
             }
-            tracing::warn!(session = %session.external_id, error = %e, "turn failed");
-            return Err(e);
-        }
-        let recorded = recorded?;
+        };
         let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
-        for u in run.iter().flat_map(|r| &r.usage) {
+        for u in &run.usage {
             let q = u64::try_from(u.quantity).unwrap_or(0);
             match u.kind {
                 domain::pricing::ServiceKind::Output => completion_tokens += q,
                 _ => prompt_tokens += q,
             }
         }
+        let reply = run.reply.clone();
+        let mut changes = base.changes.clone();
+        changes.participant_data = run.participant_data;
+        changes.reply_tags = run.reply_tags;
+        changes.histories = run.histories;
+        let outcome = TurnOutcome {
+            reply: Some(run.reply),
+            usage: run.usage,
+            llm_calls: run.llm_calls,
+            checkpoint: run
+                .checkpoint
+                .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),
+            spans: run.spans,
+            changes,
+            ..base
+        };
+        let recorded = turns::record(&self.domain, outcome).await?;
         Ok(Reply {
-            text: reply.unwrap_or_default(),
+            text: reply,
             session_external_id: session.external_id.clone(),
             message_id: recorded.reply_message_id,
             prompt_tokens,
@@ -283,29 +297,20 @@ impl Engine {
         })
     }
 
-    async fn execute(
+    /// Everything a pipeline run reads for a turn in `session`.
+    pub async fn run_input<'a>(
         &self,
         session: &Session,
         chatbot: &Resolved,
-        input_message_id: MessageId,
-        text: String,
-        stream: Option<mpsc::Sender<String>>,
-    ) -> Result<crate::executor::RunOutput, TurnError> {
-        let pipeline = Pipeline::from_config(&chatbot.config)?
-            .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
-        let valid = pipeline.validate()?;
+        valid: &'a ValidPipeline,
+        history: &'a [StoredMessage],
+        input: (Option<MessageId>, String),
+    ) -> Result<RunInput<'a>, TurnError> {
         let db = &self.domain;
-        let limit = valid
-            .nodes
-            .iter()
-            .filter_map(|(_, n)| match n {
-                domain::pipeline::Node::Llm(p) => Some(crate::history::load_limit(&p.history)),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let history = messages::history(db, session.id, Some(input_message_id), limit).await?;
         let participant_data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
+        let participant = participants::get(db, session.participant_id).await?;
+        let schedules =
+            domain::schedules::pending_for(db, session.participant_id, chatbot.family_id).await?;
         let now = Utc::now();
         let tz = prompt_context::timezone(&participant_data);
         let prompt = PromptContext {
@@ -318,15 +323,78 @@ impl Engine {
             temp_state: json!({}),
             current_datetime: prompt_context::day(now, tz),
         };
-        self.run_pipeline(RunInput {
+        Ok(RunInput {
             team_id: session.team_id,
-            pipeline: &valid,
-            input: text,
-            history: &history,
+            session_id: Some(session.id),
+            pipeline: valid,
+            input: input.1,
+            input_message_id: input.0,
+            history,
             prompt,
+            participant: crate::pipeline::Participant {
+                identifier: participant
+                    .as_ref()
+                    .map(|p| p.identifier.clone())
+                    .unwrap_or_default(),
+                platform: participant
+                    .as_ref()
+                    .map(|p| p.platform.as_str().to_string())
+                    .unwrap_or_default(),
+                schedules,
+            },
             exact_time: prompt_context::exact(now, tz),
-            stream,
+            stream: None,
         })
-        .await
     }
+
+    async fn execute(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        input_message_id: MessageId,
+        text: String,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> Result<RunOutput, Failure> {
+        let bare = |e: TurnError| Failure {
+            error: e,
+            node: None,
+            spans: Vec::new(),
+        };
+        let valid = chatbot_pipeline(chatbot).map_err(bare)?;
+        let limit = global_history_limit(&valid);
+        let history = messages::history(&self.domain, session.id, Some(input_message_id), limit)
+            .await
+            .map_err(|e| bare(e.into()))?;
+        let mut run = self
+            .run_input(
+                session,
+                chatbot,
+                &valid,
+                &history,
+                (Some(input_message_id), text),
+            )
+            .await
+            .map_err(bare)?;
+        run.stream = stream;
+        self.run_pipeline(run).await
+    }
+}
+
+/// A chatbot version's pipeline, validated.
+pub fn chatbot_pipeline(chatbot: &Resolved) -> Result<ValidPipeline, TurnError> {
+    let pipeline = Pipeline::from_config(&chatbot.config)?
+        .ok_or_else(|| TurnError::Config("the chatbot has no pipeline".into()))?;
+    Ok(pipeline.validate()?)
+}
+
+/// How many session messages the nodes with a global history need.
+pub fn global_history_limit(valid: &ValidPipeline) -> u64 {
+    valid
+        .nodes
+        .iter()
+        .filter_map(|n| n.node.history())
+        .filter(|h| h.scope("") == Some(HistoryScope::Session))
+        .map(crate::history::load_limit)
+        .max()
+        .unwrap_or(0)
 }

@@ -82,6 +82,18 @@ fn body(req: &CompletionRequest, stream: bool) -> MessagesRequest<'_> {
         max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: req.temperature,
         stream,
+        // Structured output: one tool whose input is the shape, and the model must call it.
+        tools: req.response_schema.as_ref().map(|s| {
+            vec![serde_json::json!({
+                "name": s.name,
+                "description": "Give the answer in this shape.",
+                "input_schema": s.schema,
+            })]
+        }),
+        tool_choice: req
+            .response_schema
+            .as_ref()
+            .map(|s| serde_json::json!({"type": "tool", "name": s.name})),
     }
 }
 
@@ -96,6 +108,10 @@ struct MessagesRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +137,9 @@ struct Block {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// A `tool_use` block's arguments (the structured answer).
+    #[serde(default)]
+    input: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -159,12 +178,17 @@ impl LlmClient for Anthropic {
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
         let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
         let resp: MessagesResponse = http::send_json(&ctx, self.request(&ctx, req, false)?).await?;
-        let text: String = resp
-            .content
-            .iter()
-            .filter(|b| b.kind == "text")
-            .filter_map(|b| b.text.as_deref())
-            .collect();
+        let text: String = match resp.content.iter().find(|b| b.kind == "tool_use") {
+            Some(b) if req.response_schema.is_some() => {
+                b.input.as_ref().map(Value::to_string).unwrap_or_default()
+            }
+            _ => resp
+                .content
+                .iter()
+                .filter(|b| b.kind == "text")
+                .filter_map(|b| b.text.as_deref())
+                .collect(),
+        };
         let mut usage = Usage::default();
         if let Some(u) = &resp.usage {
             u.apply(&mut usage);
@@ -227,6 +251,9 @@ struct BlockDelta {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// `input_json_delta`: a piece of a tool call's arguments.
+    #[serde(default)]
+    partial_json: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +283,10 @@ impl Decoder for EventDecoder {
             }
             Event::ContentBlockDelta { delta } if delta.kind == "text_delta" => {
                 Ok(Step::Text(delta.text.unwrap_or_default()))
+            }
+            // A structured answer streams as the arguments of the forced tool call.
+            Event::ContentBlockDelta { delta } if delta.kind == "input_json_delta" => {
+                Ok(Step::Text(delta.partial_json.unwrap_or_default()))
             }
             Event::ContentBlockDelta { .. } => Ok(Step::Skip),
             Event::MessageDelta { delta, usage } => {

@@ -13,9 +13,29 @@ pub struct Builtin;
 impl Builtin {
     /// The reply for `req`, computed without any I/O.
     pub fn reply(req: &CompletionRequest) -> Result<Completion, LlmError> {
-        let text = match req.model.as_str() {
-            "echo" => match req.messages.iter().rev().find(|m| m.role == Role::User) {
-                Some(m) => format!("You said: {}", m.content),
+        let last_user = req
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str());
+        let text = match (req.model.as_str(), &req.response_schema) {
+            (m, Some(s)) if MODELS.contains(&m) => {
+                fill(&s.schema, last_user.unwrap_or("")).to_string()
+            }
+            (m, _) => Self::text(m, req, last_user)?,
+        };
+        Ok(Self::usage_of(req, text))
+    }
+
+    fn text(
+        model: &str,
+        req: &CompletionRequest,
+        last_user: Option<&str>,
+    ) -> Result<String, LlmError> {
+        Ok(match model {
+            "echo" => match last_user {
+                Some(m) => format!("You said: {m}"),
                 None => "Hello! Send me a message.".to_owned(),
             },
             "echo-system" => req.system.clone().unwrap_or_default(),
@@ -36,7 +56,10 @@ impl Builtin {
                     status: None,
                 });
             }
-        };
+        })
+    }
+
+    fn usage_of(req: &CompletionRequest, text: String) -> Completion {
         let input_chars = req.system.as_deref().map_or(0, char_count)
             + req
                 .messages
@@ -49,12 +72,48 @@ impl Builtin {
             cached_input_tokens: 0,
             cache_write_tokens: 0,
         };
-        Ok(Completion {
+        Completion {
             text,
             usage,
             model: req.model.clone(),
             finish_reason: Some("stop".to_owned()),
-        })
+        }
+    }
+}
+
+/// A structured answer, deterministically: an enum string takes the first of
+/// its values the user's message mentions (else the first value), another
+/// string the message itself, an object each of its properties; anything
+/// else is null.
+fn fill(schema: &serde_json::Value, message: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let lower = message.to_lowercase();
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .find(|v| {
+                v.as_str()
+                    .is_some_and(|s| lower.contains(&s.to_lowercase()))
+            })
+            .or_else(|| values.first())
+            .cloned()
+            .unwrap_or(Value::Null);
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => Value::Object(
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(k, p)| (k.clone(), fill(p, message)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        Some("string") => Value::String(message.to_string()),
+        _ => Value::Null,
     }
 }
 

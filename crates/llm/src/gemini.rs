@@ -75,11 +75,19 @@ fn body(req: &CompletionRequest) -> GenerateRequest {
         });
     }
     system.retain(|s| !s.is_empty());
-    let generation_config =
-        (req.temperature.is_some() || req.max_tokens.is_some()).then_some(GenerationConfig {
-            temperature: req.temperature,
-            max_output_tokens: req.max_tokens,
-        });
+    let schema = req
+        .response_schema
+        .as_ref()
+        .map(|s| gemini_schema(&s.schema));
+    let generation_config = (req.temperature.is_some()
+        || req.max_tokens.is_some()
+        || schema.is_some())
+    .then(|| GenerationConfig {
+        temperature: req.temperature,
+        max_output_tokens: req.max_tokens,
+        response_mime_type: schema.as_ref().map(|_| "application/json"),
+        response_schema: schema,
+    });
     GenerateRequest {
         contents,
         system_instruction: (!system.is_empty()).then(|| SystemInstruction {
@@ -124,6 +132,48 @@ struct GenerationConfig {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_schema: Option<Value>,
+}
+
+/// Gemini's `responseSchema` is an OpenAPI subset: keywords it does not know
+/// (`additionalProperties`, `$schema`, `strict`) are refused, so they are dropped.
+fn gemini_schema(schema: &Value) -> Value {
+    let Value::Object(o) = schema else {
+        return schema.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in o {
+        match (k.as_str(), v) {
+            ("additionalProperties" | "$schema" | "strict", _) => {}
+            // Property names are the author's: keep every one, clean their schemas.
+            ("properties", Value::Object(props)) => {
+                let props = props
+                    .iter()
+                    .map(|(name, p)| (name.clone(), gemini_schema(p)))
+                    .collect();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            ("items", item) => {
+                out.insert(k.clone(), gemini_schema(item));
+            }
+            // `["string", "null"]` is a nullable string to Gemini.
+            ("type", Value::Array(types)) => {
+                if let Some(t) = types.iter().find(|t| t.as_str() != Some("null")) {
+                    out.insert(k.clone(), t.clone());
+                }
+                if types.iter().any(|t| t.as_str() == Some("null")) {
+                    out.insert("nullable".into(), Value::Bool(true));
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 #[derive(Deserialize)]

@@ -55,6 +55,17 @@ pub struct CompletionRequest {
     pub messages: Vec<ChatMessage>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Structured output: the reply is JSON text of this shape (OpenAI
+    /// `response_format: json_schema`, an Anthropic tool the model must call,
+    /// Gemini `responseSchema`).
+    pub response_schema: Option<ResponseSchema>,
+}
+
+/// A JSON Schema the reply must follow, with a name for providers that want one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseSchema {
+    pub name: String,
+    pub schema: serde_json::Value,
 }
 
 /// Token counts exactly as the provider reported them.

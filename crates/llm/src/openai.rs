@@ -75,6 +75,12 @@ fn body(req: &CompletionRequest, stream: bool) -> impl Serialize + '_ {
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
         }),
+        response_format: req.response_schema.as_ref().map(|s| {
+            serde_json::json!({
+                "type": "json_schema",
+                "json_schema": {"name": s.name, "schema": s.schema, "strict": true},
+            })
+        }),
     }
 }
 
@@ -98,6 +104,8 @@ struct ChatRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]

@@ -15,6 +15,7 @@ fn req(model: &str, system: Option<&str>, messages: &[(Role, &str)]) -> Completi
             .collect(),
         temperature: None,
         max_tokens: None,
+        response_schema: None,
     }
 }
 

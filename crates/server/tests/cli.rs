@@ -49,6 +49,22 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
         "name: Helper\ndescription: Helps\nconfig:\n  greeting: hi\n",
     )
     .unwrap();
+    // A setting the platform does not know is refused, by name, and nothing is created.
+    let (ok, _, err) = cli.run(&[
+        "chatbot",
+        "apply",
+        "--team",
+        "acme",
+        "--file",
+        yaml.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("unknown setting \"greeting\""), "{err}");
+    std::fs::write(
+        &yaml,
+        "name: Helper\ndescription: Helps\nconfig:\n  public_chat: true\n",
+    )
+    .unwrap();
     let id = last_line(&cli.ok(&[
         "chatbot",
         "apply",
@@ -73,7 +89,7 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
     cli.ok(&["chatbot", "publish", &id, "--no-publish"]);
     let shown: Value = serde_json::from_str(&cli.ok(&["chatbot", "show", &id, "--json"])).unwrap();
     assert_eq!(shown["description"], "Helps more");
-    assert_eq!(shown["config"]["greeting"], "hi");
+    assert_eq!(shown["config"]["public_chat"], true);
     assert_eq!(shown["version_number"], 3);
     assert_eq!(shown["versions"][0]["is_default_version"], true);
     assert_eq!(shown["versions"][1]["is_default_version"], false);

@@ -54,6 +54,7 @@ pub fn request(model: &str) -> CompletionRequest {
         ],
         temperature: Some(0.5),
         max_tokens: Some(100),
+        response_schema: None,
     }
 }
 

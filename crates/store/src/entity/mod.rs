@@ -11,6 +11,7 @@ pub mod message;
 pub mod message_tag;
 pub mod participant;
 pub mod participant_data;
+pub mod pipeline_history_message;
 pub mod pricing_rule;
 pub mod provider;
 pub mod schedule;

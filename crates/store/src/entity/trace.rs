@@ -21,6 +21,8 @@ pub struct Model {
     pub error: Option<String>,
     pub llm_calls: i32,
     pub created_at: DateTimeUtc,
+    /// One entry per pipeline node that ran (domain `traces::Span`).
+    pub spans: Option<Json>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

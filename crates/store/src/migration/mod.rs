@@ -9,6 +9,7 @@ mod m0003_sessions_participants_files;
 mod m0004_jobs_widget;
 mod m0005_inbound_events;
 mod m0006_summary_index;
+mod m0007_pipeline_runs;
 mod util;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_jobs_widget::Migration),
             Box::new(m0005_inbound_events::Migration),
             Box::new(m0006_summary_index::Migration),
+            Box::new(m0007_pipeline_runs::Migration),
         ]
     }
 }

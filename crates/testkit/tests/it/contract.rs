@@ -10,7 +10,10 @@ fn our_operations_are_the_contracts() {
     let theirs = operations(contract());
     let ours = operations(&ours);
     assert!(!ours.is_empty());
-    for op in &ours {
+    for op in ours
+        .iter()
+        .filter(|(_, _, id)| !api::openapi::EXTENSIONS.contains(&id.as_str()))
+    {
         assert!(theirs.contains(op), "{op:?} is not in the contract");
     }
     // The implemented set grows with each feature; these must be there now.

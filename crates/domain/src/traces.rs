@@ -1,0 +1,116 @@
+//! What a turn's trace records of each pipeline node that ran, and the
+//! traces of a session as `GET /api/sessions/{id}/traces/` lists them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use store::entity::{message, trace};
+
+use crate::Result;
+use crate::conn::Reads;
+use crate::ids::SessionId;
+use crate::turns::{TraceStatus, UsageItem};
+
+/// One node that ran in a turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Span {
+    pub node_id: String,
+    #[serde(rename = "type")]
+    pub node_type: String,
+    pub input: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// The keyword a router chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub llm_calls: i32,
+    #[serde(default)]
+    pub input_tokens: i64,
+    #[serde(default)]
+    pub output_tokens: i64,
+    /// USD, in 1e-8 units (filled in when the turn is recorded).
+    #[serde(default)]
+    pub cost_e8: i64,
+    /// The calls' usage, priced when the turn is recorded (not stored).
+    #[serde(skip)]
+    pub usage: Vec<UsageItem>,
+}
+
+/// A message a trace points at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracedMessage {
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A trace of a session: one turn (or bot-initiated message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionTrace {
+    pub id: i64,
+    pub status: TraceStatus,
+    pub version_number: i32,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub llm_calls: i32,
+    pub created_at: DateTime<Utc>,
+    pub input: Option<TracedMessage>,
+    pub output: Option<TracedMessage>,
+    pub spans: Vec<Span>,
+}
+
+/// Every trace of a session, oldest first, with the messages they point at.
+pub async fn of_session(db: &impl Reads, session_id: SessionId) -> Result<Vec<SessionTrace>> {
+    let db = db.reader();
+    let rows = trace::Entity::find()
+        .filter(trace::Column::SessionId.eq(session_id))
+        .order_by_asc(trace::Column::Id)
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|t| [t.input_message_id, t.output_message_id])
+        .flatten()
+        .collect();
+    let messages: HashMap<i64, TracedMessage> = message::Entity::find()
+        .filter(message::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| {
+            (
+                m.id,
+                TracedMessage {
+                    content: m.content,
+                    created_at: m.created_at,
+                },
+            )
+        })
+        .collect();
+    rows.into_iter()
+        .map(|t| {
+            let spans = match t.spans {
+                Some(v) => serde_json::from_value(v)
+                    .map_err(|e| crate::Error::internal_from("reading a trace's spans", e))?,
+                None => Vec::new(),
+            };
+            Ok(SessionTrace {
+                id: t.id,
+                status: crate::text_enum::stored(&t.status)?,
+                version_number: t.version_number,
+                duration_ms: t.duration_ms,
+                error: t.error,
+                llm_calls: t.llm_calls,
+                created_at: t.created_at,
+                input: t.input_message_id.and_then(|i| messages.get(&i).cloned()),
+                output: t.output_message_id.and_then(|i| messages.get(&i).cloned()),
+                spans,
+            })
+        })
+        .collect()
+}

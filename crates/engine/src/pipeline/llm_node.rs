@@ -1,0 +1,158 @@
+//! The LLM node, and the history every node that keeps a conversation
+//! (LLM and router nodes) reads under its scope and mode.
+
+use std::borrow::Cow;
+
+use domain::histories::{self, HistoryWrite};
+use domain::messages::StoredMessage;
+use domain::pipeline::{HistoryScope, HistorySettings, LlmParams};
+use futures_util::StreamExt;
+use llm::{ChatMessage, CompletionRequest, LlmClient, Role, StreamEvent};
+
+use super::{Done, NodeCx, usage_items};
+use crate::history::{self, summary_message};
+use crate::{Engine, TurnError};
+
+/// The earlier messages a node sees, and where a new summary checkpoint goes.
+pub(super) struct Recalled {
+    pub messages: Vec<ChatMessage>,
+    pub scope: Option<HistoryScope>,
+    /// A summary written for a node-scoped or named history.
+    pub stored_checkpoint: Option<(Option<i64>, String)>,
+}
+
+impl Recalled {
+    /// The exchange the node adds to its own or named history, if it keeps one.
+    pub fn write(self, human: &str, ai: &str) -> Option<HistoryWrite> {
+        match self.scope {
+            Some(HistoryScope::Stored(name)) => Some(HistoryWrite {
+                name,
+                human: human.to_string(),
+                ai: ai.to_string(),
+                checkpoint: self.stored_checkpoint,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// Loads the node's history under its settings; past the budget of
+    /// `summarize`, asks the model for a summary first (counted in `done`).
+    pub(super) async fn recall(
+        &self,
+        cx: &NodeCx<'_, '_>,
+        settings: &HistorySettings,
+        model: &str,
+        client: &dyn LlmClient,
+        provider_kind: &str,
+        done: &mut Done,
+    ) -> Result<Recalled, TurnError> {
+        let scope = settings.scope(&cx.node.id);
+        let stored: Cow<'_, [StoredMessage]> = match (&scope, cx.run.session_id) {
+            (None, _) | (Some(HistoryScope::Stored(_)), None) => Cow::Owned(Vec::new()),
+            (Some(HistoryScope::Session), _) => Cow::Borrowed(cx.run.history),
+            (Some(HistoryScope::Stored(name)), Some(session)) => Cow::Owned(
+                histories::load(&self.domain, session, name, history::load_limit(settings)).await?,
+            ),
+        };
+        let mut recalled = Recalled {
+            messages: Vec::new(),
+            scope,
+            stored_checkpoint: None,
+        };
+        if recalled.scope.is_none() {
+            return Ok(recalled);
+        }
+        let plan = history::plan(&stored, settings);
+        let Some(job) = plan.summarize else {
+            recalled.messages = plan.messages;
+            return Ok(recalled);
+        };
+        let (sys, msgs) = history::summary_request(&job);
+        let req = CompletionRequest {
+            model: model.to_string(),
+            system: Some(sys),
+            messages: msgs,
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        let c = client.complete(&req).await?;
+        done.llm_calls += 1;
+        done.usage.extend(usage_items(provider_kind, &c, model));
+        recalled.messages.push(summary_message(&c.text));
+        recalled.messages.extend(job.kept);
+        let checkpoint = (job.checkpoint_at, c.text);
+        match recalled.scope {
+            Some(HistoryScope::Session) => done.checkpoint = Some(checkpoint),
+            _ => recalled.stored_checkpoint = Some(checkpoint),
+        }
+        Ok(recalled)
+    }
+
+    pub(super) async fn llm_node(
+        &self,
+        cx: &NodeCx<'_, '_>,
+        p: &LlmParams,
+    ) -> Result<Done, TurnError> {
+        let (access, client) = self.provider(cx.run.team_id, &p.provider).await?;
+        let prompt = cx.prompt_context();
+        let template = cx.node.prompt.as_ref();
+        let system = template
+            .map(|t| t.render(&prompt))
+            .filter(|s| !s.is_empty());
+        let mut done = Done::default();
+        let recalled = self
+            .recall(
+                cx,
+                &p.history,
+                &p.model,
+                client.as_ref(),
+                &access.kind,
+                &mut done,
+            )
+            .await?;
+        let mut messages = recalled.messages.clone();
+        let mut user_turn = cx.input.clone();
+        if template.is_some_and(|t| t.uses("current_datetime")) {
+            user_turn.push_str(&format!("\n\n[Current time: {}]", cx.run.exact_time));
+        }
+        messages.push(ChatMessage::new(Role::User, user_turn));
+        let req = CompletionRequest {
+            model: p.model.clone(),
+            system,
+            messages,
+            temperature: p.temperature,
+            max_tokens: p.max_tokens,
+            response_schema: None,
+        };
+        done.llm_calls += 1;
+        let completion = match cx.stream.clone() {
+            None => client.complete(&req).await?,
+            Some(tx) => {
+                let mut s = client.stream(&req).await?;
+                let mut last = None;
+                while let Some(ev) = s.next().await {
+                    match ev? {
+                        StreamEvent::Delta(d) => {
+                            // A client that went away stops reading, not the turn.
+                            let _ = tx.send(d).await;
+                        }
+                        StreamEvent::Done(c) => last = Some(c),
+                    }
+                }
+                last.ok_or_else(|| {
+                    TurnError::Provider(llm::LlmError::InvalidResponse {
+                        message: "the stream ended without its final event".into(),
+                    })
+                })?
+            }
+        };
+        done.usage
+            .extend(usage_items(&access.kind, &completion, &p.model));
+        done.history = recalled.write(&cx.input, &completion.text);
+        done.reply_tags.extend(p.output_tag.iter().cloned());
+        done.output = completion.text;
+        Ok(done)
+    }
+}

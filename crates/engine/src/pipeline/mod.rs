@@ -1,0 +1,387 @@
+//! Runs a validated pipeline as the original does: one shared state flows
+//! through the graph; a node runs once every node before it has run or been
+//! passed over, and only when at least one of its incoming edges is taken
+//! (a router takes the edges of the handle it chose; every other node takes
+//! all of its edges). Nodes that become ready together run concurrently.
+//! A node with several incoming edges receives every input (`input` is them
+//! joined by a blank line, `node_inputs` the list). Start passes the user's
+//! message through; End's input is the reply.
+//!
+//! State changes (participant data, node histories, reply tags) are
+//! collected here and written by the turn's one transaction, so a node that
+//! fails leaves nothing half-applied; the failure names the node, and the
+//! trace keeps a span for every node that ran.
+
+mod extract;
+mod llm_node;
+mod routers;
+mod state;
+mod template;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use domain::histories::HistoryWrite;
+use domain::messages::StoredMessage;
+use domain::pipeline::{Node, ValidNode, ValidPipeline};
+use domain::pricing::ServiceKind;
+use domain::prompt::PromptContext;
+use domain::traces::Span;
+use domain::turns::UsageItem;
+use domain::{MessageId, SessionId, TeamId};
+use futures_util::future::join_all;
+use llm::Completion;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use state::lookup;
+
+use crate::{Engine, TurnError};
+
+/// Who the participant is, for templates (`participant_details`,
+/// `participant_schedules`).
+#[derive(Debug, Clone, Default)]
+pub struct Participant {
+    pub identifier: String,
+    pub platform: String,
+    pub schedules: Value,
+}
+
+pub struct RunInput<'a> {
+    pub team_id: TeamId,
+    /// The session whose node histories are read (none for a dry run).
+    pub session_id: Option<SessionId>,
+    pub pipeline: &'a ValidPipeline,
+    pub input: String,
+    pub input_message_id: Option<MessageId>,
+    /// The session's messages before the input (global history).
+    pub history: &'a [StoredMessage],
+    /// Participant data, session state and the day for prompts.
+    pub prompt: PromptContext,
+    pub participant: Participant,
+    /// Appended to the newest user turn when a prompt uses `{current_datetime}`.
+    pub exact_time: String,
+    /// When set, the reply streams here as the provider produces it.
+    pub stream: Option<mpsc::Sender<String>>,
+}
+
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    pub reply: String,
+    pub usage: Vec<UsageItem>,
+    pub llm_calls: i32,
+    /// Global history checkpoint: (message to hold it — `None` = the current input, summary).
+    pub checkpoint: Option<(Option<i64>, String)>,
+    /// Every node that ran, in the order it finished.
+    pub spans: Vec<Span>,
+    /// The participant's data after the run, when a node changed it.
+    pub participant_data: Option<Value>,
+    pub reply_tags: Vec<String>,
+    pub histories: Vec<HistoryWrite>,
+}
+
+impl RunOutput {
+    /// The node ids that ran, in order.
+    pub fn path(&self) -> Vec<&str> {
+        self.spans.iter().map(|s| s.node_id.as_str()).collect()
+    }
+}
+
+/// A run that stopped: the error, the node it came from, and the spans so far.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: TurnError,
+    /// `node "x" (llm)`, when a node failed.
+    pub node: Option<String>,
+    pub spans: Vec<Span>,
+}
+
+impl Failure {
+    fn bare(error: TurnError) -> Self {
+        Failure {
+            error,
+            node: None,
+            spans: Vec::new(),
+        }
+    }
+
+    /// The text the trace records.
+    pub fn describe(&self) -> String {
+        match &self.node {
+            Some(n) => format!("{n}: {}", self.error),
+            None => self.error.to_string(),
+        }
+    }
+}
+
+/// What one node produced.
+#[derive(Debug, Default)]
+struct Done {
+    output: String,
+    /// A router's choice: (handle index, keyword).
+    route: Option<(usize, String)>,
+    usage: Vec<UsageItem>,
+    llm_calls: i32,
+    checkpoint: Option<(Option<i64>, String)>,
+    history: Option<HistoryWrite>,
+    participant_data: Option<Value>,
+    reply_tags: Vec<String>,
+}
+
+/// What a node sees when it runs.
+struct NodeCx<'r, 'a> {
+    run: &'r RunInput<'a>,
+    node: &'r ValidNode,
+    input: String,
+    inputs: Vec<String>,
+    state: &'r state::Shared,
+    stream: Option<mpsc::Sender<String>>,
+}
+
+impl NodeCx<'_, '_> {
+    /// Prompt variables with the state as it is when the node runs.
+    fn prompt_context(&self) -> PromptContext {
+        PromptContext {
+            participant_data: self.state.participant_data.clone(),
+            session_state: self.state.session_state.clone(),
+            temp_state: self.state.temp_state.clone(),
+            current_datetime: self.run.prompt.current_datetime.clone(),
+        }
+    }
+}
+
+/// Usage items of one completion, as the turn records them.
+pub fn usage_items(provider_kind: &str, c: &Completion, requested_model: &str) -> Vec<UsageItem> {
+    let model = if c.model.is_empty() {
+        requested_model
+    } else {
+        &c.model
+    };
+    [
+        (ServiceKind::Input, c.usage.input_tokens),
+        (ServiceKind::Output, c.usage.output_tokens),
+        (ServiceKind::CachedInput, c.usage.cached_input_tokens),
+        (ServiceKind::CacheWrite, c.usage.cache_write_tokens),
+    ]
+    .into_iter()
+    .filter(|(_, q)| *q > 0)
+    .map(|(kind, q)| UsageItem {
+        provider_kind: provider_kind.to_string(),
+        model: model.to_string(),
+        kind,
+        quantity: i64::try_from(q).unwrap_or(i64::MAX),
+    })
+    .collect()
+}
+
+/// Whether a node ran (with its output and chosen route) or was passed over.
+enum Decided {
+    Ran {
+        output: String,
+        route: Option<usize>,
+    },
+    Skipped,
+}
+
+impl Engine {
+    pub async fn run_pipeline(&self, run: RunInput<'_>) -> Result<RunOutput, Failure> {
+        let pipeline = run.pipeline;
+        let end = pipeline
+            .end()
+            .ok_or_else(|| Failure::bare(TurnError::Config("the pipeline has no end".into())))?;
+        let mut state = state::Shared::new(&run);
+        let mut decided: HashMap<&str, Decided> = HashMap::new();
+        let mut out = RunOutput::default();
+        let mut participant_changed = false;
+        loop {
+            let ready: Vec<&ValidNode> = pipeline
+                .nodes
+                .iter()
+                .filter(|n| !decided.contains_key(n.id.as_str()))
+                .filter(|n| {
+                    pipeline
+                        .incoming(&n.id)
+                        .iter()
+                        .all(|e| decided.contains_key(e.from.as_str()))
+                })
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            let mut wave: Vec<(&ValidNode, Vec<String>)> = Vec::new();
+            for n in ready {
+                let inputs: Vec<String> = match n.node {
+                    Node::Start => vec![run.input.clone()],
+                    _ => pipeline
+                        .incoming(&n.id)
+                        .iter()
+                        .filter_map(|e| match decided.get(e.from.as_str()) {
+                            Some(Decided::Ran { output, route }) => {
+                                let taken = match (route, &e.handle) {
+                                    (Some(i), Some(h)) => *h == domain::pipeline::handle(*i),
+                                    _ => true,
+                                };
+                                taken.then(|| output.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                };
+                if inputs.is_empty() {
+                    decided.insert(n.id.as_str(), Decided::Skipped);
+                } else {
+                    wave.push((n, inputs));
+                }
+            }
+            if let Some((_, inputs)) = wave.iter().find(|(n, _)| n.id == end.id) {
+                out.reply = inputs.join("\n\n");
+                if participant_changed {
+                    out.participant_data = Some(state.participant_data);
+                }
+                return Ok(out);
+            }
+            let streaming = self.streaming_node(&run, &wave, &decided, &end.id);
+            let snapshot = &state;
+            let runs = wave.iter().map(|(n, inputs)| {
+                let cx = NodeCx {
+                    run: &run,
+                    node: n,
+                    input: inputs.join("\n\n"),
+                    inputs: inputs.clone(),
+                    state: snapshot,
+                    stream: (streaming == Some(n.id.as_str()))
+                        .then(|| run.stream.clone())
+                        .flatten(),
+                };
+                async move {
+                    let started = Instant::now();
+                    let result = self.run_node(&cx).await;
+                    (cx.input, result, started.elapsed())
+                }
+            });
+            let results = join_all(runs).await;
+            let mut finished = Vec::new();
+            for ((n, _), (input, result, took)) in wave.iter().zip(results) {
+                let mut span = Span {
+                    node_id: n.id.clone(),
+                    node_type: n.kind.clone(),
+                    input,
+                    duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+                    ..Default::default()
+                };
+                match result {
+                    Ok(done) => {
+                        span.output = Some(done.output.clone());
+                        span.route = done.route.as_ref().map(|(_, k)| k.clone());
+                        span.llm_calls = done.llm_calls;
+                        span.usage = done.usage.clone();
+                        out.spans.push(span);
+                        finished.push((n, done));
+                    }
+                    Err(e) => {
+                        span.error = Some(e.to_string());
+                        out.spans.push(span);
+                        return Err(Failure {
+                            error: e,
+                            node: Some(format!("node {:?} ({})", n.id, n.kind)),
+                            spans: out.spans,
+                        });
+                    }
+                }
+            }
+            // Changes apply after the wave, in node order, so concurrent nodes saw the same state.
+            for (n, done) in finished {
+                out.usage.extend(done.usage);
+                out.llm_calls += done.llm_calls;
+                if out.checkpoint.is_none() {
+                    out.checkpoint = done.checkpoint;
+                }
+                out.histories.extend(done.history);
+                out.reply_tags.extend(done.reply_tags);
+                if let Some(data) = done.participant_data {
+                    state.participant_data = data;
+                    participant_changed = true;
+                }
+                state.record_output(&n.id, &done.output);
+                decided.insert(
+                    n.id.as_str(),
+                    Decided::Ran {
+                        output: done.output,
+                        route: done.route.map(|(i, _)| i),
+                    },
+                );
+            }
+        }
+        Err(Failure {
+            error: TurnError::Config("the pipeline never reached its end node".into()),
+            node: None,
+            spans: out.spans,
+        })
+    }
+
+    /// The one LLM node of this wave whose output alone becomes the reply,
+    /// if there is one: it streams to the client.
+    fn streaming_node<'p>(
+        &self,
+        run: &RunInput<'_>,
+        wave: &[(&'p ValidNode, Vec<String>)],
+        decided: &HashMap<&str, Decided>,
+        end: &str,
+    ) -> Option<&'p str> {
+        run.stream.as_ref()?;
+        let feeds_end: Vec<&str> = run
+            .pipeline
+            .incoming(end)
+            .iter()
+            .map(|e| e.from.as_str())
+            .collect();
+        let candidates: Vec<&'p ValidNode> = wave
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| feeds_end.contains(&n.id.as_str()))
+            .collect();
+        let [only] = candidates.as_slice() else {
+            return None;
+        };
+        let others_passed_over = feeds_end
+            .iter()
+            .filter(|id| **id != only.id)
+            .all(|id| matches!(decided.get(id), Some(Decided::Skipped)));
+        (matches!(only.node, Node::Llm(_)) && others_passed_over).then_some(only.id.as_str())
+    }
+
+    async fn run_node(&self, cx: &NodeCx<'_, '_>) -> Result<Done, TurnError> {
+        match &cx.node.node {
+            Node::Start | Node::End => Ok(Done {
+                output: cx.input.clone(),
+                ..Default::default()
+            }),
+            Node::Llm(p) => self.llm_node(cx, p).await,
+            Node::Router(p) => self.llm_router(cx, p).await,
+            Node::StaticRouter(p) => Ok(routers::static_route(cx, p)),
+            Node::Template(p) => template::render(cx, p),
+            Node::ExtractStructuredData(p) => {
+                let (data, done) = self.extract(cx, p).await?;
+                Ok(Done {
+                    output: data.to_string(),
+                    ..done
+                })
+            }
+            Node::UpdateParticipantData(p) => {
+                let (data, done) = self.extract(cx, p).await?;
+                Ok(Done {
+                    output: cx.input.clone(),
+                    participant_data: Some(extract::merged(
+                        &cx.state.participant_data,
+                        data,
+                        p.key_name.as_deref(),
+                    )),
+                    ..done
+                })
+            }
+            Node::SendEmail(_) => Err(TurnError::Config(
+                "send_email nodes cannot run in this version yet".into(),
+            )),
+        }
+    }
+}

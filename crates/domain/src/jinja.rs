@@ -83,7 +83,20 @@ pub fn render(field: &str, source: &str, context: &Value) -> Result<String, Jinj
     let template = env.template_from_str(source).map_err(fail)?;
     let out = template
         .render(minijinja::Value::from_serialize(context))
-        .map_err(fail)?;
+        .map_err(|e| {
+            let mut err = fail(e);
+            // Name the variables the template uses that the context does not have.
+            let mut missing: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| context.get(v).is_none())
+                .collect();
+            missing.sort();
+            if !err.available.is_empty() && !missing.is_empty() {
+                err.message = format!("{} (unknown: {})", err.message, missing.join(", "));
+            }
+            err
+        })?;
     if out.len() > MAX_OUTPUT {
         return Err(JinjaError {
             field: field.to_string(),
@@ -109,6 +122,7 @@ mod tests {
         let e = render("template_string", "{{ nope }}", &ctx).unwrap_err();
         assert_eq!(e.field, "template_string");
         assert!(e.message.contains("undefined"), "{e}");
+        assert!(e.message.contains("unknown: nope"), "{e}");
         assert_eq!(e.available, ["input", "participant_data"]);
         assert!(
             e.to_string()

@@ -82,7 +82,7 @@ impl Builtin {
 }
 
 /// A structured answer, deterministically: an enum string takes the first of
-/// its values the user's message mentions (else the first value), another
+/// its values the user's message mentions (else null: it does not know), another
 /// string the message itself, an object each of its properties; anything
 /// else is null.
 fn fill(schema: &serde_json::Value, message: &str) -> serde_json::Value {
@@ -95,7 +95,6 @@ fn fill(schema: &serde_json::Value, message: &str) -> serde_json::Value {
                 v.as_str()
                     .is_some_and(|s| lower.contains(&s.to_lowercase()))
             })
-            .or_else(|| values.first())
             .cloned()
             .unwrap_or(Value::Null);
     }

@@ -18,6 +18,7 @@ mod jobs;
 mod openai;
 mod openai_sdk;
 mod participants;
+mod pipelines;
 mod proactive;
 mod reliability;
 mod routing;

@@ -142,6 +142,8 @@ pub struct TurnChanges {
     pub reply_tags: Vec<String>,
     /// Exchanges added to node- and named-scoped histories.
     pub histories: Vec<HistoryWrite>,
+    /// Emails to send (queued as jobs with the turn).
+    pub emails: Vec<crate::jobs::EmailPayload>,
 }
 
 impl TurnOutcome {
@@ -183,7 +185,7 @@ pub struct Recorded {
 /// activity and status.
 pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     let now = store::now();
-    let tx = domain.begin().await?;
+    let mut tx = domain.begin().await?;
     let txn: &sea_orm::DatabaseTransaction = &tx;
     let reply_message_id = match &t.reply {
         Some(text) => Some(
@@ -285,6 +287,16 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         .filter(session::Column::FirstActivityAt.is_null())
         .exec(txn)
         .await?;
+    if t.error.is_none() {
+        for e in &t.changes.emails {
+            tx.enqueue(
+                crate::jobs::NewJob::<crate::jobs::EmailSend>::new(e.clone())
+                    .team(t.team_id)
+                    .session(t.session_id),
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(Recorded {
         reply_message_id,
@@ -392,6 +404,7 @@ async fn apply_changes(
     for h in &c.histories {
         histories::append(tx, t.session_id, h).await?;
     }
+
     Ok(())
 }
 

@@ -41,6 +41,26 @@ pub struct EngineSettings {
     pub retry_base_delay: Duration,
     /// The Telegram Bot API base URL (tests point it at a fake).
     pub telegram_api_url: String,
+    /// Where pipeline emails go; none leaves `send_email` jobs failing with why.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// The mail server emails are sent through.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// `smtp://user:pass@host:port` (`smtps://` for TLS, `?tls=required` for STARTTLS).
+    pub url: String,
+    /// The sender address (`Name <addr>` or `addr`).
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("SmtpSettings")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EngineSettings {
@@ -50,6 +70,7 @@ impl Default for EngineSettings {
             max_retries: 3,
             retry_base_delay: Duration::from_millis(250),
             telegram_api_url: channels::telegram::DEFAULT_API_BASE.to_string(),
+            smtp: None,
         }
     }
 }

@@ -276,6 +276,7 @@ impl Engine {
         changes.participant_data = run.participant_data;
         changes.reply_tags = run.reply_tags;
         changes.histories = run.histories;
+        changes.emails = run.emails;
         let outcome = TurnOutcome {
             reply: Some(run.reply),
             usage: run.usage,

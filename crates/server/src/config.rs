@@ -34,6 +34,25 @@ pub struct StorageArgs {
     )]
     pub telegram_api_url: String,
 
+    /// SMTP server for pipeline emails: `smtp://user:pass@host:port`
+    /// (`smtps://` for TLS, `?tls=required` for STARTTLS).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_SMTP_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+
+    /// The sender of pipeline emails.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_SMTP_FROM",
+        default_value = "chatstudio <chatstudio@localhost>",
+        global = true
+    )]
+    pub smtp_from: String,
+
     /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
     #[arg(
         long,
@@ -45,6 +64,16 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
+    pub fn smtp(&self) -> Option<engine::SmtpSettings> {
+        self.smtp_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .map(|url| engine::SmtpSettings {
+                url,
+                from: self.smtp_from.clone(),
+            })
+    }
+
     pub fn db_config(&self) -> store::DbConfig {
         store::DbConfig {
             url: self.database_url.clone().filter(|u| !u.trim().is_empty()),

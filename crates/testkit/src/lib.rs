@@ -20,6 +20,7 @@
 pub mod contract;
 pub mod pg;
 pub mod process;
+pub mod smtp;
 pub mod widget;
 
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub struct TestApp {
     running: Option<server::serve::Running>,
     pg: Option<pg::TempDatabase>,
     telegram: Option<wiremock::MockServer>,
+    smtp: Option<smtp::SmtpSink>,
 }
 
 /// Settings a test may change.
@@ -64,6 +66,8 @@ pub struct Options {
     /// Start a fake Telegram Bot API ([`TestApp::telegram`]) and send Telegram
     /// calls there; the test mounts the answers it wants.
     pub fake_telegram: bool,
+    /// Start a mail sink ([`TestApp::smtp`]) and send pipeline emails there.
+    pub smtp_sink: bool,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             },
             telegram_api_url: None,
             fake_telegram: false,
+            smtp_sink: false,
         }
     }
 }
@@ -128,6 +133,11 @@ impl TestApp {
                 .clone()
                 .unwrap_or_else(|| "http://127.0.0.1:9".to_string()),
         };
+        let smtp = if o.smtp_sink {
+            Some(smtp::SmtpSink::start().await)
+        } else {
+            None
+        };
         let cfg = store::DbConfig {
             url: db_url.clone(),
             data_dir: data_dir.path().to_path_buf(),
@@ -142,6 +152,10 @@ impl TestApp {
                 max_retries: 2,
                 retry_base_delay: std::time::Duration::from_millis(5),
                 telegram_api_url,
+                smtp: smtp.as_ref().map(|s| engine::SmtpSettings {
+                    url: s.url(),
+                    from: "Bot <bot@chatstudio.test>".into(),
+                }),
             },
             files_url: None,
             workers: o.workers,
@@ -169,6 +183,7 @@ impl TestApp {
             running: Some(running),
             pg,
             telegram,
+            smtp,
         })
     }
 
@@ -397,6 +412,13 @@ impl TestApp {
     }
 
     /// The fake Telegram Bot API of an app started with `fake_telegram`.
+    /// The mail sink of an app started with `smtp_sink`.
+    pub fn smtp(&self) -> &smtp::SmtpSink {
+        self.smtp
+            .as_ref()
+            .expect("start the app with `Options { smtp_sink: true, .. }`")
+    }
+
     pub fn telegram(&self) -> &wiremock::MockServer {
         self.telegram
             .as_ref()

@@ -125,6 +125,30 @@ impl JobKind for ScheduleFire {
     type Output = Delivered;
 }
 
+/// An email a pipeline's `send_email` node rendered, sent over SMTP.
+pub struct EmailSend;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailPayload {
+    /// Checked addresses.
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmailSent {
+    pub sent: bool,
+    pub recipients: usize,
+}
+
+impl JobKind for EmailSend {
+    const KIND: &'static str = "email.send";
+    const MAX_ATTEMPTS: i32 = 5;
+    type Payload = EmailPayload;
+    type Output = EmailSent;
+}
+
 /// Every kind, for registries that must cover them all.
 pub const ALL_KINDS: &[&str] = &[
     Ping::KIND,
@@ -132,6 +156,7 @@ pub const ALL_KINDS: &[&str] = &[
     BotSend::KIND,
     TelegramTurn::KIND,
     ScheduleFire::KIND,
+    EmailSend::KIND,
 ];
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod bot_send;
 mod chat_turn;
+mod email_send;
 mod schedule_fire;
 mod telegram_turn;
 
@@ -13,7 +14,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use domain::jobs::{BotSend, ChatTurn, Claimed, Finished, JobFailure, JobKind, Ping, Pong};
-use domain::jobs::{Delivered, ScheduleFire, TelegramTurn};
+use domain::jobs::{Delivered, EmailSend, ScheduleFire, TelegramTurn};
 use domain::sessions::{self, Session};
 
 use crate::delivery::DeliveryError;
@@ -186,6 +187,7 @@ impl Default for Registry {
         .with::<BotSend>()
         .with::<TelegramTurn>()
         .with::<ScheduleFire>()
+        .with::<EmailSend>()
     }
 }
 

@@ -12,6 +12,7 @@
 //! fails leaves nothing half-applied; the failure names the node, and the
 //! trace keeps a span for every node that ran.
 
+mod email;
 mod extract;
 mod llm_node;
 mod routers;
@@ -78,6 +79,8 @@ pub struct RunOutput {
     pub participant_data: Option<Value>,
     pub reply_tags: Vec<String>,
     pub histories: Vec<HistoryWrite>,
+    /// Emails the run queues (sent after the turn commits).
+    pub emails: Vec<domain::jobs::EmailPayload>,
 }
 
 impl RunOutput {
@@ -126,6 +129,7 @@ struct Done {
     history: Option<HistoryWrite>,
     participant_data: Option<Value>,
     reply_tags: Vec<String>,
+    emails: Vec<domain::jobs::EmailPayload>,
 }
 
 /// What a node sees when it runs.
@@ -298,6 +302,7 @@ impl Engine {
                 }
                 out.histories.extend(done.history);
                 out.reply_tags.extend(done.reply_tags);
+                out.emails.extend(done.emails);
                 if let Some(data) = done.participant_data {
                     state.participant_data = data;
                     participant_changed = true;
@@ -379,9 +384,7 @@ impl Engine {
                     ..done
                 })
             }
-            Node::SendEmail(_) => Err(TurnError::Config(
-                "send_email nodes cannot run in this version yet".into(),
-            )),
+            Node::SendEmail(p) => email::render(cx, p),
         }
     }
 }

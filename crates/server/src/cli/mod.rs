@@ -128,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                 max_retries: *provider_retries,
                 telegram_api_url: cli.storage.telegram_api_url.clone(),
+                smtp: cli.storage.smtp(),
                 ..Default::default()
             };
             crate::serve::run_workers(
@@ -167,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                     max_retries: *provider_retries,
                     telegram_api_url: cli.storage.telegram_api_url.clone(),
+                    smtp: cli.storage.smtp(),
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),

@@ -1,7 +1,7 @@
 //! Pipelines as real graphs: routers, templates, merges, extraction,
 //! history scopes and per-node traces, driven over the channels API.
 
-use chatstudio_testkit::{TestApp, TestTeam, both_backends};
+use chatstudio_testkit::{Options, TestApp, TestTeam, both_backends};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
@@ -471,5 +471,88 @@ both_backends!(
         assert_eq!(path_of(&t[0]), ["start", "llm"]);
         assert_eq!(node(&t[0], "llm")["output"], "You said: hi");
         assert_eq!(t[0]["nodes"][1]["cost"], "0.00000000");
+    }
+);
+
+both_backends!(
+    an_email_node_sends_through_smtp_after_the_turn,
+    Options {
+        smtp_sink: true,
+        ..Default::default()
+    },
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let graph = |recipients: &str| {
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "start"},
+                    {"id": "mail", "type": "send_email", "params": {
+                        "recipient_list": recipients,
+                        "subject": "New message on {{ participant_details.platform }}",
+                        "body": "They said: {{ input }}"}},
+                    llm("reply", "echo", ""),
+                    {"id": "end", "type": "end"}
+                ],
+                "edges": [
+                    {"from": "start", "to": "mail"}, {"from": "mail", "to": "reply"},
+                    {"from": "reply", "to": "end"}
+                ]
+            })
+        };
+        let b = bot(
+            app,
+            &team,
+            graph("{{ participant_data.email | default('nobody@example.org') }}, ops@example.org"),
+        )
+        .await;
+        let (s, v) = say(app, &team, b, "hello").await;
+        assert_eq!(s, 200, "{v}");
+        // The node passes its input through.
+        assert_eq!(v["response"], "You said: hello");
+        let mails = app.smtp().wait_for(1).await;
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].to, ["nobody@example.org", "ops@example.org"]);
+        assert_eq!(mails[0].from, "bot@chatstudio.test");
+        assert_eq!(
+            mails[0].header("Subject").as_deref(),
+            Some("New message on api")
+        );
+        assert!(
+            mails[0].body().contains("They said: hello"),
+            "{:?}",
+            mails[0]
+        );
+        app.wait_until(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'email.send' AND status = 'succeeded'",
+            1,
+        )
+        .await;
+
+        // A bad address fails the turn at the node; nothing is queued.
+        let bad = app
+            .chatbot_with(
+                &team,
+                "Bad",
+                json!({"pipeline": graph("ops@example.org, {{ input }}")}),
+            )
+            .await;
+        let (s, _) = say(app, &team, bad, "not an address").await;
+        assert!(s >= 400);
+        let errors = app
+            .rows(
+                "SELECT error FROM traces WHERE status = 'error'",
+                &["error"],
+            )
+            .await;
+        let error = errors[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("node \"mail\" (send_email): recipient_list: \"not\""),
+            "{error}"
+        );
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'email.send'")
+                .await,
+            1
+        );
     }
 );

@@ -334,3 +334,34 @@ async fn slow_response() {
 async fn connection_refused() {
     provider().connection_refused().await;
 }
+
+#[tokio::test]
+async fn structured_output_forces_one_tool_and_reads_its_input() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+            "content": [
+                {"type": "text", "text": "Routing now."},
+                {"type": "tool_use", "id": "toolu_1", "name": "route", "input": {"route": "A"}}
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 30, "output_tokens": 8}
+        })),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let c = client(&cfg).complete(&structured(MODEL)).await.unwrap();
+    assert_eq!(c.text, "{\"route\":\"A\"}");
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(sent["tools"][0]["name"], "route");
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["required"],
+        json!(["route"])
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "tool", "name": "route"})
+    );
+}

@@ -305,3 +305,28 @@ async fn slow_response() {
 async fn connection_refused() {
     provider().connection_refused().await;
 }
+
+#[tokio::test]
+async fn structured_output_sends_a_response_schema_gemini_accepts() {
+    let server = MockServer::start().await;
+    let mut body = response_body();
+    body["candidates"][0]["content"]["parts"] = json!([{"text": "{\"route\": \"A\"}"}]);
+    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let c = client(&cfg).complete(&structured(MODEL)).await.unwrap();
+    assert_eq!(c.text, "{\"route\": \"A\"}");
+    let sent = json_body(&requests(&server).await[0]);
+    let g = &sent["generationConfig"];
+    assert_eq!(g["responseMimeType"], "application/json");
+    // Keywords Gemini refuses are gone; a nullable type is `nullable`.
+    assert!(
+        g["responseSchema"].get("additionalProperties").is_none(),
+        "{g}"
+    );
+    assert_eq!(g["responseSchema"]["properties"]["route"]["type"], "string");
+    assert_eq!(g["responseSchema"]["properties"]["route"]["nullable"], true);
+    assert_eq!(
+        g["responseSchema"]["properties"]["route"]["enum"],
+        json!(["A", "B"])
+    );
+}

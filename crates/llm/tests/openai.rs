@@ -364,3 +364,29 @@ async fn slow_response() {
 async fn connection_refused() {
     provider().connection_refused().await;
 }
+
+#[tokio::test]
+async fn structured_output_asks_for_a_json_schema() {
+    let server = MockServer::start().await;
+    let mut body = completion_body();
+    body["choices"][0]["message"]["content"] = json!("{\"route\":\"B\"}");
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let c = client(&cfg)
+        .complete(&structured("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(c.text, "{\"route\":\"B\"}");
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(sent["response_format"]["json_schema"]["name"], "route");
+    assert_eq!(sent["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(
+        sent["response_format"]["json_schema"]["schema"]["properties"]["route"]["enum"],
+        json!(["A", "B"])
+    );
+}

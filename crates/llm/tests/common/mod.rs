@@ -337,3 +337,18 @@ pub fn sse(events: &[(&str, Value)]) -> String {
 pub fn sse_response(body: String) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
 }
+
+/// A request for structured output: `{"route": "A" | "B"}`.
+pub fn structured(model: &str) -> CompletionRequest {
+    let mut r = request(model);
+    r.response_schema = Some(chatstudio_llm::ResponseSchema {
+        name: "route".into(),
+        schema: serde_json::json!({
+            "type": "object",
+            "properties": {"route": {"type": ["string", "null"], "enum": ["A", "B"]}},
+            "required": ["route"],
+            "additionalProperties": false
+        }),
+    });
+    r
+}

@@ -3,6 +3,7 @@
 //! through `llm::LlmClient` and storage only through the domain layer.
 
 pub mod delivery;
+pub mod dry_run;
 pub mod error;
 pub mod history;
 pub mod jobs;

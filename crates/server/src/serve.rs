@@ -135,19 +135,28 @@ pub struct Options {
     pub scheduler: bool,
 }
 
-pub async fn start(opts: &Options) -> anyhow::Result<Running> {
-    let (db_cfg, bind, seed_demo) = (&opts.db, opts.bind, opts.seed_demo);
+/// The database (migrated), the credential key and the file store, as every
+/// process that works on the data opens them.
+pub async fn open_domain(
+    db_cfg: &store::DbConfig,
+    files_url: Option<&str>,
+) -> anyhow::Result<Domain> {
     let db = store::connect(db_cfg)
         .await
         .with_context(|| format!("cannot open the database ({})", describe(db_cfg)))?;
     db.migrate().await.context("database migration failed")?;
     let secrets = domain::secrets::SecretBox::load(&db_cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
-    let files = domain::files::FileStore::open(opts.files_url.as_deref(), &db_cfg.data_dir)
+    let files = domain::files::FileStore::open(files_url, &db_cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("file store: {e}"))?;
-    let domain = Domain::open(db, secrets, files)
+    Domain::open(db, secrets, files)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn start(opts: &Options) -> anyhow::Result<Running> {
+    let (db_cfg, bind, seed_demo) = (&opts.db, opts.bind, opts.seed_demo);
+    let domain = open_domain(db_cfg, opts.files_url.as_deref()).await?;
     let seed = if seed_demo {
         bootstrap::seed_demo(&domain.db.write, &domain.secrets)
             .await
@@ -249,17 +258,7 @@ pub async fn run_workers(
     settings: engine::EngineSettings,
     workers: usize,
 ) -> anyhow::Result<()> {
-    let db = store::connect(db_cfg)
-        .await
-        .with_context(|| format!("cannot open the database ({})", describe(db_cfg)))?;
-    db.migrate().await.context("database migration failed")?;
-    let secrets = domain::secrets::SecretBox::load(&db_cfg.data_dir)
-        .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
-    let files = domain::files::FileStore::open(files_url, &db_cfg.data_dir)
-        .map_err(|e| anyhow::anyhow!("file store: {e}"))?;
-    let domain = Domain::open(db, secrets, files)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let domain = open_domain(db_cfg, files_url).await?;
     let engine = engine::Engine::new(domain.clone(), settings);
     let listen_url = db_cfg
         .url

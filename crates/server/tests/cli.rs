@@ -421,3 +421,119 @@ async fn serve_seeds_a_fresh_sqlite_database_once() {
 async fn serve_seeds_a_fresh_postgres_database_once() {
     serve_seeds_a_fresh_database_once(Backend::Postgres).await;
 }
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/../domain/src/pipeline/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+both_backends!(
+    pipelines_imported_from_the_original_and_tested_without_saving,
+    async |app: &TestApp| {
+        let cli = chatstudio(app);
+        cli.ok(&["team", "create", "acme"]);
+        cli.ok(&[
+            "provider", "add", "--team", "acme", "--name", "local", "--type", "builtin",
+        ]);
+        // Everything that cannot be mapped is named, by node; nothing is created.
+        let (ok, _, err) = cli.run(&[
+            "chatbot",
+            "import",
+            "--team",
+            "acme",
+            "--file",
+            &fixture("agent_bot.json"),
+        ]);
+        assert!(!ok);
+        assert!(err.contains("node \"agent\": tools"), "{err}");
+        assert!(err.contains("node \"py\": Python nodes"), "{err}");
+        assert!(err.contains("--provider"), "{err}");
+        let (ok, _, err) = cli.run(&[
+            "chatbot",
+            "import",
+            "--team",
+            "acme",
+            "--file",
+            &fixture("router_bot.json"),
+            "--provider",
+            "missing",
+            "--model",
+            "echo",
+        ]);
+        assert!(
+            !ok && err.contains("provider \"missing\" does not exist"),
+            "{err}"
+        );
+        let listed = cli.ok(&["chatbot", "list", "--team", "acme", "--json"]);
+        assert_eq!(listed.trim(), "[]");
+
+        let out = cli.ok(&[
+            "chatbot",
+            "import",
+            "--team",
+            "acme",
+            "--file",
+            &fixture("router_bot.json"),
+            "--provider",
+            "local",
+            "--model",
+            "echo",
+        ]);
+        assert!(out.contains("imported chatbot Support triage"), "{out}");
+        let id = last_line(&out);
+        let out = cli.ok(&["chatbot", "test", &id, "--message", "a billing question"]);
+        assert!(
+            out.contains("path: start → triage → billing → wrap"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[triage] router") && out.contains("→ route BILLING"),
+            "{out}"
+        );
+        assert!(
+            out.trim_end()
+                .ends_with("reply:\nYou said: a billing question (a billing question)"),
+            "{out}"
+        );
+        let v: Value = serde_json::from_str(&cli.ok(&[
+            "chatbot",
+            "test",
+            &id,
+            "--message",
+            "something else",
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(
+            v["path"],
+            serde_json::json!(["start", "triage", "other", "wrap"])
+        );
+        assert_eq!(v["reply_tags"], serde_json::json!(["OTHER"]));
+        // Nothing was saved.
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 0);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM traces").await, 0);
+
+        // A chatbot file with a bad pipeline: the node and the field are named.
+        let yaml = app.data_dir.path().join("bad.yaml");
+        std::fs::write(
+            &yaml,
+            "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: s, type: start}\n      - {id: r, type: static_router, params: {route_key: x, keywords: [a], defualt_keyword_index: 0}}\n      - {id: e, type: end}\n    edges:\n      - {from: s, to: r}\n      - {from: r, to: e, handle: output_0}\n",
+        )
+        .unwrap();
+        let (ok, _, err) = cli.run(&[
+            "chatbot",
+            "apply",
+            "--team",
+            "acme",
+            "--file",
+            yaml.to_str().unwrap(),
+        ]);
+        assert!(!ok);
+        assert!(
+            err.contains("node \"r\" (static_router): params.defualt_keyword_index: unknown field"),
+            "{err}"
+        );
+    }
+);

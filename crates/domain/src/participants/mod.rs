@@ -131,3 +131,25 @@ pub async fn get(db: &impl Reads, id: ParticipantId) -> Result<Option<Participan
         .map(Participant::from_row)
         .transpose()
 }
+
+/// A team's participant by identifier: the API channel's if there is one,
+/// else the first on any platform.
+pub async fn by_identifier(
+    db: &impl Reads,
+    team_id: TeamId,
+    identifier: &str,
+) -> Result<Option<Participant>> {
+    let rows = participant::Entity::find()
+        .filter(participant::Column::TeamId.eq(team_id))
+        .filter(participant::Column::Identifier.eq(identifier))
+        .all(db.reader())
+        .await?;
+    let api = rows
+        .iter()
+        .position(|r| r.platform == Platform::Api.as_str());
+    let row = match api {
+        Some(i) => rows.into_iter().nth(i),
+        None => rows.into_iter().next(),
+    };
+    row.map(Participant::from_row).transpose()
+}

@@ -23,6 +23,7 @@
 //! order; other nodes' edges carry none.
 
 mod nodes;
+pub mod original;
 mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -246,3 +246,113 @@ fn template_email_and_extraction_params() {
     let providers = p(routed(router_params())).providers();
     assert_eq!(providers, ["p"]);
 }
+
+mod from_the_original {
+    use super::*;
+    use crate::pipeline::original::{ImportOptions, from_original};
+
+    fn fixture(name: &str) -> Value {
+        let text = match name {
+            "router" => include_str!("fixtures/router_bot.json"),
+            "intake" => include_str!("fixtures/intake_bot.json"),
+            _ => include_str!("fixtures/agent_bot.json"),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn with_provider() -> ImportOptions {
+        ImportOptions {
+            provider: Some("openai".into()),
+            model: Some("gpt-4o".into()),
+            skip_unsupported: false,
+        }
+    }
+
+    #[test]
+    fn a_router_bot_maps_node_for_node() {
+        let imported = from_original(&fixture("router"), &with_provider()).unwrap();
+        assert!(imported.left_out.is_empty());
+        let v = imported.pipeline.validate().unwrap();
+        let ids: Vec<&str> = v.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids[0], "start");
+        assert_eq!(ids.len(), 6);
+        let Node::Router(r) = &v.node("triage").unwrap().node else {
+            panic!()
+        };
+        assert_eq!(r.keywords, ["BILLING", "OTHER"]);
+        assert_eq!(r.default_keyword_index, 1);
+        assert!(r.tag_output_message);
+        assert_eq!(r.temperature, Some(0.1));
+        assert_eq!(r.history.kind, HistoryType::Node);
+        assert_eq!(r.provider, "openai");
+        assert_eq!(r.model, "gpt-4o");
+        let Node::Llm(b) = &v.node("billing").unwrap().node else {
+            panic!()
+        };
+        assert_eq!(b.output_tag.as_deref(), Some("billing"));
+        assert_eq!(b.history.mode, HistoryMode::MaxHistoryLength);
+        assert_eq!(b.history.max_history_length, Some(6));
+        let Node::Llm(o) = &v.node("other").unwrap().node else {
+            panic!()
+        };
+        assert_eq!(o.history.kind, HistoryType::Named);
+        assert_eq!(o.history.name.as_deref(), Some("shared"));
+        assert_eq!(o.output_tag, None);
+        let handles: Vec<Option<&str>> = v
+            .outgoing("triage")
+            .iter()
+            .map(|e| e.handle.as_deref())
+            .collect();
+        assert_eq!(handles, [Some("output_0"), Some("output_1")]);
+        assert!(v.outgoing("start").iter().all(|e| e.handle.is_none()));
+        assert_eq!(v.node("triage").unwrap().node.provider(), Some("openai"));
+    }
+
+    #[test]
+    fn an_intake_bot_with_extraction_static_routing_and_email() {
+        let imported = from_original(
+            &fixture("intake"),
+            &ImportOptions {
+                provider: Some("openai".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let v = imported.pipeline.validate().unwrap();
+        let Node::UpdateParticipantData(x) = &v.node("learn").unwrap().node else {
+            panic!()
+        };
+        assert_eq!(x.model, "gpt-4o-mini", "the node's own model name wins");
+        assert_eq!(x.key_name, None);
+        assert_eq!(x.data_schema["lang"], "their language");
+        assert!(matches!(
+            v.node("by_lang").unwrap().node,
+            Node::StaticRouter(_)
+        ));
+        assert!(matches!(v.node("en").unwrap().node, Node::Template(_)));
+        assert!(matches!(v.node("notify").unwrap().node, Node::SendEmail(_)));
+    }
+
+    #[test]
+    fn what_cannot_be_mapped_is_reported_by_node() {
+        let problems = from_original(&fixture("agent"), &ImportOptions::default()).unwrap_err();
+        let all = problems.join("\n");
+        assert!(
+            all.contains("node \"agent\": the original's provider id 1"),
+            "{all}"
+        );
+        assert!(all.contains("node \"agent\": tools"), "{all}");
+        assert!(all.contains("node \"agent\": built_in_tools"), "{all}");
+        assert!(
+            all.contains("node \"agent\": model parameter \"reasoning_effort\""),
+            "{all}"
+        );
+        assert!(all.contains("node \"py\": Python nodes"), "{all}");
+        // Leaving out the unsupported settings still cannot drop a whole node.
+        let mut o = with_provider();
+        o.skip_unsupported = true;
+        let problems = from_original(&fixture("agent"), &o).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(from_original(&json!({"edges": []}), &o).is_err());
+    }
+}

@@ -55,6 +55,10 @@ pub enum ChatbotCmd {
     },
     /// Archive a chatbot and all its versions.
     Archive { id: Uuid },
+    /// Import a pipeline exported from the original Open Chat Studio (JSON).
+    Import(super::chatbot_import::ImportArgs),
+    /// Run one turn without saving it: the path, every node's output, the reply.
+    Test(super::chatbot_test::TestArgs),
 }
 
 fn read_file(path: &PathBuf) -> anyhow::Result<BotFile> {
@@ -185,6 +189,8 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
                 output::line(&format!("archived chatbot {id}"));
             }
         }
+        ChatbotCmd::Import(a) => super::chatbot_import::run(cli, db, a).await?,
+        ChatbotCmd::Test(a) => super::chatbot_test::run(cli, a).await?,
     }
     Ok(())
 }

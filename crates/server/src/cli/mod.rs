@@ -10,6 +10,8 @@ use crate::config::StorageArgs;
 
 mod channel;
 mod chatbot;
+mod chatbot_import;
+mod chatbot_test;
 mod key;
 mod pricing;
 mod provider;

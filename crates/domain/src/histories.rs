@@ -3,16 +3,13 @@
 //! (`type: named`). Stored per session like messages, with the same summary
 //! checkpoints, so the three history modes read them the same way.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
 use store::entity::pipeline_history_message as row;
 
 use crate::Result;
 use crate::conn::{Reads, Writes};
-use crate::ids::{MessageId, SessionId};
-use crate::messages::{MessageRole, StoredMessage};
-use crate::text_enum::stored;
+use crate::ids::SessionId;
+use crate::messages::{MessageRole, StoredMessage, checkpoint_window};
 
 /// One exchange a node adds to a pipeline history, written with its turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,39 +29,19 @@ pub async fn load(
     name: &str,
     limit: u64,
 ) -> Result<Vec<StoredMessage>> {
-    let db = db.reader();
-    let checkpoint = row::Entity::find()
-        .select_only()
-        .column(row::Column::Id)
-        .filter(row::Column::SessionId.eq(session_id))
-        .filter(row::Column::HistoryName.eq(name))
-        .filter(row::Column::Summary.is_not_null())
-        .order_by_desc(row::Column::Id)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
-    let mut q = row::Entity::find()
-        .filter(row::Column::SessionId.eq(session_id))
-        .filter(row::Column::HistoryName.eq(name));
-    if let Some(c) = checkpoint {
-        q = q.filter(row::Column::Id.gte(c));
-    }
-    let mut rows = q
-        .order_by_desc(row::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?;
-    rows.reverse();
+    let scope = Condition::all()
+        .add(row::Column::SessionId.eq(session_id))
+        .add(row::Column::HistoryName.eq(name));
+    let rows = checkpoint_window::<row::Entity, _>(
+        db.reader(),
+        scope,
+        (row::Column::Id, row::Column::Summary),
+        &[row::Column::Id],
+        limit,
+    )
+    .await?;
     rows.into_iter()
-        .map(|m| {
-            Ok(StoredMessage {
-                id: MessageId(m.id),
-                role: stored(&m.role)?,
-                content: m.content,
-                summary: m.summary,
-                created_at: m.created_at,
-            })
-        })
+        .map(|m| StoredMessage::read(m.id, &m.role, m.content, m.summary, m.created_at))
         .collect()
 }
 

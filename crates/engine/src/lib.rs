@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod pipeline;
 pub mod proactive;
 pub mod prompt_context;
+pub mod run_input;
 pub mod streams;
 pub mod turn;
 pub mod worker;

@@ -7,23 +7,20 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
 use domain::channels::{self, Platform};
 use domain::chatbots::{self, Resolved};
-use domain::messages::StoredMessage;
 use domain::messages::{self, MessageRole};
-use domain::participants::{self, Participant, data as pdata};
+use domain::participants::{self, Participant};
 use domain::pipeline::{HistoryScope, Pipeline, ValidPipeline};
-use domain::prompt::PromptContext;
 use domain::sessions::{self, EndedBy, NewSession, Session};
-use domain::turns::{self, TurnOutcome};
+use domain::turns::{self, TurnChanges, TurnOutcome};
 use domain::{MessageId, ParticipantId, TeamId, UserId};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::pipeline::{Failure, RunInput, RunOutput};
-use crate::prompt_context;
+use crate::pipeline::{Failure, RunOutput};
+use crate::run_input::Reading;
 use crate::{Engine, TurnError};
 
 pub const RESET_REPLY: &str = "Conversation reset";
@@ -272,11 +269,10 @@ impl Engine {
             }
         }
         let reply = run.reply.clone();
-        let mut changes = base.changes.clone();
-        changes.participant_data = run.participant_data;
-        changes.reply_tags = run.reply_tags;
-        changes.histories = run.histories;
-        changes.emails = run.emails;
+        let changes = TurnChanges {
+            family_id: base.changes.family_id,
+            ..run.changes
+        };
         let outcome = TurnOutcome {
             reply: Some(run.reply),
             usage: run.usage,
@@ -298,56 +294,6 @@ impl Engine {
         })
     }
 
-    /// Everything a pipeline run reads for a turn in `session`.
-    pub async fn run_input<'a>(
-        &self,
-        session: &Session,
-        chatbot: &Resolved,
-        valid: &'a ValidPipeline,
-        history: &'a [StoredMessage],
-        input: (Option<MessageId>, String),
-    ) -> Result<RunInput<'a>, TurnError> {
-        let db = &self.domain;
-        let participant_data = pdata::get(db, session.participant_id, chatbot.family_id).await?;
-        let participant = participants::get(db, session.participant_id).await?;
-        let schedules =
-            domain::schedules::pending_for(db, session.participant_id, chatbot.family_id).await?;
-        let now = Utc::now();
-        let tz = prompt_context::timezone(&participant_data);
-        let prompt = PromptContext {
-            participant_data,
-            session_state: if session.state.is_object() {
-                session.state.clone()
-            } else {
-                Value::Object(Default::default())
-            },
-            temp_state: json!({}),
-            current_datetime: prompt_context::day(now, tz),
-        };
-        Ok(RunInput {
-            team_id: session.team_id,
-            session_id: Some(session.id),
-            pipeline: valid,
-            input: input.1,
-            input_message_id: input.0,
-            history,
-            prompt,
-            participant: crate::pipeline::Participant {
-                identifier: participant
-                    .as_ref()
-                    .map(|p| p.identifier.clone())
-                    .unwrap_or_default(),
-                platform: participant
-                    .as_ref()
-                    .map(|p| p.platform.as_str().to_string())
-                    .unwrap_or_default(),
-                schedules,
-            },
-            exact_time: prompt_context::exact(now, tz),
-            stream: None,
-        })
-    }
-
     async fn execute(
         &self,
         session: &Session,
@@ -356,26 +302,22 @@ impl Engine {
         text: String,
         stream: Option<mpsc::Sender<String>>,
     ) -> Result<RunOutput, Failure> {
-        let bare = |e: TurnError| Failure {
-            error: e,
-            node: None,
-            spans: Vec::new(),
-        };
-        let valid = chatbot_pipeline(chatbot).map_err(bare)?;
+        let valid = chatbot_pipeline(chatbot)?;
         let limit = global_history_limit(&valid);
-        let history = messages::history(&self.domain, session.id, Some(input_message_id), limit)
-            .await
-            .map_err(|e| bare(e.into()))?;
+        let history =
+            messages::history(&self.domain, session.id, Some(input_message_id), limit).await?;
         let mut run = self
-            .run_input(
-                session,
-                chatbot,
-                &valid,
-                &history,
-                (Some(input_message_id), text),
-            )
-            .await
-            .map_err(bare)?;
+            .run_input(Reading {
+                team_id: session.team_id,
+                session: Some((session.id, &session.state)),
+                participant_id: Some(session.participant_id),
+                family_id: chatbot.family_id,
+                pipeline: &valid,
+                history: &history,
+                input_message_id: Some(input_message_id),
+                input: text,
+            })
+            .await?;
         run.stream = stream;
         self.run_pipeline(run).await
     }

@@ -6,7 +6,8 @@ pub mod accept;
 pub mod transcript;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 use serde_json::{Value, json};
 use store::entity::message;
@@ -58,6 +59,25 @@ pub struct StoredMessage {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl StoredMessage {
+    /// A stored row of any history table.
+    pub(crate) fn read(
+        id: i64,
+        role: &str,
+        content: String,
+        summary: Option<String>,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self> {
+        Ok(StoredMessage {
+            id: MessageId(id),
+            role: stored(role)?,
+            content,
+            summary,
+            created_at,
+        })
+    }
+}
+
 pub async fn insert(
     db: &impl Writes,
     team_id: TeamId,
@@ -90,43 +110,53 @@ pub async fn history(
     before: Option<MessageId>,
     limit: u64,
 ) -> Result<Vec<StoredMessage>> {
-    let db = db.reader();
     let before_id = before.map_or(i64::MAX, i64::from);
-    let checkpoint = message::Entity::find()
+    let scope = Condition::all()
+        .add(message::Column::SessionId.eq(session_id))
+        .add(message::Column::Id.lt(before_id));
+    let rows = checkpoint_window::<message::Entity, _>(
+        db.reader(),
+        scope,
+        (message::Column::Id, message::Column::Summary),
+        &[message::Column::CreatedAt, message::Column::Id],
+        limit,
+    )
+    .await?;
+    rows.into_iter()
+        .map(|m| StoredMessage::read(m.id, &m.role, m.content, m.summary, m.created_at))
+        .collect()
+}
+
+/// The rows of `scope` from its latest summary checkpoint (inclusive) on, at
+/// most `limit` of the newest, oldest first: what a history reads, whichever
+/// table keeps it. `id` and `summary` name the id and checkpoint columns;
+/// `newest` orders newest first. Two queries whatever the history's length.
+pub(crate) async fn checkpoint_window<E: EntityTrait, C: sea_orm::ConnectionTrait>(
+    db: &C,
+    scope: Condition,
+    (id, summary): (E::Column, E::Column),
+    newest: &[E::Column],
+    limit: u64,
+) -> Result<Vec<E::Model>> {
+    let checkpoint = E::find()
         .select_only()
-        .column(message::Column::Id)
-        .filter(message::Column::SessionId.eq(session_id))
-        .filter(message::Column::Id.lt(before_id))
-        .filter(message::Column::Summary.is_not_null())
-        .order_by_desc(message::Column::Id)
+        .column(id)
+        .filter(scope.clone())
+        .filter(summary.is_not_null())
+        .order_by_desc(id)
         .into_tuple::<i64>()
         .one(db)
         .await?;
-    let mut q = message::Entity::find()
-        .filter(message::Column::SessionId.eq(session_id))
-        .filter(message::Column::Id.lt(before_id));
+    let mut q = E::find().filter(scope);
     if let Some(c) = checkpoint {
-        q = q.filter(message::Column::Id.gte(c));
+        q = q.filter(id.gte(c));
     }
-    // Newest first with a cap, so a long conversation costs the same as a short one.
-    let mut rows = q
-        .order_by_desc(message::Column::CreatedAt)
-        .order_by_desc(message::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?;
+    for c in newest {
+        q = q.order_by_desc(*c);
+    }
+    let mut rows = q.limit(limit).all(db).await?;
     rows.reverse();
-    rows.into_iter()
-        .map(|m| {
-            Ok(StoredMessage {
-                id: MessageId(m.id),
-                role: stored(&m.role)?,
-                content: m.content,
-                summary: m.summary,
-                created_at: m.created_at,
-            })
-        })
-        .collect()
+    Ok(rows)
 }
 
 /// Marks on a bot message that say which job wrote it, so a retry of that

@@ -36,7 +36,44 @@ impl Recalled {
     }
 }
 
+/// What a node that talks to a model starts from: its provider, a client,
+/// the history it recalled, and the calls that took (a summary).
+pub(super) struct Conversation {
+    pub access: domain::providers::ProviderAccess,
+    pub client: std::sync::Arc<dyn LlmClient>,
+    pub recalled: Recalled,
+    pub done: Done,
+}
+
 impl Engine {
+    /// Opens a node's conversation: its provider and its history.
+    pub(super) async fn converse(
+        &self,
+        cx: &NodeCx<'_, '_>,
+        provider: &str,
+        model: &str,
+        settings: &HistorySettings,
+    ) -> Result<Conversation, TurnError> {
+        let (access, client) = self.provider(cx.run.team_id, provider).await?;
+        let mut done = Done::default();
+        let recalled = self
+            .recall(
+                cx,
+                settings,
+                model,
+                client.as_ref(),
+                &access.kind,
+                &mut done,
+            )
+            .await?;
+        Ok(Conversation {
+            access,
+            client,
+            recalled,
+            done,
+        })
+    }
+
     /// Loads the node's history under its settings; past the budget of
     /// `summarize`, asks the model for a summary first (counted in `done`).
     pub(super) async fn recall(
@@ -95,23 +132,16 @@ impl Engine {
         cx: &NodeCx<'_, '_>,
         p: &LlmParams,
     ) -> Result<Done, TurnError> {
-        let (access, client) = self.provider(cx.run.team_id, &p.provider).await?;
-        let prompt = cx.prompt_context();
+        let Conversation {
+            access,
+            client,
+            recalled,
+            mut done,
+        } = self.converse(cx, &p.provider, &p.model, &p.history).await?;
         let template = cx.node.prompt.as_ref();
         let system = template
-            .map(|t| t.render(&prompt))
+            .map(|t| t.render(&cx.prompt_context()))
             .filter(|s| !s.is_empty());
-        let mut done = Done::default();
-        let recalled = self
-            .recall(
-                cx,
-                &p.history,
-                &p.model,
-                client.as_ref(),
-                &access.kind,
-                &mut done,
-            )
-            .await?;
         let mut messages = recalled.messages.clone();
         let mut user_turn = cx.input.clone();
         if template.is_some_and(|t| t.uses("current_datetime")) {

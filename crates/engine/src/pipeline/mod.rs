@@ -28,7 +28,7 @@ use domain::pipeline::{Node, ValidNode, ValidPipeline};
 use domain::pricing::ServiceKind;
 use domain::prompt::PromptContext;
 use domain::traces::Span;
-use domain::turns::UsageItem;
+use domain::turns::{TurnChanges, UsageItem};
 use domain::{MessageId, SessionId, TeamId};
 use futures_util::future::join_all;
 use llm::Completion;
@@ -75,12 +75,8 @@ pub struct RunOutput {
     pub checkpoint: Option<(Option<i64>, String)>,
     /// Every node that ran, in the order it finished.
     pub spans: Vec<Span>,
-    /// The participant's data after the run, when a node changed it.
-    pub participant_data: Option<Value>,
-    pub reply_tags: Vec<String>,
-    pub histories: Vec<HistoryWrite>,
-    /// Emails the run queues (sent after the turn commits).
-    pub emails: Vec<domain::jobs::EmailPayload>,
+    /// What the run changes, for the turn to write (`family_id` is the turn's to fill).
+    pub changes: TurnChanges,
 }
 
 impl RunOutput {
@@ -99,15 +95,18 @@ pub struct Failure {
     pub spans: Vec<Span>,
 }
 
-impl Failure {
-    fn bare(error: TurnError) -> Self {
+/// A failure before any node ran.
+impl<E: Into<TurnError>> From<E> for Failure {
+    fn from(e: E) -> Self {
         Failure {
-            error,
+            error: e.into(),
             node: None,
             spans: Vec::new(),
         }
     }
+}
 
+impl Failure {
     /// The text the trace records.
     pub fn describe(&self) -> String {
         match &self.node {
@@ -192,7 +191,7 @@ impl Engine {
         let pipeline = run.pipeline;
         let end = pipeline
             .end()
-            .ok_or_else(|| Failure::bare(TurnError::Config("the pipeline has no end".into())))?;
+            .ok_or_else(|| TurnError::Config("the pipeline has no end".into()))?;
         let mut state = state::Shared::new(&run);
         let mut decided: HashMap<&str, Decided> = HashMap::new();
         let mut out = RunOutput::default();
@@ -240,7 +239,7 @@ impl Engine {
             if let Some((_, inputs)) = wave.iter().find(|(n, _)| n.id == end.id) {
                 out.reply = inputs.join("\n\n");
                 if participant_changed {
-                    out.participant_data = Some(state.participant_data);
+                    out.changes.participant_data = Some(state.participant_data);
                 }
                 return Ok(out);
             }
@@ -300,9 +299,9 @@ impl Engine {
                 if out.checkpoint.is_none() {
                     out.checkpoint = done.checkpoint;
                 }
-                out.histories.extend(done.history);
-                out.reply_tags.extend(done.reply_tags);
-                out.emails.extend(done.emails);
+                out.changes.histories.extend(done.history);
+                out.changes.reply_tags.extend(done.reply_tags);
+                out.changes.emails.extend(done.emails);
                 if let Some(data) = done.participant_data {
                     state.participant_data = data;
                     participant_changed = true;

@@ -71,7 +71,12 @@ impl Engine {
         cx: &NodeCx<'_, '_>,
         p: &RouterParams,
     ) -> Result<Done, TurnError> {
-        let (access, client) = self.provider(cx.run.team_id, &p.provider).await?;
+        let super::llm_node::Conversation {
+            access,
+            client,
+            recalled,
+            mut done,
+        } = self.converse(cx, &p.provider, &p.model, &p.history).await?;
         let prompt = cx
             .node
             .prompt
@@ -82,17 +87,6 @@ impl Engine {
             "{prompt}\n\nAnswer with exactly one of these keywords: {}.",
             p.keywords.join(", ")
         );
-        let mut done = Done::default();
-        let recalled = self
-            .recall(
-                cx,
-                &p.history,
-                &p.model,
-                client.as_ref(),
-                &access.kind,
-                &mut done,
-            )
-            .await?;
         let mut messages = recalled.messages.clone();
         messages.push(ChatMessage::new(Role::User, cx.input.clone()));
         let req = CompletionRequest {

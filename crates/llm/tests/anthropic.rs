@@ -285,55 +285,7 @@ async fn overloaded_529_is_retried() {
     assert_eq!(requests(&server).await.len(), 2);
 }
 
-#[tokio::test]
-async fn rate_limited_then_ok() {
-    provider().rate_limited_then_ok().await;
-}
-
-#[tokio::test]
-async fn server_error_then_ok() {
-    provider().server_error_then_ok().await;
-}
-
-#[tokio::test]
-async fn server_error_forever() {
-    provider().server_error_forever().await;
-}
-
-#[tokio::test]
-async fn unauthorized() {
-    provider().unauthorized().await;
-}
-
-#[tokio::test]
-async fn bad_request() {
-    provider().bad_request().await;
-}
-
-#[tokio::test]
-async fn not_found() {
-    provider().not_found().await;
-}
-
-#[tokio::test]
-async fn malformed_json() {
-    provider().malformed_json().await;
-}
-
-#[tokio::test]
-async fn missing_fields() {
-    provider().missing_fields().await;
-}
-
-#[tokio::test]
-async fn slow_response() {
-    provider().slow_response().await;
-}
-
-#[tokio::test]
-async fn connection_refused() {
-    provider().connection_refused().await;
-}
+failure_scenarios!(provider());
 
 #[tokio::test]
 async fn structured_output_forces_one_tool_and_reads_its_input() {

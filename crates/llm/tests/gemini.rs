@@ -256,55 +256,7 @@ async fn invalid_api_key_400_reads_as_an_auth_failure() {
     assert_eq!(requests(&server).await.len(), 1);
 }
 
-#[tokio::test]
-async fn rate_limited_then_ok() {
-    provider().rate_limited_then_ok().await;
-}
-
-#[tokio::test]
-async fn server_error_then_ok() {
-    provider().server_error_then_ok().await;
-}
-
-#[tokio::test]
-async fn server_error_forever() {
-    provider().server_error_forever().await;
-}
-
-#[tokio::test]
-async fn unauthorized() {
-    provider().unauthorized().await;
-}
-
-#[tokio::test]
-async fn bad_request() {
-    provider().bad_request().await;
-}
-
-#[tokio::test]
-async fn not_found() {
-    provider().not_found().await;
-}
-
-#[tokio::test]
-async fn malformed_json() {
-    provider().malformed_json().await;
-}
-
-#[tokio::test]
-async fn missing_fields() {
-    provider().missing_fields().await;
-}
-
-#[tokio::test]
-async fn slow_response() {
-    provider().slow_response().await;
-}
-
-#[tokio::test]
-async fn connection_refused() {
-    provider().connection_refused().await;
-}
+failure_scenarios!(provider());
 
 #[tokio::test]
 async fn structured_output_sends_a_response_schema_gemini_accepts() {

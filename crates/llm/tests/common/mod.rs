@@ -20,6 +20,25 @@ use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// The failure scenarios of [`Provider`], as one test each for the adapter
+/// a test crate covers: `failure_scenarios!(provider());`.
+macro_rules! failure_scenarios {
+    ($provider:expr) => {
+        failure_scenarios!(@each $provider; rate_limited_then_ok, server_error_then_ok,
+            server_error_forever, unauthorized, bad_request, not_found, malformed_json,
+            missing_fields, slow_response, connection_refused);
+    };
+    (@each $provider:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $provider.$name().await;
+            }
+        )*
+    };
+}
+pub(crate) use failure_scenarios;
+
 pub const API_KEY: &str = "test-secret-key-0123456789";
 
 pub fn config(kind: ProviderKind, server: &MockServer) -> ProviderConfig {

@@ -160,6 +160,7 @@ pub fn summary_request(job: &SummarizeJob) -> (String, Vec<ChatMessage>) {
             Role::User => "User",
             Role::Assistant => "Assistant",
             Role::System => "System",
+            Role::Tool => "Tool",
         };
         transcript.push_str(&format!("{who}: {}\n", m.content));
     }

@@ -123,6 +123,7 @@ impl Engine {
             temperature: params.temperature,
             max_tokens: params.max_tokens,
             response_schema: None,
+            tools: Vec::new(),
         };
         let c = client.complete(&req).await?;
         let usage = crate::pipeline::usage_items(&access.kind, &c, &params.model);

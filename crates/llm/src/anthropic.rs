@@ -1,13 +1,13 @@
 //! Anthropic Messages API.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::http::{self, Ctx, Decoder, Step, Summary};
 use crate::sse::SseEvent;
 use crate::{
     Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, ProviderConfig, Role,
-    Usage,
+    ToolCall, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -51,49 +51,75 @@ impl Anthropic {
 
 fn body(req: &CompletionRequest, stream: bool) -> MessagesRequest<'_> {
     // Anthropic takes only user/assistant turns, alternating: system turns
-    // join the system prompt and runs of one role become one turn.
+    // join the system prompt, tool results are user turns of `tool_result`
+    // blocks, and runs of one role become one turn.
     let mut system: Vec<&str> = req.system.iter().map(String::as_str).collect();
     let mut messages: Vec<WireMessage> = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        let role = match m.role {
+        let (role, blocks) = match m.role {
             Role::System => {
                 system.push(&m.content);
                 continue;
             }
-            Role::User => "user",
-            Role::Assistant => "assistant",
+            Role::User => ("user", vec![json!({"type": "text", "text": m.content})]),
+            Role::Assistant => {
+                let mut blocks = Vec::new();
+                if !m.content.is_empty() {
+                    blocks.push(json!({"type": "text", "text": m.content}));
+                }
+                for c in &m.tool_calls {
+                    blocks.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}));
+                }
+                ("assistant", blocks)
+            }
+            Role::Tool => {
+                let (id, is_error) = m
+                    .answers
+                    .as_ref()
+                    .map_or((String::new(), false), |a| (a.call_id.clone(), a.is_error));
+                (
+                    "user",
+                    vec![
+                        json!({"type": "tool_result", "tool_use_id": id, "content": m.content, "is_error": is_error}),
+                    ],
+                )
+            }
         };
         match messages.last_mut() {
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&m.content);
-            }
+            Some(last) if last.role == role => last.content.extend(blocks),
             _ => messages.push(WireMessage {
                 role,
-                content: m.content.clone(),
+                content: blocks,
             }),
         }
     }
     system.retain(|s| !s.is_empty());
+    let mut tools: Vec<Value> = req
+        .tools
+        .iter()
+        .map(
+            |t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}),
+        )
+        .collect();
+    let mut tool_choice = None;
+    // Structured output: one tool whose input is the shape, and the model must call it.
+    if let Some(s) = &req.response_schema {
+        tools.push(json!({
+            "name": s.name,
+            "description": "Give the answer in this shape.",
+            "input_schema": s.schema,
+        }));
+        tool_choice = Some(json!({"type": "tool", "name": s.name}));
+    }
     MessagesRequest {
         model: &req.model,
         system: (!system.is_empty()).then(|| system.join("\n\n")),
-        messages,
+        messages: messages.into_iter().map(WireMessage::simplified).collect(),
         max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: req.temperature,
         stream,
-        // Structured output: one tool whose input is the shape, and the model must call it.
-        tools: req.response_schema.as_ref().map(|s| {
-            vec![serde_json::json!({
-                "name": s.name,
-                "description": "Give the answer in this shape.",
-                "input_schema": s.schema,
-            })]
-        }),
-        tool_choice: req
-            .response_schema
-            .as_ref()
-            .map(|s| serde_json::json!({"type": "tool", "name": s.name})),
+        tools: (!tools.is_empty()).then_some(tools),
+        tool_choice,
     }
 }
 
@@ -102,7 +128,7 @@ struct MessagesRequest<'a> {
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
-    messages: Vec<WireMessage>,
+    messages: Vec<SentMessage>,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
@@ -114,10 +140,40 @@ struct MessagesRequest<'a> {
     tool_choice: Option<Value>,
 }
 
-#[derive(Serialize)]
 struct WireMessage {
     role: &'static str,
-    content: String,
+    content: Vec<Value>,
+}
+
+#[derive(Serialize)]
+struct SentMessage {
+    role: &'static str,
+    content: Value,
+}
+
+impl WireMessage {
+    /// A turn of text only is sent as one string (text runs joined by a
+    /// blank line), as before tools existed; a turn with tool blocks as blocks.
+    fn simplified(self) -> SentMessage {
+        let texts: Option<Vec<&str>> = self
+            .content
+            .iter()
+            .map(
+                |b| match (b.get("type").and_then(Value::as_str), b.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => Some(t.as_str()),
+                    _ => None,
+                },
+            )
+            .collect();
+        let content = match texts {
+            Some(t) => Value::String(t.join("\n\n")),
+            None => Value::Array(self.content.clone()),
+        };
+        SentMessage {
+            role: self.role,
+            content,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -137,7 +193,11 @@ struct Block {
     kind: String,
     #[serde(default)]
     text: Option<String>,
-    /// A `tool_use` block's arguments (the structured answer).
+    /// A `tool_use` block's call: its id, tool name and arguments.
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     input: Option<Value>,
 }
@@ -178,8 +238,13 @@ impl LlmClient for Anthropic {
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, LlmError> {
         let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
         let resp: MessagesResponse = http::send_json(&ctx, self.request(&ctx, req, false)?).await?;
-        let text: String = match resp.content.iter().find(|b| b.kind == "tool_use") {
-            Some(b) if req.response_schema.is_some() => {
+        let structured = req.response_schema.as_ref().map(|s| s.name.as_str());
+        let answer = resp
+            .content
+            .iter()
+            .find(|b| b.kind == "tool_use" && b.name.as_deref() == structured);
+        let text: String = match answer {
+            Some(b) if structured.is_some() => {
                 b.input.as_ref().map(Value::to_string).unwrap_or_default()
             }
             _ => resp
@@ -189,6 +254,16 @@ impl LlmClient for Anthropic {
                 .filter_map(|b| b.text.as_deref())
                 .collect(),
         };
+        let tool_calls = resp
+            .content
+            .iter()
+            .filter(|b| b.kind == "tool_use" && b.name.as_deref() != structured)
+            .map(|b| ToolCall {
+                id: b.id.clone().unwrap_or_default(),
+                name: b.name.clone().unwrap_or_default(),
+                arguments: b.input.clone().unwrap_or_else(|| json!({})),
+            })
+            .collect();
         let mut usage = Usage::default();
         if let Some(u) = &resp.usage {
             u.apply(&mut usage);
@@ -198,10 +273,12 @@ impl LlmClient for Anthropic {
             usage,
             model: resp.model.unwrap_or_else(|| req.model.clone()),
             finish_reason: resp.stop_reason,
+            tool_calls,
         })
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = EventDecoder {

@@ -2,7 +2,8 @@
 //! provider account, and lets tests see exactly what the engine sent.
 
 use crate::{
-    Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, Role, StreamEvent, Usage,
+    Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, Role, StreamEvent,
+    ToolCall, Usage,
 };
 
 /// The built-in models, by name.
@@ -19,6 +20,9 @@ impl Builtin {
             .rev()
             .find(|m| m.role == Role::User)
             .map(|m| m.content.as_str());
+        if let Some(c) = Self::tool_round(req) {
+            return Ok(c);
+        }
         let text = match (req.model.as_str(), &req.response_schema) {
             (m, Some(s)) if MODELS.contains(&m) => {
                 fill(&s.schema, last_user.unwrap_or("")).to_string()
@@ -59,6 +63,61 @@ impl Builtin {
         })
     }
 
+    /// Tools, deterministically: a user message of lines `/tool NAME {json}`
+    /// calls those tools (in parallel when there are several); after tool
+    /// results the model reports them (`name: result`, one a line).
+    fn tool_round(req: &CompletionRequest) -> Option<Completion> {
+        if req.tools.is_empty() {
+            return None;
+        }
+        let last = req.messages.last()?;
+        match last.role {
+            Role::Tool => {
+                let results: Vec<String> = req
+                    .messages
+                    .iter()
+                    .rev()
+                    .take_while(|m| m.role == Role::Tool)
+                    .map(|m| {
+                        let name = m.answers.as_ref().map_or("", |a| a.name.as_str());
+                        format!("{name}: {}", m.content)
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                Some(Self::usage_of(req, results.join("\n")))
+            }
+            Role::User => {
+                let calls: Vec<ToolCall> = last
+                    .content
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix("/tool "))
+                    .enumerate()
+                    .filter_map(|(i, rest)| {
+                        let (name, args) =
+                            rest.trim().split_once(' ').unwrap_or((rest.trim(), "{}"));
+                        req.tools.iter().any(|t| t.name == name).then(|| ToolCall {
+                            id: format!("call_{i}"),
+                            name: name.to_string(),
+                            arguments: serde_json::from_str(args.trim()).unwrap_or_else(|_| {
+                                serde_json::Value::String(args.trim().to_string())
+                            }),
+                        })
+                    })
+                    .collect();
+                if calls.is_empty() {
+                    return None;
+                }
+                let mut c = Self::usage_of(req, String::new());
+                c.finish_reason = Some("tool_calls".into());
+                c.tool_calls = calls;
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
     fn usage_of(req: &CompletionRequest, text: String) -> Completion {
         let input_chars = req.system.as_deref().map_or(0, char_count)
             + req
@@ -77,6 +136,7 @@ impl Builtin {
             usage,
             model: req.model.clone(),
             finish_reason: Some("stop".to_owned()),
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -121,6 +181,7 @@ fn role_name(r: Role) -> &'static str {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        Role::Tool => "tool",
     }
 }
 

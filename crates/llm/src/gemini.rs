@@ -1,13 +1,13 @@
 //! Google Gemini `generateContent` (Generative Language API).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::http::{self, Ctx, Decoder, Step, Summary};
 use crate::sse::SseEvent;
 use crate::{
     Completion, CompletionRequest, CompletionStream, LlmClient, LlmError, ProviderConfig, Role,
-    Usage,
+    ToolCall, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -59,20 +59,43 @@ fn body(req: &CompletionRequest) -> GenerateRequest {
     let mut system: Vec<&str> = req.system.iter().map(String::as_str).collect();
     let mut contents = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        let role = match m.role {
+        let (role, parts) = match m.role {
             Role::System => {
                 system.push(&m.content);
                 continue;
             }
-            Role::User => "user",
-            Role::Assistant => "model",
+            Role::User => ("user", vec![json!({"text": m.content})]),
+            Role::Assistant => {
+                let mut parts = Vec::new();
+                if !m.content.is_empty() {
+                    parts.push(json!({"text": m.content}));
+                }
+                for c in &m.tool_calls {
+                    parts.push(json!({"functionCall": {"name": c.name, "args": c.arguments}}));
+                }
+                ("model", parts)
+            }
+            // Gemini answers calls by name, in a user turn of function responses.
+            Role::Tool => {
+                let name = m.answers.as_ref().map_or("", |a| a.name.as_str());
+                let key = if m.answers.as_ref().is_some_and(|a| a.is_error) {
+                    "error"
+                } else {
+                    "result"
+                };
+                (
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": {key: m.content}}})],
+                )
+            }
         };
-        contents.push(Content {
-            role,
-            parts: vec![TextPart {
-                text: m.content.clone(),
-            }],
-        });
+        match contents.last_mut() {
+            // Several tool results answer one turn of calls together.
+            Some(Content { role: r, parts: p }) if *r == role && m.role == Role::Tool => {
+                p.extend(parts)
+            }
+            _ => contents.push(Content { role, parts }),
+        }
     }
     system.retain(|s| !s.is_empty());
     let schema = req
@@ -96,6 +119,14 @@ fn body(req: &CompletionRequest) -> GenerateRequest {
             }],
         }),
         generation_config,
+        tools: (!req.tools.is_empty()).then(|| {
+            let declarations: Vec<Value> = req
+                .tools
+                .iter()
+                .map(|t| json!({"name": t.name, "description": t.description, "parameters": gemini_schema(&t.parameters)}))
+                .collect();
+            vec![json!({"functionDeclarations": declarations})]
+        }),
     }
 }
 
@@ -107,12 +138,14 @@ struct GenerateRequest {
     system_instruction: Option<SystemInstruction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     generation_config: Option<GenerationConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<Value>>,
 }
 
 #[derive(Serialize)]
 struct Content {
     role: &'static str,
-    parts: Vec<TextPart>,
+    parts: Vec<Value>,
 }
 
 #[derive(Serialize)]
@@ -207,12 +240,24 @@ struct CandidateContent {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Part {
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    function_call: Option<FunctionCall>,
     /// Thought summaries are not part of the answer.
     #[serde(default)]
     thought: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall {
+    name: String,
+    #[serde(default)]
+    args: Option<Value>,
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +299,23 @@ impl UsageMetadata {
 impl GenerateResponse {
     fn first_candidate(&self) -> Option<&Candidate> {
         self.candidates.as_ref().and_then(|c| c.first())
+    }
+
+    /// The calls the model asked for; Gemini may give no ids, so they are made up.
+    fn tool_calls(&self) -> Vec<ToolCall> {
+        self.first_candidate()
+            .and_then(|c| c.content.as_ref())
+            .and_then(|c| c.parts.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.function_call.as_ref())
+            .enumerate()
+            .map(|(i, f)| ToolCall {
+                id: f.id.clone().unwrap_or_else(|| format!("call_{i}")),
+                name: f.name.clone(),
+                arguments: f.args.clone().unwrap_or_else(|| json!({})),
+            })
+            .collect()
     }
 
     fn text(&self) -> String {
@@ -300,10 +362,12 @@ impl LlmClient for Gemini {
                 .clone()
                 .unwrap_or_else(|| req.model.clone()),
             finish_reason,
+            tool_calls: resp.tool_calls(),
         })
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("gemini", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = ChunkDecoder {

@@ -28,12 +28,20 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, answering an assistant turn's call.
+    Tool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// An assistant turn's tool calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool turn: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<ToolAnswer>,
 }
 
 impl ChatMessage {
@@ -41,8 +49,56 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            answers: None,
         }
     }
+
+    /// The assistant turn that asked for `calls` (with any text it said).
+    pub fn calling(text: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, text)
+        }
+    }
+
+    /// The result of `call` (an error the model should know about when `is_error`).
+    pub fn tool_result(call: &ToolCall, result: impl Into<String>, is_error: bool) -> Self {
+        Self {
+            answers: Some(ToolAnswer {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                is_error,
+            }),
+            ..Self::new(Role::Tool, result)
+        }
+    }
+}
+
+/// A function the model may call: its name, what it does, and a JSON Schema
+/// of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// A call the model asked for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call (synthesised where the provider has none).
+    pub id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// Which call a tool turn answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolAnswer {
+    pub call_id: String,
+    pub name: String,
+    pub is_error: bool,
 }
 
 /// One completion call. `system` is sent the way each provider expects
@@ -59,6 +115,20 @@ pub struct CompletionRequest {
     /// `response_format: json_schema`, an Anthropic tool the model must call,
     /// Gemini `responseSchema`).
     pub response_schema: Option<ResponseSchema>,
+    /// Functions the model may call; its answer then may be `tool_calls`.
+    pub tools: Vec<ToolSpec>,
+}
+
+/// Tool calls are read from whole responses only: a request with tools is
+/// not streamed (the engine calls tools with `complete`).
+pub(crate) fn refuse_streamed_tools(req: &CompletionRequest) -> Result<(), LlmError> {
+    if req.tools.is_empty() {
+        return Ok(());
+    }
+    Err(LlmError::Config {
+        message: "a request with tools cannot be streamed yet".into(),
+        status: None,
+    })
 }
 
 /// A JSON Schema the reply must follow, with a name for providers that want one.
@@ -91,13 +161,15 @@ impl Usage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Completion {
     pub text: String,
     pub usage: Usage,
     /// The model name the provider reported (falls back to the requested one).
     pub model: String,
     pub finish_reason: Option<String>,
+    /// The tools the model asked to call (run them and send the results back).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

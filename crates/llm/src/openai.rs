@@ -8,7 +8,7 @@ use crate::http::{self, Ctx, Decoder, Step, Summary};
 use crate::sse::SseEvent;
 use crate::{
     ChatMessage, Completion, CompletionRequest, CompletionStream, LlmClient, LlmError,
-    ProviderConfig, Role, Usage,
+    ProviderConfig, Role, ToolCall, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -59,12 +59,27 @@ fn body(req: &CompletionRequest, stream: bool) -> impl Serialize + '_ {
     if let Some(system) = &req.system {
         messages.push(WireMessage {
             role: "system",
-            content: system,
+            content: Some(system),
+            tool_calls: None,
+            tool_call_id: None,
         });
     }
     messages.extend(req.messages.iter().map(|m: &ChatMessage| WireMessage {
         role: role(m.role),
-        content: &m.content,
+        // An assistant turn that only calls tools has no content.
+        content: (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(m.content.as_str()),
+        tool_calls: (!m.tool_calls.is_empty()).then(|| {
+            m.tool_calls
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments.to_string()},
+                    })
+                })
+                .collect()
+        }),
+        tool_call_id: m.answers.as_ref().map(|a| a.call_id.as_str()),
     }));
     ChatRequest {
         model: &req.model,
@@ -74,6 +89,15 @@ fn body(req: &CompletionRequest, stream: bool) -> impl Serialize + '_ {
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
+        }),
+        tools: (!req.tools.is_empty()).then(|| {
+            req.tools
+                .iter()
+                .map(|t| {
+                    serde_json::json!({"type": "function", "function": {
+                        "name": t.name, "description": t.description, "parameters": t.parameters}})
+                })
+                .collect()
         }),
         response_format: req.response_schema.as_ref().map(|s| {
             serde_json::json!({
@@ -89,6 +113,7 @@ fn role(r: Role) -> &'static str {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        Role::Tool => "tool",
     }
 }
 
@@ -105,13 +130,19 @@ struct ChatRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +173,31 @@ struct ResponseMessage {
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    id: String,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    /// JSON text, as the model wrote it.
+    #[serde(default)]
+    arguments: String,
+}
+
+/// Arguments are JSON text; text that is not JSON is passed on as a string
+/// (the tool answers the model that its arguments are invalid).
+pub(crate) fn parse_arguments(text: &str) -> serde_json::Value {
+    if text.trim().is_empty() {
+        return serde_json::json!({});
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
 }
 
 #[derive(Deserialize, Default)]
@@ -185,6 +241,17 @@ impl LlmClient for OpenAi {
         let Some(choice) = resp.choices.into_iter().next() else {
             return Err(ctx.invalid("the response has no choices"));
         };
+        let tool_calls = choice
+            .message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ToolCall {
+                id: c.id,
+                arguments: parse_arguments(&c.function.arguments),
+                name: c.function.name,
+            })
+            .collect();
         let text = match (choice.message.content, choice.message.refusal) {
             (Some(c), _) => c,
             (None, Some(r)) => r,
@@ -195,10 +262,12 @@ impl LlmClient for OpenAi {
             usage: resp.usage.unwrap_or_default().to_usage(),
             model: resp.model.unwrap_or_else(|| req.model.clone()),
             finish_reason: choice.finish_reason,
+            tool_calls,
         })
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
+        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("openai", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = ChunkDecoder {

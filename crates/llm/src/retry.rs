@@ -155,6 +155,7 @@ mod tests {
             usage: Usage::default(),
             model: "m".into(),
             finish_reason: None,
+            tool_calls: Vec::new(),
         }
     }
 

@@ -317,3 +317,49 @@ async fn structured_output_forces_one_tool_and_reads_its_input() {
         json!({"type": "tool", "name": "route"})
     );
 }
+
+#[tokio::test]
+async fn tool_use_blocks_are_read_and_answered_with_tool_results() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
+            "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_a", "name": "get-session-state", "input": {"key": "x"}},
+                {"type": "tool_use", "id": "toolu_b", "name": "calculator", "input": {"expression": "1/0"}}
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 30, "output_tokens": 8}
+        })),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let c = client(&cfg).complete(&with_tools(MODEL)).await.unwrap();
+    assert_eq!(c.text, "Let me check.");
+    assert_eq!(c.tool_calls.len(), 2);
+    assert_eq!(c.tool_calls[1].id, "toolu_b");
+    assert_eq!(c.tool_calls[1].arguments, json!({"expression": "1/0"}));
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(sent["tools"][0]["input_schema"]["required"], json!(["key"]));
+    assert!(sent.get("tool_choice").is_none());
+
+    client(&cfg)
+        .complete(&after_two_calls(MODEL))
+        .await
+        .unwrap();
+    let sent = json_body(&requests(&server).await[1]);
+    let m = sent["messages"].as_array().unwrap();
+    let n = m.len();
+    assert_eq!(m[n - 2]["role"], "assistant");
+    assert_eq!(m[n - 2]["content"][1]["type"], "tool_use");
+    assert_eq!(m[n - 2]["content"][1]["id"], "call_b");
+    // Both results answer in one user turn.
+    assert_eq!(m[n - 1]["role"], "user");
+    assert_eq!(
+        m[n - 1]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "call_a", "content": "The value is 1", "is_error": false})
+    );
+    assert_eq!(m[n - 1]["content"][1]["is_error"], true);
+}

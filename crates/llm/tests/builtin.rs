@@ -16,6 +16,7 @@ fn req(model: &str, system: Option<&str>, messages: &[(Role, &str)]) -> Completi
         temperature: None,
         max_tokens: None,
         response_schema: None,
+        tools: Vec::new(),
     }
 }
 
@@ -140,4 +141,36 @@ async fn client_for_builtin_needs_no_network() {
         .await
         .unwrap();
     assert_eq!(c.text, "You said: ping");
+}
+
+#[tokio::test]
+async fn slash_tool_calls_tools_and_reports_their_results() {
+    let mut r = req(
+        "echo",
+        None,
+        &[(
+            Role::User,
+            "/tool calc {\"expression\": \"2+2\"}\n/tool calc {\"expression\": \"3*3\"}",
+        )],
+    );
+    r.tools = vec![chatstudio_llm::ToolSpec {
+        name: "calc".into(),
+        description: "d".into(),
+        parameters: serde_json::json!({"type": "object"}),
+    }];
+    let c = Builtin.complete(&r).await.unwrap();
+    assert_eq!(c.tool_calls.len(), 2);
+    assert_eq!(
+        c.tool_calls[1].arguments,
+        serde_json::json!({"expression": "3*3"})
+    );
+    r.messages
+        .push(ChatMessage::calling("", c.tool_calls.clone()));
+    r.messages
+        .push(ChatMessage::tool_result(&c.tool_calls[0], "4", false));
+    r.messages
+        .push(ChatMessage::tool_result(&c.tool_calls[1], "9", false));
+    let c = Builtin.complete(&r).await.unwrap();
+    assert!(c.tool_calls.is_empty());
+    assert_eq!(c.text, "calc: 4\ncalc: 9");
 }

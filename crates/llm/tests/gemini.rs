@@ -282,3 +282,46 @@ async fn structured_output_sends_a_response_schema_gemini_accepts() {
         json!(["A", "B"])
     );
 }
+
+#[tokio::test]
+async fn function_calls_are_read_and_answered_with_function_responses() {
+    let server = MockServer::start().await;
+    let mut body = response_body();
+    body["candidates"][0]["content"]["parts"] = json!([
+        {"functionCall": {"name": "get-session-state", "args": {"key": "x"}}},
+        {"functionCall": {"name": "calculator", "args": {"expression": "1/0"}}}
+    ]);
+    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let c = client(&cfg).complete(&with_tools(MODEL)).await.unwrap();
+    assert_eq!(c.tool_calls.len(), 2);
+    assert_eq!(c.tool_calls[0].id, "call_0");
+    assert_eq!(c.tool_calls[1].name, "calculator");
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(
+        sent["tools"][0]["functionDeclarations"][1]["name"],
+        "calculator"
+    );
+
+    client(&cfg)
+        .complete(&after_two_calls(MODEL))
+        .await
+        .unwrap();
+    let sent = json_body(&requests(&server).await[1]);
+    let m = sent["contents"].as_array().unwrap();
+    let n = m.len();
+    assert_eq!(m[n - 2]["role"], "model");
+    assert_eq!(
+        m[n - 2]["parts"][1]["functionCall"]["args"],
+        json!({"expression": "1/0"})
+    );
+    assert_eq!(m[n - 1]["role"], "user");
+    assert_eq!(
+        m[n - 1]["parts"][0],
+        json!({"functionResponse": {"name": "get-session-state", "response": {"result": "The value is 1"}}})
+    );
+    assert_eq!(
+        m[n - 1]["parts"][1]["functionResponse"]["response"],
+        json!({"error": "division by zero"})
+    );
+}

@@ -342,3 +342,57 @@ async fn structured_output_asks_for_a_json_schema() {
         json!(["A", "B"])
     );
 }
+
+#[tokio::test]
+async fn tool_calls_are_read_and_answered() {
+    let server = MockServer::start().await;
+    let mut body = completion_body();
+    body["choices"][0]["message"] = json!({"role": "assistant", "content": null, "tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "get-session-state", "arguments": "{\"key\":\"x\"}"}},
+        {"id": "call_b", "type": "function", "function": {"name": "calculator", "arguments": "{\"expression\": \"1/0\"}"}}
+    ]});
+    body["choices"][0]["finish_reason"] = json!("tool_calls");
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let c = client(&cfg)
+        .complete(&with_tools("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(c.tool_calls.len(), 2);
+    assert_eq!(c.tool_calls[0].name, "get-session-state");
+    assert_eq!(c.tool_calls[0].arguments, json!({"key": "x"}));
+    assert_eq!(c.tool_calls[1].id, "call_b");
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(sent["tools"][0]["type"], "function");
+    assert_eq!(sent["tools"][1]["function"]["name"], "calculator");
+
+    client(&cfg)
+        .complete(&after_two_calls("gpt-4o-mini"))
+        .await
+        .unwrap();
+    let sent = json_body(&requests(&server).await[1]);
+    let m = sent["messages"].as_array().unwrap();
+    let n = m.len();
+    assert_eq!(m[n - 3]["role"], "assistant");
+    assert_eq!(m[n - 3]["content"], json!(null));
+    assert_eq!(
+        m[n - 3]["tool_calls"][1]["function"]["arguments"],
+        "{\"expression\":\"1/0\"}"
+    );
+    assert_eq!(
+        m[n - 2],
+        json!({"role": "tool", "content": "The value is 1", "tool_call_id": "call_a"})
+    );
+    assert_eq!(m[n - 1]["tool_call_id"], "call_b");
+    // Streaming a request with tools is refused rather than answered without its calls.
+    assert!(
+        client(&cfg)
+            .stream(&with_tools("gpt-4o-mini"))
+            .await
+            .is_err()
+    );
+}

@@ -137,6 +137,7 @@ impl Engine {
                     name: "extracted_data".into(),
                     schema: schema.clone(),
                 }),
+                tools: Vec::new(),
             };
             let c = client.complete(&req).await?;
             done.llm_calls += 1;

@@ -155,6 +155,7 @@ impl Engine {
             temperature: p.temperature,
             max_tokens: p.max_tokens,
             response_schema: None,
+            tools: Vec::new(),
         };
         done.llm_calls += 1;
         let completion = match cx.stream.clone() {

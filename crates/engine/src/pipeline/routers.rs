@@ -104,6 +104,7 @@ impl Engine {
                     "additionalProperties": false,
                 }),
             }),
+            tools: Vec::new(),
         };
         let c = client.complete(&req).await?;
         done.llm_calls += 1;

@@ -116,6 +116,7 @@ where
             usage: s.usage,
             model: s.model.unwrap_or_else(|| self.ctx.model.clone()),
             finish_reason: s.finish_reason,
+            tool_calls: Vec::new(),
         })
     }
 }

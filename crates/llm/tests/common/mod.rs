@@ -74,6 +74,7 @@ pub fn request(model: &str) -> CompletionRequest {
         temperature: Some(0.5),
         max_tokens: Some(100),
         response_schema: None,
+        tools: Vec::new(),
     }
 }
 
@@ -369,5 +370,46 @@ pub fn structured(model: &str) -> CompletionRequest {
             "additionalProperties": false
         }),
     });
+    r
+}
+
+/// Two tools the model may call, for the tool-calling tests.
+pub fn with_tools(model: &str) -> CompletionRequest {
+    let mut r = request(model);
+    r.tools = ["get-session-state", "calculator"]
+        .iter()
+        .map(|n| chatstudio_llm::ToolSpec {
+            name: (*n).to_string(),
+            description: format!("The {n} tool"),
+            parameters: serde_json::json!({"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}),
+        })
+        .collect();
+    r
+}
+
+/// `with_tools` after the model called both tools and they answered
+/// (the second with an error).
+pub fn after_two_calls(model: &str) -> CompletionRequest {
+    let mut r = with_tools(model);
+    let calls = vec![
+        chatstudio_llm::ToolCall {
+            id: "call_a".into(),
+            name: "get-session-state".into(),
+            arguments: serde_json::json!({"key": "x"}),
+        },
+        chatstudio_llm::ToolCall {
+            id: "call_b".into(),
+            name: "calculator".into(),
+            arguments: serde_json::json!({"expression": "1/0"}),
+        },
+    ];
+    r.messages.push(ChatMessage::calling("", calls.clone()));
+    r.messages
+        .push(ChatMessage::tool_result(&calls[0], "The value is 1", false));
+    r.messages.push(ChatMessage::tool_result(
+        &calls[1],
+        "division by zero",
+        true,
+    ));
     r
 }

@@ -45,6 +45,21 @@ pub struct NodeView {
     pub output_tokens: i64,
     /// USD, as a decimal string.
     pub cost: String,
+    /// The tools the node's model called, in order.
+    pub tool_calls: Vec<ToolCallView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TraceToolCall)]
+pub struct ToolCallView {
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+    /// What the tool answered the model.
+    pub result: Option<String>,
+    /// The error the model was told instead.
+    pub error: Option<String>,
+    pub duration_ms: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +108,17 @@ fn node_view(s: Span) -> NodeView {
         input_tokens: s.input_tokens,
         output_tokens: s.output_tokens,
         cost: pricing::format_e8(s.cost_e8),
+        tool_calls: s
+            .tool_calls
+            .into_iter()
+            .map(|c| ToolCallView {
+                name: c.name,
+                arguments: c.arguments,
+                result: c.result,
+                error: c.error,
+                duration_ms: c.duration_ms,
+            })
+            .collect(),
     }
 }
 

@@ -15,6 +15,8 @@ text_enum!(
         User = "user",
         /// A team's integration (`end_experiment_session`).
         Api = "api",
+        /// The chatbot itself (its `end-session` tool).
+        Bot = "bot",
     }
 );
 

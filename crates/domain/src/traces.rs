@@ -40,6 +40,21 @@ pub struct Span {
     /// The calls' usage, priced when the turn is recorded (not stored).
     #[serde(skip)]
     pub usage: Vec<UsageItem>,
+    /// The tools the node's model called, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallTrace>,
+}
+
+/// One tool call of an LLM node: what the model asked and what it was told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ToolCallTrace {
+    pub name: String,
+    pub arguments: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: i64,
 }
 
 /// A message a trace points at.

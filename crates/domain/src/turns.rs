@@ -144,6 +144,8 @@ pub struct TurnChanges {
     pub histories: Vec<HistoryWrite>,
     /// Emails to send (queued as jobs with the turn).
     pub emails: Vec<crate::jobs::EmailPayload>,
+    /// The chatbot ended the session (its `end-session` tool).
+    pub end_session: bool,
 }
 
 impl TurnOutcome {
@@ -287,6 +289,15 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         .filter(session::Column::FirstActivityAt.is_null())
         .exec(txn)
         .await?;
+    if t.error.is_none() && t.changes.end_session {
+        sessions::end(
+            &mut tx,
+            t.team_id,
+            t.session_id,
+            crate::events::EndedBy::Bot,
+        )
+        .await?;
+    }
     if t.error.is_none() {
         for e in &t.changes.emails {
             tx.enqueue(

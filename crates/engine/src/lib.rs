@@ -12,6 +12,7 @@ pub mod proactive;
 pub mod prompt_context;
 pub mod run_input;
 pub mod streams;
+pub mod tools;
 pub mod turn;
 pub mod worker;
 

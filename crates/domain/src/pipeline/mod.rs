@@ -79,6 +79,8 @@ impl Pipeline {
             max_tokens: None,
             history: HistorySettings::default(),
             output_tag: None,
+            tools: Vec::new(),
+            max_tool_rounds: None,
         })
         .unwrap_or(Value::Null);
         Pipeline {

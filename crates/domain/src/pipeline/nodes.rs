@@ -156,6 +156,71 @@ pub struct LlmParams {
     /// A tag put on the reply message when this node's output is the reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tag: Option<String>,
+    /// The original's agent tools the model may call (`AGENT_TOOLS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Rounds of model → tools → model before the node gives up (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_rounds: Option<u32>,
+}
+
+pub const DEFAULT_MAX_TOOL_ROUNDS: u32 = 10;
+
+impl LlmParams {
+    pub fn max_tool_rounds(&self) -> u32 {
+        self.max_tool_rounds.unwrap_or(DEFAULT_MAX_TOOL_ROUNDS)
+    }
+}
+
+/// The original's agent tools that run here, with the prompt variable each
+/// needs (the original refuses a tool whose variable the prompt lacks).
+pub const AGENT_TOOLS: &[(&str, Option<&str>)] = &[
+    ("update-user-data", Some("participant_data")),
+    ("append-to-participant-data", Some("participant_data")),
+    ("increment-counter", Some("participant_data")),
+    ("end-session", None),
+    ("set-session-state", None),
+    ("get-session-state", None),
+    ("append-to-session-state", None),
+    ("increment-session-state-counter", None),
+    ("calculator", None),
+];
+
+/// The original's tools that do not run here yet.
+pub const PENDING_TOOLS: &[&str] = &[
+    "recurring-reminder",
+    "one-off-reminder",
+    "delete-reminder",
+    "move-scheduled-message-date",
+];
+
+fn check_tools(tools: &[String], prompt: &Template) -> Result<(), String> {
+    let mut seen = Vec::new();
+    for t in tools {
+        if seen.contains(&t) {
+            return Err(format!("params.tools: {t:?} appears twice"));
+        }
+        seen.push(t);
+        match AGENT_TOOLS.iter().find(|(name, _)| name == t) {
+            Some((_, Some(var))) if !prompt.uses(var) => {
+                return Err(format!(
+                    "params.tools: the {t} tool needs {{{var}}} in the prompt"
+                ));
+            }
+            Some(_) => {}
+            None if PENDING_TOOLS.contains(&t.as_str()) => {
+                return Err(format!("params.tools: the {t} tool is not available yet"));
+            }
+            None => {
+                let known: Vec<&str> = AGENT_TOOLS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "params.tools: unknown tool {t:?} (available: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The original's LLM Router: an LLM picks one keyword; each keyword is an
@@ -365,7 +430,11 @@ impl Node {
                     return Err("params.max_tokens: must be positive".into());
                 }
                 l.history.check().map_err(|e| format!("params.{e}"))?;
+                if l.max_tool_rounds == Some(0) {
+                    return Err("params.max_tool_rounds: must be positive".into());
+                }
                 let t = prompt(&l.prompt, VARIABLES)?;
+                check_tools(&l.tools, &t)?;
                 Ok((Node::Llm(Box::new(l)), Some(t)))
             }
             "router" => {

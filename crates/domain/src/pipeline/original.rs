@@ -38,7 +38,6 @@ pub struct Imported {
 
 /// LLM node params with no counterpart yet, and when they count as set.
 const UNSUPPORTED_LLM_PARAMS: &[&str] = &[
-    "tools",
     "custom_actions",
     "built_in_tools",
     "mcp_tools",
@@ -176,6 +175,22 @@ impl Mapper<'_> {
                 out.insert("history".into(), Self::history(p, "global"));
                 if let Some(tag) = p.get("tag").filter(|v| is_set(v)) {
                     out.insert("output_tag".into(), tag.clone());
+                }
+                let tools: Vec<&str> = p
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let (runs, not): (Vec<&str>, Vec<&str>) = tools
+                    .into_iter()
+                    .partition(|t| super::AGENT_TOOLS.iter().any(|(n, _)| n == t));
+                if !runs.is_empty() {
+                    out.insert("tools".into(), json!(runs));
+                }
+                for t in not {
+                    self.unsupported(id, format!("tools: {t:?} (not available here yet)"));
                 }
                 for k in UNSUPPORTED_LLM_PARAMS {
                     if p.get(*k).is_some_and(is_set) {

@@ -356,3 +356,47 @@ mod from_the_original {
         assert!(from_original(&json!({"edges": []}), &o).is_err());
     }
 }
+
+#[test]
+fn agent_tools_are_checked_on_save() {
+    let with = |prompt: &str, tools: Value| {
+        single(
+            "llm",
+            json!({"provider": "p", "model": "m", "prompt": prompt, "tools": tools}),
+        )
+    };
+    assert!(
+        p(with(
+            "",
+            json!(["calculator", "set-session-state", "end-session"])
+        ))
+        .validate()
+        .is_ok()
+    );
+    let e = err(with("Hi", json!(["update-user-data"])));
+    assert!(
+        e.contains("the update-user-data tool needs {participant_data} in the prompt"),
+        "{e}"
+    );
+    assert!(
+        p(with(
+            "Known: {participant_data}",
+            json!(["update-user-data"])
+        ))
+        .validate()
+        .is_ok()
+    );
+    let e = err(with("{current_datetime}", json!(["one-off-reminder"])));
+    assert!(e.contains("not available yet"), "{e}");
+    let e = err(with("", json!(["calculater"])));
+    assert!(
+        e.contains("unknown tool \"calculater\"") && e.contains("calculator"),
+        "{e}"
+    );
+    assert!(err(with("", json!(["calculator", "calculator"]))).contains("twice"));
+    let e = err(single(
+        "llm",
+        json!({"provider": "p", "model": "m", "tools": ["calculator"], "max_tool_rounds": 0}),
+    ));
+    assert!(e.contains("max_tool_rounds"), "{e}");
+}

@@ -9,8 +9,11 @@ use domain::pipeline::{HistoryScope, HistorySettings, LlmParams};
 use futures_util::StreamExt;
 use llm::{ChatMessage, CompletionRequest, LlmClient, Role, StreamEvent};
 
+use domain::traces::ToolCallTrace;
+
 use super::{Done, NodeCx, usage_items};
 use crate::history::{self, summary_message};
+use crate::tools::{self, ToolState};
 use crate::{Engine, TurnError};
 
 /// The earlier messages a node sees, and where a new summary checkpoint goes.
@@ -45,7 +48,99 @@ pub(super) struct Conversation {
     pub done: Done,
 }
 
+/// One call, streamed to `stream` when there is one.
+async fn complete_or_stream(
+    client: &dyn LlmClient,
+    req: &CompletionRequest,
+    stream: Option<tokio::sync::mpsc::Sender<String>>,
+) -> Result<llm::Completion, TurnError> {
+    let Some(tx) = stream else {
+        return Ok(client.complete(req).await?);
+    };
+    let mut s = client.stream(req).await?;
+    let mut last = None;
+    while let Some(ev) = s.next().await {
+        match ev? {
+            StreamEvent::Delta(d) => {
+                // A client that went away stops reading, not the turn.
+                let _ = tx.send(d).await;
+            }
+            StreamEvent::Done(c) => last = Some(c),
+        }
+    }
+    last.ok_or_else(|| {
+        TurnError::Provider(llm::LlmError::InvalidResponse {
+            message: "the stream ended without its final event".into(),
+        })
+    })
+}
+
 impl Engine {
+    /// The model → tools → model loop of a node with tools: each round's
+    /// calls run in order on the node's copy of the state, their answers
+    /// (errors included) go back to the model, and usage adds up over every
+    /// round. Past `max_tool_rounds` the node fails, saying so.
+    async fn with_tools(
+        &self,
+        cx: &NodeCx<'_, '_>,
+        p: &LlmParams,
+        client: &dyn LlmClient,
+        provider_kind: &str,
+        req: &mut CompletionRequest,
+        done: &mut Done,
+    ) -> Result<llm::Completion, TurnError> {
+        let mut st = ToolState {
+            participant_data: cx.state.participant_data.clone(),
+            session_state: cx.state.session_state.clone(),
+            participant_changed: false,
+            session_changed: false,
+            end_session: false,
+        };
+        let mut rounds = 0;
+        let completion = loop {
+            let c = client.complete(req).await?;
+            done.llm_calls += 1;
+            if c.tool_calls.is_empty() {
+                break c;
+            }
+            done.usage.extend(usage_items(provider_kind, &c, &p.model));
+            rounds += 1;
+            if rounds > p.max_tool_rounds() {
+                return Err(TurnError::Config(format!(
+                    "the model was still calling tools after {} rounds (max_tool_rounds)",
+                    p.max_tool_rounds()
+                )));
+            }
+            req.messages
+                .push(ChatMessage::calling(c.text.clone(), c.tool_calls.clone()));
+            for call in &c.tool_calls {
+                let started = std::time::Instant::now();
+                let result = if p.tools.contains(&call.name) {
+                    tools::run(&call.name, &call.arguments, &mut st)
+                } else {
+                    Err(format!("Error: the tool {:?} is not available", call.name))
+                };
+                let (text, is_error) = match &result {
+                    Ok(t) => (t.clone(), false),
+                    Err(e) => (e.clone(), true),
+                };
+                done.tool_calls.push(ToolCallTrace {
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result: result.as_ref().ok().cloned(),
+                    error: result.err(),
+                    duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                });
+                req.messages
+                    .push(ChatMessage::tool_result(call, text, is_error));
+            }
+        };
+        done.participant_data = st.participant_changed.then_some(st.participant_data);
+        done.session_state = st.session_changed.then_some(st.session_state);
+        done.end_session = st.end_session;
+        Ok(completion)
+    }
+
     /// Opens a node's conversation: its provider and its history.
     pub(super) async fn converse(
         &self,
@@ -148,36 +243,21 @@ impl Engine {
             user_turn.push_str(&format!("\n\n[Current time: {}]", cx.run.exact_time));
         }
         messages.push(ChatMessage::new(Role::User, user_turn));
-        let req = CompletionRequest {
+        let mut req = CompletionRequest {
             model: p.model.clone(),
             system,
             messages,
             temperature: p.temperature,
             max_tokens: p.max_tokens,
             response_schema: None,
-            tools: Vec::new(),
+            tools: p.tools.iter().filter_map(|t| tools::spec(t)).collect(),
         };
-        done.llm_calls += 1;
-        let completion = match cx.stream.clone() {
-            None => client.complete(&req).await?,
-            Some(tx) => {
-                let mut s = client.stream(&req).await?;
-                let mut last = None;
-                while let Some(ev) = s.next().await {
-                    match ev? {
-                        StreamEvent::Delta(d) => {
-                            // A client that went away stops reading, not the turn.
-                            let _ = tx.send(d).await;
-                        }
-                        StreamEvent::Done(c) => last = Some(c),
-                    }
-                }
-                last.ok_or_else(|| {
-                    TurnError::Provider(llm::LlmError::InvalidResponse {
-                        message: "the stream ended without its final event".into(),
-                    })
-                })?
-            }
+        let completion = if req.tools.is_empty() {
+            done.llm_calls += 1;
+            complete_or_stream(client.as_ref(), &req, cx.stream.clone()).await?
+        } else {
+            self.with_tools(cx, p, client.as_ref(), &access.kind, &mut req, &mut done)
+                .await?
         };
         done.usage
             .extend(usage_items(&access.kind, &completion, &p.model));

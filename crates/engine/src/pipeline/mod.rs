@@ -127,8 +127,11 @@ struct Done {
     checkpoint: Option<(Option<i64>, String)>,
     history: Option<HistoryWrite>,
     participant_data: Option<Value>,
+    session_state: Option<Value>,
+    end_session: bool,
     reply_tags: Vec<String>,
     emails: Vec<domain::jobs::EmailPayload>,
+    tool_calls: Vec<domain::traces::ToolCallTrace>,
 }
 
 /// What a node sees when it runs.
@@ -273,11 +276,12 @@ impl Engine {
                     ..Default::default()
                 };
                 match result {
-                    Ok(done) => {
+                    Ok(mut done) => {
                         span.output = Some(done.output.clone());
                         span.route = done.route.as_ref().map(|(_, k)| k.clone());
                         span.llm_calls = done.llm_calls;
                         span.usage = done.usage.clone();
+                        span.tool_calls = std::mem::take(&mut done.tool_calls);
                         out.spans.push(span);
                         finished.push((n, done));
                     }
@@ -306,6 +310,11 @@ impl Engine {
                     state.participant_data = data;
                     participant_changed = true;
                 }
+                if let Some(s) = done.session_state {
+                    state.session_state = s.clone();
+                    out.changes.session_state = Some(s);
+                }
+                out.changes.end_session |= done.end_session;
                 state.record_output(&n.id, &done.output);
                 decided.insert(
                     n.id.as_str(),

@@ -192,3 +192,42 @@ both_backends!(ending_by_reset_on_telegram, async |app: &TestApp| {
         1
     );
 });
+
+both_backends!(ending_by_the_end_session_tool, async |app: &TestApp| {
+    let team = app.team("a").await;
+    app.provider(&team, "local", "builtin", None, None).await;
+    let mut pipeline =
+        serde_json::to_value(domain::pipeline::Pipeline::single_llm("local", "echo", "")).unwrap();
+    pipeline["nodes"][1]["params"]["tools"] = json!(["end-session"]);
+    let bot = app
+        .chatbot_with(&team, "Bot", json!({"pipeline": pipeline}))
+        .await;
+    let path = format!("/channels/api/{bot}/incoming_message");
+    let mut events = app.domain.events.subscribe();
+    // Called twice in one turn, it still ends the session once.
+    let (s, body) = app
+        .post_json(
+            &path,
+            &team.key,
+            &json!({"message": "/tool end-session {}\n/tool end-session {}"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("end-session: Your intent to end the session has been registered."),
+        "{body}"
+    );
+    let first = app.scalar("SELECT MIN(id) FROM sessions").await;
+    assert_eq!(ended_once(&mut events).await, (first, EndedBy::Bot));
+    assert_eq!(
+        session_row(app, first).await,
+        ("pending-review".into(), "bot".into())
+    );
+    // The next message opens a new session.
+    app.post_json(&path, &team.key, &json!({"message": "hello again"}))
+        .await;
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 2);
+});

@@ -23,3 +23,4 @@ mod proactive;
 mod reliability;
 mod routing;
 mod sessions;
+mod tools;

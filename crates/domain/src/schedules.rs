@@ -55,19 +55,27 @@ pub enum Recurrence {
 }
 
 pub fn recurrence(s: &schedule::Model) -> Result<Recurrence> {
-    if let Some(c) = &s.cron {
-        let tz = s.timezone.as_deref().map_or(Ok(Tz::UTC), |t| {
+    recurrence_of(s.cron.as_deref(), s.timezone.as_deref(), s.interval_seconds)
+}
+
+fn recurrence_of(
+    cron: Option<&str>,
+    timezone: Option<&str>,
+    interval_seconds: Option<i32>,
+) -> Result<Recurrence> {
+    if let Some(c) = cron {
+        let tz = timezone.map_or(Ok(Tz::UTC), |t| {
             t.parse::<Tz>()
                 .map_err(|_| Error::BadRequest(format!("unknown timezone {t:?}")))
         })?;
         croner::Cron::from_str(c)
             .map_err(|e| Error::BadRequest(format!("invalid cron expression {c:?}: {e}")))?;
         return Ok(Recurrence::Cron {
-            expr: c.clone(),
+            expr: c.to_string(),
             tz,
         });
     }
-    Ok(match s.interval_seconds {
+    Ok(match interval_seconds {
         Some(secs) if secs > 0 => Recurrence::Every(chrono::Duration::seconds(i64::from(secs))),
         _ => Recurrence::Once,
     })
@@ -99,7 +107,7 @@ pub fn next_after(
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewSchedule {
     pub team_id: TeamId,
     pub chatbot_family_id: i64,
@@ -118,6 +126,13 @@ pub struct NewSchedule {
 
 /// Creates a schedule (recurring ones included), validating its recurrence.
 pub async fn create(db: &Db, n: NewSchedule) -> Result<schedule::Model> {
+    create_in(&db.write, n).await
+}
+
+/// `create` on any writer (inside a turn's transaction, say). The recurrence
+/// is checked before anything is written.
+pub async fn create_in(db: &impl crate::conn::Writes, n: NewSchedule) -> Result<schedule::Model> {
+    recurrence_of(n.cron.as_deref(), n.timezone.as_deref(), n.interval_seconds)?;
     let now = store::now();
     let am = schedule::ActiveModel {
         team_id: Set(n.team_id.0),
@@ -143,9 +158,71 @@ pub async fn create(db: &Db, n: NewSchedule) -> Result<schedule::Model> {
         updated_at: Set(now),
         ..Default::default()
     };
-    let m = am.insert(&db.write).await?;
-    recurrence(&m)?;
-    Ok(m)
+    Ok(am.insert(db.writer()).await?)
+}
+
+/// A fresh public id for a schedule.
+pub fn new_external_id() -> String {
+    hex::encode(&uuid::Uuid::new_v4().as_bytes()[..6])
+}
+
+/// A change a chatbot's reminder tools make to the participant's schedules,
+/// written with the turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScheduleChange {
+    Create(NewSchedule),
+    /// Cancels a pending schedule of the participant with the chatbot.
+    Cancel {
+        external_id: String,
+    },
+    /// Moves a pending schedule's next firing.
+    Move {
+        external_id: String,
+        to: DateTime<Utc>,
+    },
+}
+
+/// Applies a reminder tool's change for `participant_id` with `family_id`.
+pub async fn apply(
+    db: &impl crate::conn::Writes,
+    participant_id: crate::ParticipantId,
+    family_id: crate::ChatbotId,
+    change: &ScheduleChange,
+) -> Result<()> {
+    let now = store::now();
+    let pending = |id: &str| {
+        schedule::Entity::update_many()
+            .filter(schedule::Column::ExternalId.eq(id.to_string()))
+            .filter(schedule::Column::ParticipantId.eq(participant_id))
+            .filter(schedule::Column::ChatbotId.eq(family_id))
+            .filter(schedule::Column::Status.eq(ScheduleStatus::Scheduled))
+            .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
+    };
+    match change {
+        ScheduleChange::Create(n) => {
+            create_in(db, n.clone()).await?;
+        }
+        ScheduleChange::Cancel { external_id } => {
+            pending(external_id)
+                .col_expr(
+                    schedule::Column::Status,
+                    Expr::value(ScheduleStatus::Cancelled),
+                )
+                .col_expr(schedule::Column::CancelledAt, Expr::value(now))
+                .exec(db.writer())
+                .await?;
+        }
+        ScheduleChange::Move { external_id, to } => {
+            pending(external_id)
+                .col_expr(
+                    schedule::Column::NextTriggerAt,
+                    Expr::value(store::truncate_micros(*to)),
+                )
+                .exec(db.writer())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 const CLAIM_SQLITE: &str = "UPDATE schedules SET status = 'firing', updated_at = ? \

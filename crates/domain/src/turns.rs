@@ -146,6 +146,8 @@ pub struct TurnChanges {
     pub emails: Vec<crate::jobs::EmailPayload>,
     /// The chatbot ended the session (its `end-session` tool).
     pub end_session: bool,
+    /// Reminders the chatbot set, moved or deleted.
+    pub schedules: Vec<crate::schedules::ScheduleChange>,
 }
 
 impl TurnOutcome {
@@ -414,6 +416,11 @@ async fn apply_changes(
     }
     for h in &c.histories {
         histories::append(tx, t.session_id, h).await?;
+    }
+    if let Some(family) = c.family_id {
+        for s in &c.schedules {
+            crate::schedules::apply(tx, t.participant_id, family, s).await?;
+        }
     }
 
     Ok(())

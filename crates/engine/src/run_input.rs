@@ -70,6 +70,8 @@ impl Engine {
             },
             exact_time: prompt_context::exact(now, tz),
             stream: None,
+            schedules_of: r.participant_id.map(|p| (p, r.family_id)),
+            timezone: tz,
         })
     }
 }

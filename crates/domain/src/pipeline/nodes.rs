@@ -184,15 +184,14 @@ pub const AGENT_TOOLS: &[(&str, Option<&str>)] = &[
     ("append-to-session-state", None),
     ("increment-session-state-counter", None),
     ("calculator", None),
+    ("one-off-reminder", Some("current_datetime")),
+    ("recurring-reminder", Some("current_datetime")),
+    ("delete-reminder", Some("current_datetime")),
+    ("move-scheduled-message-date", Some("current_datetime")),
 ];
 
 /// The original's tools that do not run here yet.
-pub const PENDING_TOOLS: &[&str] = &[
-    "recurring-reminder",
-    "one-off-reminder",
-    "delete-reminder",
-    "move-scheduled-message-date",
-];
+pub const PENDING_TOOLS: &[&str] = &[];
 
 fn check_tools(tools: &[String], prompt: &Template) -> Result<(), String> {
     let mut seen = Vec::new();

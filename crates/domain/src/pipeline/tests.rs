@@ -386,8 +386,16 @@ fn agent_tools_are_checked_on_save() {
         .validate()
         .is_ok()
     );
-    let e = err(with("{current_datetime}", json!(["one-off-reminder"])));
-    assert!(e.contains("not available yet"), "{e}");
+    let e = err(with("Hi", json!(["one-off-reminder"])));
+    assert!(e.contains("needs {current_datetime}"), "{e}");
+    assert!(
+        p(with(
+            "Now: {current_datetime}",
+            json!(["one-off-reminder", "delete-reminder"])
+        ))
+        .validate()
+        .is_ok()
+    );
     let e = err(with("", json!(["calculater"])));
     assert!(
         e.contains("unknown tool \"calculater\"") && e.contains("calculator"),

@@ -13,7 +13,7 @@ use domain::traces::ToolCallTrace;
 
 use super::{Done, NodeCx, usage_items};
 use crate::history::{self, summary_message};
-use crate::tools::{self, ToolState};
+use crate::tools::{self, Reminders, ToolState};
 use crate::{Engine, TurnError};
 
 /// The earlier messages a node sees, and where a new summary checkpoint goes.
@@ -95,6 +95,27 @@ impl Engine {
             participant_changed: false,
             session_changed: false,
             end_session: false,
+            reminders: cx
+                .run
+                .schedules_of
+                .map(|(participant_id, family_id)| Reminders {
+                    team_id: cx.run.team_id,
+                    participant_id,
+                    family_id,
+                    timezone: cx.run.timezone,
+                    now: chrono::Utc::now(),
+                    pending: cx
+                        .run
+                        .participant
+                        .schedules
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.get("id").and_then(serde_json::Value::as_str))
+                        .map(str::to_string)
+                        .collect(),
+                }),
+            schedule_changes: Vec::new(),
         };
         let mut rounds = 0;
         let completion = loop {
@@ -138,6 +159,7 @@ impl Engine {
         done.participant_data = st.participant_changed.then_some(st.participant_data);
         done.session_state = st.session_changed.then_some(st.session_state);
         done.end_session = st.end_session;
+        done.schedules = st.schedule_changes;
         Ok(completion)
     }
 

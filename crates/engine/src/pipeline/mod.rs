@@ -60,6 +60,10 @@ pub struct RunInput<'a> {
     /// Participant data, session state and the day for prompts.
     pub prompt: PromptContext,
     pub participant: Participant,
+    /// Whose schedules reminder tools change: the participant and the chatbot family.
+    pub schedules_of: Option<(domain::ParticipantId, domain::ChatbotId)>,
+    /// The participant's timezone (reminder dates without an offset are local).
+    pub timezone: chrono_tz::Tz,
     /// Appended to the newest user turn when a prompt uses `{current_datetime}`.
     pub exact_time: String,
     /// When set, the reply streams here as the provider produces it.
@@ -132,6 +136,7 @@ struct Done {
     reply_tags: Vec<String>,
     emails: Vec<domain::jobs::EmailPayload>,
     tool_calls: Vec<domain::traces::ToolCallTrace>,
+    schedules: Vec<domain::schedules::ScheduleChange>,
 }
 
 /// What a node sees when it runs.
@@ -315,6 +320,7 @@ impl Engine {
                     out.changes.session_state = Some(s);
                 }
                 out.changes.end_session |= done.end_session;
+                out.changes.schedules.extend(done.schedules);
                 state.record_output(&n.id, &done.output);
                 decided.insert(
                     n.id.as_str(),

@@ -5,12 +5,14 @@
 //! the tool's answer, never up as a failure of the turn.
 
 mod calculator;
+mod reminders;
 mod state;
 
 use llm::ToolSpec;
 use serde_json::{Value, json};
 
 pub use calculator::calculate;
+pub use reminders::Reminders;
 
 /// The state tools read and change during one node's run.
 #[derive(Debug, Clone)]
@@ -20,6 +22,9 @@ pub struct ToolState {
     pub participant_changed: bool,
     pub session_changed: bool,
     pub end_session: bool,
+    /// Whose reminders the reminder tools change (none in a dry run without a participant).
+    pub reminders: Option<Reminders>,
+    pub schedule_changes: Vec<domain::schedules::ScheduleChange>,
 }
 
 /// Keys of session state only the platform writes (the original's
@@ -90,7 +95,7 @@ pub fn spec(name: &str) -> Option<ToolSpec> {
                 "required": ["expression"],
             }),
         ),
-        _ => return None,
+        other => reminders::spec(other)?,
     };
     Some(ToolSpec {
         name: name.to_string(),
@@ -155,6 +160,15 @@ pub fn run(name: &str, args: &Value, st: &mut ToolState) -> Result<String, Strin
             })
         }
         "calculator" => calculate(&text(args, "expression")?),
+        "one-off-reminder"
+        | "recurring-reminder"
+        | "delete-reminder"
+        | "move-scheduled-message-date" => {
+            let Some(r) = &st.reminders else {
+                return Err("Error: reminders need a participant".into());
+            };
+            reminders::run(name, args, r, &mut st.schedule_changes)
+        }
         other => Err(format!("Error: there is no tool {other:?}")),
     }
 }

@@ -9,6 +9,8 @@ fn state() -> ToolState {
         participant_changed: false,
         session_changed: false,
         end_session: false,
+        reminders: None,
+        schedule_changes: Vec::new(),
     }
 }
 

@@ -175,3 +175,109 @@ both_backends!(
         assert!(err.contains("still calling tools after 2 rounds"), "{err}");
     }
 );
+
+fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+both_backends!(
+    reminder_tools_set_move_and_delete_schedules_that_fire,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let bot = tool_bot(
+        app,
+        &team,
+        "local",
+        "echo",
+        json!({
+            "prompt": "Now: {current_datetime}",
+            "tools": ["one-off-reminder", "recurring-reminder", "delete-reminder", "move-scheduled-message-date"]
+        }),
+    )
+    .await;
+        let (s, v) = say(
+        app,
+        &team,
+        bot,
+        "/tool one-off-reminder {\"datetime_due\": \"2030-01-01T09:00:00Z\", \"message\": \"Remind them to walk\", \"schedule_name\": \"Walk\"}\n\
+         /tool recurring-reminder {\"datetime_due\": \"2030-01-02T08:00:00Z\", \"every\": 1, \"period\": \"days\", \"repetitions\": \"3\", \"message\": \"Drink water\", \"schedule_name\": \"Water\"}\n\
+         /tool one-off-reminder {\"datetime_due\": \"2001-01-01T09:00:00Z\", \"message\": \"late\", \"schedule_name\": \"Past\"}",
+    )
+    .await;
+        assert_eq!(s, 200, "{v}");
+        let reply = v["response"].as_str().unwrap();
+        assert_eq!(
+            reply.matches("Success: scheduled message created").count(),
+            2,
+            "{reply}"
+        );
+        assert!(reply.contains("is in the past"), "{reply}");
+        let rows = app
+        .rows(
+            "SELECT external_id, name, interval_seconds, repetitions FROM schedules ORDER BY id",
+            &["id", "name", "interval", "repetitions"],
+        )
+        .await;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1]["interval"], 86_400);
+        assert_eq!(rows[1]["repetitions"], 3);
+        let (walk, water) = (
+            rows[0]["id"].as_str().unwrap().to_string(),
+            rows[1]["id"].as_str().unwrap().to_string(),
+        );
+        let (_, v) = say(
+        app,
+        &team,
+        bot,
+        &format!(
+            "/tool move-scheduled-message-date {{\"message_id\": \"{walk}\", \"weekday\": 6, \"hour\": 10, \"minute\": 30, \"specified_date\": \"2030-01-05T00:00:00Z\"}}\n\
+             /tool delete-reminder {{\"message_id\": \"{water}\"}}\n\
+             /tool delete-reminder {{\"message_id\": \"nope\"}}"
+        ),
+    )
+    .await;
+        let reply = v["response"].as_str().unwrap();
+        assert!(
+            reply.contains("now triggers at 2030-01-05T10:30:00+00:00"),
+            "{reply}"
+        );
+        assert!(reply.contains("successfully deleted"), "{reply}");
+        assert!(reply.contains("Could not find this reminder"), "{reply}");
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM schedules WHERE status = 'cancelled'")
+                .await,
+            1
+        );
+        // The moved reminder fires at its new time, once; the deleted one never.
+        let db = &app.domain.db;
+        let before = app
+            .scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
+            .await;
+        assert_eq!(
+            domain::schedules::tick(db, t("2030-01-01T09:00:01Z"), 100)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            domain::schedules::tick(db, t("2030-01-05T10:30:01Z"), 100)
+                .await
+                .unwrap(),
+            1
+        );
+        app.domain.job_signal.notify_waiters();
+        app.settle().await;
+        assert_eq!(
+            domain::schedules::tick(db, t("2030-01-09T10:30:01Z"), 100)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
+                .await,
+            before + 1
+        );
+    }
+);

@@ -278,12 +278,13 @@ impl LlmClient for Anthropic {
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
-        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("anthropic", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = EventDecoder {
             ctx: ctx.clone(),
             summary: Summary::default(),
+            structured: req.response_schema.as_ref().map(|s| s.name.clone()),
+            calls: Vec::new(),
         };
         http::send_stream(ctx, builder, decoder).await
     }
@@ -295,7 +296,14 @@ enum Event {
     MessageStart {
         message: StartMessage,
     },
+    ContentBlockStart {
+        #[serde(default)]
+        index: usize,
+        content_block: Block,
+    },
     ContentBlockDelta {
+        #[serde(default)]
+        index: usize,
         delta: BlockDelta,
     },
     MessageDelta {
@@ -308,7 +316,7 @@ enum Event {
     Error {
         error: Value,
     },
-    /// `ping`, `content_block_start`, `content_block_stop`, and whatever
+    /// `ping`, `content_block_stop`, and whatever
     /// Anthropic adds later.
     #[serde(other)]
     Other,
@@ -342,6 +350,10 @@ struct MessageDelta {
 struct EventDecoder {
     ctx: Ctx,
     summary: Summary,
+    /// The structured-output tool's name: its input is the answer's text.
+    structured: Option<String>,
+    /// Tool calls by content block index.
+    calls: Vec<(usize, crate::PartialCall)>,
 }
 
 impl Decoder for EventDecoder {
@@ -358,12 +370,34 @@ impl Decoder for EventDecoder {
                 self.summary.model = message.model.filter(|m| !m.is_empty());
                 Ok(Step::Skip)
             }
-            Event::ContentBlockDelta { delta } if delta.kind == "text_delta" => {
+            Event::ContentBlockDelta { delta, .. } if delta.kind == "text_delta" => {
                 Ok(Step::Text(delta.text.unwrap_or_default()))
             }
-            // A structured answer streams as the arguments of the forced tool call.
-            Event::ContentBlockDelta { delta } if delta.kind == "input_json_delta" => {
-                Ok(Step::Text(delta.partial_json.unwrap_or_default()))
+            Event::ContentBlockStart {
+                index,
+                content_block,
+            } if content_block.kind == "tool_use" && content_block.name != self.structured => {
+                self.calls.push((
+                    index,
+                    crate::PartialCall {
+                        id: content_block.id.unwrap_or_default(),
+                        name: content_block.name.unwrap_or_default(),
+                        arguments: String::new(),
+                    },
+                ));
+                Ok(Step::Skip)
+            }
+            Event::ContentBlockStart { .. } => Ok(Step::Skip),
+            Event::ContentBlockDelta { index, delta } if delta.kind == "input_json_delta" => {
+                let piece = delta.partial_json.unwrap_or_default();
+                match self.calls.iter_mut().find(|(i, _)| *i == index) {
+                    Some((_, call)) => {
+                        call.arguments.push_str(&piece);
+                        Ok(Step::Skip)
+                    }
+                    // A structured answer streams as the arguments of the forced tool call.
+                    None => Ok(Step::Text(piece)),
+                }
             }
             Event::ContentBlockDelta { .. } => Ok(Step::Skip),
             Event::MessageDelta { delta, usage } => {
@@ -386,6 +420,11 @@ impl Decoder for EventDecoder {
     }
 
     fn summary(&mut self) -> Summary {
-        std::mem::take(&mut self.summary)
+        let mut s = std::mem::take(&mut self.summary);
+        s.tool_calls = std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(|(_, c)| c.finish())
+            .collect();
+        s
     }
 }

@@ -367,7 +367,6 @@ impl LlmClient for Gemini {
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
-        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("gemini", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = ChunkDecoder {
@@ -416,6 +415,22 @@ impl Decoder for ChunkDecoder {
                 }
             }
         }
+        // Gemini streams each function call whole, in the chunk that makes it.
+        let offset = self.summary.tool_calls.len();
+        self.summary
+            .tool_calls
+            .extend(
+                chunk
+                    .tool_calls()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut c)| {
+                        if c.id.starts_with("call_") {
+                            c.id = format!("call_{}", offset + i);
+                        }
+                        c
+                    }),
+            );
         Ok(Step::Text(chunk.text()))
     }
 

@@ -119,16 +119,23 @@ pub struct CompletionRequest {
     pub tools: Vec<ToolSpec>,
 }
 
-/// Tool calls are read from whole responses only: a request with tools is
-/// not streamed (the engine calls tools with `complete`).
-pub(crate) fn refuse_streamed_tools(req: &CompletionRequest) -> Result<(), LlmError> {
-    if req.tools.is_empty() {
-        return Ok(());
+/// A tool call streamed in pieces: its id and name, and its arguments' text
+/// as it arrives.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartialCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl PartialCall {
+    pub fn finish(self) -> ToolCall {
+        ToolCall {
+            id: self.id,
+            name: self.name,
+            arguments: openai::parse_arguments(&self.arguments),
+        }
     }
-    Err(LlmError::Config {
-        message: "a request with tools cannot be streamed yet".into(),
-        status: None,
-    })
 }
 
 /// A JSON Schema the reply must follow, with a name for providers that want one.

@@ -267,12 +267,12 @@ impl LlmClient for OpenAi {
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<CompletionStream, LlmError> {
-        crate::refuse_streamed_tools(req)?;
         let ctx = Ctx::new("openai", &self.cfg, &req.model);
         let builder = self.request(&ctx, req, true)?;
         let decoder = ChunkDecoder {
             ctx: ctx.clone(),
             summary: Summary::default(),
+            calls: Vec::new(),
         };
         http::send_stream(ctx, builder, decoder).await
     }
@@ -301,12 +301,34 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct ChunkDelta {
     #[serde(default)]
+    tool_calls: Option<Vec<DeltaCall>>,
+    #[serde(default)]
     content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeltaCall {
+    #[serde(default)]
+    index: usize,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<DeltaFunction>,
+}
+
+#[derive(Deserialize)]
+struct DeltaFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 struct ChunkDecoder {
     ctx: Ctx,
     summary: Summary,
+    /// Tool calls by their index in the choice, as their pieces arrive.
+    calls: Vec<crate::PartialCall>,
 }
 
 impl Decoder for ChunkDecoder {
@@ -334,9 +356,24 @@ impl Decoder for ChunkDecoder {
         if choice.finish_reason.is_some() {
             self.summary.finish_reason = choice.finish_reason;
         }
-        Ok(Step::Text(
-            choice.delta.and_then(|d| d.content).unwrap_or_default(),
-        ))
+        let Some(delta) = choice.delta else {
+            return Ok(Step::Skip);
+        };
+        for d in delta.tool_calls.unwrap_or_default() {
+            if self.calls.len() <= d.index {
+                self.calls
+                    .resize(d.index + 1, crate::PartialCall::default());
+            }
+            let c = &mut self.calls[d.index];
+            if let Some(id) = d.id {
+                c.id = id;
+            }
+            if let Some(f) = d.function {
+                c.name.push_str(&f.name.unwrap_or_default());
+                c.arguments.push_str(&f.arguments.unwrap_or_default());
+            }
+        }
+        Ok(Step::Text(delta.content.unwrap_or_default()))
     }
 
     fn eof(&mut self) -> Result<(), LlmError> {
@@ -350,6 +387,11 @@ impl Decoder for ChunkDecoder {
     }
 
     fn summary(&mut self) -> Summary {
-        std::mem::take(&mut self.summary)
+        let mut s = std::mem::take(&mut self.summary);
+        s.tool_calls = std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(crate::PartialCall::finish)
+            .collect();
+        s
     }
 }

@@ -363,3 +363,49 @@ async fn tool_use_blocks_are_read_and_answered_with_tool_results() {
     );
     assert_eq!(m[n - 1]["content"][1]["is_error"], true);
 }
+
+#[tokio::test]
+async fn streamed_tool_use_is_assembled_from_json_deltas() {
+    let server = MockServer::start().await;
+    let body = sse(&[
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant",
+            "content": [], "model": MODEL, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "tool_use", "id": "toolu_a", "name": "get-session-state", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"key\":"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": " \"x\"}"}}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]);
+    mount(&server, sse_response(body)).await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    let s = client(&cfg).stream(&with_tools(MODEL)).await.unwrap();
+    let (text, _, done) = collect(s).await.unwrap();
+    assert_eq!(text, "Checking.");
+    assert_eq!(done.tool_calls.len(), 1);
+    assert_eq!(done.tool_calls[0].id, "toolu_a");
+    assert_eq!(done.tool_calls[0].arguments, json!({"key": "x"}));
+}

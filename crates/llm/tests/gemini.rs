@@ -325,3 +325,27 @@ async fn function_calls_are_read_and_answered_with_function_responses() {
         json!({"error": "division by zero"})
     );
 }
+
+#[tokio::test]
+async fn streamed_function_calls_arrive_whole() {
+    let server = MockServer::start().await;
+    let mut first = response_body();
+    first["candidates"][0]["content"]["parts"] =
+        json!([{"functionCall": {"name": "calculator", "args": {"expression": "2+2"}}}]);
+    first["candidates"][0]["finishReason"] = json!(null);
+    let mut second = response_body();
+    second["candidates"][0]["content"]["parts"] =
+        json!([{"functionCall": {"name": "get-session-state", "args": {"key": "x"}}}]);
+    let body = sse(&[("", first), ("", second)]);
+    Mock::given(method("POST"))
+        .respond_with(sse_response(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let s = client(&cfg).stream(&with_tools(MODEL)).await.unwrap();
+    let (_, _, done) = collect(s).await.unwrap();
+    assert_eq!(done.tool_calls.len(), 2);
+    assert_eq!(done.tool_calls[0].id, "call_0");
+    assert_eq!(done.tool_calls[1].id, "call_1");
+    assert_eq!(done.tool_calls[1].arguments, json!({"key": "x"}));
+}

@@ -388,11 +388,52 @@ async fn tool_calls_are_read_and_answered() {
         json!({"role": "tool", "content": "The value is 1", "tool_call_id": "call_a"})
     );
     assert_eq!(m[n - 1]["tool_call_id"], "call_b");
-    // Streaming a request with tools is refused rather than answered without its calls.
-    assert!(
-        client(&cfg)
-            .stream(&with_tools("gpt-4o-mini"))
-            .await
-            .is_err()
-    );
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_are_assembled_from_their_pieces() {
+    let server = MockServer::start().await;
+    let mut body = common::sse(&[
+        (
+            "",
+            chunk(
+                json!({"role": "assistant", "content": null, "tool_calls": [
+            {"index": 0, "id": "call_a", "type": "function", "function": {"name": "calculator", "arguments": "{\"expr"}}]}),
+                None,
+            ),
+        ),
+        (
+            "",
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "ession\": \"2+2\"}"}},
+            {"index": 1, "id": "call_b", "type": "function", "function": {"name": "get-session-state", "arguments": ""}}]}),
+                None,
+            ),
+        ),
+        (
+            "",
+            chunk(
+                json!({"tool_calls": [{"index": 1, "function": {"arguments": "{\"key\": \"x\"}"}}]}),
+                None,
+            ),
+        ),
+        ("", chunk(json!({}), Some("tool_calls"))),
+    ]);
+    body.push_str("data: [DONE]\n\n");
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(sse_response(body))
+        .mount(&server)
+        .await;
+    let cfg = config(ProviderKind::Openai, &server);
+    let s = client(&cfg)
+        .stream(&with_tools("gpt-4o-mini"))
+        .await
+        .unwrap();
+    let (text, _, done) = collect(s).await.unwrap();
+    assert_eq!(text, "");
+    assert_eq!(done.tool_calls.len(), 2);
+    assert_eq!(done.tool_calls[0].arguments, json!({"expression": "2+2"}));
+    assert_eq!(done.tool_calls[1].id, "call_b");
+    assert_eq!(done.tool_calls[1].arguments, json!({"key": "x"}));
 }

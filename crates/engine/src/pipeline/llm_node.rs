@@ -119,7 +119,8 @@ impl Engine {
         };
         let mut rounds = 0;
         let completion = loop {
-            let c = client.complete(req).await?;
+            // Each round streams (text before a round's calls included) when the reply streams.
+            let c = complete_or_stream(client, req, cx.stream.clone()).await?;
             done.llm_calls += 1;
             if c.tool_calls.is_empty() {
                 break c;

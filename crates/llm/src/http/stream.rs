@@ -62,6 +62,8 @@ pub(crate) struct Summary {
     pub usage: Usage,
     pub model: Option<String>,
     pub finish_reason: Option<String>,
+    /// Tool calls assembled from the stream.
+    pub tool_calls: Vec<crate::ToolCall>,
 }
 
 /// A provider's streaming wire format.
@@ -116,7 +118,7 @@ where
             usage: s.usage,
             model: s.model.unwrap_or_else(|| self.ctx.model.clone()),
             finish_reason: s.finish_reason,
-            tool_calls: Vec::new(),
+            tool_calls: s.tool_calls,
         })
     }
 }

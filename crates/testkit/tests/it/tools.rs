@@ -281,3 +281,44 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    a_streamed_reply_runs_its_tools_first,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let bot = tool_bot(
+            app,
+            &team,
+            "local",
+            "echo",
+            json!({"tools": ["calculator"]}),
+        )
+        .await;
+        let r = app
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/openai/{bot}/chat/completions"),
+                Some(&team.key),
+            )
+            .json(&json!({"stream": true, "messages": [
+            {"role": "user", "content": "/tool calculator {\"expression\": \"2 + 2\"}"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let content: String = text
+            .split("\n\n")
+            .filter_map(|f| f.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(content, "calculator: 4", "{text}");
+        assert!(text.trim_end().ends_with("data: [DONE]"));
+    }
+);

@@ -124,6 +124,7 @@ impl Engine {
             max_tokens: params.max_tokens,
             response_schema: None,
             tools: Vec::new(),
+            built_in: Vec::new(),
         };
         let c = client.complete(&req).await?;
         let usage = crate::pipeline::usage_items(&access.kind, &c, &params.model);

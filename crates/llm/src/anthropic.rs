@@ -101,6 +101,20 @@ fn body(req: &CompletionRequest, stream: bool) -> MessagesRequest<'_> {
             |t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}),
         )
         .collect();
+    for b in &req.built_in {
+        match b {
+            crate::BuiltInTool::WebSearch(w) => {
+                let mut t = json!({"type": "web_search_20250305", "name": "web_search", "max_uses": w.max_uses.unwrap_or(5)});
+                if !w.allowed_domains.is_empty() {
+                    t["allowed_domains"] = json!(w.allowed_domains);
+                }
+                if !w.blocked_domains.is_empty() {
+                    t["blocked_domains"] = json!(w.blocked_domains);
+                }
+                tools.push(t);
+            }
+        }
+    }
     let mut tool_choice = None;
     // Structured output: one tool whose input is the shape, and the model must call it.
     if let Some(s) = &req.response_schema {

@@ -14,6 +14,7 @@ pub struct Builtin;
 impl Builtin {
     /// The reply for `req`, computed without any I/O.
     pub fn reply(req: &CompletionRequest) -> Result<Completion, LlmError> {
+        crate::no_built_in(req, "the built-in model")?;
         let last_user = req
             .messages
             .iter()

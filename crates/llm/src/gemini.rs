@@ -30,6 +30,7 @@ impl Gemini {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, LlmError> {
+        crate::no_built_in(req, "Gemini")?;
         // Accept both `gemini-2.0-flash` and the API's own `models/gemini-2.0-flash`.
         let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
         let url = if stream {

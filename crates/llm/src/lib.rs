@@ -117,6 +117,35 @@ pub struct CompletionRequest {
     pub response_schema: Option<ResponseSchema>,
     /// Functions the model may call; its answer then may be `tool_calls`.
     pub tools: Vec<ToolSpec>,
+    /// Tools the provider itself runs (web search), sent as it documents them.
+    pub built_in: Vec<BuiltInTool>,
+}
+
+/// A tool the provider runs on its side.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebSearch {
+    /// Only these domains (Anthropic).
+    pub allowed_domains: Vec<String>,
+    /// Never these domains (Anthropic).
+    pub blocked_domains: Vec<String>,
+    /// At most this many searches per call (Anthropic; default 5).
+    pub max_uses: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuiltInTool {
+    WebSearch(WebSearch),
+}
+
+/// Refuses built-in tools a provider does not have.
+pub(crate) fn no_built_in(req: &CompletionRequest, provider: &str) -> Result<(), LlmError> {
+    match req.built_in.first() {
+        None => Ok(()),
+        Some(BuiltInTool::WebSearch(_)) => Err(LlmError::Config {
+            message: format!("web search is not available with {provider}"),
+            status: None,
+        }),
+    }
 }
 
 /// A tool call streamed in pieces: its id and name, and its arguments' text

@@ -99,6 +99,12 @@ fn body(req: &CompletionRequest, stream: bool) -> impl Serialize + '_ {
                 })
                 .collect()
         }),
+        // Chat Completions documents web search as `web_search_options` (search models).
+        web_search_options: req
+            .built_in
+            .iter()
+            .any(|t| matches!(t, crate::BuiltInTool::WebSearch(_)))
+            .then(|| serde_json::json!({})),
         response_format: req.response_schema.as_ref().map(|s| {
             serde_json::json!({
                 "type": "json_schema",
@@ -131,6 +137,8 @@ struct ChatRequest<'a> {
     stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_search_options: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<serde_json::Value>,
 }

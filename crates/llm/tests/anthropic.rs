@@ -409,3 +409,23 @@ async fn streamed_tool_use_is_assembled_from_json_deltas() {
     assert_eq!(done.tool_calls[0].id, "toolu_a");
     assert_eq!(done.tool_calls[0].arguments, json!({"key": "x"}));
 }
+
+#[tokio::test]
+async fn web_search_is_anthropics_server_tool() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_json(message_body()),
+    )
+    .await;
+    let cfg = config(ProviderKind::Anthropic, &server);
+    client(&cfg)
+        .complete(&with_web_search(MODEL))
+        .await
+        .unwrap();
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(
+        sent["tools"][0],
+        json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 2, "allowed_domains": ["example.org"]})
+    );
+}

@@ -17,6 +17,7 @@ fn req(model: &str, system: Option<&str>, messages: &[(Role, &str)]) -> Completi
         max_tokens: None,
         response_schema: None,
         tools: Vec::new(),
+        built_in: Vec::new(),
     }
 }
 

@@ -349,3 +349,19 @@ async fn streamed_function_calls_arrive_whole() {
     assert_eq!(done.tool_calls[1].id, "call_1");
     assert_eq!(done.tool_calls[1].arguments, json!({"key": "x"}));
 }
+
+#[tokio::test]
+async fn web_search_is_refused_where_the_provider_has_none() {
+    let server = MockServer::start().await;
+    let cfg = config(ProviderKind::Gemini, &server);
+    let e = client(&cfg)
+        .complete(&with_web_search(MODEL))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("web search is not available with Gemini"),
+        "{e}"
+    );
+    assert!(requests(&server).await.is_empty());
+}

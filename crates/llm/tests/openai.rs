@@ -437,3 +437,16 @@ async fn streamed_tool_calls_are_assembled_from_their_pieces() {
     assert_eq!(done.tool_calls[1].id, "call_b");
     assert_eq!(done.tool_calls[1].arguments, json!({"key": "x"}));
 }
+
+#[tokio::test]
+async fn web_search_is_asked_for_as_chat_completions_documents_it() {
+    let server = MockServer::start().await;
+    mount_ok(&server).await;
+    let cfg = config(ProviderKind::Openai, &server);
+    client(&cfg)
+        .complete(&with_web_search("gpt-4o-search-preview"))
+        .await
+        .unwrap();
+    let sent = json_body(&requests(&server).await[0]);
+    assert_eq!(sent["web_search_options"], json!({}));
+}

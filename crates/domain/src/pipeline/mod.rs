@@ -81,6 +81,8 @@ impl Pipeline {
             output_tag: None,
             tools: Vec::new(),
             max_tool_rounds: None,
+            built_in_tools: Vec::new(),
+            tool_config: ToolConfig::default(),
         })
         .unwrap_or(Value::Null);
         Pipeline {

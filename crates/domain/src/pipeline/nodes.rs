@@ -162,7 +162,46 @@ pub struct LlmParams {
     /// Rounds of model → tools → model before the node gives up (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_rounds: Option<u32>,
+    /// Tools the provider runs itself: `web-search` (OpenAI and Anthropic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub built_in_tools: Vec<String>,
+    /// Settings of built-in tools, by name (the original's `tool_config`).
+    #[serde(default, skip_serializing_if = "ToolConfig::is_empty")]
+    pub tool_config: ToolConfig,
 }
+
+/// Settings of the built-in tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    #[serde(
+        default,
+        rename = "web-search",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub web_search: Option<WebSearchConfig>,
+}
+
+impl ToolConfig {
+    fn is_empty(&self) -> bool {
+        self.web_search.is_none()
+    }
+}
+
+/// Anthropic's web search settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSearchConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+/// The built-in tools a node may ask its provider for.
+pub const BUILT_IN_TOOLS: &[&str] = &["web-search"];
 
 pub const DEFAULT_MAX_TOOL_ROUNDS: u32 = 10;
 
@@ -434,6 +473,22 @@ impl Node {
                 }
                 let t = prompt(&l.prompt, VARIABLES)?;
                 check_tools(&l.tools, &t)?;
+                for b in &l.built_in_tools {
+                    if !BUILT_IN_TOOLS.contains(&b.as_str()) {
+                        return Err(format!(
+                            "params.built_in_tools: {b:?} is not available (available: {})",
+                            BUILT_IN_TOOLS.join(", ")
+                        ));
+                    }
+                }
+                if l.tool_config.web_search.is_some()
+                    && !l.built_in_tools.iter().any(|b| b == "web-search")
+                {
+                    return Err(
+                        "params.tool_config: web-search is configured but not in built_in_tools"
+                            .into(),
+                    );
+                }
                 Ok((Node::Llm(Box::new(l)), Some(t)))
             }
             "router" => {

@@ -39,7 +39,6 @@ pub struct Imported {
 /// LLM node params with no counterpart yet, and when they count as set.
 const UNSUPPORTED_LLM_PARAMS: &[&str] = &[
     "custom_actions",
-    "built_in_tools",
     "mcp_tools",
     "source_material_id",
     "collection_id",
@@ -191,6 +190,29 @@ impl Mapper<'_> {
                 }
                 for t in not {
                     self.unsupported(id, format!("tools: {t:?} (not available here yet)"));
+                }
+                for b in p
+                    .get("built_in_tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if super::BUILT_IN_TOOLS.contains(&b) {
+                        let list = out.entry("built_in_tools").or_insert_with(|| json!([]));
+                        if let Some(a) = list.as_array_mut() {
+                            a.push(json!(b));
+                        }
+                    } else {
+                        self.unsupported(id, format!("built_in_tools: {b:?} (not available here)"));
+                    }
+                }
+                if let Some(c) = p
+                    .get("tool_config")
+                    .and_then(|c| c.get("web-search"))
+                    .filter(|c| is_set(c))
+                {
+                    out.insert("tool_config".into(), json!({"web-search": c}));
                 }
                 for k in UNSUPPORTED_LLM_PARAMS {
                     if p.get(*k).is_some_and(is_set) {

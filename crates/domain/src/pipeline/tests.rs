@@ -408,3 +408,35 @@ fn agent_tools_are_checked_on_save() {
     ));
     assert!(e.contains("max_tool_rounds"), "{e}");
 }
+
+#[test]
+fn built_in_tools_are_checked_on_save() {
+    let with = |extra: Value| {
+        let mut params = json!({"provider": "p", "model": "m"});
+        for (k, v) in extra.as_object().unwrap() {
+            params[k] = v.clone();
+        }
+        single("llm", params)
+    };
+    let ok = p(with(json!({"built_in_tools": ["web-search"],
+        "tool_config": {"web-search": {"allowed_domains": ["example.org"]}}})))
+    .validate()
+    .unwrap();
+    let Node::Llm(l) = &ok.node("n").unwrap().node else {
+        panic!()
+    };
+    assert_eq!(
+        l.tool_config.web_search.as_ref().unwrap().allowed_domains,
+        ["example.org"]
+    );
+    assert!(err(with(json!({"built_in_tools": ["code-execution"]}))).contains("not available"));
+    assert!(
+        err(with(json!({"tool_config": {"web-search": {}}}))).contains("not in built_in_tools")
+    );
+    assert!(
+        err(with(
+            json!({"built_in_tools": ["web-search"], "tool_config": {"web-search": {"allow": []}}})
+        ))
+        .contains("tool_config.web-search")
+    );
+}

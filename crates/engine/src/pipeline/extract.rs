@@ -138,6 +138,7 @@ impl Engine {
                     schema: schema.clone(),
                 }),
                 tools: Vec::new(),
+                built_in: Vec::new(),
             };
             let c = client.complete(&req).await?;
             done.llm_calls += 1;

@@ -274,6 +274,19 @@ impl Engine {
             max_tokens: p.max_tokens,
             response_schema: None,
             tools: p.tools.iter().filter_map(|t| tools::spec(t)).collect(),
+            built_in: p
+                .built_in_tools
+                .iter()
+                .filter(|b| b.as_str() == "web-search")
+                .map(|_| {
+                    let c = p.tool_config.web_search.clone().unwrap_or_default();
+                    llm::BuiltInTool::WebSearch(llm::WebSearch {
+                        allowed_domains: c.allowed_domains,
+                        blocked_domains: c.blocked_domains,
+                        max_uses: c.max_uses,
+                    })
+                })
+                .collect(),
         };
         let completion = if req.tools.is_empty() {
             done.llm_calls += 1;

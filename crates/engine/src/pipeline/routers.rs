@@ -105,6 +105,7 @@ impl Engine {
                 }),
             }),
             tools: Vec::new(),
+            built_in: Vec::new(),
         };
         let c = client.complete(&req).await?;
         done.llm_calls += 1;

@@ -75,6 +75,7 @@ pub fn request(model: &str) -> CompletionRequest {
         max_tokens: Some(100),
         response_schema: None,
         tools: Vec::new(),
+        built_in: Vec::new(),
     }
 }
 
@@ -411,5 +412,18 @@ pub fn after_two_calls(model: &str) -> CompletionRequest {
         "division by zero",
         true,
     ));
+    r
+}
+
+/// A request asking the provider to search the web (only example.org, at most 2 searches).
+pub fn with_web_search(model: &str) -> CompletionRequest {
+    let mut r = request(model);
+    r.built_in = vec![chatstudio_llm::BuiltInTool::WebSearch(
+        chatstudio_llm::WebSearch {
+            allowed_domains: vec!["example.org".into()],
+            blocked_domains: Vec::new(),
+            max_uses: Some(2),
+        },
+    )];
     r
 }

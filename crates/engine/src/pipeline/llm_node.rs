@@ -11,7 +11,7 @@ use llm::{ChatMessage, CompletionRequest, LlmClient, Role, StreamEvent};
 
 use domain::traces::ToolCallTrace;
 
-use super::{Done, NodeCx, usage_items};
+use super::{Done, NodeCx, NodeError, usage_items};
 use crate::history::{self, summary_message};
 use crate::tools::{self, Reminders, ToolState};
 use crate::{Engine, TurnError};
@@ -75,6 +75,19 @@ async fn complete_or_stream(
     })
 }
 
+/// A failure after `done`'s calls: they count with the failed turn.
+fn spent(error: TurnError, done: &mut Done) -> NodeError {
+    NodeError {
+        error,
+        spent: Done {
+            usage: std::mem::take(&mut done.usage),
+            llm_calls: done.llm_calls,
+            tool_calls: std::mem::take(&mut done.tool_calls),
+            ..Default::default()
+        },
+    }
+}
+
 impl Engine {
     /// The model → tools → model loop of a node with tools: each round's
     /// calls run in order on the node's copy of the state, their answers
@@ -88,7 +101,7 @@ impl Engine {
         provider_kind: &str,
         req: &mut CompletionRequest,
         done: &mut Done,
-    ) -> Result<llm::Completion, TurnError> {
+    ) -> Result<llm::Completion, NodeError> {
         let mut st = ToolState {
             participant_data: cx.state.participant_data.clone(),
             session_state: cx.state.session_state.clone(),
@@ -120,7 +133,10 @@ impl Engine {
         let mut rounds = 0;
         let completion = loop {
             // Each round streams (text before a round's calls included) when the reply streams.
-            let c = complete_or_stream(client, req, cx.stream.clone()).await?;
+            let c = match complete_or_stream(client, req, cx.stream.clone()).await {
+                Ok(c) => c,
+                Err(error) => return Err(spent(error, done)),
+            };
             done.llm_calls += 1;
             if c.tool_calls.is_empty() {
                 break c;
@@ -128,10 +144,11 @@ impl Engine {
             done.usage.extend(usage_items(provider_kind, &c, &p.model));
             rounds += 1;
             if rounds > p.max_tool_rounds() {
-                return Err(TurnError::Config(format!(
+                let error = TurnError::Config(format!(
                     "the model was still calling tools after {} rounds (max_tool_rounds)",
                     p.max_tool_rounds()
-                )));
+                ));
+                return Err(spent(error, done));
             }
             req.messages
                 .push(ChatMessage::calling(c.text.clone(), c.tool_calls.clone()));
@@ -249,7 +266,7 @@ impl Engine {
         &self,
         cx: &NodeCx<'_, '_>,
         p: &LlmParams,
-    ) -> Result<Done, TurnError> {
+    ) -> Result<Done, NodeError> {
         let Conversation {
             access,
             client,

@@ -139,6 +139,23 @@ struct Done {
     schedules: Vec<domain::schedules::ScheduleChange>,
 }
 
+/// A node that failed, with what it had spent by then (its calls' usage
+/// counts with the failed turn).
+#[derive(Debug)]
+struct NodeError {
+    error: TurnError,
+    spent: Done,
+}
+
+impl<E: Into<TurnError>> From<E> for NodeError {
+    fn from(e: E) -> Self {
+        NodeError {
+            error: e.into(),
+            spent: Done::default(),
+        }
+    }
+}
+
 /// What a node sees when it runs.
 struct NodeCx<'r, 'a> {
     run: &'r RunInput<'a>,
@@ -290,11 +307,14 @@ impl Engine {
                         out.spans.push(span);
                         finished.push((n, done));
                     }
-                    Err(e) => {
-                        span.error = Some(e.to_string());
+                    Err(NodeError { error, spent }) => {
+                        span.error = Some(error.to_string());
+                        span.llm_calls = spent.llm_calls;
+                        span.usage = spent.usage;
+                        span.tool_calls = spent.tool_calls;
                         out.spans.push(span);
                         return Err(Failure {
-                            error: e,
+                            error,
                             node: Some(format!("node {:?} ({})", n.id, n.kind)),
                             spans: out.spans,
                         });
@@ -369,26 +389,26 @@ impl Engine {
         (matches!(only.node, Node::Llm(_)) && others_passed_over).then_some(only.id.as_str())
     }
 
-    async fn run_node(&self, cx: &NodeCx<'_, '_>) -> Result<Done, TurnError> {
-        match &cx.node.node {
-            Node::Start | Node::End => Ok(Done {
+    async fn run_node(&self, cx: &NodeCx<'_, '_>) -> Result<Done, NodeError> {
+        Ok(match &cx.node.node {
+            Node::Start | Node::End => Done {
                 output: cx.input.clone(),
                 ..Default::default()
-            }),
-            Node::Llm(p) => self.llm_node(cx, p).await,
-            Node::Router(p) => self.llm_router(cx, p).await,
-            Node::StaticRouter(p) => Ok(routers::static_route(cx, p)),
-            Node::Template(p) => template::render(cx, p),
+            },
+            Node::Llm(p) => self.llm_node(cx, p).await?,
+            Node::Router(p) => self.llm_router(cx, p).await?,
+            Node::StaticRouter(p) => routers::static_route(cx, p),
+            Node::Template(p) => template::render(cx, p)?,
             Node::ExtractStructuredData(p) => {
                 let (data, done) = self.extract(cx, p).await?;
-                Ok(Done {
+                Done {
                     output: data.to_string(),
                     ..done
-                })
+                }
             }
             Node::UpdateParticipantData(p) => {
                 let (data, done) = self.extract(cx, p).await?;
-                Ok(Done {
+                Done {
                     output: cx.input.clone(),
                     participant_data: Some(extract::merged(
                         &cx.state.participant_data,
@@ -396,9 +416,9 @@ impl Engine {
                         p.key_name.as_deref(),
                     )),
                     ..done
-                })
+                }
             }
-            Node::SendEmail(p) => email::render(cx, p),
-        }
+            Node::SendEmail(p) => email::render(cx, p)?,
+        })
     }
 }

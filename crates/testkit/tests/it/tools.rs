@@ -173,6 +173,15 @@ both_backends!(
         let err = app.rows("SELECT error FROM traces", &["error"]).await;
         let err = err[0]["error"].as_str().unwrap();
         assert!(err.contains("still calling tools after 2 rounds"), "{err}");
+        // What the three calls used counts with the failed turn, and the trace keeps its calls.
+        let out = app
+            .rows(
+                "SELECT quantity FROM usage_records WHERE service_kind = 'llm_output'",
+                &["q"],
+            )
+            .await;
+        assert_eq!(out[0]["q"], 9);
+        assert_eq!(app.scalar("SELECT llm_calls FROM traces").await, 3);
     }
 );
 

@@ -11,7 +11,25 @@ use store::entity::{message, trace};
 use crate::Result;
 use crate::conn::Reads;
 use crate::ids::SessionId;
-use crate::turns::{TraceStatus, UsageItem};
+use crate::pricing::ServiceKind;
+use crate::text_enum::text_enum;
+
+text_enum!(
+    /// How a turn ended, as its trace records it.
+    pub enum TraceStatus {
+        Success = "success",
+        Error = "error",
+    }
+);
+
+/// Tokens used by one call, as the provider reported them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageItem {
+    pub provider_kind: String,
+    pub model: String,
+    pub kind: ServiceKind,
+    pub quantity: i64,
+}
 
 /// One node that ran in a turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

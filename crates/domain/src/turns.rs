@@ -16,17 +16,8 @@ use crate::ids::{ChatbotId, MessageId, ParticipantId, SessionId, TeamId};
 use crate::messages::{self, MessageRole};
 use crate::pricing::{self, ServiceKind};
 use crate::sessions::{self, NewSession, Session, SessionStatus};
-use crate::text_enum::text_enum;
-use crate::traces::Span;
+pub use crate::traces::{Span, TraceStatus, UsageItem};
 use crate::{Domain, Result};
-
-text_enum!(
-    /// How a turn ended, as its trace records it.
-    pub enum TraceStatus {
-        Success = "success",
-        Error = "error",
-    }
-);
 
 /// The writes that open a turn, in one transaction: the session when it is
 /// new, messages seeded before it (OpenAI endpoint history), and the human
@@ -92,15 +83,6 @@ pub async fn finished(
         .one(db)
         .await?
         .map(|m| (MessageId(m.id), m.content)))
-}
-
-/// Tokens used by one call, as the provider reported them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageItem {
-    pub provider_kind: String,
-    pub model: String,
-    pub kind: ServiceKind,
-    pub quantity: i64,
 }
 
 /// Everything a finished (or failed) turn writes.

@@ -118,8 +118,9 @@ pub struct TurnChanges {
     pub family_id: Option<ChatbotId>,
     /// The participant's new data for the family, when a node changed it.
     pub participant_data: Option<Value>,
-    /// The session's new state, when a node changed it.
-    pub session_state: Option<Value>,
+    /// Session state keys a node set, merged into the state as it is at
+    /// commit (so a concurrent `update_state` keeps the keys the turn did not touch).
+    pub session_state: serde_json::Map<String, Value>,
     /// Tags for the reply message (output tags, chosen routes).
     pub reply_tags: Vec<String>,
     /// Exchanges added to node- and named-scoped histories.
@@ -189,9 +190,6 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     };
     if let (Some(mid), Some(tag)) = (reply_message_id, &t.version_tag) {
         crate::tags::tag_message(txn, t.team_id, mid.0, tag, crate::tags::VERSION_CATEGORY).await?;
-    }
-    if t.error.is_none() {
-        apply_changes(&tx, &t, reply_message_id).await?;
     }
     if let Some((mid, summary)) = &t.checkpoint {
         message::Entity::update_many()
@@ -273,24 +271,9 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         .filter(session::Column::FirstActivityAt.is_null())
         .exec(txn)
         .await?;
-    if t.error.is_none() && t.changes.end_session {
-        sessions::end(
-            &mut tx,
-            t.team_id,
-            t.session_id,
-            crate::events::EndedBy::Bot,
-        )
-        .await?;
-    }
+    // A failed turn changes nothing but its own record.
     if t.error.is_none() {
-        for e in &t.changes.emails {
-            tx.enqueue(
-                crate::jobs::NewJob::<crate::jobs::EmailSend>::new(e.clone())
-                    .team(t.team_id)
-                    .session(t.session_id),
-            )
-            .await?;
-        }
+        apply_changes(&mut tx, &t, reply_message_id).await?;
     }
     tx.commit().await?;
     Ok(Recorded {
@@ -366,28 +349,26 @@ fn priced_spans(spans: &[Span], priced: &Priced) -> Option<Value> {
     serde_json::to_value(spans).ok()
 }
 
-/// Participant data, session state, reply tags and node histories of a
-/// successful turn, in its transaction.
+/// What a successful turn changes besides its reply, in its transaction:
+/// participant data, session state, reply tags, node histories, reminders,
+/// emails to send, and the session's end when the chatbot ended it (last, so
+/// the turn's own status update cannot undo it).
 async fn apply_changes(
-    tx: &crate::Tx<'_>,
+    tx: &mut crate::Tx<'_>,
     t: &TurnOutcome,
     reply: Option<MessageId>,
 ) -> Result<()> {
     let c = &t.changes;
     if let (Some(data), Some(family)) = (&c.participant_data, c.family_id) {
-        crate::participants::data::set(tx, t.team_id, t.participant_id, family, data).await?;
+        crate::participants::data::set(&*tx, t.team_id, t.participant_id, family, data).await?;
     }
-    if let Some(state) = &c.session_state {
-        session::Entity::update_many()
-            .col_expr(session::Column::State, Expr::value(state.to_string()))
-            .filter(session::Column::Id.eq(t.session_id))
-            .exec(tx.writer())
-            .await?;
+    if !c.session_state.is_empty() {
+        sessions::merge_state(&*tx, t.session_id, c.session_state.clone()).await?;
     }
     if let Some(mid) = reply {
         for tag in &c.reply_tags {
             crate::tags::tag_message(
-                tx,
+                &*tx,
                 t.team_id,
                 mid.0,
                 tag,
@@ -397,14 +378,24 @@ async fn apply_changes(
         }
     }
     for h in &c.histories {
-        histories::append(tx, t.session_id, h).await?;
+        histories::append(&*tx, t.session_id, h).await?;
     }
     if let Some(family) = c.family_id {
         for s in &c.schedules {
-            crate::schedules::apply(tx, t.participant_id, family, s).await?;
+            crate::schedules::apply(&*tx, t.participant_id, family, s).await?;
         }
     }
-
+    for e in &c.emails {
+        tx.enqueue(
+            crate::jobs::NewJob::<crate::jobs::EmailSend>::new(e.clone())
+                .team(t.team_id)
+                .session(t.session_id),
+        )
+        .await?;
+    }
+    if c.end_session {
+        sessions::end(tx, t.team_id, t.session_id, crate::events::EndedBy::Bot).await?;
+    }
     Ok(())
 }
 

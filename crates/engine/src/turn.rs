@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::pipeline::{Failure, RunOutput};
+use crate::pipeline::{Failure, RunOutput, spent};
 use crate::run_input::Reading;
 use crate::{Engine, TurnError};
 
@@ -246,10 +246,11 @@ impl Engine {
         let run = match result {
             Ok(run) => run,
             Err(failure) => {
+                let (usage, llm_calls) = spent(&failure.spans);
                 let outcome = TurnOutcome {
                     error: Some(failure.describe()),
-                    llm_calls: failure.spans.iter().map(|s| s.llm_calls).sum(),
-                    usage: failure.spans.iter().flat_map(|s| s.usage.clone()).collect(),
+                    llm_calls,
+                    usage,
                     spans: failure.spans,
                     ..base
                 };
@@ -260,8 +261,9 @@ impl Engine {
                 return Err(failure.error);
             }
         };
+        let (usage, llm_calls) = spent(&run.spans);
         let (mut prompt_tokens, mut completion_tokens) = (0u64, 0u64);
-        for u in &run.usage {
+        for u in &usage {
             let q = u64::try_from(u.quantity).unwrap_or(0);
             match u.kind {
                 domain::pricing::ServiceKind::Output => completion_tokens += q,
@@ -275,8 +277,8 @@ impl Engine {
         };
         let outcome = TurnOutcome {
             reply: Some(run.reply),
-            usage: run.usage,
-            llm_calls: run.llm_calls,
+            usage,
+            llm_calls,
             checkpoint: run
                 .checkpoint
                 .map(|(at, s)| (at.map_or(input_message_id, MessageId), s)),

@@ -270,14 +270,14 @@ impl Engine {
         let Conversation {
             access,
             client,
-            recalled,
+            mut recalled,
             mut done,
         } = self.converse(cx, &p.provider, &p.model, &p.history).await?;
         let template = cx.node.prompt.as_ref();
         let system = template
             .map(|t| t.render(&cx.prompt_context()))
             .filter(|s| !s.is_empty());
-        let mut messages = recalled.messages.clone();
+        let mut messages = std::mem::take(&mut recalled.messages);
         let mut user_turn = cx.input.clone();
         if template.is_some_and(|t| t.uses("current_datetime")) {
             user_turn.push_str(&format!("\n\n[Current time: {}]", cx.run.exact_time));

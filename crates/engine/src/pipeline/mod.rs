@@ -73,14 +73,20 @@ pub struct RunInput<'a> {
 #[derive(Debug, Default)]
 pub struct RunOutput {
     pub reply: String,
-    pub usage: Vec<UsageItem>,
-    pub llm_calls: i32,
     /// Global history checkpoint: (message to hold it — `None` = the current input, summary).
     pub checkpoint: Option<(Option<i64>, String)>,
     /// Every node that ran, in the order it finished.
     pub spans: Vec<Span>,
     /// What the run changes, for the turn to write (`family_id` is the turn's to fill).
     pub changes: TurnChanges,
+}
+
+/// What the calls of these spans used, and how many there were.
+pub fn spent(spans: &[Span]) -> (Vec<UsageItem>, i32) {
+    (
+        spans.iter().flat_map(|s| s.usage.iter().cloned()).collect(),
+        spans.iter().map(|s| s.llm_calls).sum(),
+    )
 }
 
 impl RunOutput {
@@ -220,7 +226,6 @@ impl Engine {
         let mut state = state::Shared::new(&run);
         let mut decided: HashMap<&str, Decided> = HashMap::new();
         let mut out = RunOutput::default();
-        let mut participant_changed = false;
         loop {
             let ready: Vec<&ValidNode> = pipeline
                 .nodes
@@ -263,9 +268,6 @@ impl Engine {
             }
             if let Some((_, inputs)) = wave.iter().find(|(n, _)| n.id == end.id) {
                 out.reply = inputs.join("\n\n");
-                if participant_changed {
-                    out.changes.participant_data = Some(state.participant_data);
-                }
                 return Ok(out);
             }
             let streaming = self.streaming_node(&run, &wave, &decided, &end.id);
@@ -302,7 +304,7 @@ impl Engine {
                         span.output = Some(done.output.clone());
                         span.route = done.route.as_ref().map(|(_, k)| k.clone());
                         span.llm_calls = done.llm_calls;
-                        span.usage = done.usage.clone();
+                        span.usage = std::mem::take(&mut done.usage);
                         span.tool_calls = std::mem::take(&mut done.tool_calls);
                         out.spans.push(span);
                         finished.push((n, done));
@@ -323,8 +325,6 @@ impl Engine {
             }
             // Changes apply after the wave, in node order, so concurrent nodes saw the same state.
             for (n, done) in finished {
-                out.usage.extend(done.usage);
-                out.llm_calls += done.llm_calls;
                 if out.checkpoint.is_none() {
                     out.checkpoint = done.checkpoint;
                 }
@@ -332,12 +332,18 @@ impl Engine {
                 out.changes.reply_tags.extend(done.reply_tags);
                 out.changes.emails.extend(done.emails);
                 if let Some(data) = done.participant_data {
-                    state.participant_data = data;
-                    participant_changed = true;
+                    state.participant_data = data.clone();
+                    out.changes.participant_data = Some(data);
                 }
                 if let Some(s) = done.session_state {
-                    state.session_state = s.clone();
-                    out.changes.session_state = Some(s);
+                    if let Some(new) = s.as_object() {
+                        for (k, v) in new {
+                            if state.session_state.get(k) != Some(v) {
+                                out.changes.session_state.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    state.session_state = s;
                 }
                 out.changes.end_session |= done.end_session;
                 out.changes.schedules.extend(done.schedules);

@@ -23,7 +23,8 @@ fn pick(keywords: &[String], default: usize, choice: Option<&str>) -> (usize, St
     (index, keywords.get(index).cloned().unwrap_or_default())
 }
 
-fn routed(cx: &NodeCx<'_, '_>, route: (usize, String), tag: bool) -> Done {
+/// `done` passing its input on through the handle of `route`.
+fn routed(cx: &NodeCx<'_, '_>, done: Done, route: (usize, String), tag: bool) -> Done {
     Done {
         output: cx.input.clone(),
         reply_tags: if tag {
@@ -32,7 +33,7 @@ fn routed(cx: &NodeCx<'_, '_>, route: (usize, String), tag: bool) -> Done {
             Vec::new()
         },
         route: Some(route),
-        ..Default::default()
+        ..done
     }
 }
 
@@ -62,7 +63,7 @@ pub(super) fn static_route(cx: &NodeCx<'_, '_>, p: &StaticRouterParams) -> Done 
         _ => None,
     });
     let route = pick(&p.keywords, p.default_keyword_index, value.as_deref());
-    routed(cx, route, p.tag_output_message)
+    routed(cx, Done::default(), route, p.tag_output_message)
 }
 
 impl Engine {
@@ -74,7 +75,7 @@ impl Engine {
         let super::llm_node::Conversation {
             access,
             client,
-            recalled,
+            mut recalled,
             mut done,
         } = self.converse(cx, &p.provider, &p.model, &p.history).await?;
         let prompt = cx
@@ -87,7 +88,7 @@ impl Engine {
             "{prompt}\n\nAnswer with exactly one of these keywords: {}.",
             p.keywords.join(", ")
         );
-        let mut messages = recalled.messages.clone();
+        let mut messages = std::mem::take(&mut recalled.messages);
         messages.push(ChatMessage::new(Role::User, cx.input.clone()));
         let req = CompletionRequest {
             model: p.model.clone(),
@@ -115,22 +116,8 @@ impl Engine {
             p.default_keyword_index,
             Some(&keyword_of(&c.text)),
         );
-        let history = recalled.write(&cx.input, &route.1);
-        Ok(Done {
-            history,
-            ..routed(cx, route, p.tag_output_message)
-        }
-        .with_usage(done))
-    }
-}
-
-impl Done {
-    /// This result with the calls, usage and checkpoint of `other`.
-    fn with_usage(mut self, other: Done) -> Done {
-        self.usage = other.usage;
-        self.llm_calls = other.llm_calls;
-        self.checkpoint = other.checkpoint;
-        self
+        done.history = recalled.write(&cx.input, &route.1);
+        Ok(routed(cx, done, route, p.tag_output_message))
     }
 }
 

@@ -348,6 +348,23 @@ impl TestApp {
         self.post_json("/api/sessions/", key, &body).await
     }
 
+    /// The public id of the app's only (or first) session.
+    pub async fn only_session(&self) -> String {
+        let rows = self
+            .rows("SELECT external_id FROM sessions ORDER BY id", &["id"])
+            .await;
+        rows[0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The traces of the app's only session, as `GET /api/sessions/{id}/traces/` lists them.
+    pub async fn traces(&self, team: &TestTeam) -> Vec<Value> {
+        let sid = self.only_session().await;
+        let v = self
+            .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
+            .await;
+        v["results"].as_array().unwrap().clone()
+    }
+
     /// One integer from a SQL query (counts, ids) on the app's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         use sea_orm::ConnectionTrait;

@@ -181,6 +181,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve(opts).await
         }
+        // A dry run opens the whole domain (secrets, files) itself.
+        Command::Chatbot(chatbot::ChatbotCmd::Test(a)) => chatbot_test::run(&cli, a).await,
         Command::Team(_)
         | Command::Key(_)
         | Command::Chatbot(_)

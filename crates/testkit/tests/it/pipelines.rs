@@ -16,18 +16,6 @@ async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Val
         .await
 }
 
-/// The only session's traces, as the API lists them.
-async fn traces(app: &TestApp, team: &TestTeam) -> Vec<Value> {
-    let sid = app.rows("SELECT external_id FROM sessions", &["id"]).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = app
-        .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
-        .await;
-    v["results"].as_array().unwrap().clone()
-}
-
 fn path_of(trace: &Value) -> Vec<String> {
     trace["path"]
         .as_array()
@@ -113,7 +101,7 @@ both_backends!(
             ["SALES", "from-sales", "SUPPORT", "SUPPORT"]
         );
 
-        let t = traces(app, &team).await;
+        let t = app.traces(&team).await;
         assert_eq!(t.len(), 3);
         assert_eq!(path_of(&t[0]), ["start", "r", "sales", "wrap"]);
         assert_eq!(path_of(&t[1]), ["start", "r", "support", "wrap"]);
@@ -265,7 +253,7 @@ both_backends!(a_merge_receives_every_input, async |app: &TestApp| {
     let (s, v) = say(app, &team, b, "x").await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["response"], "A:x + B:x (api)");
-    let t = traces(app, &team).await;
+    let t = app.traces(&team).await;
     let p = path_of(&t[0]);
     assert_eq!(p.len(), 4);
     assert_eq!(p[0], "start");
@@ -297,7 +285,7 @@ both_backends!(
         .await;
         let (s, v) = say(app, &team, b, "I am Ana").await;
         assert!((400..600).contains(&s), "{s} {v}");
-        let t = traces(app, &team).await;
+        let t = app.traces(&team).await;
         assert_eq!(t[0]["status"], "error");
         let error = t[0]["error"].as_str().unwrap();
         assert!(
@@ -392,7 +380,7 @@ both_backends!(
             .await;
         let data: Value = serde_json::from_str(data[0]["data"].as_str().unwrap()).unwrap();
         assert_eq!(data, json!({"profile": {"name": "Ana"}}));
-        let t = traces(app, &team).await;
+        let t = app.traces(&team).await;
         assert_eq!(node(&t[0], "learn")["llm_calls"], 3);
         assert_eq!(node(&t[0], "learn")["output"], "My name is Ana, hi there!");
         assert_eq!(t[0]["llm_calls"], 4);
@@ -459,15 +447,12 @@ both_backends!(
         let other = app.team("b").await;
         let b = app.echo_bot(&a).await;
         say(app, &a, b, "hi").await;
-        let sid = app.rows("SELECT external_id FROM sessions", &["id"]).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sid = app.only_session().await;
         let r = app
             .get(&format!("/api/sessions/{sid}/traces/"), &other.key)
             .await;
         assert_eq!(r.status(), 404);
-        let t = traces(app, &a).await;
+        let t = app.traces(&a).await;
         assert_eq!(path_of(&t[0]), ["start", "llm"]);
         assert_eq!(node(&t[0], "llm")["output"], "You said: hi");
         assert_eq!(t[0]["nodes"][1]["cost"], "0.00000000");

@@ -23,6 +23,12 @@ async fn tool_bot(
         .await
 }
 
+/// A bot on the built-in `echo` model (a team provider `local`) with these LLM params.
+async fn local_bot(app: &TestApp, team: &TestTeam, params: Value) -> Uuid {
+    app.provider(team, "local", "builtin", None, None).await;
+    tool_bot(app, team, "local", "echo", params).await
+}
+
 async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
     app.post_json(
         &format!("/channels/api/{bot}/incoming_message"),
@@ -36,13 +42,7 @@ both_backends!(
     agent_tools_change_state_seen_through_the_api,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = tool_bot(
-        app,
-        &team,
-        "local",
-        "echo",
-        json!({
+        let bot = local_bot(app, &team, json!({
             "prompt": "You help. Known: {participant_data}",
             "tools": ["set-session-state", "update-user-data", "increment-counter", "calculator", "get-session-state"]
         }),
@@ -63,10 +63,7 @@ both_backends!(
         assert!(reply.contains("calculator: 42"), "{reply}");
         assert!(reply.contains("increment-counter: The 'visits' counter has been successfully incremented. The new value is 1."), "{reply}");
         // Session state through the sessions API; participant data through the participants API.
-        let sid = app.rows("SELECT external_id FROM sessions", &["id"]).await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sid = app.only_session().await;
         let detail = app
             .get_json(&format!("/api/sessions/{sid}/"), &team.key)
             .await;
@@ -88,26 +85,21 @@ both_backends!(
             "get-session-state: The value for key 'step' is: 2"
         );
         // Every call is in the trace: name, arguments, result, duration.
-        let t = app
-            .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
-            .await;
-        let calls = &t["results"][0]["nodes"][1]["tool_calls"];
-        assert_eq!(calls.as_array().unwrap().len(), 4, "{t}");
+        let t = app.traces(&team).await;
+        let calls = &t[0]["nodes"][1]["tool_calls"];
+        assert_eq!(calls.as_array().unwrap().len(), 4, "{t:?}");
         assert_eq!(calls[3]["name"], "calculator");
         assert_eq!(calls[3]["arguments"], json!({"expression": "6 * 7"}));
         assert_eq!(calls[3]["result"], "42");
-        assert_eq!(t["results"][0]["nodes"][1]["llm_calls"], 2);
+        assert_eq!(t[0]["nodes"][1]["llm_calls"], 2);
     }
 );
 
 both_backends!(tool_errors_go_back_to_the_model, async |app: &TestApp| {
     let team = app.team("a").await;
-    app.provider(&team, "local", "builtin", None, None).await;
-    let bot = tool_bot(
+    let bot = local_bot(
         app,
         &team,
-        "local",
-        "echo",
         json!({"tools": ["set-session-state", "calculator"]}),
     )
     .await;
@@ -125,20 +117,14 @@ both_backends!(tool_errors_go_back_to_the_model, async |app: &TestApp| {
         "{reply}"
     );
     assert!(reply.contains("calculator: Error:"), "{reply}");
-    let sid = app.rows("SELECT external_id FROM sessions", &["id"]).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let t = app
-        .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
-        .await;
-    let calls = &t["results"][0]["nodes"][1]["tool_calls"];
+    let t = app.traces(&team).await;
+    let calls = &t[0]["nodes"][1]["tool_calls"];
     assert!(
         calls[0]["error"].as_str().unwrap().contains("read-only"),
-        "{t}"
+        "{t:?}"
     );
     assert!(calls[0]["result"].is_null());
-    assert!(calls[1]["error"].is_string(), "{t}");
+    assert!(calls[1]["error"].is_string(), "{t:?}");
 });
 
 both_backends!(
@@ -193,13 +179,7 @@ both_backends!(
     reminder_tools_set_move_and_delete_schedules_that_fire,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = tool_bot(
-        app,
-        &team,
-        "local",
-        "echo",
-        json!({
+        let bot = local_bot(app, &team, json!({
             "prompt": "Now: {current_datetime}",
             "tools": ["one-off-reminder", "recurring-reminder", "delete-reminder", "move-scheduled-message-date"]
         }),
@@ -295,15 +275,7 @@ both_backends!(
     a_streamed_reply_runs_its_tools_first,
     async |app: &TestApp| {
         let team = app.team("a").await;
-        app.provider(&team, "local", "builtin", None, None).await;
-        let bot = tool_bot(
-            app,
-            &team,
-            "local",
-            "echo",
-            json!({"tools": ["calculator"]}),
-        )
-        .await;
+        let bot = local_bot(app, &team, json!({"tools": ["calculator"]})).await;
         let r = app
             .request(
                 reqwest::Method::POST,

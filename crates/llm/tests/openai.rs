@@ -317,16 +317,20 @@ async fn exhausted_quota_is_a_config_error() {
 
 failure_scenarios!(provider());
 
+async fn mount_json(server: &MockServer, body: serde_json::Value) {
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn structured_output_asks_for_a_json_schema() {
     let server = MockServer::start().await;
     let mut body = completion_body();
     body["choices"][0]["message"]["content"] = json!("{\"route\":\"B\"}");
-    Mock::given(method("POST"))
-        .and(path("/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .mount(&server)
-        .await;
+    mount_json(&server, body).await;
     let cfg = config(ProviderKind::Openai, &server);
     let c = client(&cfg)
         .complete(&structured("gpt-4o-mini"))
@@ -352,11 +356,7 @@ async fn tool_calls_are_read_and_answered() {
         {"id": "call_b", "type": "function", "function": {"name": "calculator", "arguments": "{\"expression\": \"1/0\"}"}}
     ]});
     body["choices"][0]["finish_reason"] = json!("tool_calls");
-    Mock::given(method("POST"))
-        .and(path("/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .mount(&server)
-        .await;
+    mount_json(&server, body).await;
     let cfg = config(ProviderKind::Openai, &server);
     let c = client(&cfg)
         .complete(&with_tools("gpt-4o-mini"))

@@ -15,6 +15,22 @@ fn chatstudio(app: &TestApp) -> Binary {
     Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app)
 }
 
+/// `chatbot apply --team acme` of a file holding `text`: it must be refused; the error.
+fn apply_refused(cli: &Binary, app: &TestApp, text: &str) -> String {
+    let yaml = app.data_dir.path().join("refused.yaml");
+    std::fs::write(&yaml, text).unwrap();
+    let (ok, _, err) = cli.run(&[
+        "chatbot",
+        "apply",
+        "--team",
+        "acme",
+        "--file",
+        yaml.to_str().unwrap(),
+    ]);
+    assert!(!ok, "applied: {text}");
+    err
+}
+
 fn last_line(s: &str) -> String {
     s.trim_end().lines().last().unwrap_or("").to_string()
 }
@@ -203,21 +219,11 @@ both_backends!(
         );
 
         // A bad pipeline file fails with a message naming the problem.
-        let yaml = app.data_dir.path().join("bad.yaml");
-        std::fs::write(
-        &yaml,
-        "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: 'Hi {unknown_var}'}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n",
-    )
-    .unwrap();
-        let (success, _, err) = cli.run(&[
-            "chatbot",
-            "apply",
-            "--team",
-            "acme",
-            "--file",
-            yaml.to_str().unwrap(),
-        ]);
-        assert!(!success);
+        let err = apply_refused(
+            &cli,
+            app,
+            "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: 'Hi {unknown_var}'}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n",
+        );
         assert!(err.contains("{unknown_var}"), "{err}");
         cli.ok(&["provider", "remove", "--team", "acme", "--name", "oa"]);
         let (success, _, _) = cli.run(&["provider", "remove", "--team", "acme", "--name", "oa"]);
@@ -516,21 +522,11 @@ both_backends!(
         assert_eq!(app.scalar("SELECT COUNT(*) FROM traces").await, 0);
 
         // A chatbot file with a bad pipeline: the node and the field are named.
-        let yaml = app.data_dir.path().join("bad.yaml");
-        std::fs::write(
-            &yaml,
+        let err = apply_refused(
+            &cli,
+            app,
             "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: s, type: start}\n      - {id: r, type: static_router, params: {route_key: x, keywords: [a], defualt_keyword_index: 0}}\n      - {id: e, type: end}\n    edges:\n      - {from: s, to: r}\n      - {from: r, to: e, handle: output_0}\n",
-        )
-        .unwrap();
-        let (ok, _, err) = cli.run(&[
-            "chatbot",
-            "apply",
-            "--team",
-            "acme",
-            "--file",
-            yaml.to_str().unwrap(),
-        ]);
-        assert!(!ok);
+        );
         assert!(
             err.contains("node \"r\" (static_router): params.defualt_keyword_index: unknown field"),
             "{err}"

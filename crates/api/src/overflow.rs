@@ -59,6 +59,10 @@ impl HttpBody for Shared {
 }
 
 pub async fn drain_refused(req: Request, next: Next) -> Response {
+    // A request without a body has nothing to drain: no wrapper on that path.
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let shared = Shared(Arc::new(Mutex::new(body)));
     let response = next

@@ -30,12 +30,15 @@ pub struct Reading<'a> {
 impl Engine {
     pub async fn run_input<'a>(&self, r: Reading<'a>) -> Result<RunInput<'a>, TurnError> {
         let db = &self.domain;
+        // Who the participant is and their schedules cost two queries: only
+        // for pipelines that read them.
         let (participant, data, schedules) = match r.participant_id {
-            Some(id) => (
+            Some(id) if r.pipeline.reads_participant() => (
                 participants::get(db, id).await?,
                 pdata::get(db, id, r.family_id).await?,
                 domain::schedules::pending_for(db, id, r.family_id).await?,
             ),
+            Some(id) => (None, pdata::get(db, id, r.family_id).await?, json!([])),
             None => (None, json!({}), json!([])),
         };
         let now = Utc::now();

@@ -229,6 +229,14 @@ pub const AGENT_TOOLS: &[(&str, Option<&str>)] = &[
     ("move-scheduled-message-date", Some("current_datetime")),
 ];
 
+/// The tools that read and change the participant's schedules.
+pub const REMINDER_TOOLS: &[&str] = &[
+    "one-off-reminder",
+    "recurring-reminder",
+    "delete-reminder",
+    "move-scheduled-message-date",
+];
+
 /// The original's tools that do not run here yet.
 pub const PENDING_TOOLS: &[&str] = &[];
 

@@ -43,6 +43,19 @@ impl ValidPipeline {
         self.nodes.iter().find(|n| matches!(n.node, Node::End))
     }
 
+    /// Whether a node reads who the participant is or their schedules
+    /// (templates and emails, reminder tools), which a turn then loads.
+    pub fn reads_participant(&self) -> bool {
+        self.nodes.iter().any(|n| match &n.node {
+            Node::Template(_) | Node::SendEmail(_) => true,
+            Node::Llm(l) => l
+                .tools
+                .iter()
+                .any(|t| super::REMINDER_TOOLS.contains(&t.as_str())),
+            _ => false,
+        })
+    }
+
     pub fn incoming(&self, id: &str) -> &[EdgeSpec] {
         self.incoming.get(id).map(Vec::as_slice).unwrap_or_default()
     }

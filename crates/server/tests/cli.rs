@@ -517,6 +517,21 @@ both_backends!(
             serde_json::json!(["start", "triage", "other", "wrap"])
         );
         assert_eq!(v["reply_tags"], serde_json::json!(["OTHER"]));
+        // Running as a participant the team does not have is refused, by name.
+        let (ok, _, err) = cli.run(&[
+            "chatbot",
+            "test",
+            &id,
+            "--message",
+            "hi",
+            "--participant",
+            "nobody@example.org",
+        ]);
+        assert!(!ok);
+        assert!(
+            err.contains("no participant \"nobody@example.org\""),
+            "{err}"
+        );
         // Nothing was saved.
         assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 0);
         assert_eq!(app.scalar("SELECT COUNT(*) FROM traces").await, 0);

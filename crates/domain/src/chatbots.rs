@@ -19,9 +19,9 @@ use uuid::Uuid;
 use crate::conn::{Reads, Writes};
 use crate::ids::{ChatbotId, TeamId};
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
-use crate::pipeline::Pipeline;
-use crate::providers;
+use crate::pipeline::{Node, Pipeline};
 use crate::{Domain, Error, Result};
+use crate::{actions, providers};
 
 pub const MAX_NAME_LEN: usize = 128;
 pub const NOT_FOUND: &str = "No Experiment matches the given query.";
@@ -59,6 +59,9 @@ pub struct Resolved {
     pub version_number: i32,
     pub is_working: bool,
     pub config: Value,
+    /// A snapshot's frozen custom action operations (`None` on the working
+    /// version, which reads them live).
+    pub actions: Option<actions::Snapshot>,
 }
 
 impl Resolved {
@@ -153,6 +156,11 @@ async fn check_providers<C: ConnectionTrait + Reads + Writes>(
     let Some(p) = Pipeline::from_config(config)? else {
         return Ok(());
     };
+    for n in &p.nodes {
+        if let Ok((Node::Llm(l), _)) = Node::parse(n) {
+            actions::check_node(db, team_id, &n.id, &l.custom_actions, &l.tools).await?;
+        }
+    }
     let wanted = p.providers();
     if wanted.is_empty() {
         return Ok(());
@@ -457,6 +465,7 @@ pub async fn create_version<C: ConnectionTrait + TransactionTrait + Reads + Writ
             .exec(&txn)
             .await?;
     }
+    let action_snapshot = actions::freeze(&txn, team_id, &head.config).await?;
     let now = store::now();
     let snap = chatbot::ActiveModel {
         public_id: Set(Uuid::new_v4()),
@@ -465,6 +474,7 @@ pub async fn create_version<C: ConnectionTrait + TransactionTrait + Reads + Writ
         name: Set(head.name.clone()),
         description: Set(head.description.clone()),
         config: Set(head.config.clone()),
+        action_snapshot: Set(action_snapshot),
         version_number: Set(number),
         is_default_version: Set(make_default),
         is_archived: Set(false),
@@ -526,7 +536,7 @@ pub async fn resolve(
         .ok_or_else(|| Error::not_found(NOT_FOUND))?;
     let family_id = row.working_version_id.unwrap_or(row.id);
     if version.is_none() && row.working_version_id.is_some() {
-        return Ok(resolved(&row, family_id));
+        return resolved(&row, family_id);
     }
     let family = chatbot::Entity::find()
         .filter(chatbot::Column::TeamId.eq(team_id))
@@ -549,7 +559,7 @@ pub async fn resolve(
     let v = version.unwrap_or(0);
     let r = pick
         .ok_or_else(|| Error::not_found(format!("Version {v} of this chatbot does not exist.")))?;
-    Ok(resolved(r, family_id))
+    resolved(r, family_id)
 }
 
 /// The public id of a chatbot row.
@@ -573,11 +583,11 @@ pub async fn find_row(db: &impl Reads, team_id: TeamId, id: Uuid) -> Result<Reso
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(NOT_FOUND))?;
-    Ok(resolved(&row, row.working_version_id.unwrap_or(row.id)))
+    resolved(&row, row.working_version_id.unwrap_or(row.id))
 }
 
-fn resolved(r: &chatbot::Model, family_id: i64) -> Resolved {
-    Resolved {
+fn resolved(r: &chatbot::Model, family_id: i64) -> Result<Resolved> {
+    Ok(Resolved {
         row_id: ChatbotId(r.id),
         family_id: ChatbotId(family_id),
         public_id: r.public_id,
@@ -585,5 +595,6 @@ fn resolved(r: &chatbot::Model, family_id: i64) -> Resolved {
         version_number: r.version_number,
         is_working: r.working_version_id.is_none(),
         config: r.config.clone(),
-    }
+        actions: actions::thawed(&r.action_snapshot)?,
+    })
 }

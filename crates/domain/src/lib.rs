@@ -5,6 +5,7 @@
 
 pub(crate) mod text_enum;
 
+pub mod actions;
 pub mod auth;
 pub mod bootstrap;
 pub mod channels;

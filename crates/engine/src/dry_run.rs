@@ -49,6 +49,7 @@ impl Engine {
                 history: &[],
                 input_message_id: None,
                 input: d.message.to_string(),
+                actions: chatbot.actions.as_ref(),
             })
             .await?;
         self.run_pipeline(run).await

@@ -7,6 +7,7 @@ pub mod dry_run;
 pub mod error;
 pub mod history;
 pub mod jobs;
+pub mod outbound;
 pub mod pipeline;
 pub mod proactive;
 pub mod prompt_context;
@@ -31,6 +32,8 @@ pub use error::TurnError;
 pub struct Engine {
     pub domain: Domain,
     http: reqwest::Client,
+    /// Calls to URLs teams give (custom actions).
+    pub outbound: outbound::Outbound,
     pub settings: EngineSettings,
     pub streams: streams::StreamHub,
 }
@@ -46,6 +49,8 @@ pub struct EngineSettings {
     pub telegram_api_url: String,
     /// Where pipeline emails go; none leaves `send_email` jobs failing with why.
     pub smtp: Option<SmtpSettings>,
+    /// What calls to team-given URLs may reach, and their limits.
+    pub outbound: outbound::OutboundSettings,
 }
 
 /// The mail server emails are sent through.
@@ -74,6 +79,7 @@ impl Default for EngineSettings {
             retry_base_delay: Duration::from_millis(250),
             telegram_api_url: channels::telegram::DEFAULT_API_BASE.to_string(),
             smtp: None,
+            outbound: Default::default(),
         }
     }
 }
@@ -83,6 +89,7 @@ impl Engine {
         Self {
             domain,
             http: llm::http::client(),
+            outbound: outbound::Outbound::new(settings.outbound.clone()),
             settings,
             streams: Default::default(),
         }

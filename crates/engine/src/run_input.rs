@@ -25,6 +25,8 @@ pub struct Reading<'a> {
     pub history: &'a [StoredMessage],
     pub input_message_id: Option<MessageId>,
     pub input: String,
+    /// The version's frozen custom action operations (a snapshot's).
+    pub actions: Option<&'a domain::actions::Snapshot>,
 }
 
 impl Engine {
@@ -72,6 +74,7 @@ impl Engine {
                 schedules,
             },
             exact_time: prompt_context::exact(now, tz),
+            actions: r.actions,
             stream: None,
             schedules_of: r.participant_id.map(|p| (p, r.family_id)),
             timezone: tz,

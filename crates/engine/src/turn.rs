@@ -318,6 +318,7 @@ impl Engine {
                 history: &history,
                 input_message_id: Some(input_message_id),
                 input: text,
+                actions: chatbot.actions.as_ref(),
             })
             .await?;
         run.stream = stream;

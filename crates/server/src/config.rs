@@ -53,6 +53,35 @@ pub struct StorageArgs {
     )]
     pub smtp_from: String,
 
+    /// Non-public networks custom actions may call, comma-separated
+    /// addresses or CIDRs (`10.0.0.0/8,127.0.0.1`). Everything private,
+    /// loopback or link-local is refused otherwise.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_OUTBOUND_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub outbound_allow: Vec<engine::outbound::Network>,
+
+    /// Seconds a custom action call may take, its answer included.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_OUTBOUND_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub outbound_timeout: u64,
+
+    /// The largest answer a custom action may give, in bytes.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_OUTBOUND_MAX_BYTES",
+        default_value_t = 1024 * 1024,
+        global = true
+    )]
+    pub outbound_max_bytes: usize,
+
     /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
     #[arg(
         long,
@@ -72,6 +101,14 @@ impl StorageArgs {
                 url,
                 from: self.smtp_from.clone(),
             })
+    }
+
+    pub fn outbound(&self) -> engine::outbound::OutboundSettings {
+        engine::outbound::OutboundSettings {
+            allow: self.outbound_allow.clone(),
+            timeout: std::time::Duration::from_secs(self.outbound_timeout.max(1)),
+            max_response_bytes: self.outbound_max_bytes,
+        }
     }
 
     pub fn db_config(&self) -> store::DbConfig {

@@ -56,6 +56,9 @@ pub struct TestApp {
 }
 
 /// Settings a test may change.
+/// The largest custom action answer test servers accept.
+pub const OUTBOUND_MAX_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Job workers inside the server (0: jobs wait for a worker the test starts).
@@ -156,6 +159,12 @@ impl TestApp {
                     url: s.url(),
                     from: "Bot <bot@chatstudio.test>".into(),
                 }),
+                // Fake APIs listen on 127.0.0.1 only; other private addresses stay refused.
+                outbound: engine::outbound::OutboundSettings {
+                    allow: vec!["127.0.0.1".parse().unwrap()],
+                    timeout: std::time::Duration::from_secs(1),
+                    max_response_bytes: OUTBOUND_MAX_BYTES,
+                },
             },
             files_url: None,
             workers: o.workers,

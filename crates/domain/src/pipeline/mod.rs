@@ -80,6 +80,7 @@ impl Pipeline {
             history: HistorySettings::default(),
             output_tag: None,
             tools: Vec::new(),
+            custom_actions: Vec::new(),
             max_tool_rounds: None,
             built_in_tools: Vec::new(),
             tool_config: ToolConfig::default(),
@@ -132,6 +133,21 @@ impl Pipeline {
                     path => invalid(format!("invalid pipeline: {path}: {}", e.inner())),
                 }),
         }
+    }
+
+    /// The custom action operations (`ACTION:OPERATION_ID`) its LLM nodes use.
+    pub fn action_refs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for n in &self.nodes {
+            if let Ok((Node::Llm(l), _)) = Node::parse(n) {
+                for r in &l.custom_actions {
+                    if !out.contains(r) {
+                        out.push(r.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Provider names the pipeline's nodes use.

@@ -159,6 +159,10 @@ pub struct LlmParams {
     /// The original's agent tools the model may call (`AGENT_TOOLS`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// The team's custom action operations the model may call, each
+    /// `ACTION:OPERATION_ID` (the action's name, then the operation's id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_actions: Vec<String>,
     /// Rounds of model → tools → model before the node gives up (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_rounds: Option<u32>,
@@ -264,6 +268,28 @@ fn check_tools(tools: &[String], prompt: &Template) -> Result<(), String> {
                     known.join(", ")
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// An `ACTION:OPERATION_ID` reference split in two.
+pub fn action_ref(r: &str) -> Option<(&str, &str)> {
+    r.split_once(':')
+        .filter(|(a, o)| !a.trim().is_empty() && !o.trim().is_empty())
+}
+
+/// The form of `custom_actions`; whether the team has them is checked where
+/// the team's actions are known (`chatbots`).
+fn check_custom_actions(refs: &[String]) -> Result<(), String> {
+    for (i, r) in refs.iter().enumerate() {
+        if action_ref(r).is_none() {
+            return Err(format!(
+                "params.custom_actions: {r:?} must look like ACTION:OPERATION_ID"
+            ));
+        }
+        if refs[..i].contains(r) {
+            return Err(format!("params.custom_actions: {r:?} appears twice"));
         }
     }
     Ok(())
@@ -481,6 +507,7 @@ impl Node {
                 }
                 let t = prompt(&l.prompt, VARIABLES)?;
                 check_tools(&l.tools, &t)?;
+                check_custom_actions(&l.custom_actions)?;
                 for b in &l.built_in_tools {
                     if !BUILT_IN_TOOLS.contains(&b.as_str()) {
                         return Err(format!(

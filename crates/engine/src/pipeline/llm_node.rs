@@ -13,8 +13,12 @@ use domain::traces::ToolCallTrace;
 
 use super::{Done, NodeCx, NodeError, usage_items};
 use crate::history::{self, summary_message};
+use crate::tools::actions::ActionTool;
 use crate::tools::{self, Reminders, ToolState};
 use crate::{Engine, TurnError};
+use domain::actions::ActionAccess;
+use domain::pipeline::action_ref;
+use std::sync::Arc;
 
 /// The earlier messages a node sees, and where a new summary checkpoint goes.
 pub(super) struct Recalled {
@@ -100,6 +104,7 @@ impl Engine {
         client: &dyn LlmClient,
         provider_kind: &str,
         req: &mut CompletionRequest,
+        actions: &[ActionTool],
         done: &mut Done,
     ) -> Result<llm::Completion, NodeError> {
         let mut st = ToolState {
@@ -154,7 +159,10 @@ impl Engine {
                 .push(ChatMessage::calling(c.text.clone(), c.tool_calls.clone()));
             for call in &c.tool_calls {
                 let started = std::time::Instant::now();
-                let result = if p.tools.contains(&call.name) {
+                let action = actions.iter().find(|a| a.spec.name == call.name);
+                let result = if let Some(a) = action {
+                    tools::actions::call(&self.outbound, a, &call.arguments).await
+                } else if p.tools.contains(&call.name) {
                     tools::run(&call.name, &call.arguments, &mut st)
                 } else {
                     Err(format!("Error: the tool {:?} is not available", call.name))
@@ -262,6 +270,56 @@ impl Engine {
         Ok(recalled)
     }
 
+    /// The custom action operations a node may call: a snapshot's frozen
+    /// shapes, else the live ones, with each action's live server and
+    /// credential.
+    async fn action_tools(
+        &self,
+        cx: &NodeCx<'_, '_>,
+        refs: &[String],
+    ) -> Result<Vec<ActionTool>, TurnError> {
+        let mut opened: Vec<Arc<ActionAccess>> = Vec::new();
+        let mut out = Vec::new();
+        for r in refs {
+            let (name, op_id) = action_ref(r)
+                .ok_or_else(|| TurnError::Config(format!("invalid custom action {r:?}")))?;
+            let action = match opened.iter().find(|a| a.name == name) {
+                Some(a) => a.clone(),
+                None => {
+                    let d = &self.domain;
+                    let a = domain::actions::access(d, &d.secrets, cx.run.team_id, name)
+                        .await
+                        .map_err(|e| match e {
+                            domain::Error::BadRequest(m) => TurnError::Config(m),
+                            other => TurnError::Domain(other),
+                        })?;
+                    let a = Arc::new(a);
+                    opened.push(a.clone());
+                    a
+                }
+            };
+            let op = match cx.run.actions {
+                Some(frozen) => frozen.get(r).cloned(),
+                None => action
+                    .operations
+                    .iter()
+                    .find(|o| o.operation_id == op_id)
+                    .cloned(),
+            }
+            .ok_or_else(|| {
+                TurnError::Config(format!(
+                    "the custom action {name:?} has no operation {op_id:?}"
+                ))
+            })?;
+            out.push(ActionTool::new(
+                action.clone(),
+                action.server_url.clone(),
+                op,
+            ));
+        }
+        Ok(out)
+    }
+
     pub(super) async fn llm_node(
         &self,
         cx: &NodeCx<'_, '_>,
@@ -277,6 +335,10 @@ impl Engine {
         let system = template
             .map(|t| t.render(&cx.prompt_context()))
             .filter(|s| !s.is_empty());
+        let actions = self
+            .action_tools(cx, &p.custom_actions)
+            .await
+            .map_err(|error| spent(error, &mut done))?;
         let mut messages = std::mem::take(&mut recalled.messages);
         let mut user_turn = cx.input.clone();
         if template.is_some_and(|t| t.uses("current_datetime")) {
@@ -290,7 +352,12 @@ impl Engine {
             temperature: p.temperature,
             max_tokens: p.max_tokens,
             response_schema: None,
-            tools: p.tools.iter().filter_map(|t| tools::spec(t)).collect(),
+            tools: p
+                .tools
+                .iter()
+                .filter_map(|t| tools::spec(t))
+                .chain(actions.iter().map(|a| a.spec.clone()))
+                .collect(),
             built_in: p
                 .built_in_tools
                 .iter()
@@ -309,8 +376,16 @@ impl Engine {
             done.llm_calls += 1;
             complete_or_stream(client.as_ref(), &req, cx.stream.clone()).await?
         } else {
-            self.with_tools(cx, p, client.as_ref(), &access.kind, &mut req, &mut done)
-                .await?
+            self.with_tools(
+                cx,
+                p,
+                client.as_ref(),
+                &access.kind,
+                &mut req,
+                &actions,
+                &mut done,
+            )
+            .await?
         };
         done.usage
             .extend(usage_items(&access.kind, &completion, &p.model));

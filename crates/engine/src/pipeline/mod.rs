@@ -68,6 +68,8 @@ pub struct RunInput<'a> {
     pub exact_time: String,
     /// When set, the reply streams here as the provider produces it.
     pub stream: Option<mpsc::Sender<String>>,
+    /// A snapshot's frozen custom action operations (`None`: read them live).
+    pub actions: Option<&'a domain::actions::Snapshot>,
 }
 
 #[derive(Debug, Default)]

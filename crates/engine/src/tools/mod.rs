@@ -4,6 +4,7 @@
 //! so what it changes commits with the turn; errors go back to the model as
 //! the tool's answer, never up as a failure of the turn.
 
+pub mod actions;
 mod calculator;
 mod reminders;
 mod state;

@@ -67,6 +67,7 @@ pub async fn run(cli: &Cli, a: &TestArgs) -> anyhow::Result<()> {
         domain.clone(),
         engine::EngineSettings {
             telegram_api_url: cli.storage.telegram_api_url.clone(),
+            outbound: cli.storage.outbound(),
             ..Default::default()
         },
     );

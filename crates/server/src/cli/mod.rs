@@ -131,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_retries: *provider_retries,
                 telegram_api_url: cli.storage.telegram_api_url.clone(),
                 smtp: cli.storage.smtp(),
+                outbound: cli.storage.outbound(),
                 ..Default::default()
             };
             crate::serve::run_workers(
@@ -171,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_retries: *provider_retries,
                     telegram_api_url: cli.storage.telegram_api_url.clone(),
                     smtp: cli.storage.smtp(),
+                    outbound: cli.storage.outbound(),
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),

@@ -20,6 +20,9 @@ pub struct Model {
     pub config: Json,
     /// On the working version: the number the next snapshot gets.
     pub version_number: i32,
+    /// On a snapshot: the custom action operations its pipeline uses, as
+    /// they were when it was taken (the working version reads them live).
+    pub action_snapshot: Option<Json>,
     pub is_default_version: bool,
     pub is_archived: bool,
     #[sea_orm(column_type = "Text")]

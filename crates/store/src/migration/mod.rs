@@ -10,6 +10,7 @@ mod m0004_jobs_widget;
 mod m0005_inbound_events;
 mod m0006_summary_index;
 mod m0007_pipeline_runs;
+mod m0008_custom_actions;
 mod util;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_inbound_events::Migration),
             Box::new(m0006_summary_index::Migration),
             Box::new(m0007_pipeline_runs::Migration),
+            Box::new(m0008_custom_actions::Migration),
         ]
     }
 }

@@ -88,6 +88,9 @@ pub struct BotFile {
     /// The configuration document (pipeline and settings).
     #[serde(default)]
     pub config: Option<Value>,
+    /// Team custom actions the pipeline calls, created or updated with it.
+    #[serde(default)]
+    pub actions: Vec<actions::ActionFile>,
 }
 
 impl BotFile {
@@ -378,24 +381,31 @@ pub async fn update_working(
     get(db, team_id, id).await
 }
 
-/// Creates or updates a working version from a chatbot file. Without an `id`,
-/// the file's name picks the chatbot; more than one live chatbot with that name
-/// is ambiguous and refused.
+/// Creates or updates a working version from a chatbot file, with the
+/// custom actions it declares (`actions`, their schemas and secrets read by
+/// the caller), in one transaction. Without an `id`, the file's name picks
+/// the chatbot; more than one live chatbot with that name is ambiguous and
+/// refused.
 pub async fn apply(
-    db: &impl Writes,
+    db: &sea_orm::DatabaseConnection,
+    secrets: &crate::secrets::SecretBox,
     team_id: TeamId,
     owner_id: Option<i64>,
     file: BotFile,
+    declared: Vec<actions::NewAction>,
 ) -> Result<(Chatbot, bool)> {
-    let db = db.writer();
+    let txn = db.begin().await?;
+    for a in declared {
+        actions::put(&txn, secrets, team_id, a).await?;
+    }
     let target = match file.id {
-        Some(id) => Some(head_row(db, team_id, id).await?.public_id),
+        Some(id) => Some(head_row(&txn, team_id, id).await?.public_id),
         None => {
             let name = validate_name(&file.name)?;
             let matches = live_heads(team_id)
                 .filter(chatbot::Column::Name.eq(name.clone()))
                 .limit(2)
-                .all(db)
+                .all(&txn)
                 .await?;
             match matches.as_slice() {
                 [] => None,
@@ -408,10 +418,10 @@ pub async fn apply(
             }
         }
     };
-    match target {
-        Some(id) => Ok((
+    let out = match target {
+        Some(id) => (
             update_working(
-                db,
+                &txn,
                 team_id,
                 id,
                 &file.name,
@@ -420,10 +430,10 @@ pub async fn apply(
             )
             .await?,
             false,
-        )),
-        None => Ok((
+        ),
+        None => (
             create(
-                db,
+                &txn,
                 team_id,
                 owner_id,
                 &file.name,
@@ -432,8 +442,10 @@ pub async fn apply(
             )
             .await?,
             true,
-        )),
-    }
+        ),
+    };
+    txn.commit().await?;
+    Ok(out)
 }
 
 /// Snapshots the working version as the next numbered version, in one

@@ -217,6 +217,7 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(settings: OutboundSettings) -> Self {
+        llm::http::install_crypto_provider();
         let guard = Guard {
             allow: Arc::new(settings.allow.clone()),
         };

@@ -21,7 +21,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, Set,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::constraints::ACTION_NAME;
 use store::entity::{chatbot, custom_action};
@@ -106,6 +106,64 @@ pub struct NewAction {
     pub health_path: Option<String>,
 }
 
+/// An action as a chatbot file declares it (`actions:`). The file never
+/// holds the secret: `auth.secret_env` names the environment variable
+/// `chatbot apply` reads it from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub prompt: String,
+    pub server_url: String,
+    /// The OpenAPI document inline…
+    #[serde(default)]
+    pub schema: Option<Value>,
+    /// …or in a file (JSON or YAML), relative to the chatbot file.
+    #[serde(default)]
+    pub schema_file: Option<String>,
+    #[serde(default)]
+    pub health_path: Option<String>,
+    #[serde(default)]
+    pub auth: Option<AuthFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    #[serde(rename = "type")]
+    pub kind: AuthKind,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+impl ActionFile {
+    /// The action to store, its schema and secret read by the caller.
+    pub fn into_new(self, schema: Value, secret: Option<String>) -> NewAction {
+        let auth = self.auth.map_or_else(Auth::default, |a| Auth {
+            kind: a.kind,
+            header: a.header,
+            username: a.username,
+            secret,
+        });
+        NewAction {
+            name: self.name,
+            description: self.description,
+            prompt: self.prompt,
+            server_url: self.server_url,
+            schema,
+            auth,
+            health_path: self.health_path,
+        }
+    }
+}
+
 /// An action as listed: everything but the secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct Action {
@@ -141,6 +199,12 @@ pub struct ActionAccess {
 /// new host needs no republish and the credential only ever goes to the
 /// action's current server.
 pub type Snapshot = BTreeMap<String, Operation>;
+
+/// An OpenAPI document written as JSON or YAML.
+pub fn parse_schema(text: &str) -> Result<Value> {
+    yaml_serde::from_str(text)
+        .map_err(|e| Error::BadRequest(format!("the schema is not JSON or YAML: {e}")))
+}
 
 fn check_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');

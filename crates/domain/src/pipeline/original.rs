@@ -38,7 +38,6 @@ pub struct Imported {
 
 /// LLM node params with no counterpart yet, and when they count as set.
 const UNSUPPORTED_LLM_PARAMS: &[&str] = &[
-    "custom_actions",
     "mcp_tools",
     "source_material_id",
     "collection_id",
@@ -213,6 +212,13 @@ impl Mapper<'_> {
                     .filter(|c| is_set(c))
                 {
                     out.insert("tool_config".into(), json!({"web-search": c}));
+                }
+                if p.get("custom_actions").is_some_and(is_set) {
+                    // The export names actions by the original's database ids.
+                    self.unsupported(
+                        id,
+                        "custom_actions (the original's action ids mean nothing here: add each action with `chatstudio action add` and list it as NAME:OPERATION_ID)".into(),
+                    );
                 }
                 for k in UNSUPPORTED_LLM_PARAMS {
                     if p.get(*k).is_some_and(is_set) {

@@ -1,4 +1,6 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use domain::actions::NewAction;
 
 use clap::Subcommand;
 use domain::chatbots::{self, BotFile, Chatbot};
@@ -65,6 +67,32 @@ fn read_file(path: &PathBuf) -> anyhow::Result<BotFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     Ok(BotFile::parse_yaml(&text)?)
+}
+
+/// The custom actions a chatbot file declares, with their schemas read
+/// (inline, or from a file beside the chatbot file) and their secrets taken
+/// from the environment.
+fn declared_actions(path: &Path, file: &mut BotFile) -> anyhow::Result<Vec<NewAction>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for a in std::mem::take(&mut file.actions) {
+        let schema = match (&a.schema, &a.schema_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(f)) => super::action::read_schema(&dir.join(f))?,
+            _ => anyhow::bail!(
+                "action {:?}: give its OpenAPI document as schema or schema_file (one of them)",
+                a.name
+            ),
+        };
+        let secret = match a.auth.as_ref().and_then(|x| x.secret_env.as_deref()) {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("action {:?}: environment variable {var} is not set", a.name)
+            })?),
+            None => None,
+        };
+        out.push(a.into_new(schema, secret.map(|s| s.trim().to_string())));
+    }
+    Ok(out)
 }
 
 fn print_bot(cli: &Cli, bot: &Chatbot) {
@@ -149,8 +177,11 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChatbotCmd) -> anyhow::Result<
         ChatbotCmd::Apply { team, file } => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let owner = domain::teams::owner_user_id(&db.read, t.id).await?;
+            let mut bot_file = read_file(file)?;
+            let declared = declared_actions(file, &mut bot_file)?;
+            let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
             let (bot, created) =
-                chatbots::apply(&db.write, t.id, Some(owner), read_file(file)?).await?;
+                chatbots::apply(&db.write, &secrets, t.id, Some(owner), bot_file, declared).await?;
             if cli.json {
                 output::json(&json!({"created": created, "chatbot": bot}));
             } else {

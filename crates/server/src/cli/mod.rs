@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::StorageArgs;
 
+mod action;
 mod channel;
 mod chatbot;
 mod chatbot_import;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Manage a team's LLM providers.
     #[command(subcommand)]
     Provider(provider::ProviderCmd),
+    /// Manage a team's custom actions (its HTTP APIs as LLM tools).
+    #[command(subcommand)]
+    Action(action::ActionCmd),
     /// Manage a chatbot's channels (the chat widget).
     #[command(subcommand)]
     Channel(channel::ChannelCmd),
@@ -189,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Key(_)
         | Command::Chatbot(_)
         | Command::Provider(_)
+        | Command::Action(_)
         | Command::Pricing(_)
         | Command::Channel(_) => {
             let db = open(&cli).await?;
@@ -216,6 +221,7 @@ async fn manage(cli: &Cli, db: &store::Db) -> anyhow::Result<()> {
         Command::Key(cmd) => key::run(cli, db, cmd).await,
         Command::Chatbot(cmd) => chatbot::run(cli, db, cmd).await,
         Command::Provider(cmd) => provider::run(cli, db, cmd).await,
+        Command::Action(cmd) => action::run(cli, db, cmd).await,
         Command::Pricing(cmd) => pricing::run(cli, db, cmd).await,
         Command::Channel(cmd) => channel::run(cli, db, cmd).await,
         _ => anyhow::bail!("not a resource command"),

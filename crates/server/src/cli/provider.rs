@@ -48,7 +48,10 @@ pub enum ProviderCmd {
     },
 }
 
-fn read_key(env: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+pub(super) fn read_key(
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+) -> anyhow::Result<Option<String>> {
     if let Some(var) = env {
         let v = std::env::var(var)
             .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;

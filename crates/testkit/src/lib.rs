@@ -315,6 +315,13 @@ impl TestApp {
         .unwrap();
     }
 
+    /// Adds a custom action to a team (secret sealed as the CLI would).
+    pub async fn action(&self, team: &TestTeam, a: domain::actions::NewAction) {
+        domain::actions::add(&self.domain.db.write, &self.domain.secrets, team.id, a)
+            .await
+            .unwrap();
+    }
+
     /// A chatbot whose configuration is `config`.
     pub async fn chatbot_with(&self, team: &TestTeam, name: &str, config: Value) -> Uuid {
         self.new_chatbot(team, name, Some(config)).await

@@ -6,6 +6,7 @@
     reason = "tests and their harness fail loudly"
 )]
 
+mod actions;
 mod auth;
 mod chat;
 mod contract;

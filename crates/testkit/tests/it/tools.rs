@@ -24,12 +24,12 @@ async fn tool_bot(
 }
 
 /// A bot on the built-in `echo` model (a team provider `local`) with these LLM params.
-async fn local_bot(app: &TestApp, team: &TestTeam, params: Value) -> Uuid {
+pub(crate) async fn local_bot(app: &TestApp, team: &TestTeam, params: Value) -> Uuid {
     app.provider(team, "local", "builtin", None, None).await;
     tool_bot(app, team, "local", "echo", params).await
 }
 
-async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
+pub(crate) async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
     app.post_json(
         &format!("/channels/api/{bot}/incoming_message"),
         &team.key,

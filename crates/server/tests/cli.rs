@@ -548,3 +548,180 @@ both_backends!(
         );
     }
 );
+
+/// Runs the CLI with extra environment variables; (success, stdout, stderr).
+fn run_with_env(cli: &Binary, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let mut cmd = cli.command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+both_backends!(
+    custom_actions_from_the_cli_and_chatbot_files,
+    async |app: &TestApp| {
+        use wiremock::matchers::{header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let api = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/health"))
+            .and(header("authorization", "Bearer tok-9"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&api)
+            .await;
+        let cli = chatstudio(app);
+        cli.ok(&["team", "create", "acme"]);
+        let schema = app.data_dir.path().join("weather.yaml");
+        std::fs::write(
+        &schema,
+        "openapi: 3.0.0\ninfo: {title: Weather, version: '1'}\npaths:\n  /forecast/{city}:\n    get:\n      operationId: get_forecast\n      parameters: [{name: city, in: path, required: true, schema: {type: string}}]\n  /upload:\n    post:\n      operationId: upload\n      requestBody: {content: {text/csv: {schema: {type: string}}}}\n",
+    )
+    .unwrap();
+        let uri = api.uri();
+        let add = [
+            "action",
+            "add",
+            "--team",
+            "acme",
+            "--name",
+            "weather",
+            "--server-url",
+            &uri,
+            "--schema",
+            schema.to_str().unwrap(),
+            "--auth",
+            "bearer",
+            "--secret-env",
+            "WEATHER_TOKEN",
+            "--health-path",
+            "/health",
+        ];
+        let (ok, out, err) = run_with_env(&cli, &[("WEATHER_TOKEN", "tok-9")], &add);
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("skipped POST /upload: only application/json"),
+            "{out}"
+        );
+        assert!(out.contains("with operations: get_forecast"), "{out}");
+        // A second action of the name, or one whose auth has no secret, is refused.
+        let (ok, _, err) = run_with_env(&cli, &[("WEATHER_TOKEN", "x")], &add);
+        assert!(!ok && err.contains("already has an action named"), "{err}");
+        let mut no_secret = add.to_vec();
+        no_secret[5] = "w2";
+        no_secret.truncate(12);
+        let (ok, _, err) = cli.run(&no_secret);
+        assert!(!ok && err.contains("bearer auth needs a secret"), "{err}");
+
+        let listed = cli.ok(&["action", "list", "--team", "acme", "--json"]);
+        assert!(
+            !listed.contains("tok-9"),
+            "secrets are never listed: {listed}"
+        );
+        let l: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(l[0]["has_secret"], true);
+        assert_eq!(l[0]["health_status"], "unknown");
+        let stored = app.rows("SELECT secret FROM custom_actions", &["s"]).await;
+        assert!(!stored[0]["s"].as_str().unwrap().contains("tok-9"));
+
+        // The check goes through the outbound policy: 127.0.0.1 must be allowed.
+        let (ok, _, err) = cli.run(&["action", "check", "--team", "acme", "--name", "weather"]);
+        assert!(!ok && err.contains("private address"), "{err}");
+        let l: Value =
+            serde_json::from_str(&cli.ok(&["action", "list", "--team", "acme", "--json"])).unwrap();
+        assert_eq!(l[0]["health_status"], "down");
+        let out = cli.ok(&[
+            "action",
+            "check",
+            "--team",
+            "acme",
+            "--name",
+            "weather",
+            "--outbound-allow",
+            "127.0.0.1",
+        ]);
+        assert!(out.contains("weather is up (HTTP 200)"), "{out}");
+        let l: Value =
+            serde_json::from_str(&cli.ok(&["action", "list", "--team", "acme", "--json"])).unwrap();
+        assert_eq!(l[0]["health_status"], "up");
+        assert!(l[0]["last_health_check"].is_string());
+
+        // A chatbot file declares its own action; its secret comes from the environment.
+        cli.ok(&[
+            "provider", "add", "--team", "acme", "--name", "local", "--type", "builtin",
+        ]);
+        let bot = |refs: &str, auth: &str| {
+            format!(
+                "name: Forecaster\nactions:\n  - name: forecasts\n    server_url: {uri}\n    schema_file: weather.yaml\n    auth: {auth}\nconfig:\n  pipeline:\n    nodes:\n      - {{id: start, type: start}}\n      - {{id: llm, type: llm, params: {{provider: local, model: echo, custom_actions: [{refs}]}}}}\n      - {{id: end, type: end}}\n    edges:\n      - {{from: start, to: llm}}\n      - {{from: llm, to: end}}\n"
+            )
+        };
+        let yaml = app.data_dir.path().join("forecaster.yaml");
+        let apply = [
+            "chatbot",
+            "apply",
+            "--team",
+            "acme",
+            "--file",
+            yaml.to_str().unwrap(),
+        ];
+        // Refused together: an unknown auth setting, then a pipeline naming a missing operation.
+        std::fs::write(
+            &yaml,
+            bot("forecasts:get_forecast", "{type: api_key, token: x}"),
+        )
+        .unwrap();
+        let (ok, _, err) = cli.run(&apply);
+        assert!(!ok && err.contains("unknown field `token`"), "{err}");
+        std::fs::write(
+            &yaml,
+            bot(
+                "forecasts:nope",
+                "{type: api_key, secret_env: FORECAST_KEY}",
+            ),
+        )
+        .unwrap();
+        let (ok, _, err) = run_with_env(&cli, &[("FORECAST_KEY", "fk")], &apply);
+        assert!(!ok && err.contains("has no operation \"nope\""), "{err}");
+        let names = app
+            .rows("SELECT name FROM custom_actions ORDER BY name", &["n"])
+            .await;
+        assert_eq!(
+            names.len(),
+            1,
+            "nothing of a refused file is kept: {names:?}"
+        );
+        std::fs::write(
+            &yaml,
+            bot(
+                "forecasts:get_forecast",
+                "{type: api_key, secret_env: FORECAST_KEY}",
+            ),
+        )
+        .unwrap();
+        let (ok, out, err) = run_with_env(&cli, &[("FORECAST_KEY", "fk")], &apply);
+        assert!(ok, "{err}");
+        assert!(out.starts_with("created chatbot"), "{out}");
+        // Applying again without the variable keeps the stored secret.
+        std::fs::write(&yaml, bot("forecasts:get_forecast", "{type: api_key}")).unwrap();
+        cli.ok(&apply);
+        let l: Value =
+            serde_json::from_str(&cli.ok(&["action", "list", "--team", "acme", "--json"])).unwrap();
+        assert_eq!(l[0]["name"], "forecasts");
+        assert_eq!(l[0]["auth_header"], "X-Api-Key");
+        assert_eq!(l[0]["has_secret"], true);
+
+        // An action the chatbot uses stays; an unused one goes.
+        let (ok, _, err) = cli.run(&["action", "remove", "--team", "acme", "--name", "forecasts"]);
+        assert!(!ok && err.contains("uses the action"), "{err}");
+        cli.ok(&["action", "remove", "--team", "acme", "--name", "weather"]);
+        let l: Value =
+            serde_json::from_str(&cli.ok(&["action", "list", "--team", "acme", "--json"])).unwrap();
+        assert_eq!(l.as_array().unwrap().len(), 1);
+    }
+);

@@ -52,6 +52,13 @@ pub(super) struct Conversation {
     pub done: Done,
 }
 
+/// The model a node calls, and its provider's kind (usage is priced by it).
+#[derive(Clone, Copy)]
+struct Model<'m> {
+    client: &'m dyn LlmClient,
+    kind: &'m str,
+}
+
 /// One call, streamed to `stream` when there is one.
 async fn complete_or_stream(
     client: &dyn LlmClient,
@@ -101,8 +108,7 @@ impl Engine {
         &self,
         cx: &NodeCx<'_, '_>,
         p: &LlmParams,
-        client: &dyn LlmClient,
-        provider_kind: &str,
+        model: Model<'_>,
         req: &mut CompletionRequest,
         actions: &[ActionTool],
         done: &mut Done,
@@ -138,7 +144,7 @@ impl Engine {
         let mut rounds = 0;
         let completion = loop {
             // Each round streams (text before a round's calls included) when the reply streams.
-            let c = match complete_or_stream(client, req, cx.stream.clone()).await {
+            let c = match complete_or_stream(model.client, req, cx.stream.clone()).await {
                 Ok(c) => c,
                 Err(error) => return Err(spent(error, done)),
             };
@@ -146,7 +152,7 @@ impl Engine {
             if c.tool_calls.is_empty() {
                 break c;
             }
-            done.usage.extend(usage_items(provider_kind, &c, &p.model));
+            done.usage.extend(usage_items(model.kind, &c, &p.model));
             rounds += 1;
             if rounds > p.max_tool_rounds() {
                 let error = TurnError::Config(format!(
@@ -376,16 +382,12 @@ impl Engine {
             done.llm_calls += 1;
             complete_or_stream(client.as_ref(), &req, cx.stream.clone()).await?
         } else {
-            self.with_tools(
-                cx,
-                p,
-                client.as_ref(),
-                &access.kind,
-                &mut req,
-                &actions,
-                &mut done,
-            )
-            .await?
+            let model = Model {
+                client: client.as_ref(),
+                kind: &access.kind,
+            };
+            self.with_tools(cx, p, model, &mut req, &actions, &mut done)
+                .await?
         };
         done.usage
             .extend(usage_items(&access.kind, &completion, &p.model));

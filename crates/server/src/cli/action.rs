@@ -15,41 +15,7 @@ pub enum ActionCmd {
     /// whose operations LLM nodes may call (`custom_actions: [NAME:OPERATION_ID]`).
     /// The auth secret is read from an environment variable or a file and
     /// stored encrypted.
-    Add {
-        #[arg(long)]
-        team: String,
-        /// Letters, digits, '.', '_' or '-'; nodes name the action by it.
-        #[arg(long)]
-        name: String,
-        /// The API's base URL; operation paths are appended to it.
-        #[arg(long)]
-        server_url: String,
-        /// The OpenAPI 3 document (JSON or YAML).
-        #[arg(long)]
-        schema: PathBuf,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Extra instructions the model gets with the action's tools.
-        #[arg(long, default_value = "")]
-        prompt: String,
-        /// A path that answers GET with 2xx when the API is up (`action check`).
-        #[arg(long)]
-        health_path: Option<String>,
-        #[arg(long, value_parser = ["none", "api_key", "bearer", "basic"], default_value = "none")]
-        auth: String,
-        /// The API key's header (api_key auth; default X-Api-Key).
-        #[arg(long)]
-        auth_header: Option<String>,
-        /// The basic-auth username.
-        #[arg(long)]
-        username: Option<String>,
-        /// Name of the environment variable holding the secret (key, token or password).
-        #[arg(long, conflicts_with = "secret_file")]
-        secret_env: Option<String>,
-        /// File holding the secret.
-        #[arg(long)]
-        secret_file: Option<PathBuf>,
-    },
+    Add(Box<AddArgs>),
     /// List a team's custom actions and their operations (secrets are never shown).
     List {
         #[arg(long)]
@@ -71,6 +37,43 @@ pub enum ActionCmd {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    #[arg(long)]
+    team: String,
+    /// Letters, digits, '.', '_' or '-'; nodes name the action by it.
+    #[arg(long)]
+    name: String,
+    /// The API's base URL; operation paths are appended to it.
+    #[arg(long)]
+    server_url: String,
+    /// The OpenAPI 3 document (JSON or YAML).
+    #[arg(long)]
+    schema: PathBuf,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Extra instructions the model gets with the action's tools.
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// A path that answers GET with 2xx when the API is up (`action check`).
+    #[arg(long)]
+    health_path: Option<String>,
+    #[arg(long, value_parser = ["none", "api_key", "bearer", "basic"], default_value = "none")]
+    auth: String,
+    /// The API key's header (api_key auth; default X-Api-Key).
+    #[arg(long)]
+    auth_header: Option<String>,
+    /// The basic-auth username.
+    #[arg(long)]
+    username: Option<String>,
+    /// Name of the environment variable holding the secret (key, token or password).
+    #[arg(long, conflicts_with = "secret_file")]
+    secret_env: Option<String>,
+    /// File holding the secret.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
 /// An OpenAPI document from a JSON or YAML file.
 pub fn read_schema(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
@@ -80,20 +83,21 @@ pub fn read_schema(path: &Path) -> anyhow::Result<Value> {
 
 pub async fn run(cli: &Cli, db: &store::Db, cmd: &ActionCmd) -> anyhow::Result<()> {
     match cmd {
-        ActionCmd::Add {
-            team,
-            name,
-            server_url,
-            schema,
-            description,
-            prompt,
-            health_path,
-            auth,
-            auth_header,
-            username,
-            secret_env,
-            secret_file,
-        } => {
+        ActionCmd::Add(add) => {
+            let AddArgs {
+                team,
+                name,
+                server_url,
+                schema,
+                description,
+                prompt,
+                health_path,
+                auth,
+                auth_header,
+                username,
+                secret_env,
+                secret_file,
+            } = add.as_ref();
             let t = domain::teams::by_slug(&db.read, team).await?;
             let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
             let kind: AuthKind = auth.parse()?;

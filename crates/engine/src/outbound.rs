@@ -144,8 +144,8 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// Why an outbound call did not get an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
-    #[error("the URL is invalid: {0}")]
-    InvalidUrl(String),
+    #[error("the request is invalid: {0}")]
+    Invalid(String),
     #[error("{0} is a private address; calls to it are refused")]
     Refused(String),
     #[error("no answer within {0} seconds")]
@@ -244,7 +244,7 @@ impl Outbound {
     /// checked when they resolve).
     pub fn check(&self, url: &url::Url) -> Result<(), OutboundError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(OutboundError::InvalidUrl(format!(
+            return Err(OutboundError::Invalid(format!(
                 "{} is not http or https",
                 url.scheme()
             )));
@@ -253,7 +253,7 @@ impl Outbound {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
             Some(url::Host::Domain(_)) => return Ok(()),
-            None => return Err(OutboundError::InvalidUrl("it has no host".into())),
+            None => return Err(OutboundError::Invalid("it has no host".into())),
         };
         if allowed(&self.settings.allow, ip) {
             Ok(())
@@ -266,9 +266,9 @@ impl Outbound {
     pub async fn fetch(&self, rb: reqwest::RequestBuilder) -> Result<Fetched, OutboundError> {
         let req = rb
             .build()
-            .map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+            .map_err(|e| OutboundError::Invalid(e.to_string()))?;
         let url = url::Url::parse(req.url().as_str())
-            .map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
+            .map_err(|e| OutboundError::Invalid(e.to_string()))?;
         self.check(&url)?;
         let limit = self.settings.max_response_bytes;
         let mut resp = self
@@ -412,5 +412,43 @@ mod tests {
             allowed.fetch(rb).await,
             Err(OutboundError::Refused(_))
         ));
+    }
+
+    /// A one-shot HTTP server on 127.0.0.1 answering `body`.
+    async fn answer_once(body: &'static str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(reply.as_bytes()).await.unwrap();
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_allowed_name_connects_on_the_urls_port_and_big_answers_stop() {
+        let o = Outbound::new(OutboundSettings {
+            allow: vec!["127.0.0.1".parse().unwrap()],
+            max_response_bytes: 8,
+            ..Default::default()
+        });
+        let port = answer_once("fine").await;
+        let url = url::Url::parse(&format!("http://localhost:{port}/")).unwrap();
+        let f = o.fetch(o.request(reqwest::Method::GET, url)).await.unwrap();
+        assert_eq!((f.status, &f.body[..]), (200, &b"fine"[..]));
+        let port = answer_once("more than eight").await;
+        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let e = o
+            .fetch(o.request(reqwest::Method::GET, url))
+            .await
+            .unwrap_err();
+        assert_eq!(e, OutboundError::TooLarge(8));
     }
 }

@@ -317,11 +317,7 @@ impl Engine {
                     "the custom action {name:?} has no operation {op_id:?}"
                 ))
             })?;
-            out.push(ActionTool::new(
-                action.clone(),
-                action.server_url.clone(),
-                op,
-            ));
+            out.push(ActionTool::new(action.clone(), op));
         }
         Ok(out)
     }

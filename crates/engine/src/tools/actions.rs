@@ -21,13 +21,12 @@ const ERROR_EXCERPT: usize = 2000;
 #[derive(Debug, Clone)]
 pub struct ActionTool {
     pub spec: ToolSpec,
-    pub server_url: String,
     pub operation: Operation,
     pub action: Arc<ActionAccess>,
 }
 
 impl ActionTool {
-    pub fn new(action: Arc<ActionAccess>, server_url: String, operation: Operation) -> Self {
+    pub fn new(action: Arc<ActionAccess>, operation: Operation) -> Self {
         let mut description = operation.description.clone();
         if !action.prompt.trim().is_empty() {
             description.push_str("\n\n");
@@ -39,7 +38,6 @@ impl ActionTool {
                 description,
                 parameters: operation.schema.clone(),
             },
-            server_url,
             operation,
             action,
         }
@@ -74,7 +72,7 @@ fn build(
             ));
         }
     }
-    let mut url = url::Url::parse(&t.server_url)
+    let mut url = url::Url::parse(&t.action.server_url)
         .map_err(|e| format!("Error: the action's server URL is invalid: {e}"))?;
     {
         let mut segments = url
@@ -240,8 +238,7 @@ pub async fn health(outbound: &Outbound, action: Arc<ActionAccess>) -> Result<u1
         .clone()
         .ok_or_else(|| format!("the action {:?} has no health path", action.name))?;
     let probe = ActionTool::new(
-        action.clone(),
-        action.server_url.clone(),
+        action,
         Operation {
             operation_id: "health".into(),
             method: "get".into(),

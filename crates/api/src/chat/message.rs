@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::messages::{self, Incoming};
+use domain::sessions::access::Use;
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -67,23 +68,28 @@ pub async fn message(
     Path(session_id): Path<String>,
     body: JsonObject,
 ) -> Response {
-    on_session(&state, &headers, &session_id, move |st, a| async move {
-        let m = MessageRequest::read(&body)?;
-        let m = Incoming {
-            text: m.message,
-            context: m.context,
-            attachment_ids: m.attachment_ids,
-            version_number: m.version_number,
-        };
-        let task = messages::accept(&st.domain, &a.session, a.status, a.member, m).await?;
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(MessageAccepted {
-                task_id: task.to_string(),
-                status: "processing".into(),
-            }),
-        )
-            .into_response())
-    })
+    on_session(
+        &state,
+        &headers,
+        (&session_id, Use::Write),
+        move |st, a| async move {
+            let m = MessageRequest::read(&body)?;
+            let m = Incoming {
+                text: m.message,
+                context: m.context,
+                attachment_ids: m.attachment_ids,
+                version_number: m.version_number,
+            };
+            let task = messages::accept(&st.domain, &a.session, a.status, a.member, m).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(MessageAccepted {
+                    task_id: task.to_string(),
+                    status: "processing".into(),
+                }),
+            )
+                .into_response())
+        },
+    )
     .await
 }

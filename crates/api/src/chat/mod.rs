@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::Error;
 use domain::channels::widget::{self, WidgetChannel};
-use domain::sessions::access::{self, Access, Credentials};
+use domain::sessions::access::{self, Access, Credentials, Use};
 
 pub use message::{__path_message, MessageAccepted, MessageRequest, message};
 pub use poll::{__path_poll_messages, poll_messages};
@@ -159,7 +159,7 @@ where
 pub(super) async fn on_session<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
-    session_id: &str,
+    (session_id, usage): (&str, Use),
     f: F,
 ) -> Response
 where
@@ -168,17 +168,18 @@ where
 {
     let st = state.clone();
     limited(state, rate_identity("session", session_id), async move {
-        let a = access(&st, headers, session_id).await?;
+        let a = access(&st, headers, session_id, usage).await?;
         f(st, a).await
     })
     .await
 }
 
 /// Decides access to a session-bound endpoint from the request's credentials.
-pub(super) async fn access(
+async fn access(
     state: &AppState,
     h: &HeaderMap,
     session_id: &str,
+    usage: Use,
 ) -> Result<Access, ApiError> {
     let creds = Credentials {
         api_key: api_key(h),
@@ -186,5 +187,5 @@ pub(super) async fn access(
         origin_host: origin(h),
         session_token: header_str(h, "x-session-token"),
     };
-    Ok(access::check(&state.domain, session_id, &creds).await?)
+    Ok(access::check(&state.domain, session_id, &creds, usage).await?)
 }

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::messages::transcript;
 use domain::sessions::SessionStatus;
+use domain::sessions::access::Use;
 use serde_json::json;
 
 use super::{error, message_view, on_session};
@@ -36,31 +37,39 @@ pub async fn poll_messages(
     base: BaseUrl,
     Path(session_id): Path<String>,
 ) -> Response {
-    on_session(&state, &headers, &session_id, move |st, a| async move {
-        let pairs = query_pairs(base.query.as_deref());
-        let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => Some(
-                crate::participants::parse_datetime(&s.replace(' ', "+"))
-                    .ok_or_else(|| error("Invalid 'since' parameter format. Use ISO format."))?,
-            ),
-        };
-        let limit = match query_param(&pairs, "limit").filter(|s| !s.is_empty()) {
-            None => 50,
-            Some(l) => l
-                .parse::<u64>()
-                .map_err(|_| error("Invalid 'limit' parameter: use a non-negative integer."))?
-                .min(MAX_POLL_LIMIT),
-        };
-        let (msgs, has_more) =
-            transcript::since(&st.domain, a.session.team_id, a.session.id, since, limit).await?;
-        let messages: Vec<MessageView> = msgs.into_iter().map(|m| message_view(&base, m)).collect();
-        Ok(Json(json!({
+    on_session(
+        &state,
+        &headers,
+        (&session_id, Use::Read),
+        move |st, a| async move {
+            let pairs = query_pairs(base.query.as_deref());
+            let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(
+                    crate::participants::parse_datetime(&s.replace(' ', "+")).ok_or_else(|| {
+                        error("Invalid 'since' parameter format. Use ISO format.")
+                    })?,
+                ),
+            };
+            let limit = match query_param(&pairs, "limit").filter(|s| !s.is_empty()) {
+                None => 50,
+                Some(l) => l
+                    .parse::<u64>()
+                    .map_err(|_| error("Invalid 'limit' parameter: use a non-negative integer."))?
+                    .min(MAX_POLL_LIMIT),
+            };
+            let (msgs, has_more) =
+                transcript::since(&st.domain, a.session.team_id, a.session.id, since, limit)
+                    .await?;
+            let messages: Vec<MessageView> =
+                msgs.into_iter().map(|m| message_view(&base, m)).collect();
+            Ok(Json(json!({
             "messages": messages,
             "has_more": has_more,
             "session_status": if a.status == SessionStatus::Complete { "ended" } else { "active" },
         }))
         .into_response())
-    })
+        },
+    )
     .await
 }

@@ -130,6 +130,9 @@ pub async fn start(
     limited(&state, identity, async move {
         let caller = if let Some(key) = api_key(&headers) {
             let ctx = domain::auth::authenticate_api_key(&st.domain, key).await?;
+            if ctx.read_only {
+                return Err(ApiError::Domain(Error::PermissionDenied));
+            }
             Caller::Member {
                 team_id: ctx.team_id,
                 user_id: ctx.user_id,

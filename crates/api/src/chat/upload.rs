@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::files::uploads::{self, Staged};
 use domain::sessions::SessionStatus;
+use domain::sessions::access::Use;
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -108,148 +109,153 @@ pub async fn upload(
     let content_type = header_str(&headers, "content-type")
         .unwrap_or("")
         .to_string();
-    on_session(&state, &headers, &session_id, move |st, a| async move {
-        let mut multipart = multipart.map_err(|_| {
-            let ct = &content_type;
-            ApiError::Detail(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Unsupported media type \"{ct}\" in request."),
-            )
-        })?;
-        if a.status == SessionStatus::Complete {
-            return Err(error("Session has ended"));
-        }
-        let (mut staged, mut name_field, mut remote_field) =
-            (Vec::<Staged>::new(), String::new(), String::new());
-        let mut total = 0usize;
-        let mut first_error: Option<String> = None;
-        let outcome: Result<(), ApiError> = async {
-            while let Some(mut field) = multipart
-                .next_field()
-                .await
-                .map_err(|e| error(&format!("Malformed upload: {e}")))?
-            {
-                match field.name().unwrap_or("") {
-                    "files" => {
-                        let name = field.file_name().unwrap_or("upload").to_string();
-                        let claimed = field
-                            .content_type()
-                            .unwrap_or("application/octet-stream")
-                            .to_string();
-                        // Bytes go to the store as they arrive; the first 2 KB are kept to sniff the type.
-                        let mut put = st.domain.files.begin(a.session.team_id, &name).await?;
-                        let mut head = Vec::new();
-                        let mut too_big = false;
-                        while let Some(chunk) = field
-                            .chunk()
-                            .await
-                            .map_err(|e| error(&format!("Malformed upload: {e}")))?
-                        {
-                            if put.size + chunk.len() > MAX_UPLOAD {
-                                too_big = true;
+    on_session(
+        &state,
+        &headers,
+        (&session_id, Use::Write),
+        move |st, a| async move {
+            let mut multipart = multipart.map_err(|_| {
+                let ct = &content_type;
+                ApiError::Detail(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Unsupported media type \"{ct}\" in request."),
+                )
+            })?;
+            if a.status == SessionStatus::Complete {
+                return Err(error("Session has ended"));
+            }
+            let (mut staged, mut name_field, mut remote_field) =
+                (Vec::<Staged>::new(), String::new(), String::new());
+            let mut total = 0usize;
+            let mut first_error: Option<String> = None;
+            let outcome: Result<(), ApiError> = async {
+                while let Some(mut field) = multipart
+                    .next_field()
+                    .await
+                    .map_err(|e| error(&format!("Malformed upload: {e}")))?
+                {
+                    match field.name().unwrap_or("") {
+                        "files" => {
+                            let name = field.file_name().unwrap_or("upload").to_string();
+                            let claimed = field
+                                .content_type()
+                                .unwrap_or("application/octet-stream")
+                                .to_string();
+                            // Bytes go to the store as they arrive; the first 2 KB are kept to sniff the type.
+                            let mut put = st.domain.files.begin(a.session.team_id, &name).await?;
+                            let mut head = Vec::new();
+                            let mut too_big = false;
+                            while let Some(chunk) = field
+                                .chunk()
+                                .await
+                                .map_err(|e| error(&format!("Malformed upload: {e}")))?
+                            {
+                                if put.size + chunk.len() > MAX_UPLOAD {
+                                    too_big = true;
+                                    break;
+                                }
+                                if head.len() < 2048 {
+                                    head.extend_from_slice(
+                                        &chunk[..chunk.len().min(2048 - head.len())],
+                                    );
+                                }
+                                put.write(&chunk).await?;
+                            }
+                            let size = put.size;
+                            let ext = extension(&name);
+                            let sniffed = sniff(&name, &head);
+                            let problem = if too_big {
+                                Some(format!("File '{name}' exceeds maximum size of 50MB"))
+                            } else if BLOCKED_IMAGES.contains(&ext.as_str()) {
+                                Some(unsupported_image(&name))
+                            } else if !claimed.starts_with("text/")
+                                && !ALLOWED_EXTENSIONS.contains(&ext.as_str())
+                            {
+                                Some(format!(
+                                    "File type '{ext}' is not supported. Allowed types: {}",
+                                    ALLOWED_EXTENSIONS.join(", ")
+                                ))
+                            } else if sniffed.starts_with("image/")
+                                && !ALLOWED_IMAGES.contains(&sniffed.as_str())
+                            {
+                                Some(unsupported_image(&name))
+                            } else {
+                                None
+                            };
+                            total += size;
+                            let key = put.key.clone();
+                            if problem.is_none() && first_error.is_none() {
+                                put.finish().await?;
+                                staged.push(Staged {
+                                    key,
+                                    name,
+                                    content_type: sniffed,
+                                    size: i64::try_from(size).unwrap_or(i64::MAX),
+                                });
+                            } else {
+                                put.abort().await;
+                                if first_error.is_none() {
+                                    first_error = problem;
+                                }
+                            }
+                            if too_big || total > MAX_UPLOAD {
                                 break;
                             }
-                            if head.len() < 2048 {
-                                head.extend_from_slice(
-                                    &chunk[..chunk.len().min(2048 - head.len())],
-                                );
-                            }
-                            put.write(&chunk).await?;
                         }
-                        let size = put.size;
-                        let ext = extension(&name);
-                        let sniffed = sniff(&name, &head);
-                        let problem = if too_big {
-                            Some(format!("File '{name}' exceeds maximum size of 50MB"))
-                        } else if BLOCKED_IMAGES.contains(&ext.as_str()) {
-                            Some(unsupported_image(&name))
-                        } else if !claimed.starts_with("text/")
-                            && !ALLOWED_EXTENSIONS.contains(&ext.as_str())
-                        {
-                            Some(format!(
-                                "File type '{ext}' is not supported. Allowed types: {}",
-                                ALLOWED_EXTENSIONS.join(", ")
-                            ))
-                        } else if sniffed.starts_with("image/")
-                            && !ALLOWED_IMAGES.contains(&sniffed.as_str())
-                        {
-                            Some(unsupported_image(&name))
-                        } else {
-                            None
-                        };
-                        total += size;
-                        let key = put.key.clone();
-                        if problem.is_none() && first_error.is_none() {
-                            put.finish().await?;
-                            staged.push(Staged {
-                                key,
-                                name,
-                                content_type: sniffed,
-                                size: i64::try_from(size).unwrap_or(i64::MAX),
-                            });
-                        } else {
-                            put.abort().await;
-                            if first_error.is_none() {
-                                first_error = problem;
-                            }
+                        "participant_name" => name_field = field.text().await.unwrap_or_default(),
+                        "participant_remote_id" => {
+                            remote_field = field.text().await.unwrap_or_default()
                         }
-                        if too_big || total > MAX_UPLOAD {
-                            break;
-                        }
+                        _ => {}
                     }
-                    "participant_name" => name_field = field.text().await.unwrap_or_default(),
-                    "participant_remote_id" => {
-                        remote_field = field.text().await.unwrap_or_default()
-                    }
-                    _ => {}
                 }
+                if let Some(e) = &first_error {
+                    return Err(error(e));
+                }
+                if total > MAX_UPLOAD {
+                    return Err(error("Total file size exceeds maximum of 50MB"));
+                }
+                if staged.is_empty() {
+                    return Err(error("No files provided"));
+                }
+                Ok(())
             }
-            if let Some(e) = &first_error {
-                return Err(error(e));
+            .await;
+            if let Err(e) = outcome {
+                // Nothing of a refused batch stays in the store.
+                for s in &staged {
+                    st.domain.files.delete(&s.key).await;
+                }
+                return Err(e);
             }
-            if total > MAX_UPLOAD {
-                return Err(error("Total file size exceeds maximum of 50MB"));
-            }
-            if staged.is_empty() {
-                return Err(error("No files provided"));
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = outcome {
-            // Nothing of a refused batch stays in the store.
-            for s in &staged {
-                st.domain.files.delete(&s.key).await;
-            }
-            return Err(e);
-        }
-        let uploaded_by = if !a.participant_identifier.is_empty() {
-            a.participant_identifier.clone()
-        } else if !remote_field.is_empty() {
-            remote_field.clone()
-        } else {
-            "unknown".into()
-        };
-        let stored = uploads::record_uploads(
-            &st.domain,
-            &a.session,
-            &uploaded_by,
-            &name_field,
-            &remote_field,
-            staged,
-        )
-        .await?;
-        let files: Vec<UploadedView> = stored
-            .into_iter()
-            .map(|f| UploadedView {
-                id: f.id,
-                name: f.name,
-                size: f.size.unwrap_or(0),
-                content_type: f.content_type,
-            })
-            .collect();
-        Ok((StatusCode::CREATED, Json(json!({ "files": files }))).into_response())
-    })
+            let uploaded_by = if !a.participant_identifier.is_empty() {
+                a.participant_identifier.clone()
+            } else if !remote_field.is_empty() {
+                remote_field.clone()
+            } else {
+                "unknown".into()
+            };
+            let stored = uploads::record_uploads(
+                &st.domain,
+                &a.session,
+                &uploaded_by,
+                &name_field,
+                &remote_field,
+                staged,
+            )
+            .await?;
+            let files: Vec<UploadedView> = stored
+                .into_iter()
+                .map(|f| UploadedView {
+                    id: f.id,
+                    name: f.name,
+                    size: f.size.unwrap_or(0),
+                    content_type: f.content_type,
+                })
+                .collect();
+            Ok((StatusCode::CREATED, Json(json!({ "files": files }))).into_response())
+        },
+    )
     .await
 }
 

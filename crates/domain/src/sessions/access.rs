@@ -22,6 +22,16 @@ pub struct Credentials<'a> {
     pub session_token: Option<&'a str>,
 }
 
+/// What the caller means to do with the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Poll messages, read a task's state.
+    Read,
+    /// Send a message or upload a file: refused to read-only keys and on a
+    /// disabled channel (with its disabled message).
+    Write,
+}
+
 /// A session the caller may use.
 #[derive(Debug, Clone)]
 pub struct Access {
@@ -61,8 +71,14 @@ async fn facts(db: &impl Reads, session: &Session) -> Result<Option<Facts>> {
     }))
 }
 
-/// Decides whether `creds` admit the caller to the session `external_id`.
-pub async fn check(domain: &Domain, external_id: &str, creds: &Credentials<'_>) -> Result<Access> {
+/// Decides whether `creds` admit the caller to the session `external_id`
+/// for `usage`.
+pub async fn check(
+    domain: &Domain,
+    external_id: &str,
+    creds: &Credentials<'_>,
+    usage: Use,
+) -> Result<Access> {
     let session = by_external_id_any_team(domain, external_id)
         .await?
         .ok_or(Error::SessionAccessDenied)?;
@@ -79,18 +95,27 @@ pub async fn check(domain: &Domain, external_id: &str, creds: &Credentials<'_>) 
         member,
         participant_identifier: f.participant_identifier.clone(),
     };
-    if let Some(key) = creds.api_key {
-        let ctx = crate::auth::authenticate_api_key(&domain.db.read, key).await?;
-        if ctx.team_id != session.team_id {
-            return Err(Error::PermissionDenied);
-        }
-        return Ok(grant(true));
-    }
     let db = &domain.db.read;
     let channel = match session.channel_id {
         Some(id) => widget::by_row_id(db, id.0).await?,
         None => None,
     };
+    if usage == Use::Write
+        && let Some(ch) = channel.as_ref().filter(|c| !c.enabled)
+    {
+        let msg = ch
+            .disabled_message
+            .clone()
+            .unwrap_or_else(|| super::start::UNAVAILABLE.into());
+        return Err(Error::ChannelUnavailable(msg));
+    }
+    if let Some(key) = creds.api_key {
+        let ctx = crate::auth::authenticate_api_key(db, key).await?;
+        if ctx.team_id != session.team_id || (usage == Use::Write && ctx.read_only) {
+            return Err(Error::PermissionDenied);
+        }
+        return Ok(grant(true));
+    }
     // A key that is sent must be valid and from an allowed origin, whatever the session needs.
     let keyed = match creds.embed_key {
         Some(k) => {

@@ -59,7 +59,11 @@ pub fn is_public(config: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// What a disabled channel answers when it has no message of its own.
+pub const UNAVAILABLE: &str = "This chatbot is currently unavailable.";
+
 /// Starts a session for an admitted caller. Version selection needs a member.
+
 pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started> {
     let db = &domain.db.write;
     let mut q = chatbot::Entity::find()
@@ -116,8 +120,7 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
         ),
     };
     if !enabled {
-        let msg =
-            disabled_message.unwrap_or_else(|| "This chatbot is currently unavailable.".into());
+        let msg = disabled_message.unwrap_or_else(|| UNAVAILABLE.into());
         return Err(Error::ChannelUnavailable(msg));
     }
     let token_required = level != Some(AuthLevel::EmbedKey);

@@ -15,6 +15,7 @@ mod ending;
 mod experiments;
 mod files;
 mod fuzz;
+mod hardening;
 mod jobs;
 mod openai;
 mod openai_sdk;

@@ -48,7 +48,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             ));
         }
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Ok(JsonObject(m)),
+            Ok(Value::Object(m)) => match crate::nul::field_with_nul(&m) {
+                Some(field) => Err(crate::nul::refusal(field)),
+                None => Ok(JsonObject(m)),
+            },
             Ok(other) => Err((
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({"non_field_errors": [format!(

@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod files;
 pub mod health;
 pub mod input;
+mod nul;
 pub mod openai;
 pub mod openapi;
 mod overflow;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> routing::App {
     let router = router
         .fallback(routing::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(nul::refuse_in_uri))
         .layer(axum::middleware::from_fn(overflow::drain_refused))
         .layer(axum::middleware::from_fn_with_state(
             counter,

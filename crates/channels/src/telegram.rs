@@ -437,8 +437,10 @@ pub fn new_secret_token() -> String {
 /// Updates without a message or edited message (callback queries, chat
 /// member changes…) give no events.
 pub fn parse_updates(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
-    let value: Value = serde_json::from_slice(body)
+    let mut value: Value = serde_json::from_slice(body)
         .map_err(|e| ChannelError::Invalid(format!("Telegram update is not JSON: {e}")))?;
+    // A participant cannot resend without them, and PostgreSQL cannot store them.
+    strip_nul(&mut value);
     let updates = match value {
         Value::Array(items) => items,
         other => vec![other],
@@ -456,6 +458,15 @@ pub fn parse_updates(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
         }
     }
     Ok(events)
+}
+
+fn strip_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        Value::Object(o) => o.values_mut().for_each(strip_nul),
+        _ => {}
+    }
 }
 
 #[derive(Deserialize)]

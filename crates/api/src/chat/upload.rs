@@ -137,6 +137,9 @@ pub async fn upload(
                     match field.name().unwrap_or("") {
                         "files" => {
                             let name = field.file_name().unwrap_or("upload").to_string();
+                            if name.contains('\0') {
+                                return Err(crate::nul::field_error("files"));
+                            }
                             let claimed = field
                                 .content_type()
                                 .unwrap_or("application/octet-stream")
@@ -211,6 +214,14 @@ pub async fn upload(
                 }
                 if let Some(e) = &first_error {
                     return Err(error(e));
+                }
+                if name_field.contains('\0') || remote_field.contains('\0') {
+                    let field = if name_field.contains('\0') {
+                        "participant_name"
+                    } else {
+                        "participant_remote_id"
+                    };
+                    return Err(crate::nul::field_error(field));
                 }
                 if total > MAX_UPLOAD {
                     return Err(error("Total file size exceeds maximum of 50MB"));

@@ -154,3 +154,111 @@ both_backends!(
         assert_eq!(s, 202, "{v}");
     }
 );
+
+both_backends!(
+    nul_characters_are_a_400_naming_the_field_on_both_databases,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let refused = json!({"x": ["Null characters are not allowed."]});
+        let named = |field: &str| {
+            let mut v = refused.clone();
+            v[field] = v["x"].take();
+            v.as_object_mut().unwrap().remove("x");
+            v
+        };
+        let nul = "a\u{0}b";
+        let bodies = [
+            (
+                "/api/chat/start/",
+                json!({"chatbot_id": bot, "participant_name": nul}),
+                "participant_name",
+            ),
+            (
+                "/api/sessions/",
+                json!({"experiment": bot, "participant": nul}),
+                "participant",
+            ),
+            (
+                "/api/sessions/",
+                json!({"experiment": bot, "messages": [{"role": "human", "content": nul}]}),
+                "messages",
+            ),
+            (
+                "/api/participants",
+                json!({"identifier": "p1", "data": [{"experiment": bot, "data": {"note": nul}}]}),
+                "data",
+            ),
+            (
+                "/api/participants",
+                json!({"identifier": "p1", "name": nul, "data": [{"experiment": bot}]}),
+                "name",
+            ),
+            (
+                &format!("/channels/api/{bot}/incoming_message"),
+                json!({"message": nul}),
+                "message",
+            ),
+            (
+                &format!("/channels/api/{bot}/incoming_message"),
+                json!({"message": "hi", "session": {"k\u{0}": 1}}),
+                "session",
+            ),
+        ];
+        for (path, body, field) in bodies {
+            let (s, v) = app.post_json(path, &team.key, &body).await;
+            assert_eq!((s, &v), (400, &named(field)), "{path} {body}");
+        }
+        for (path, field) in [
+            ("/api/sessions/?tags=a%00b", "tags"),
+            ("/api/participants?identifier=%00", "identifier"),
+            ("/api/sessions/?platform=api%00", "platform"),
+        ] {
+            let r = app.get(path, &team.key).await;
+            assert_eq!(r.status(), 400, "{path}");
+            assert_eq!(r.json::<Value>().await.unwrap(), named(field), "{path}");
+        }
+        let r = app.get("/api/participants/a%00b/", &team.key).await;
+        assert_eq!(r.status(), 400);
+        // An upload's text fields and file names too, through the widget's own session.
+        let (s, v) = app
+            .post_json("/api/chat/start/", &team.key, &json!({"chatbot_id": bot}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let sid = v["session_id"].as_str().unwrap();
+        let form = upload_form().text("participant_name", nul.to_string());
+        let (s, v) = call(
+            app.request(
+                Method::POST,
+                &format!("/api/chat/{sid}/upload/"),
+                Some(&team.key),
+            )
+            .multipart(form),
+        )
+        .await;
+        assert_eq!((s, v), (400, named("participant_name")));
+        let form = reqwest::multipart::Form::new().part(
+            "files",
+            reqwest::multipart::Part::bytes(b"x".to_vec())
+                .file_name(nul.to_string())
+                .mime_str("text/plain")
+                .unwrap(),
+        );
+        let (s, v) = call(
+            app.request(
+                Method::POST,
+                &format!("/api/chat/{sid}/upload/"),
+                Some(&team.key),
+            )
+            .multipart(form),
+        )
+        .await;
+        // The multipart parser refuses a NUL in a part's headers itself.
+        assert_eq!(s, 400, "{v}");
+        // Nothing of the refused requests was stored.
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 1);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM messages").await, 0);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM files").await, 0);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM participants").await, 1);
+    }
+);

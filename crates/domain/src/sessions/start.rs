@@ -63,7 +63,6 @@ pub fn is_public(config: &Value) -> bool {
 pub const UNAVAILABLE: &str = "This chatbot is currently unavailable.";
 
 /// Starts a session for an admitted caller. Version selection needs a member.
-
 pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started> {
     let db = &domain.db.write;
     let mut q = chatbot::Entity::find()

@@ -133,6 +133,8 @@ pub struct Options {
     pub enforce_rate_limits: bool,
     /// Tick the scheduler in this process (tests drive it by hand instead).
     pub scheduler: bool,
+    /// The origin every absolute URL in a body uses (none: the request's Host).
+    pub public_url: Option<String>,
 }
 
 /// The database (migrated), the credential key and the file store, as every
@@ -175,6 +177,14 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         engine: engine.clone(),
         requests: Default::default(),
         chat_limits: api::ratelimit::RateLimiter::new(opts.chat_rate, opts.enforce_rate_limits),
+        public_url: match &opts.public_url {
+            Some(u) => Some(
+                api::url::public_url(u)
+                    .map_err(|e| anyhow::anyhow!("--public-url: {e}"))?
+                    .into(),
+            ),
+            None => None,
+        },
     })
     .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
     .layer(TraceLayer::new_for_http());

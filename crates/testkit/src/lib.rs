@@ -71,6 +71,8 @@ pub struct Options {
     pub fake_telegram: bool,
     /// Start a mail sink ([`TestApp::smtp`]) and send pipeline emails there.
     pub smtp_sink: bool,
+    /// The server's `--public-url`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             telegram_api_url: None,
             fake_telegram: false,
             smtp_sink: false,
+            public_url: None,
         }
     }
 }
@@ -172,6 +175,7 @@ impl TestApp {
             enforce_rate_limits: true,
             // Tests drive the scheduler with their own clock (`domain::schedules::tick`).
             scheduler: false,
+            public_url: o.public_url.clone(),
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

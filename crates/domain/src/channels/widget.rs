@@ -145,22 +145,33 @@ pub fn domain_allowed(domains: &[String], host: &str) -> bool {
 }
 
 /// The request's origin host: `Origin` if present and non-empty, else
-/// `Referer`; lowercased, without port. `Origin: null` gives no host.
+/// `Referer`; lowercased, without port. `Origin: null`, a scheme other than
+/// http(s), or a host that is not a valid name or address gives no host, so
+/// `https://evil.com\.example.org`, `https://evil.com%2f.example.org` or
+/// `https://.example.org` cannot pass for a subdomain.
 pub fn origin_host(origin: Option<&str>, referer: Option<&str>) -> Option<String> {
     let raw = match origin.map(str::trim).filter(|o| !o.is_empty()) {
         Some(o) => o,
         None => referer.map(str::trim).filter(|r| !r.is_empty())?,
     };
-    let rest = raw.split_once("://").map(|(_, r)| r)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(stripped) = host_port.strip_prefix('[') {
-        stripped.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    let host = host.to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let url = url::Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    match url.host()? {
+        url::Host::Domain(d) => {
+            let valid = d.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            valid.then(|| d.to_ascii_lowercase())
+        }
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
+    }
 }
 
 async fn chatbot_head<C: ConnectionTrait + Reads + Writes>(
@@ -418,6 +429,31 @@ mod tests {
             "Origin wins even when useless"
         );
         assert_eq!(origin_host(None, None), None);
+        // Found by an attack: none of these may pass for a subdomain of example.org.
+        let allowed = vec!["*.example.org".to_string()];
+        for o in [
+            "https://evil.com\\.example.org",
+            "https://evil.com%2f.example.org",
+            "https://.example.org",
+            "javascript://app.example.org",
+            "https://app..example.org",
+            "https://user@evil.com#.example.org",
+            "ftp://app.example.org",
+        ] {
+            let host = origin_host(Some(o), None);
+            assert!(
+                !host.is_some_and(|h| domain_allowed(&allowed, &h)),
+                "{o} passed"
+            );
+        }
+        assert_eq!(
+            origin_host(Some("https://app.example.org"), None).as_deref(),
+            Some("app.example.org")
+        );
+        assert_eq!(
+            origin_host(Some("http://[::1]:8000"), None).as_deref(),
+            Some("::1")
+        );
     }
 
     #[test]

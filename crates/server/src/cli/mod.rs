@@ -62,6 +62,10 @@ pub enum Command {
         /// Only count and report rate limits (headers), never refuse.
         #[arg(long, env = "CHATSTUDIO_RATE_LIMIT_LOG_ONLY")]
         rate_limit_log_only: bool,
+        /// The server's public origin (`https://chat.example.org`): every
+        /// absolute URL in a response uses it instead of the request's Host.
+        #[arg(long, env = "CHATSTUDIO_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// Run job workers only (scale out: any number of these on one PostgreSQL database).
     Worker {
@@ -166,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             chat_rate_limit,
             rate_limit_log_only,
+            public_url,
         } => {
             let opts = crate::serve::Options {
                 db: cli.storage.db_config(),
@@ -184,6 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 chat_rate: *chat_rate_limit,
                 enforce_rate_limits: !*rate_limit_log_only,
                 scheduler: true,
+                public_url: public_url.clone(),
             };
             serve(opts).await
         }

@@ -262,3 +262,62 @@ both_backends!(
         assert_eq!(app.scalar("SELECT COUNT(*) FROM participants").await, 1);
     }
 );
+
+/// The `url` of the chatbot in a start response sent with this Host.
+async fn chatbot_url(
+    app: &TestApp,
+    team: &chatstudio_testkit::TestTeam,
+    bot: uuid::Uuid,
+    host: &str,
+) -> String {
+    let (s, v) = call(
+        app.request(Method::POST, "/api/chat/start/", Some(&team.key))
+            .header("Host", host)
+            .json(&json!({"chatbot_id": bot})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["chatbot"]["url"].as_str().unwrap().to_string()
+}
+
+both_backends!(
+    absolute_urls_never_echo_a_forged_host,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let good = chatbot_url(app, &team, bot, "chat.example.org:8000").await;
+        assert_eq!(
+            good,
+            format!("http://chat.example.org:8000/api/experiments/{bot}/")
+        );
+        for forged in ["evil.com/phish?", "evil.com@x", "a b"] {
+            let url = chatbot_url(app, &team, bot, forged).await;
+            assert!(url.starts_with("http://localhost/api/"), "{forged}: {url}");
+        }
+    }
+);
+
+#[tokio::test]
+async fn a_public_url_is_used_for_every_absolute_url() {
+    let o = chatstudio_testkit::Options {
+        public_url: Some("https://chat.example.org/".into()),
+        ..Default::default()
+    };
+    let app = TestApp::start_with(chatstudio_testkit::Backend::Sqlite, o)
+        .await
+        .unwrap();
+    let team = app.team("a").await;
+    let bot = app.echo_bot(&team).await;
+    let url = chatbot_url(&app, &team, bot, "evil.com").await;
+    assert_eq!(
+        url,
+        format!("https://chat.example.org/api/experiments/{bot}/")
+    );
+    let list = app.get_json("/api/sessions/", &team.key).await;
+    let s = list["results"][0]["url"].as_str().unwrap();
+    assert!(
+        s.starts_with("https://chat.example.org/api/sessions/"),
+        "{s}"
+    );
+    app.finish().await;
+}

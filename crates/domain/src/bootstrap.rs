@@ -6,23 +6,37 @@ use serde_json::json;
 use store::entity::{setting, team};
 
 use crate::conn::{Reads, Writes};
+use crate::secrets::SecretBox;
 use crate::{Db, Error, Result, chatbots, keys, teams};
 use store::constraints::SETTING_KEY;
 
-/// Returns the named instance secret, creating it if absent. Concurrent first
+/// Returns the named instance secret, creating it if absent. It is stored
+/// sealed with the instance key, so a copy of the database alone cannot
+/// forge session tokens or cursors; a value an older version stored in the
+/// clear is sealed in place the first time it is read. Concurrent first
 /// starts race on the primary key; the loser reads the winner's value.
-pub async fn instance_secret(db: &Db, name: &str) -> Result<Vec<u8>> {
+pub async fn instance_secret(db: &Db, secrets: &SecretBox, name: &str) -> Result<Vec<u8>> {
+    let decode = |hex_text: &str| {
+        hex::decode(hex_text).map_err(|e| Error::internal(format!("setting {name}: {e}")))
+    };
     if let Some(s) = setting::Entity::find_by_id(name.to_string())
         .one(&db.write)
         .await?
     {
-        return hex::decode(s.value).map_err(|e| Error::internal(format!("setting {name}: {e}")));
+        if SecretBox::is_sealed(&s.value) {
+            return decode(&secrets.open(&s.value)?);
+        }
+        let plain = decode(&s.value)?;
+        let mut am: setting::ActiveModel = s.into();
+        am.value = Set(secrets.seal(&hex::encode(&plain))?);
+        am.update(&db.write).await?;
+        return Ok(plain);
     }
     let mut secret = [0u8; 32];
     rand::rng().fill(&mut secret);
     let res = setting::ActiveModel {
         key: Set(name.to_string()),
-        value: Set(hex::encode(secret)),
+        value: Set(secrets.seal(&hex::encode(secret))?),
     }
     .insert(&db.write)
     .await;
@@ -33,7 +47,11 @@ pub async fn instance_secret(db: &Db, name: &str) -> Result<Vec<u8>> {
                 .one(&db.write)
                 .await?
                 .ok_or_else(|| Error::internal(format!("setting {name} vanished")))?;
-            hex::decode(s.value).map_err(|e| Error::internal(format!("setting {name}: {e}")))
+            if SecretBox::is_sealed(&s.value) {
+                decode(&secrets.open(&s.value)?)
+            } else {
+                decode(&s.value)
+            }
         }
         Err(e) => Err(e.into()),
     }

@@ -80,8 +80,9 @@ impl Domain {
         secrets: secrets::SecretBox,
         files: files::FileStore,
     ) -> Result<Self> {
-        let secret = bootstrap::instance_secret(&db, "cursor_key").await?;
-        let token_key = bootstrap::instance_secret(&db, "session_token_key").await?;
+        let secret = bootstrap::instance_secret(&db, &secrets, "cursor_key").await?;
+        let token_key = bootstrap::instance_secret(&db, &secrets, "session_token_key").await?;
+        providers::seal_plain_headers(&db.write, &secrets).await?;
         Ok(Self {
             db,
             cursors: pagination::CursorSigner::new(&secret),

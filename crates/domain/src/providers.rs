@@ -111,11 +111,11 @@ pub async fn add(
         Some(k) if !k.is_empty() => Some(secrets.seal(k)?),
         _ => None,
     };
-    let headers: serde_json::Map<String, Value> = p
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    // Some gateways take their credential in a header: values are sealed like the key.
+    let mut headers = serde_json::Map::new();
+    for (k, v) in p.headers {
+        headers.insert(k, Value::String(secrets.seal(&v)?));
+    }
     let now = store::now();
     let m = provider::ActiveModel {
         team_id: Set(team_id.0),
@@ -176,6 +176,35 @@ pub async fn names(db: &impl Reads, team_id: TeamId) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Seals header values an older version stored in the clear (run at start).
+pub async fn seal_plain_headers(
+    db: &sea_orm::DatabaseConnection,
+    secrets: &SecretBox,
+) -> Result<()> {
+    for m in provider::Entity::find().all(db).await? {
+        let Some(o) = m.headers.as_object() else {
+            continue;
+        };
+        if o.values()
+            .all(|v| v.as_str().is_none_or(SecretBox::is_sealed))
+        {
+            continue;
+        }
+        let mut sealed = serde_json::Map::new();
+        for (k, v) in o {
+            let v = match v.as_str() {
+                Some(t) if !SecretBox::is_sealed(t) => Value::String(secrets.seal(t)?),
+                _ => v.clone(),
+            };
+            sealed.insert(k.clone(), v);
+        }
+        let mut am: provider::ActiveModel = m.into();
+        am.headers = Set(Value::Object(sealed));
+        am.update(db).await?;
+    }
+    Ok(())
+}
+
 /// The provider with its credential opened, for one call.
 pub async fn access(
     db: &impl Reads,
@@ -198,15 +227,16 @@ pub async fn access(
         Some(s) => Some(secrets.open(s)?),
         None => None,
     };
-    let headers = m
-        .headers
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut headers = Vec::new();
+    for (k, v) in m.headers.as_object().into_iter().flatten() {
+        let Some(v) = v.as_str() else { continue };
+        let v = if SecretBox::is_sealed(v) {
+            secrets.open(v)?
+        } else {
+            v.to_string()
+        };
+        headers.push((k.clone(), v));
+    }
     Ok(ProviderAccess {
         name: m.name,
         kind: m.kind,

@@ -74,6 +74,11 @@ impl SecretBox {
         }
     }
 
+    /// Whether a stored value is one [`SecretBox::seal`] wrote.
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with("v1:")
+    }
+
     pub fn seal(&self, plaintext: &str) -> Result<String> {
         let mut nonce = [0u8; 12];
         rand::rng().fill(&mut nonce);

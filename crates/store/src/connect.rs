@@ -69,17 +69,45 @@ impl Db {
     }
 }
 
+/// Creates the data dir (0700) and the SQLite file (0600) when they do not
+/// exist yet, so the database, which holds sealed credentials and everyone's
+/// conversations, is readable by the server's user only. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode. An existing directory
+/// or file keeps the mode its operator gave it.
+fn private_files(dir: &std::path::Path, file: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
     let url = match &cfg.url {
         Some(u) if !u.is_empty() => u.clone(),
         _ => {
-            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            let file = cfg.data_dir.join("chatstudio.sqlite3");
+            private_files(&cfg.data_dir, &file).map_err(|e| {
                 DbErr::Custom(format!(
                     "cannot create data dir {}: {e}",
                     cfg.data_dir.display()
                 ))
             })?;
-            let file = cfg.data_dir.join("chatstudio.sqlite3");
             format!("sqlite://{}", file.display())
         }
     };

@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A team's LLM provider. The credential is AES-GCM ciphertext (never the
-/// plain key); `headers` holds only non-secret extra headers.
+/// A team's LLM provider. The credential and the values of `headers` are
+/// AES-GCM ciphertext (never the plain key or header).
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "providers")]

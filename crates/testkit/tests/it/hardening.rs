@@ -321,3 +321,100 @@ async fn a_public_url_is_used_for_every_absolute_url() {
     );
     app.finish().await;
 }
+
+both_backends!(
+    signing_keys_and_provider_headers_are_sealed,
+    async |app: &TestApp| {
+        let d = &app.domain;
+        // Signing keys: sealed in the database; a value stored in the clear is sealed on first read.
+        let keys = app
+            .rows(
+                "SELECT value FROM settings WHERE key IN ('cursor_key', 'session_token_key')",
+                &["v"],
+            )
+            .await;
+        assert_eq!(keys.len(), 2);
+        for k in &keys {
+            assert!(k["v"].as_str().unwrap().starts_with("v1:"), "{k}");
+        }
+        {
+            use sea_orm::{ActiveModelTrait, Set};
+            store::entity::setting::ActiveModel {
+                key: Set("legacy_key".into()),
+                value: Set("00ff".repeat(16)),
+            }
+            .insert(&d.db.write)
+            .await
+            .unwrap();
+        }
+        let got = domain::bootstrap::instance_secret(&d.db, &d.secrets, "legacy_key")
+            .await
+            .unwrap();
+        assert_eq!(got, [0x00, 0xff].repeat(16));
+        let again = domain::bootstrap::instance_secret(&d.db, &d.secrets, "legacy_key")
+            .await
+            .unwrap();
+        assert_eq!(again, got);
+        let row = app
+            .rows(
+                "SELECT value FROM settings WHERE key = 'legacy_key'",
+                &["v"],
+            )
+            .await;
+        assert!(row[0]["v"].as_str().unwrap().starts_with("v1:"));
+
+        // Provider headers (a gateway's credential) are sealed like the key.
+        let team = app.team("a").await;
+        domain::providers::add(
+            &d.db.write,
+            &d.secrets,
+            team.id,
+            domain::providers::NewProvider {
+                name: "gw".into(),
+                kind: "openai".into(),
+                base_url: Some("http://127.0.0.1:9".into()),
+                api_key: None,
+                headers: vec![("X-Gateway-Key".into(), "gw-secret-1".into())],
+                timeout_secs: None,
+            },
+        )
+        .await
+        .unwrap();
+        let stored = app
+            .rows("SELECT CAST(headers AS TEXT) AS h FROM providers", &["h"])
+            .await;
+        let h = stored[0]["h"].as_str().unwrap();
+        assert!(
+            h.contains("X-Gateway-Key") && !h.contains("gw-secret-1"),
+            "{h}"
+        );
+        let access = domain::providers::access(&d.db.read, &d.secrets, team.id, "gw")
+            .await
+            .unwrap();
+        assert_eq!(
+            access.headers,
+            [("X-Gateway-Key".to_string(), "gw-secret-1".to_string())]
+        );
+    }
+);
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fresh_data_dir_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fresh").join("data");
+    let db = store::connect(&store::DbConfig {
+        url: None,
+        data_dir: dir.clone(),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("chatstudio.sqlite3")), 0o600);
+    assert_eq!(mode(&dir.join("chatstudio.sqlite3-wal")), 0o600);
+    db.close().await;
+}

@@ -1,15 +1,26 @@
 //! Fixed-window rate limits for the chat API, per session, channel or client
-//! IP. Counters live in this process (a deployment with several instances
-//! gets a limit per instance); enforcement is on by default with generous
-//! limits. Every counted response carries the `X-RateLimit-*` headers.
+//! IP, and a bucket per client IP for refused credentials (the original's
+//! `credentials` scope). Counters live in this process (a deployment with
+//! several instances gets a limit per instance); enforcement is on by
+//! default with generous limits. Every counted response carries the
+//! `X-RateLimit-*` headers.
+//!
+//! The table's memory is bounded whatever callers send: identities are
+//! hashed (a keyed hash, so callers cannot aim at one bucket) to fixed-size
+//! keys, entries of past windows are dropped, and past [`MAX_ENTRIES`] new
+//! identities share one overflow bucket until the window turns.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+/// The most identities counted at once (about 40 bytes each).
+pub const MAX_ENTRIES: usize = 65_536;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
@@ -41,11 +52,20 @@ impl Rate {
     }
 }
 
+/// The key every identity past [`MAX_ENTRIES`] counts under.
+const OVERFLOW: u64 = 0;
+
+struct Table {
+    hasher: RandomState,
+    /// Hashed identity → (window start, count).
+    counters: HashMap<u64, (u64, u64)>,
+}
+
 #[derive(Clone)]
 pub struct RateLimiter {
     rate: Rate,
     enforce: bool,
-    counters: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    table: Arc<Mutex<Table>>,
 }
 
 pub struct Decision {
@@ -60,38 +80,70 @@ impl RateLimiter {
         Self {
             rate,
             enforce,
-            counters: Default::default(),
+            table: Arc::new(Mutex::new(Table {
+                hasher: RandomState::new(),
+                counters: HashMap::new(),
+            })),
         }
     }
 
+    /// Counts one request of `identity` and decides on it.
     pub fn check(&self, identity: &str) -> Decision {
+        self.count(identity, 1)
+    }
+
+    /// Decides on `identity` without counting (a bucket that only failures fill).
+    pub fn peek(&self, identity: &str) -> Decision {
+        self.count(identity, 0)
+    }
+
+    fn count(&self, identity: &str, add: u64) -> Decision {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let window = self.rate.window_secs;
         let start = now - now % window;
-        let count = match self.counters.lock() {
-            Ok(mut m) => {
-                if m.len() > 100_000 {
-                    // Old windows are worthless: drop them rather than grow without bound.
+        let count = match self.table.lock() {
+            Ok(mut t) => {
+                let mut key = t.hasher.hash_one(identity).max(OVERFLOW + 1);
+                let m = &mut t.counters;
+                if !m.contains_key(&key) && m.len() >= MAX_ENTRIES {
+                    // Old windows are worthless: drop them before growing.
                     m.retain(|_, (w, _)| *w == start);
+                    if m.len() >= MAX_ENTRIES {
+                        key = OVERFLOW;
+                    }
                 }
-                let e = m.entry(identity.to_string()).or_insert((start, 0));
+                let e = m.entry(key).or_insert((start, 0));
                 if e.0 != start {
                     *e = (start, 0);
                 }
-                e.1 += 1;
+                e.1 += add;
                 e.1
             }
             Err(_) => 0,
         };
+        let over = if add == 0 {
+            count >= self.rate.limit
+        } else {
+            count > self.rate.limit
+        };
         Decision {
-            allowed: !self.enforce || count <= self.rate.limit,
+            allowed: !self.enforce || !over,
             limit: self.rate.limit,
             remaining: self.rate.limit.saturating_sub(count),
             reset_secs: start + window - now,
         }
+    }
+
+    /// How many identities are counted now.
+    pub fn len(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.counters.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -152,5 +204,46 @@ mod tests {
         );
         lax.check("a");
         assert!(lax.check("a").allowed, "count-only mode never refuses");
+    }
+
+    #[test]
+    fn the_table_stays_bounded_whatever_identities_come() {
+        let l = RateLimiter::new(
+            Rate {
+                limit: 3,
+                window_secs: 3600,
+            },
+            true,
+        );
+        let huge = "x".repeat(200);
+        for i in 0..(MAX_ENTRIES + 5_000) {
+            l.check(&format!("session:{huge}{i}"));
+        }
+        assert_eq!(
+            l.len(),
+            MAX_ENTRIES + 1,
+            "the rest share the overflow bucket"
+        );
+        // The overflow bucket is itself limited.
+        assert!(!l.check("session:one-more").allowed);
+        // A known identity keeps its own count.
+        let known = format!("session:{huge}0");
+        assert!(l.check(&known).allowed);
+    }
+
+    #[test]
+    fn peeking_does_not_count() {
+        let l = RateLimiter::new(
+            Rate {
+                limit: 2,
+                window_secs: 3600,
+            },
+            true,
+        );
+        assert!(l.peek("credentials:1.2.3.4").allowed);
+        l.check("credentials:1.2.3.4");
+        assert!(l.peek("credentials:1.2.3.4").allowed);
+        l.check("credentials:1.2.3.4");
+        assert!(!l.peek("credentials:1.2.3.4").allowed);
     }
 }

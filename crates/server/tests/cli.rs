@@ -725,3 +725,45 @@ both_backends!(
         assert_eq!(l.as_array().unwrap().len(), 1);
     }
 );
+
+/// Found by an attack: made-up session ids and embed keys, refused, each
+/// kept a rate-limit entry as large as itself (2,000 took 126 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_floods_of_huge_ids_leave_memory_flat() {
+    let bin = Binary::fresh(env!("CARGO_BIN_EXE_chatstudio"), Backend::Sqlite)
+        .await
+        .unwrap();
+    // A limit the flood never reaches, so every request is really handled.
+    let server = bin.serve(&["--chat-rate-limit", "1000000/5m"]).await;
+    let client = testkit::http_client();
+    let flood = async |n: usize, salt: &str| {
+        for i in 0..n {
+            let huge = format!("{salt}{i}{}", "z".repeat(60_000));
+            let r = client
+                .get(server.url(&format!("/api/chat/{huge}/poll/")))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{}", r.status());
+            let r = client
+                .post(server.url("/api/chat/start/"))
+                .header("X-Embed-Key", &huge)
+                .header("Origin", "https://example.org")
+                .json(&serde_json::json!({"chatbot_id": uuid::Uuid::nil()}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{}", r.status());
+        }
+    };
+    // Warm up the allocator and the connection, then measure a flood six times larger.
+    flood(100, "w").await;
+    let before = server.rss_kib().unwrap();
+    flood(600, "f").await;
+    let after = server.rss_kib().unwrap();
+    eprintln!("RSS {before} KiB before, {after} KiB after 1,200 refused requests");
+    assert!(
+        after < before + 10 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}

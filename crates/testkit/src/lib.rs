@@ -56,6 +56,13 @@ pub struct TestApp {
 }
 
 /// Settings a test may change.
+/// A plain HTTP client for tests that drive a server process (the TLS
+/// crypto provider installed first, as the server does).
+pub fn http_client() -> reqwest::Client {
+    llm::http::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// The largest custom action answer test servers accept.
 pub const OUTBOUND_MAX_BYTES: usize = 64 * 1024;
 

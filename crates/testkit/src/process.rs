@@ -228,6 +228,16 @@ impl<'b> Launched<'b> {
         Some(id.to_string())
     }
 
+    /// The process's resident memory, in KiB (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -255,6 +265,7 @@ impl<'b> Launched<'b> {
     }
 
     async fn wait_healthy(&mut self, deadline: Instant) {
+        llm::http::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()

@@ -10,7 +10,7 @@ use domain::sessions::access::Use;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::on_session;
+use super::{PeerAddr, on_session};
 use crate::AppState;
 use crate::body::JsonObject;
 use crate::input::{FieldErrors, Reader, Text};
@@ -64,6 +64,7 @@ pub struct MessageAccepted {
 )]
 pub async fn message(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     Path(session_id): Path<String>,
     body: JsonObject,
@@ -71,7 +72,7 @@ pub async fn message(
     on_session(
         &state,
         &headers,
-        (&session_id, Use::Write),
+        (&session_id, Use::Write, peer),
         move |st, a| async move {
             let m = MessageRequest::read(&body)?;
             let m = Incoming {

@@ -137,11 +137,24 @@ pub(super) fn client_ip(peer: Option<SocketAddr>) -> String {
     }
 }
 
-/// Runs `f` under the rate limit of `identity`, adding the headers.
-pub(super) async fn limited<F>(state: &AppState, identity: String, f: F) -> Response
+/// Runs `f` under the rate limit of `identity`, adding the headers. A
+/// refused credential (401 or 403) also counts against the client's
+/// `credentials` bucket; a client that filled it is refused before
+/// anything is checked.
+pub(super) async fn limited<F>(
+    state: &AppState,
+    peer: Option<SocketAddr>,
+    identity: String,
+    f: F,
+) -> Response
 where
     F: std::future::Future<Output = Result<Response, ApiError>>,
 {
+    let refusals = rate_identity("credentials", &client_ip(peer));
+    let c = state.chat_limits.peek(&refusals);
+    if !c.allowed {
+        return c.refusal();
+    }
     let d = state.chat_limits.check(&identity);
     if !d.allowed {
         return d.refusal();
@@ -150,8 +163,30 @@ where
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if matches!(r.status().as_u16(), 401 | 403) {
+        state.chat_limits.check(&refusals);
+    }
     d.apply(r.headers_mut());
     r
+}
+
+/// The bucket of a session-bound request: the session, when the id is one
+/// (a UUID); else the client, so made-up ids cannot mint buckets.
+fn session_bucket(session_id: &str, peer: Option<SocketAddr>) -> String {
+    match uuid::Uuid::parse_str(session_id) {
+        Ok(id) => rate_identity("session", &id.to_string()),
+        Err(_) => rate_identity("ip", &client_ip(peer)),
+    }
+}
+
+/// The bucket of a start: the embed key when it looks like one; else the client.
+pub(super) fn start_bucket(embed_key: Option<&str>, peer: Option<SocketAddr>) -> String {
+    match embed_key {
+        Some(k) if (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            rate_identity("embed", k)
+        }
+        _ => rate_identity("ip", &client_ip(peer)),
+    }
 }
 
 /// Runs a session-bound endpoint: under the session's rate limit, once the
@@ -159,7 +194,7 @@ where
 pub(super) async fn on_session<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
-    (session_id, usage): (&str, Use),
+    (session_id, usage, peer): (&str, Use, Option<SocketAddr>),
     f: F,
 ) -> Response
 where
@@ -167,7 +202,7 @@ where
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
     let st = state.clone();
-    limited(state, rate_identity("session", session_id), async move {
+    limited(state, peer, session_bucket(session_id, peer), async move {
         let a = access(&st, headers, session_id, usage).await?;
         f(st, a).await
     })

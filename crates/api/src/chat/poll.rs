@@ -9,7 +9,7 @@ use domain::sessions::SessionStatus;
 use domain::sessions::access::Use;
 use serde_json::json;
 
-use super::{error, message_view, on_session};
+use super::{PeerAddr, error, message_view, on_session};
 use crate::AppState;
 use crate::sessions::MessageView;
 use crate::url::BaseUrl;
@@ -33,6 +33,7 @@ const MAX_POLL_LIMIT: u64 = 1000;
 )]
 pub async fn poll_messages(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     base: BaseUrl,
     Path(session_id): Path<String>,
@@ -40,7 +41,7 @@ pub async fn poll_messages(
     on_session(
         &state,
         &headers,
-        (&session_id, Use::Read),
+        (&session_id, Use::Read, peer),
         move |st, a| async move {
             let pairs = query_pairs(base.query.as_deref());
             let since = match query_param(&pairs, "since").filter(|s| !s.is_empty()) {

@@ -11,7 +11,7 @@ use domain::{Error, TeamId, chatbots};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::{PeerAddr, api_key, client_ip, embed_channel, header_str, limited, rate_identity};
+use super::{PeerAddr, api_key, embed_channel, header_str, limited, start_bucket};
 use crate::body::JsonObject;
 use crate::input::{FieldErrors, Null, Reader, Text};
 use crate::url::BaseUrl;
@@ -122,12 +122,9 @@ pub async fn start(
     base: BaseUrl,
     body: JsonObject,
 ) -> Response {
-    let identity = match header_str(&headers, "x-embed-key") {
-        Some(k) => rate_identity("embed", k),
-        None => rate_identity("ip", &client_ip(peer)),
-    };
+    let identity = start_bucket(header_str(&headers, "x-embed-key"), peer);
     let st = state.clone();
-    limited(&state, identity, async move {
+    limited(&state, peer, identity, async move {
         let caller = if let Some(key) = api_key(&headers) {
             let ctx = domain::auth::authenticate_api_key(&st.domain, key).await?;
             if ctx.read_only {

@@ -17,7 +17,7 @@ use engine::worker::{DEFAULT_ERROR, StreamMsg};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::{message_view, on_session};
+use super::{PeerAddr, message_view, on_session};
 use crate::sessions::MessageView;
 use crate::url::BaseUrl;
 use crate::views::datetime;
@@ -107,6 +107,7 @@ async fn task_state(
 )]
 pub async fn poll_task(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     base: BaseUrl,
     Path((session_id, task_id)): Path<(String, String)>,
@@ -114,7 +115,7 @@ pub async fn poll_task(
     on_session(
         &state,
         &headers,
-        (&session_id, Use::Read),
+        (&session_id, Use::Read, peer),
         move |st, a| async move {
             let (code, body, _) = task_state(&st, &base, &a, &task_id).await?;
             Ok((code, Json(body)).into_response())
@@ -140,6 +141,7 @@ fn sse(event: &str, data: &Value) -> String {
 )]
 pub async fn stream_task(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     base: BaseUrl,
     Path((session_id, task_id)): Path<(String, String)>,
@@ -147,7 +149,7 @@ pub async fn stream_task(
     on_session(
         &state,
         &headers,
-        (&session_id, Use::Read),
+        (&session_id, Use::Read, peer),
         move |st, a| async move {
             // Validates the task and its session before any byte is sent.
             task_state(&st, &base, &a, &task_id).await?;

@@ -11,7 +11,7 @@ use domain::sessions::access::Use;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{error, header_str, on_session};
+use super::{PeerAddr, error, header_str, on_session};
 use crate::{ApiError, AppState};
 
 pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
@@ -102,6 +102,7 @@ pub struct UploadedView {
 )]
 pub async fn upload(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     Path(session_id): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -112,7 +113,7 @@ pub async fn upload(
     on_session(
         &state,
         &headers,
-        (&session_id, Use::Write),
+        (&session_id, Use::Write, peer),
         move |st, a| async move {
             let mut multipart = multipart.map_err(|_| {
                 let ct = &content_type;

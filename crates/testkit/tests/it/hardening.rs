@@ -418,3 +418,34 @@ async fn a_fresh_data_dir_and_database_are_private() {
     assert_eq!(mode(&dir.join("chatstudio.sqlite3-wal")), 0o600);
     db.close().await;
 }
+
+/// Refused credentials fill the client's own bucket: past it, the client is
+/// refused before any credential is looked at, whatever session it names.
+#[tokio::test]
+async fn refused_credentials_count_in_their_own_bucket() {
+    let o = chatstudio_testkit::Options {
+        chat_rate: api::ratelimit::Rate {
+            limit: 5,
+            window_secs: 300,
+        },
+        ..Default::default()
+    };
+    let app = TestApp::start_with(chatstudio_testkit::Backend::Sqlite, o)
+        .await
+        .unwrap();
+    let poll = async |sid: uuid::Uuid| {
+        let r = app
+            .request(Method::GET, &format!("/api/chat/{sid}/poll/"), None)
+            .header("X-Session-Token", "forged")
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    };
+    for _ in 0..5 {
+        assert_eq!(poll(uuid::Uuid::new_v4()).await, 403);
+    }
+    // Each try named a new session (a new session bucket): the credentials bucket stops it.
+    assert_eq!(poll(uuid::Uuid::new_v4()).await, 429);
+    app.finish().await;
+}

@@ -135,6 +135,8 @@ pub struct Options {
     pub scheduler: bool,
     /// The origin every absolute URL in a body uses (none: the request's Host).
     pub public_url: Option<String>,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http: crate::http::Limits,
 }
 
 /// The database (migrated), the credential key and the file store, as every
@@ -193,12 +195,9 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let limits = opts.http;
     let join = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        crate::http::serve(listener, app, limits, async {
             let _ = rx.await;
         })
         .await

@@ -80,6 +80,8 @@ pub struct Options {
     pub smtp_sink: bool,
     /// The server's `--public-url`.
     pub public_url: Option<String>,
+    /// The HTTP server's timeouts and connection cap.
+    pub http: server::http::Limits,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
             fake_telegram: false,
             smtp_sink: false,
             public_url: None,
+            http: Default::default(),
         }
     }
 }
@@ -183,6 +186,7 @@ impl TestApp {
             // Tests drive the scheduler with their own clock (`domain::schedules::tick`).
             scheduler: false,
             public_url: o.public_url.clone(),
+            http: o.http,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

@@ -66,6 +66,17 @@ pub enum Command {
         /// absolute URL in a response uses it instead of the request's Host.
         #[arg(long, env = "CHATSTUDIO_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Seconds a client has to send a request's head (and, on a kept-alive
+        /// connection, the next one) before the connection is closed.
+        #[arg(long, env = "CHATSTUDIO_HEADER_TIMEOUT", default_value_t = 20)]
+        header_timeout: u64,
+        /// Seconds of grace for a request body; after it, bodies must average
+        /// at least 1 KiB/s or fail.
+        #[arg(long, env = "CHATSTUDIO_BODY_TIMEOUT", default_value_t = 10)]
+        body_timeout: u64,
+        /// Connections served at once (more wait in the listen backlog).
+        #[arg(long, env = "CHATSTUDIO_MAX_CONNECTIONS", default_value_t = 1000)]
+        max_connections: usize,
     },
     /// Run job workers only (scale out: any number of these on one PostgreSQL database).
     Worker {
@@ -171,6 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             chat_rate_limit,
             rate_limit_log_only,
             public_url,
+            header_timeout,
+            body_timeout,
+            max_connections,
         } => {
             let opts = crate::serve::Options {
                 db: cli.storage.db_config(),
@@ -190,6 +204,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 enforce_rate_limits: !*rate_limit_log_only,
                 scheduler: true,
                 public_url: public_url.clone(),
+                http: crate::http::Limits {
+                    header_timeout: std::time::Duration::from_secs((*header_timeout).max(1)),
+                    body_timeout: std::time::Duration::from_secs((*body_timeout).max(1)),
+                    max_connections: (*max_connections).max(1),
+                },
             };
             serve(opts).await
         }

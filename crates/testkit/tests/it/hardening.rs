@@ -449,3 +449,125 @@ async fn refused_credentials_count_in_their_own_bucket() {
     assert_eq!(poll(uuid::Uuid::new_v4()).await, 429);
     app.finish().await;
 }
+
+/// An app whose HTTP server has short timeouts and room for `max` connections.
+async fn strict_server(max: usize) -> TestApp {
+    let o = chatstudio_testkit::Options {
+        http: server::http::Limits {
+            header_timeout: std::time::Duration::from_secs(1),
+            body_timeout: std::time::Duration::from_secs(1),
+            max_connections: max,
+        },
+        ..Default::default()
+    };
+    TestApp::start_with(chatstudio_testkit::Backend::Sqlite, o)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection; what it sent, or `None`
+/// when it was still open after `within`.
+async fn closed_within(
+    s: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()?;
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let app = strict_server(100).await;
+    let within = std::time::Duration::from_secs(4);
+    // An idle connection, and one with half its headers, are closed.
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut idle, within).await.is_some(),
+        "idle stayed open"
+    );
+    assert!(
+        closed_within(&mut half, within).await.is_some(),
+        "half-sent headers stayed open"
+    );
+
+    // A body drip-fed a byte at a time falls behind the minimum rate and fails.
+    let body = "{\"message\": \"drip, drip, drip\"}";
+    let mut drip = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/chat/start/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    drip.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = None;
+    for b in body.bytes() {
+        if drip.write_all(&[b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if started.elapsed() > std::time::Duration::from_secs(3) {
+            answer = closed_within(&mut drip, within).await;
+            break;
+        }
+    }
+    let answer = match answer {
+        Some(a) => a,
+        None => closed_within(&mut drip, within).await.unwrap_or_default(),
+    };
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+
+    // A kept-alive connection is closed once idle past the header timeout too.
+    let mut kept = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_within(&mut kept, within)
+        .await
+        .expect("closed after the answer");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_a_free_slot() {
+    use tokio::io::AsyncWriteExt;
+    let app = strict_server(2).await;
+    let a = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let b = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The third is accepted by the kernel but not served while two are open…
+    let mut c = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_within(&mut c, std::time::Duration::from_millis(300)).await,
+        None,
+        "served past the cap"
+    );
+    // …and is once one of them goes.
+    drop(a);
+    let got = closed_within(&mut c, std::time::Duration::from_secs(3))
+        .await
+        .expect("served once a slot is free");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    drop(b);
+    app.finish().await;
+}

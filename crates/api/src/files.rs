@@ -99,6 +99,16 @@ pub async fn content(
     if let Some(size) = file.size {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
+    // A file is shown as its declared type and never runs as a page:
+    // markup uploaded under an image's name stays inert.
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
     resp
 }
 

@@ -46,38 +46,73 @@ fn unsupported_image(name: &str) -> String {
     )
 }
 
-/// The content type from the bytes (magic numbers, SVG sniffed by hand), else
-/// from the name, else octet-stream.
+/// Signatures of formats that are never text, whatever a part claims.
+const MAGIC: &[(&[u8], &str)] = &[
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"%PDF-", "application/pdf"),
+    (b"MZ", "application/x-msdownload"),
+    (b"\x7fELF", "application/x-executable"),
+    (b"\xcf\xfa\xed\xfe", "application/x-mach-binary"),
+    (b"\xce\xfa\xed\xfe", "application/x-mach-binary"),
+    (b"\xca\xfe\xba\xbe", "application/x-mach-binary"),
+    (b"\x00asm", "application/wasm"),
+    (b"\x1f\x8b", "application/gzip"),
+    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (b"Rar!\x1a\x07", "application/vnd.rar"),
+    (b"PK\x03\x04", "application/zip"),
+];
+
+/// The content type from the bytes, independent of the claimed type and the
+/// name where the bytes tell: markup is looked into (an SVG or HTML document
+/// behind a comment, a doctype or an XML prolog is still one), binary
+/// formats by their signatures; else from the name; else octet-stream.
+/// Office documents are zip files: their name's type is kept.
 fn sniff(name: &str, bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(2048)];
-    let text = String::from_utf8_lossy(head);
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
     let t = text.trim_start_matches('\u{feff}').trim_start();
-    if (t.starts_with("<?xml") || t.starts_with("<svg") || t.starts_with("<!DOCTYPE svg"))
-        && t.contains("<svg")
-    {
-        return "image/svg+xml".into();
+    if t.starts_with('<') {
+        if t.contains("<svg") {
+            return "image/svg+xml".into();
+        }
+        if ["<html", "<!doctype html", "<script", "<body", "<iframe"]
+            .iter()
+            .any(|m| t.contains(m))
+        {
+            return "text/html".into();
+        }
     }
-    const MAGIC: &[(&[u8], &str)] = &[
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"\xff\xd8\xff", "image/jpeg"),
-        (b"GIF87a", "image/gif"),
-        (b"GIF89a", "image/gif"),
-        (b"BM", "image/bmp"),
-        (b"II*\x00", "image/tiff"),
-        (b"MM\x00*", "image/tiff"),
-        (b"%PDF-", "application/pdf"),
-    ];
+    let by_name = mime_guess::from_path(name)
+        .first_or_octet_stream()
+        .to_string();
     for (magic, mime) in MAGIC {
         if head.starts_with(magic) {
+            if *mime == "application/zip" && by_name.starts_with("application/vnd.openxmlformats") {
+                return by_name;
+            }
             return (*mime).into();
         }
     }
     if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
         return "image/webp".into();
     }
-    mime_guess::from_path(name)
-        .first_or_octet_stream()
-        .to_string()
+    by_name
+}
+
+/// Whether the first bytes read as text: UTF-8 (a character cut at the end
+/// of the sample allowed), no NUL, and no binary signature.
+fn looks_textual(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    valid && !head.contains(&0) && !MAGIC.iter().any(|(m, _)| head.starts_with(m))
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -172,8 +207,8 @@ pub async fn upload(
                                 Some(format!("File '{name}' exceeds maximum size of 50MB"))
                             } else if BLOCKED_IMAGES.contains(&ext.as_str()) {
                                 Some(unsupported_image(&name))
-                            } else if !claimed.starts_with("text/")
-                                && !ALLOWED_EXTENSIONS.contains(&ext.as_str())
+                            } else if !(ALLOWED_EXTENSIONS.contains(&ext.as_str())
+                                || claimed.starts_with("text/") && looks_textual(&head))
                             {
                                 Some(format!(
                                     "File type '{ext}' is not supported. Allowed types: {}",
@@ -287,6 +322,30 @@ mod tests {
         assert_eq!(sniff("a.png", b"\x89PNG\r\n\x1a\nrest"), "image/png");
         assert_eq!(sniff("notes.txt", b"hello"), "text/plain");
         assert_eq!(sniff("x.bin", b"\x00\x01"), "application/octet-stream");
+        // Found by an attack: markup behind a comment, and binaries claiming to be text.
+        assert_eq!(
+            sniff("cat.png", b"<!-- x --><svg onload=alert(1)></svg>"),
+            "image/svg+xml"
+        );
+        assert_eq!(
+            sniff("page.png", b"<!-- hi -->\n<HTML><script>x</script>"),
+            "text/html"
+        );
+        assert_eq!(
+            sniff("evil.txt", b"MZ\x90\x00\x03"),
+            "application/x-msdownload"
+        );
+        assert!(!looks_textual(b"MZ\x90\x00\x03"));
+        assert!(!looks_textual(b"\x7fELF\x02\x01"));
+        assert!(looks_textual("caf\u{e9} notes".as_bytes()));
+        assert!(
+            looks_textual(&"é".as_bytes()[..1]),
+            "a character cut by the sample"
+        );
+        assert_eq!(
+            sniff("report.docx", b"PK\x03\x04rest"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        );
         assert_eq!(extension("A.TXT"), ".txt");
         assert_eq!(extension("noext"), "");
     }

@@ -153,18 +153,34 @@ impl FileStore {
     }
 }
 
+/// A generated key (team, random id, and the name's extension when it is a
+/// short plain one): nothing a caller names reaches the store's paths, so
+/// no name is too long or too strange to store.
 fn new_key(team_id: TeamId, name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{team_id}/{}/{safe}", uuid::Uuid::new_v4().simple())
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| (1..=10).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|e| format!(".{}", e.to_ascii_lowercase()))
+        .unwrap_or_default();
+    format!("{team_id}/{}{ext}", uuid::Uuid::new_v4().simple())
+}
+
+/// The longest file name kept (the column's size); longer names keep their
+/// first characters and their extension.
+pub const MAX_NAME_CHARS: usize = 255;
+
+fn display_name(name: &str) -> String {
+    if name.chars().count() <= MAX_NAME_CHARS {
+        return name.to_string();
+    }
+    let ext: String = match name.rsplit_once('.') {
+        Some((_, e)) if e.chars().count() <= 16 => format!(".{e}"),
+        _ => String::new(),
+    };
+    let keep = MAX_NAME_CHARS - ext.chars().count() - 1;
+    let head: String = name.chars().take(keep).collect();
+    format!("{head}…{ext}")
 }
 
 /// Records a file whose bytes are already stored under `key`.
@@ -180,7 +196,7 @@ pub async fn record(
     let db = db.writer();
     let m = file::ActiveModel {
         team_id: Set(team_id.0),
-        name: Set(name.to_string()),
+        name: Set(display_name(name)),
         storage_key: Set(Some(key.to_string())),
         content_type: Set(content_type.to_string()),
         size: Set(Some(size)),
@@ -295,4 +311,30 @@ pub async fn open_for_download(
         },
         stream,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_generated_and_names_bounded() {
+        let long = format!("{}.png", "a".repeat(300));
+        let k = new_key(TeamId(7), &long);
+        assert!(
+            k.starts_with("7/") && k.ends_with(".png") && k.len() < 50,
+            "{k}"
+        );
+        assert!(!new_key(TeamId(7), "../../etc/passwd").contains(".."));
+        assert!(
+            !new_key(TeamId(7), "x.p/ng").contains('/')
+                || new_key(TeamId(7), "x.p/ng").matches('/').count() == 1
+        );
+        let shown = display_name(&long);
+        assert_eq!(shown.chars().count(), MAX_NAME_CHARS);
+        assert!(shown.ends_with("….png"));
+        assert_eq!(display_name("short.txt"), "short.txt");
+        let wide = "é".repeat(400);
+        assert_eq!(display_name(&wide).chars().count(), MAX_NAME_CHARS);
+    }
 }

@@ -571,3 +571,96 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
     drop(b);
     app.finish().await;
 }
+
+both_backends!(
+    uploads_sniff_content_and_store_any_name,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let (s, v) = app
+            .post_json("/api/chat/start/", &team.key, &json!({"chatbot_id": bot}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let sid = v["session_id"].as_str().unwrap().to_string();
+        let upload = |name: String, bytes: &'static [u8], claimed: &str| {
+            let form = reqwest::multipart::Form::new().part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name)
+                    .mime_str(claimed)
+                    .unwrap(),
+            );
+            call(
+                app.request(
+                    Method::POST,
+                    &format!("/api/chat/{sid}/upload/"),
+                    Some(&team.key),
+                )
+                .multipart(form),
+            )
+        };
+        // Markup behind a comment is still an SVG, whatever the name and claim.
+        let (s, v) = upload(
+            "cat.png".into(),
+            b"<!-- x --><svg onload=alert(1)></svg>",
+            "image/png",
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a supported image type"),
+            "{v}"
+        );
+        // A text claim does not carry a binary past the extension list.
+        let (s, v) = upload(
+            "evil.exe".into(),
+            b"MZ\x90\x00\x03\x00\x00\x00",
+            "text/plain",
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("File type '.exe' is not supported"),
+            "{v}"
+        );
+        // Text that is text still passes under a text claim (the original's rule).
+        let (s, v) = upload("server.log".into(), b"all quiet", "text/plain").await;
+        assert_eq!(s, 201, "{v}");
+        // Any name the checks accept is stored: a long one is kept, shortened for display.
+        let long = format!("{}.txt", "n".repeat(300));
+        let (s, v) = upload(long, b"long name", "text/plain").await;
+        assert_eq!(s, 201, "{v}");
+        let name = v["files"][0]["name"].as_str().unwrap();
+        assert_eq!(name.chars().count(), 255);
+        assert!(name.ends_with("….txt"), "{name}");
+        let id = v["files"][0]["id"].as_i64().unwrap();
+        let r = app
+            .get(&format!("/api/files/{id}/content"), &team.key)
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("sandbox")
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"long name");
+        // Objects live under generated keys: no directory per file, none left empty.
+        let team_dir = app
+            .data_dir
+            .path()
+            .join("files")
+            .join(team.id.0.to_string());
+        for entry in std::fs::read_dir(&team_dir).unwrap() {
+            let entry = entry.unwrap();
+            assert!(entry.file_type().unwrap().is_file(), "{:?}", entry.path());
+        }
+    }
+);

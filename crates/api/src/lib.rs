@@ -39,6 +39,7 @@ pub struct AppState {
     pub engine: engine::Engine,
     pub requests: health::RequestCounter,
     pub chat_limits: ratelimit::RateLimiter,
+    pub upload_quota: ratelimit::UploadQuota,
     /// `scheme://host[:port]` every absolute URL in a body starts with; none:
     /// the request's Host (checked to be a host name or address).
     pub public_url: Option<std::sync::Arc<str>>,

@@ -137,6 +137,11 @@ impl RateLimiter {
         }
     }
 
+    /// Counts `n` units (bytes, for an upload quota) against `identity`.
+    pub fn add(&self, identity: &str, n: u64) -> Decision {
+        self.count(identity, n)
+    }
+
     /// How many identities are counted now.
     pub fn len(&self) -> usize {
         self.table.lock().map_or(0, |t| t.counters.len())
@@ -144,6 +149,52 @@ impl RateLimiter {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Bytes uploaded per widget channel and per client over a window, so a
+/// public embed key cannot fill the disk. A batch is let in while the
+/// quota has room and counted when stored (so one batch, at most 50 MB, may
+/// cross the line).
+#[derive(Clone)]
+pub struct UploadQuota {
+    channel: RateLimiter,
+    client: RateLimiter,
+}
+
+pub const MIB: u64 = 1024 * 1024;
+
+impl UploadQuota {
+    /// Quotas given in MiB per window.
+    pub fn new(channel_mib: Rate, client_mib: Rate) -> Self {
+        let bytes = |r: Rate| Rate {
+            limit: r.limit.saturating_mul(MIB),
+            window_secs: r.window_secs,
+        };
+        UploadQuota {
+            channel: RateLimiter::new(bytes(channel_mib), true),
+            client: RateLimiter::new(bytes(client_mib), true),
+        }
+    }
+
+    /// The refusal when either quota is used up.
+    pub fn exhausted(&self, channel: &str, client: &str) -> Option<Response> {
+        [self.channel.peek(channel), self.client.peek(client)]
+            .into_iter()
+            .find(|d| !d.allowed)
+            .map(|d| {
+                let mut r = d.refusal();
+                *r.body_mut() = axum::body::Body::from(
+                    json!({"detail": "Upload quota exceeded.", "available_in": d.reset_secs})
+                        .to_string(),
+                );
+                r
+            })
+    }
+
+    pub fn spend(&self, channel: &str, client: &str, bytes: u64) {
+        self.channel.add(channel, bytes);
+        self.client.add(client, bytes);
     }
 }
 

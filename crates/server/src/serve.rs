@@ -137,6 +137,9 @@ pub struct Options {
     pub public_url: Option<String>,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::http::Limits,
+    /// MiB uploaded per widget channel, and per client, per window.
+    pub upload_quota_channel: api::ratelimit::Rate,
+    pub upload_quota_client: api::ratelimit::Rate,
 }
 
 /// The database (migrated), the credential key and the file store, as every
@@ -179,6 +182,10 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         engine: engine.clone(),
         requests: Default::default(),
         chat_limits: api::ratelimit::RateLimiter::new(opts.chat_rate, opts.enforce_rate_limits),
+        upload_quota: api::ratelimit::UploadQuota::new(
+            opts.upload_quota_channel,
+            opts.upload_quota_client,
+        ),
         public_url: match &opts.public_url {
             Some(u) => Some(
                 api::url::public_url(u)

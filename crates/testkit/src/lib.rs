@@ -82,6 +82,8 @@ pub struct Options {
     pub public_url: Option<String>,
     /// The HTTP server's timeouts and connection cap.
     pub http: server::http::Limits,
+    /// MiB per window uploaded per channel, and per client.
+    pub upload_quota: (api::ratelimit::Rate, api::ratelimit::Rate),
 }
 
 impl Default for Options {
@@ -97,6 +99,16 @@ impl Default for Options {
             smtp_sink: false,
             public_url: None,
             http: Default::default(),
+            upload_quota: (
+                api::ratelimit::Rate {
+                    limit: 2048,
+                    window_secs: 3600,
+                },
+                api::ratelimit::Rate {
+                    limit: 2048,
+                    window_secs: 3600,
+                },
+            ),
         }
     }
 }
@@ -187,6 +199,8 @@ impl TestApp {
             scheduler: false,
             public_url: o.public_url.clone(),
             http: o.http,
+            upload_quota_channel: o.upload_quota.0,
+            upload_quota_client: o.upload_quota.1,
         };
         let running = server::serve::start(&opts).await.expect("server starts");
         let addr = running.addr;

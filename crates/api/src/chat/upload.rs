@@ -11,7 +11,7 @@ use domain::sessions::access::Use;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{PeerAddr, error, header_str, on_session};
+use super::{PeerAddr, client_ip, error, header_str, on_session};
 use crate::{ApiError, AppState};
 
 pub const MAX_UPLOAD: usize = 50 * 1024 * 1024;
@@ -160,6 +160,14 @@ pub async fn upload(
             if a.status == SessionStatus::Complete {
                 return Err(error("Session has ended"));
             }
+            let channel_bucket = match a.session.channel_id {
+                Some(c) => format!("upload-channel:{}", c.0),
+                None => format!("upload-team:{}", a.session.team_id.0),
+            };
+            let client_bucket = format!("upload-client:{}", client_ip(peer));
+            if let Some(refusal) = st.upload_quota.exhausted(&channel_bucket, &client_bucket) {
+                return Ok(refusal);
+            }
             let (mut staged, mut name_field, mut remote_field) =
                 (Vec::<Staged>::new(), String::new(), String::new());
             let mut total = 0usize;
@@ -291,6 +299,11 @@ pub async fn upload(
                 staged,
             )
             .await?;
+            st.upload_quota.spend(
+                &channel_bucket,
+                &client_bucket,
+                u64::try_from(total).unwrap_or(u64::MAX),
+            );
             let files: Vec<UploadedView> = stored
                 .into_iter()
                 .map(|f| UploadedView {

@@ -1,8 +1,8 @@
 //! Files participants upload in a chat session: staged for a day, attached
-//! to a message when it names them, archived if nobody does.
+//! to a message when it names them, deleted (bytes and row) if nobody does.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 use store::entity::file;
 
@@ -77,15 +77,34 @@ pub async fn record_uploads(
     result
 }
 
-/// Archives uploads nobody attached before they expired.
+/// How many expired uploads one sweep deletes (the rest wait for the next).
+const SWEEP_BATCH: u64 = 500;
+
+/// Deletes uploads nobody attached before they expired, row and bytes.
+/// Each row goes first, still expired, so an upload attached meanwhile
+/// (which clears its expiry) keeps its bytes; a sweep cut short between the
+/// two leaves at most one object behind. Answers how many went.
 pub async fn expire_uploads(domain: &Domain) -> Result<u64> {
-    let res = file::Entity::update_many()
-        .col_expr(file::Column::IsArchived, Expr::value(true))
+    let expired = file::Entity::find()
         .filter(file::Column::ExpiresAt.lt(store::now()))
-        .filter(file::Column::IsArchived.eq(false))
-        .exec(&domain.db.write)
+        .limit(SWEEP_BATCH)
+        .all(&domain.db.read)
         .await?;
-    Ok(res.rows_affected)
+    let mut gone = 0;
+    for f in expired {
+        let res = file::Entity::delete_many()
+            .filter(file::Column::Id.eq(f.id))
+            .filter(file::Column::ExpiresAt.lt(store::now()))
+            .exec(&domain.db.write)
+            .await?;
+        if res.rows_affected == 1 {
+            if let Some(key) = &f.storage_key {
+                domain.files.delete(key).await;
+            }
+            gone += 1;
+        }
+    }
+    Ok(gone)
 }
 
 /// The session's unexpired uploads among `ids` (any other id is left out).

@@ -77,6 +77,12 @@ pub enum Command {
         /// Connections served at once (more wait in the listen backlog).
         #[arg(long, env = "CHATSTUDIO_MAX_CONNECTIONS", default_value_t = 1000)]
         max_connections: usize,
+        /// MiB uploaded through one widget channel per window (`<MiB>/<n><s|m|h>`).
+        #[arg(long, env = "CHATSTUDIO_UPLOAD_QUOTA_CHANNEL", default_value = "2048/1h", value_parser = parse_rate)]
+        upload_quota_channel: api::ratelimit::Rate,
+        /// MiB uploaded by one client address per window.
+        #[arg(long, env = "CHATSTUDIO_UPLOAD_QUOTA_CLIENT", default_value = "500/1h", value_parser = parse_rate)]
+        upload_quota_client: api::ratelimit::Rate,
     },
     /// Run job workers only (scale out: any number of these on one PostgreSQL database).
     Worker {
@@ -185,6 +191,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             header_timeout,
             body_timeout,
             max_connections,
+            upload_quota_channel,
+            upload_quota_client,
         } => {
             let opts = crate::serve::Options {
                 db: cli.storage.db_config(),
@@ -209,6 +217,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     body_timeout: std::time::Duration::from_secs((*body_timeout).max(1)),
                     max_connections: (*max_connections).max(1),
                 },
+                upload_quota_channel: *upload_quota_channel,
+                upload_quota_client: *upload_quota_client,
             };
             serve(opts).await
         }

@@ -664,3 +664,106 @@ both_backends!(
         }
     }
 );
+
+/// Starts a widget-style session with a team key and uploads `kib` KiB to it.
+async fn upload_kib(app: &TestApp, key: &str, sid: &str, kib: usize) -> (u16, Value) {
+    let bytes = vec![b'a'; kib * 1024];
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("data.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    call(
+        app.request(Method::POST, &format!("/api/chat/{sid}/upload/"), Some(key))
+            .multipart(form),
+    )
+    .await
+}
+
+async fn quota_app(channel_mib: u64, client_mib: u64) -> TestApp {
+    let rate = |limit| api::ratelimit::Rate {
+        limit,
+        window_secs: 3600,
+    };
+    let o = chatstudio_testkit::Options {
+        upload_quota: (rate(channel_mib), rate(client_mib)),
+        ..Default::default()
+    };
+    TestApp::start_with(chatstudio_testkit::Backend::Sqlite, o)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn uploads_stop_at_the_channel_and_client_quotas() {
+    for (channel, client) in [(1, 100), (100, 1)] {
+        let app = quota_app(channel, client).await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let mut sids = Vec::new();
+        for _ in 0..2 {
+            let (s, v) = app
+                .post_json("/api/chat/start/", &team.key, &json!({"chatbot_id": bot}))
+                .await;
+            assert_eq!(s, 201, "{v}");
+            sids.push(v["session_id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(upload_kib(&app, &team.key, &sids[0], 600).await.0, 201);
+        assert_eq!(upload_kib(&app, &team.key, &sids[0], 600).await.0, 201);
+        // Past 1 MiB a fresh session of the same channel and client is refused too.
+        let (s, v) = upload_kib(&app, &team.key, &sids[1], 10).await;
+        assert_eq!(s, 429, "{channel}/{client}: {v}");
+        assert_eq!(v["detail"], "Upload quota exceeded.");
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM files").await, 2);
+        app.finish().await;
+    }
+}
+
+both_backends!(expired_uploads_free_their_bytes, async |app: &TestApp| {
+    let team = app.team("a").await;
+    let bot = app.echo_bot(&team).await;
+    let (s, v) = app
+        .post_json("/api/chat/start/", &team.key, &json!({"chatbot_id": bot}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let sid = v["session_id"].as_str().unwrap().to_string();
+    assert_eq!(upload_kib(app, &team.key, &sid, 4).await.0, 201);
+    assert_eq!(upload_kib(app, &team.key, &sid, 4).await.0, 201);
+    let team_dir = app
+        .data_dir
+        .path()
+        .join("files")
+        .join(team.id.0.to_string());
+    let objects = || std::fs::read_dir(&team_dir).unwrap().count();
+    assert_eq!(objects(), 2);
+    // Nothing has expired yet: the sweep leaves both.
+    assert_eq!(
+        domain::files::uploads::expire_uploads(&app.domain)
+            .await
+            .unwrap(),
+        0
+    );
+    {
+        use sea_orm::ConnectionTrait;
+        let db = &app.domain.db.write;
+        let past = match app.backend {
+            chatstudio_testkit::Backend::Sqlite => "'2000-01-01 00:00:00+00:00'",
+            chatstudio_testkit::Backend::Postgres => "TIMESTAMPTZ '2000-01-01 00:00:00+00'",
+        };
+        db.execute_unprepared(&format!(
+            "UPDATE files SET expires_at = {past} WHERE id = (SELECT MIN(id) FROM files)"
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        domain::files::uploads::expire_uploads(&app.domain)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM files").await, 1);
+    assert_eq!(objects(), 1, "the expired upload's bytes are gone");
+});

@@ -56,6 +56,26 @@ pub struct TestApp {
 }
 
 /// Settings a test may change.
+/// Sends a request: its status and its body as JSON (or as a JSON string
+/// when it is not JSON).
+pub async fn status_json(rb: RequestBuilder) -> (u16, Value) {
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    let t = r.text().await.unwrap();
+    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+/// A multipart body of one `files` part.
+pub fn file_form(name: &str, bytes: Vec<u8>, content_type: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str(content_type)
+            .unwrap(),
+    )
+}
+
 /// A plain HTTP client for tests that drive a server process (the TLS
 /// crypto provider installed first, as the server does).
 pub fn http_client() -> reqwest::Client {

@@ -15,12 +15,7 @@ fn widget(rb: RequestBuilder, key: &str) -> RequestBuilder {
         .header("x-ocs-widget-version", "0.6.0")
 }
 
-async fn call(rb: RequestBuilder) -> (u16, Value) {
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    let t = r.text().await.unwrap();
-    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
-}
+use chatstudio_testkit::status_json as call;
 
 async fn start(app: &TestApp, key: &str, bot: Uuid) -> Value {
     let (s, v) = call(widget(app.request(Method::POST, "/api/chat/start/", None), key).json(&json!({

@@ -8,21 +8,10 @@ use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://www.example.com";
 
-async fn call(rb: RequestBuilder) -> (u16, Value) {
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    let t = r.text().await.unwrap();
-    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
-}
+use chatstudio_testkit::status_json as call;
 
 fn upload_form() -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new().part(
-        "files",
-        reqwest::multipart::Part::bytes(b"hello".to_vec())
-            .file_name("note.txt")
-            .mime_str("text/plain")
-            .unwrap(),
-    )
+    chatstudio_testkit::file_form("note.txt", b"hello".to_vec(), "text/plain")
 }
 
 both_backends!(
@@ -237,13 +226,7 @@ both_backends!(
         )
         .await;
         assert_eq!((s, v), (400, named("participant_name")));
-        let form = reqwest::multipart::Form::new().part(
-            "files",
-            reqwest::multipart::Part::bytes(b"x".to_vec())
-                .file_name(nul.to_string())
-                .mime_str("text/plain")
-                .unwrap(),
-        );
+        let form = chatstudio_testkit::file_form(nul, b"x".to_vec(), "text/plain");
         let (s, v) = call(
             app.request(
                 Method::POST,
@@ -583,13 +566,7 @@ both_backends!(
         assert_eq!(s, 201, "{v}");
         let sid = v["session_id"].as_str().unwrap().to_string();
         let upload = |name: String, bytes: &'static [u8], claimed: &str| {
-            let form = reqwest::multipart::Form::new().part(
-                "files",
-                reqwest::multipart::Part::bytes(bytes)
-                    .file_name(name)
-                    .mime_str(claimed)
-                    .unwrap(),
-            );
+            let form = chatstudio_testkit::file_form(&name, bytes.to_vec(), claimed);
             call(
                 app.request(
                     Method::POST,
@@ -667,14 +644,7 @@ both_backends!(
 
 /// Starts a widget-style session with a team key and uploads `kib` KiB to it.
 async fn upload_kib(app: &TestApp, key: &str, sid: &str, kib: usize) -> (u16, Value) {
-    let bytes = vec![b'a'; kib * 1024];
-    let form = reqwest::multipart::Form::new().part(
-        "files",
-        reqwest::multipart::Part::bytes(bytes)
-            .file_name("data.txt")
-            .mime_str("text/plain")
-            .unwrap(),
-    );
+    let form = chatstudio_testkit::file_form("data.txt", vec![b'a'; kib * 1024], "text/plain");
     call(
         app.request(Method::POST, &format!("/api/chat/{sid}/upload/"), Some(key))
             .multipart(form),

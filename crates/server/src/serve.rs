@@ -67,14 +67,24 @@ impl Background {
                 }
             }));
         }
-        let domain = engine.domain.clone();
+        // Housekeeping every 10 minutes: expired uploads; hourly (where the
+        // scheduler runs), custom actions' health paths, as the original does.
+        let housekeeping = engine.clone();
         let mut rx2 = rx;
         tasks.push(tokio::spawn(async move {
+            let mut ticks: u64 = 0;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {
-                        if let Err(e) = domain::files::uploads::expire_uploads(&domain).await {
+                        let domain = &housekeeping.domain;
+                        if let Err(e) = domain::files::uploads::expire_uploads(domain).await {
                             tracing::warn!(error = %e, "expiring uploads failed");
+                        }
+                        ticks += 1;
+                        if scheduler && ticks % 6 == 0
+                            && let Err(e) = engine::tools::actions::check_health(&housekeeping, 200).await
+                        {
+                            tracing::warn!(error = %e, "custom action health checks failed");
                         }
                     }
                     _ = rx2.changed() => return,

@@ -504,6 +504,26 @@ pub async fn access(
     })
 }
 
+/// Actions with a health path, across teams, the longest unchecked first
+/// (for the periodic check).
+pub async fn due_for_health(db: &impl Reads, limit: u64) -> Result<Vec<(TeamId, String)>> {
+    use sea_orm::{QuerySelect, sea_query::NullOrdering};
+    let rows = custom_action::Entity::find()
+        .filter(custom_action::Column::HealthPath.is_not_null())
+        .order_by_with_nulls(
+            custom_action::Column::LastHealthCheck,
+            sea_orm::Order::Asc,
+            NullOrdering::First,
+        )
+        .limit(limit)
+        .all(db.reader())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| (TeamId(m.team_id), m.name))
+        .collect())
+}
+
 /// Records a health check's outcome.
 pub async fn record_health(
     db: &impl Writes,

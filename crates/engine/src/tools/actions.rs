@@ -257,3 +257,31 @@ pub async fn health(outbound: &Outbound, action: Arc<ActionAccess>) -> Result<u1
         Err(format!("the health path answered {}", f.status))
     }
 }
+
+/// Checks the health path of every action that declares one (the longest
+/// unchecked first, at most `limit`) and records up or down; answers how
+/// many were checked. An action removed meanwhile is skipped.
+pub async fn check_health(engine: &crate::Engine, limit: u64) -> Result<usize, domain::Error> {
+    let d = &engine.domain;
+    let due = domain::actions::due_for_health(d, limit).await?;
+    let mut checked = 0;
+    for (team, name) in due {
+        let access = match domain::actions::access(d, &d.secrets, team, &name).await {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let health = match health(&engine.outbound, Arc::new(access)).await {
+            Ok(_) => domain::actions::Health::Up,
+            Err(why) => {
+                tracing::info!(action = %name, %why, "custom action health check failed");
+                domain::actions::Health::Down
+            }
+        };
+        match domain::actions::record_health(d, team, &name, health).await {
+            Ok(()) => checked += 1,
+            Err(domain::Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(checked)
+}

@@ -389,3 +389,52 @@ both_backends!(
         assert!(e.contains("uses the action"), "{e}");
     }
 );
+
+both_backends!(
+    the_periodic_health_check_records_up_and_down,
+    async |app: &TestApp| {
+        let api = MockServer::start().await;
+        let team = app.team("a").await;
+        app.action(&team, weather(&api.uri(), api_key("hk"))).await;
+        let mut quiet = weather(&api.uri(), Auth::default());
+        quiet.name = "no-health".into();
+        quiet.health_path = None;
+        app.action(&team, quiet).await;
+        let status = |list: &[domain::actions::Action], name: &str| {
+            list.iter()
+                .find(|a| a.name == name)
+                .map(|a| (a.health_status, a.last_health_check.is_some()))
+                .unwrap()
+        };
+        let up = Mock::given(method("GET"))
+            .and(path("/health"))
+            .and(wiremock::matchers::header("x-api-key", "hk"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount_as_scoped(&api)
+            .await;
+        let checked = engine::tools::actions::check_health(&app.engine, 100)
+            .await
+            .unwrap();
+        assert_eq!(checked, 1, "only actions with a health path");
+        let list = domain::actions::list(&app.domain, team.id).await.unwrap();
+        assert_eq!(
+            status(&list, "weather"),
+            (domain::actions::Health::Up, true)
+        );
+        assert_eq!(
+            status(&list, "no-health"),
+            (domain::actions::Health::Unknown, false)
+        );
+        drop(up);
+        Mock::given(method("GET"))
+            .and(path("/health"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&api)
+            .await;
+        engine::tools::actions::check_health(&app.engine, 100)
+            .await
+            .unwrap();
+        let list = domain::actions::list(&app.domain, team.id).await.unwrap();
+        assert_eq!(status(&list, "weather").0, domain::actions::Health::Down);
+    }
+);

@@ -81,7 +81,7 @@ impl Background {
                             tracing::warn!(error = %e, "expiring uploads failed");
                         }
                         ticks += 1;
-                        if scheduler && ticks % 6 == 0
+                        if scheduler && ticks.is_multiple_of(6)
                             && let Err(e) = engine::tools::actions::check_health(&housekeeping, 200).await
                         {
                             tracing::warn!(error = %e, "custom action health checks failed");

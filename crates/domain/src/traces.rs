@@ -75,6 +75,26 @@ pub struct ToolCallTrace {
     pub duration_ms: i64,
 }
 
+/// The most of a tool's answer a trace keeps (the model got all of it).
+pub const MAX_TRACED_TOOL_TEXT: usize = 16 * 1024;
+
+/// A tool's answer as a trace keeps it: whole when short, else its first
+/// [`MAX_TRACED_TOOL_TEXT`] bytes (on a character boundary) and how much was left out.
+pub fn traced_text(text: &str) -> String {
+    if text.len() <= MAX_TRACED_TOOL_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_TRACED_TOOL_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes not kept in the trace)",
+        &text[..end],
+        text.len() - end
+    )
+}
+
 /// A message a trace points at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracedMessage {
@@ -146,4 +166,22 @@ pub async fn of_session(db: &impl Reads, session_id: SessionId) -> Result<Vec<Se
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_tool_answers_are_cut_in_the_trace_only() {
+        assert_eq!(traced_text("short"), "short");
+        let long = "é".repeat(MAX_TRACED_TOOL_TEXT);
+        let kept = traced_text(&long);
+        assert!(kept.len() < MAX_TRACED_TOOL_TEXT + 60, "{}", kept.len());
+        assert!(
+            kept.ends_with("more bytes not kept in the trace)"),
+            "{kept}"
+        );
+        assert!(kept.starts_with('é'));
+    }
 }

@@ -180,8 +180,11 @@ impl Engine {
                 done.tool_calls.push(ToolCallTrace {
                     name: call.name.clone(),
                     arguments: call.arguments.clone(),
-                    result: result.as_ref().ok().cloned(),
-                    error: result.err(),
+                    result: result.as_deref().ok().map(domain::traces::traced_text),
+                    error: result
+                        .as_ref()
+                        .err()
+                        .map(|e| domain::traces::traced_text(e)),
                     duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
                 });
                 req.messages

@@ -143,12 +143,9 @@ impl RateLimiter {
     }
 
     /// How many identities are counted now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.table.lock().map_or(0, |t| t.counters.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -267,9 +267,7 @@ impl Outbound {
         let req = rb
             .build()
             .map_err(|e| OutboundError::Invalid(e.to_string()))?;
-        let url = url::Url::parse(req.url().as_str())
-            .map_err(|e| OutboundError::Invalid(e.to_string()))?;
-        self.check(&url)?;
+        self.check(req.url())?;
         let limit = self.settings.max_response_bytes;
         let mut resp = self
             .client

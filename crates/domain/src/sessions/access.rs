@@ -96,9 +96,12 @@ pub async fn check(
         participant_identifier: f.participant_identifier.clone(),
     };
     let db = &domain.db.read;
+    // A member's read needs nothing of the channel: it costs no query.
     let channel = match session.channel_id {
-        Some(id) => widget::by_row_id(db, id.0).await?,
-        None => None,
+        Some(id) if usage == Use::Write || creds.api_key.is_none() => {
+            widget::by_row_id(db, id.0).await?
+        }
+        _ => None,
     };
     if usage == Use::Write
         && let Some(ch) = channel.as_ref().filter(|c| !c.enabled)

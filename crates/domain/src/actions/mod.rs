@@ -376,27 +376,21 @@ pub async fn put(
     mut a: NewAction,
 ) -> Result<bool> {
     let db = db.writer();
-    let existing = find(db, team_id, a.name.trim()).await?;
-    if let Some(m) = &existing
-        && a.auth.secret.is_none()
+    let Some(m) = find(db, team_id, a.name.trim()).await? else {
+        add(db, secrets, team_id, a).await?;
+        return Ok(true);
+    };
+    if a.auth.secret.is_none()
         && m.auth_kind == a.auth.kind.as_str()
         && let Some(s) = &m.secret
     {
         a.auth.secret = Some(secrets.open(s)?);
     }
     check(&a)?;
-    match existing {
-        Some(m) => {
-            let mut am: custom_action::ActiveModel = m.into();
-            row(secrets, team_id, a, &mut am)?;
-            am.update(db).await?;
-            Ok(false)
-        }
-        None => {
-            add(db, secrets, team_id, a).await?;
-            Ok(true)
-        }
-    }
+    let mut am: custom_action::ActiveModel = m.into();
+    row(secrets, team_id, a, &mut am)?;
+    am.update(db).await?;
+    Ok(false)
 }
 
 async fn find(

@@ -258,28 +258,47 @@ pub async fn health(outbound: &Outbound, action: Arc<ActionAccess>) -> Result<u1
     }
 }
 
+/// Calls one action's health path (with its credential, through the
+/// outbound policy) and records up or down: `Ok(status)` when up, else
+/// `Err(why)`. An action without a health path is refused, nothing recorded.
+pub async fn check_one<D: domain::conn::Reads + domain::conn::Writes>(
+    db: &D,
+    secrets: &domain::secrets::SecretBox,
+    outbound: &Outbound,
+    team: domain::TeamId,
+    name: &str,
+) -> Result<Result<u16, String>, domain::Error> {
+    let access = domain::actions::access(db, secrets, team, name).await?;
+    if access.health_path.is_none() {
+        return Err(domain::Error::BadRequest(format!(
+            "the action {name:?} has no health path (add it with --health-path)"
+        )));
+    }
+    let outcome = health(outbound, Arc::new(access)).await;
+    let up = if outcome.is_ok() {
+        domain::actions::Health::Up
+    } else {
+        domain::actions::Health::Down
+    };
+    domain::actions::record_health(db, team, name, up).await?;
+    Ok(outcome)
+}
+
 /// Checks the health path of every action that declares one (the longest
-/// unchecked first, at most `limit`) and records up or down; answers how
-/// many were checked. An action removed meanwhile is skipped.
+/// unchecked first, at most `limit`); answers how many were checked. An
+/// action removed meanwhile is skipped.
 pub async fn check_health(engine: &crate::Engine, limit: u64) -> Result<usize, domain::Error> {
     let d = &engine.domain;
     let due = domain::actions::due_for_health(d, limit).await?;
     let mut checked = 0;
     for (team, name) in due {
-        let access = match domain::actions::access(d, &d.secrets, team, &name).await {
-            Ok(a) => a,
-            Err(_) => continue,
-        };
-        let health = match health(&engine.outbound, Arc::new(access)).await {
-            Ok(_) => domain::actions::Health::Up,
-            Err(why) => {
+        match check_one(d, &d.secrets, &engine.outbound, team, &name).await {
+            Ok(Ok(_)) => checked += 1,
+            Ok(Err(why)) => {
                 tracing::info!(action = %name, %why, "custom action health check failed");
-                domain::actions::Health::Down
+                checked += 1;
             }
-        };
-        match domain::actions::record_health(d, team, &name, health).await {
-            Ok(()) => checked += 1,
-            Err(domain::Error::NotFound(_)) => {}
+            Err(domain::Error::NotFound(_) | domain::Error::BadRequest(_)) => {}
             Err(e) => return Err(e),
         }
     }

@@ -1,5 +1,4 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Subcommand;
 use domain::actions::{Auth, AuthKind, Health, NewAction};
@@ -161,21 +160,13 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ActionCmd) -> anyhow::Result<(
         ActionCmd::Check { team, name } => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
-            let access = domain::actions::access(&db.read, &secrets, t.id, name).await?;
-            if access.health_path.is_none() {
-                anyhow::bail!("the action {name:?} has no health path (add it with --health-path)");
-            }
             let outbound = engine::outbound::Outbound::new(cli.storage.outbound());
-            let outcome = engine::tools::actions::health(&outbound, Arc::new(access)).await;
-            let health = if outcome.is_ok() {
-                Health::Up
-            } else {
-                Health::Down
-            };
-            domain::actions::record_health(&db.write, t.id, name, health).await?;
+            let outcome =
+                engine::tools::actions::check_one(&db.write, &secrets, &outbound, t.id, name)
+                    .await?;
             match outcome {
                 Ok(status) if cli.json => {
-                    output::json(&json!({"health": health, "status": status}))
+                    output::json(&json!({"health": Health::Up, "status": status}))
                 }
                 Ok(status) => output::line(&format!("{name} is up (HTTP {status})")),
                 Err(why) => anyhow::bail!("{name} is down: {why}"),

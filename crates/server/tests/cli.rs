@@ -549,20 +549,6 @@ both_backends!(
     }
 );
 
-/// Runs the CLI with extra environment variables; (success, stdout, stderr).
-fn run_with_env(cli: &Binary, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
-    let mut cmd = cli.command(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 both_backends!(
     custom_actions_from_the_cli_and_chatbot_files,
     async |app: &TestApp| {
@@ -603,7 +589,7 @@ both_backends!(
             "--health-path",
             "/health",
         ];
-        let (ok, out, err) = run_with_env(&cli, &[("WEATHER_TOKEN", "tok-9")], &add);
+        let (ok, out, err) = cli.run_with_env(&[("WEATHER_TOKEN", "tok-9")], &add);
         assert!(ok, "{err}");
         assert!(
             out.contains("skipped POST /upload: only application/json"),
@@ -611,7 +597,7 @@ both_backends!(
         );
         assert!(out.contains("with operations: get_forecast"), "{out}");
         // A second action of the name, or one whose auth has no secret, is refused.
-        let (ok, _, err) = run_with_env(&cli, &[("WEATHER_TOKEN", "x")], &add);
+        let (ok, _, err) = cli.run_with_env(&[("WEATHER_TOKEN", "x")], &add);
         assert!(!ok && err.contains("already has an action named"), "{err}");
         let mut no_secret = add.to_vec();
         no_secret[5] = "w2";
@@ -686,7 +672,7 @@ both_backends!(
             ),
         )
         .unwrap();
-        let (ok, _, err) = run_with_env(&cli, &[("FORECAST_KEY", "fk")], &apply);
+        let (ok, _, err) = cli.run_with_env(&[("FORECAST_KEY", "fk")], &apply);
         assert!(!ok && err.contains("has no operation \"nope\""), "{err}");
         let names = app
             .rows("SELECT name FROM custom_actions ORDER BY name", &["n"])
@@ -704,7 +690,7 @@ both_backends!(
             ),
         )
         .unwrap();
-        let (ok, out, err) = run_with_env(&cli, &[("FORECAST_KEY", "fk")], &apply);
+        let (ok, out, err) = cli.run_with_env(&[("FORECAST_KEY", "fk")], &apply);
         assert!(ok, "{err}");
         assert!(out.starts_with("created chatbot"), "{out}");
         // Applying again without the variable keeps the stored secret.

@@ -103,7 +103,16 @@ impl Binary {
 
     /// Runs one command to its end: (exit success, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.command(args).output().unwrap();
+        self.run_with_env(&[], args)
+    }
+
+    /// [`Binary::run`] with extra environment variables.
+    pub fn run_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -332,6 +332,10 @@ both_backends!(
                 .unwrap_err()
                 .to_string()
         };
+        // Another team's action of the name is not this team's.
+        let other = app.team("b").await;
+        app.action(&other, weather(&api.uri(), Auth::default()))
+            .await;
         let e = refused(node(json!(["weather:get_forecast"]), json!([]))).await;
         assert!(
             e.contains("custom action \"weather\" does not exist"),

@@ -47,6 +47,8 @@ pub struct NodeView {
     pub cost: String,
     /// The tools the node's model called, in order.
     pub tool_calls: Vec<ToolCallView>,
+    /// What a Python node printed (capped).
+    pub console_output: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,6 +121,7 @@ fn node_view(s: Span) -> NodeView {
                 duration_ms: c.duration_ms,
             })
             .collect(),
+        console_output: s.console_output,
     }
 }
 

@@ -6,15 +6,13 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use store::entity::{message_tag, session_tag, tag};
 
 use crate::conn::{Reads, Writes};
 use crate::ids::TeamId;
 use crate::{Error, Result};
-use store::constraints::TAG_NAME;
 
 pub const VERSION_CATEGORY: &str = "experiment_version";
 /// Tags a pipeline puts on its reply (output tags, chosen routes).
@@ -46,26 +44,43 @@ pub async fn ensure(
     if let Some(t) = find().one(db).await? {
         return Ok(t.id);
     }
-    let res = tag::ActiveModel {
-        team_id: Set(team_id.0),
-        name: Set(name.to_string()),
-        is_system: Set(is_system),
-        category: Set(category.to_string()),
-        created_by: Set(created_by),
-        created_at: Set(store::now()),
-        ..Default::default()
-    }
-    .insert(db)
-    .await;
-    match res {
-        Ok(t) => Ok(t.id),
-        Err(e) if TAG_NAME.violated_by(&e) => find()
-            .one(db)
-            .await?
-            .map(|t| t.id)
-            .ok_or_else(|| Error::internal("tag vanished after a conflict")),
-        Err(e) => Err(e.into()),
-    }
+    // ON CONFLICT, not catching the violation: on PostgreSQL a failed
+    // statement aborts the transaction it is in (a turn's, for version tags).
+    let stmt = Query::insert()
+        .into_table(tag::Entity)
+        .columns([
+            tag::Column::TeamId,
+            tag::Column::Name,
+            tag::Column::IsSystem,
+            tag::Column::Category,
+            tag::Column::CreatedBy,
+            tag::Column::CreatedAt,
+        ])
+        .values_panic([
+            team_id.0.into(),
+            name.into(),
+            is_system.into(),
+            category.into(),
+            created_by.into(),
+            store::now().into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                tag::Column::TeamId,
+                tag::Column::Name,
+                tag::Column::IsSystem,
+                tag::Column::Category,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .to_owned();
+    db.execute(&stmt).await?;
+    find()
+        .one(db)
+        .await?
+        .map(|t| t.id)
+        .ok_or_else(|| Error::internal("tag vanished after a conflict"))
 }
 
 /// Attaches user tags to a session (idempotent).

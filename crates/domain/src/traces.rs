@@ -61,6 +61,9 @@ pub struct Span {
     /// The tools the node's model called, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallTrace>,
+    /// What a code node printed (capped by the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_output: Option<String>,
 }
 
 /// One tool call of an LLM node: what the model asked and what it was told.

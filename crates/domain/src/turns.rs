@@ -131,6 +131,20 @@ pub struct TurnChanges {
     pub end_session: bool,
     /// Reminders the chatbot set, moved or deleted.
     pub schedules: Vec<crate::schedules::ScheduleChange>,
+    /// Tags a code node added to the session.
+    pub session_tags: Vec<String>,
+    /// Files a code node made, already stored: recorded, attached to the
+    /// session and listed in the reply's `generated_files`.
+    pub files: Vec<GeneratedFile>,
+}
+
+/// A file whose bytes are stored under `key`, to record with the turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedFile {
+    pub name: String,
+    pub key: String,
+    pub content_type: String,
+    pub size: i64,
 }
 
 impl TurnOutcome {
@@ -174,6 +188,28 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     let now = store::now();
     let mut tx = domain.begin().await?;
     let txn: &sea_orm::DatabaseTransaction = &tx;
+    let mut metadata = t.reply_metadata.clone();
+    if t.error.is_none() && !t.changes.files.is_empty() {
+        let mut ids = Vec::new();
+        for f in &t.changes.files {
+            let stored = crate::files::record(
+                &tx,
+                t.team_id,
+                &f.name,
+                &f.key,
+                &f.content_type,
+                f.size,
+                "message_media",
+            )
+            .await?;
+            crate::files::attach_to_session(&tx, t.session_id.0, stored.id, "code_interpreter")
+                .await?;
+            ids.push(stored.id);
+        }
+        if let Some(m) = metadata.as_object_mut() {
+            m.insert("generated_files".into(), json!(ids));
+        }
+    }
     let reply_message_id = match &t.reply {
         Some(text) => Some(
             messages::insert(
@@ -182,7 +218,7 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
                 t.session_id,
                 MessageRole::Ai,
                 text,
-                t.reply_metadata.clone(),
+                metadata,
             )
             .await?,
         ),
@@ -379,6 +415,9 @@ async fn apply_changes(
     }
     for h in &c.histories {
         histories::append(&*tx, t.session_id, h).await?;
+    }
+    if !c.session_tags.is_empty() {
+        crate::tags::add_to_session(&*tx, t.team_id, t.session_id.0, &c.session_tags, None).await?;
     }
     if let Some(family) = c.family_id {
         for s in &c.schedules {

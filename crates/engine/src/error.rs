@@ -7,6 +7,9 @@ pub enum TurnError {
     /// The chatbot cannot run as configured (no pipeline, missing provider…).
     #[error("{0}")]
     Config(String),
+    /// A code node's Python failed or hit a sandbox limit.
+    #[error("{0}")]
+    Code(String),
     #[error(transparent)]
     Domain(#[from] domain::Error),
 }
@@ -17,6 +20,7 @@ impl TurnError {
         match self {
             TurnError::Provider(e) => format!("The chatbot's LLM provider failed: {e}"),
             TurnError::Config(m) => format!("The chatbot is not configured correctly: {m}"),
+            TurnError::Code(m) => format!("The chatbot's Python node failed: {m}"),
             TurnError::Domain(domain::Error::Internal { .. }) => "A server error occurred.".into(),
             TurnError::Domain(e) => e.to_string(),
         }

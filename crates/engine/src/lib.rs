@@ -28,6 +28,8 @@ pub use error::TurnError;
 
 /// Shared by every request: the domain, one HTTP pool for all providers, and
 /// the provider call settings.
+pub use sandbox;
+
 #[derive(Clone)]
 pub struct Engine {
     pub domain: Domain,
@@ -36,6 +38,8 @@ pub struct Engine {
     pub outbound: outbound::Outbound,
     pub settings: EngineSettings,
     pub streams: streams::StreamHub,
+    /// Worker processes for code nodes (none: code nodes fail saying so).
+    pub sandbox: Option<Arc<sandbox::Pool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +55,29 @@ pub struct EngineSettings {
     pub smtp: Option<SmtpSettings>,
     /// What calls to team-given URLs may reach, and their limits.
     pub outbound: outbound::OutboundSettings,
+    /// Where code nodes run.
+    pub code: CodeSettings,
+}
+
+/// The Python sandbox's workers.
+#[derive(Debug, Clone)]
+pub struct CodeSettings {
+    /// How to start a worker (`None`: code nodes cannot run).
+    pub worker: Option<sandbox::WorkerCommand>,
+    /// Workers running at once.
+    pub workers: usize,
+    /// The most a node may ask for.
+    pub maximum: sandbox::Limits,
+}
+
+impl Default for CodeSettings {
+    fn default() -> Self {
+        CodeSettings {
+            worker: None,
+            workers: 2,
+            maximum: sandbox::Limits::maximum(),
+        }
+    }
 }
 
 /// The mail server emails are sent through.
@@ -80,6 +107,7 @@ impl Default for EngineSettings {
             telegram_api_url: channels::telegram::DEFAULT_API_BASE.to_string(),
             smtp: None,
             outbound: Default::default(),
+            code: Default::default(),
         }
     }
 }
@@ -90,6 +118,13 @@ impl Engine {
             domain,
             http: llm::http::client(),
             outbound: outbound::Outbound::new(settings.outbound.clone()),
+            sandbox: settings.code.worker.clone().map(|w| {
+                Arc::new(sandbox::Pool::new(
+                    w,
+                    settings.code.workers,
+                    settings.code.maximum,
+                ))
+            }),
             settings,
             streams: Default::default(),
         }

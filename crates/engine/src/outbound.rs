@@ -206,6 +206,8 @@ pub struct Fetched {
     pub status: u16,
     pub content_type: Option<String>,
     pub content_disposition: Option<String>,
+    /// Every header, in order (names lower-case).
+    pub headers: Vec<(String, String)>,
     pub body: bytes::Bytes,
 }
 
@@ -286,6 +288,16 @@ impl Outbound {
         let content_type = header(&resp, reqwest::header::CONTENT_TYPE);
         let content_disposition = header(&resp, reqwest::header::CONTENT_DISPOSITION);
         let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let mut body = bytes::BytesMut::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.failure(e))? {
             if body.len() + chunk.len() > limit {
@@ -297,6 +309,7 @@ impl Outbound {
             status,
             content_type,
             content_disposition,
+            headers,
             body: body.freeze(),
         })
     }

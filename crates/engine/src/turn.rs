@@ -276,7 +276,8 @@ impl Engine {
             ..run.changes
         };
         let outcome = TurnOutcome {
-            reply: Some(run.reply),
+            // A run that waits for the next input says nothing.
+            reply: (!run.waiting).then_some(run.reply),
             usage,
             llm_calls,
             checkpoint: run

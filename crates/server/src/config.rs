@@ -82,6 +82,42 @@ pub struct StorageArgs {
     )]
     pub outbound_max_bytes: usize,
 
+    /// Python node workers running at once (each a process of this binary).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_CODE_WORKERS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub code_workers: usize,
+
+    /// The most interpreter time a Python node may ask for, in seconds.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_CODE_MAX_CPU_SECONDS",
+        default_value_t = 10.0,
+        global = true
+    )]
+    pub code_max_cpu_seconds: f64,
+
+    /// The most heap a Python node may ask for, in MiB.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_CODE_MAX_MEMORY_MB",
+        default_value_t = 256,
+        global = true
+    )]
+    pub code_max_memory_mb: usize,
+
+    /// The longest a Python node may run, helper calls included, in seconds.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_CODE_MAX_WALL_SECONDS",
+        default_value_t = 120.0,
+        global = true
+    )]
+    pub code_max_wall_seconds: f64,
+
     /// Maximum database connections (readers on SQLite, the pool on PostgreSQL).
     #[arg(
         long,
@@ -108,6 +144,21 @@ impl StorageArgs {
             allow: self.outbound_allow.clone(),
             timeout: std::time::Duration::from_secs(self.outbound_timeout.max(1)),
             max_response_bytes: self.outbound_max_bytes,
+        }
+    }
+
+    /// Code nodes run in workers of this very binary.
+    pub fn code(&self) -> engine::CodeSettings {
+        let seconds = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.01, 3600.0));
+        engine::CodeSettings {
+            worker: sandbox::WorkerCommand::current_exe().ok(),
+            workers: self.code_workers.max(1),
+            maximum: sandbox::Limits {
+                cpu: seconds(self.code_max_cpu_seconds),
+                memory: self.code_max_memory_mb.max(1) << 20,
+                wall: seconds(self.code_max_wall_seconds),
+                ..sandbox::Limits::maximum()
+            },
         }
     }
 

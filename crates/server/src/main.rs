@@ -5,6 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 use chatstudio::cli::{self, Cli};
 
+// Heap accounting for code nodes' sandbox workers; in the server it only
+// checks a flag that stays off.
+#[global_allocator]
+static ALLOCATOR: sandbox::Accounting = sandbox::Accounting;
+
 fn init_tracing(format: &str) {
     let filter = EnvFilter::try_from_env("CHATSTUDIO_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
@@ -20,6 +25,14 @@ fn init_tracing(format: &str) {
 }
 
 fn main() -> ExitCode {
+    // A code node's worker (started by the server, not by people): before
+    // anything else, so it holds no runtime, logger or configuration.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sandbox-worker")
+    {
+        return ExitCode::from(u8::try_from(sandbox::worker::serve_stdio()).unwrap_or(1));
+    }
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -454,7 +454,10 @@ both_backends!(
         ]);
         assert!(!ok);
         assert!(err.contains("node \"agent\": tools"), "{err}");
-        assert!(err.contains("node \"py\": Python nodes"), "{err}");
+        assert!(
+            err.contains("node \"helper\": OpenAI Assistant nodes"),
+            "{err}"
+        );
         assert!(err.contains("--provider"), "{err}");
         let (ok, _, err) = cli.run(&[
             "chatbot",

@@ -104,6 +104,21 @@ pub struct Options {
     pub http: server::http::Limits,
     /// MiB per window uploaded per channel, and per client.
     pub upload_quota: (api::ratelimit::Rate, api::ratelimit::Rate),
+    /// Where code nodes run (see [`code_workers`]); none by default.
+    pub code: engine::CodeSettings,
+}
+
+/// Code nodes running in workers of `binary` (tests of the `chatstudio`
+/// package pass `env!("CARGO_BIN_EXE_chatstudio")`).
+pub fn code_workers(binary: &str, workers: usize) -> engine::CodeSettings {
+    engine::CodeSettings {
+        worker: Some(engine::sandbox::WorkerCommand {
+            program: binary.into(),
+            args: vec!["sandbox-worker".into()],
+        }),
+        workers,
+        maximum: engine::sandbox::Limits::maximum(),
+    }
 }
 
 impl Default for Options {
@@ -129,6 +144,7 @@ impl Default for Options {
                     window_secs: 3600,
                 },
             ),
+            code: Default::default(),
         }
     }
 }
@@ -210,6 +226,7 @@ impl TestApp {
                     timeout: std::time::Duration::from_secs(1),
                     max_response_bytes: OUTBOUND_MAX_BYTES,
                 },
+                code: o.code.clone(),
             },
             files_url: None,
             workers: o.workers,

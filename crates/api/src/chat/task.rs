@@ -79,6 +79,10 @@ async fn task_state(
                         true,
                     )
                 }
+                // The run waits for the next input (a code node): no reply.
+                (None, None) if out.message_id.is_none() => {
+                    (StatusCode::OK, json!({"status": "complete"}), true)
+                }
                 (None, None) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": "Unknown error"}),

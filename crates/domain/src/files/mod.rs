@@ -183,6 +183,19 @@ fn display_name(name: &str) -> String {
     format!("{head}…{ext}")
 }
 
+/// Stores bytes under a new key of the team's and returns the key (the
+/// file is recorded later, by [`record`], in the transaction that uses it).
+pub async fn store_bytes(
+    files: &FileStore,
+    team_id: TeamId,
+    name: &str,
+    bytes: Bytes,
+) -> Result<String> {
+    let key = new_key(team_id, name);
+    files.put(&key, bytes).await?;
+    Ok(key)
+}
+
 /// Records a file whose bytes are already stored under `key`.
 pub async fn record(
     db: &impl Writes,

@@ -24,6 +24,7 @@ pub const NODE_TYPES: &[&str] = &[
     "extract_structured_data",
     "update_participant_data",
     "send_email",
+    "code",
 ];
 
 /// The variables a router's prompt may use (fewer than an LLM node's).
@@ -403,6 +404,79 @@ pub struct SendEmailParams {
     pub body: String,
 }
 
+/// The original's default code: passes the input through.
+pub const DEFAULT_CODE: &str = "def main(input: str, **kwargs) -> str:\n    return input\n";
+
+/// A Python node: `code` defines `main(input, **kwargs)`; what it returns,
+/// as text, is the node's output. The limits default to the sandbox's
+/// (1 s of interpreter time, 32 MiB, 30 s wall clock) and are capped by the
+/// server's maximum at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeParams {
+    #[serde(default)]
+    pub code: String,
+    /// Tag the reply with this (the original's output message tag).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
+}
+
+impl CodeParams {
+    /// The source to run (the default when the node has none, as in the original).
+    pub fn source(&self) -> &str {
+        if self.code.trim().is_empty() {
+            DEFAULT_CODE
+        } else {
+            &self.code
+        }
+    }
+
+    /// The sandbox limits this node asks for.
+    pub fn limits(&self) -> sandbox::Limits {
+        let d = sandbox::Limits::default();
+        sandbox::Limits {
+            cpu: self
+                .cpu_seconds
+                .map_or(d.cpu, std::time::Duration::from_secs_f64),
+            memory: self
+                .memory_mb
+                .map_or(d.memory, |m| usize::try_from(m << 20).unwrap_or(usize::MAX)),
+            wall: self
+                .wall_seconds
+                .map_or(d.wall, std::time::Duration::from_secs_f64),
+            ..d
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let max = sandbox::Limits::maximum();
+        let seconds = |field: &str, v: Option<f64>, max: std::time::Duration| match v {
+            Some(s) if !(s > 0.0 && s <= max.as_secs_f64()) => Err(format!(
+                "params.{field}: must be more than 0 and at most {}",
+                max.as_secs_f64()
+            )),
+            _ => Ok(()),
+        };
+        seconds("cpu_seconds", self.cpu_seconds, max.cpu)?;
+        seconds("wall_seconds", self.wall_seconds, max.wall)?;
+        if let Some(m) = self.memory_mb
+            && !(1..=(max.memory >> 20) as u64).contains(&m)
+        {
+            return Err(format!(
+                "params.memory_mb: must be between 1 and {}",
+                max.memory >> 20
+            ));
+        }
+        sandbox::check(self.source()).map_err(|e| format!("params.code: {e}"))
+    }
+}
+
 /// A node with its params parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -415,6 +489,7 @@ pub enum Node {
     ExtractStructuredData(Box<ExtractParams>),
     UpdateParticipantData(Box<ExtractParams>),
     SendEmail(Box<SendEmailParams>),
+    Code(Box<CodeParams>),
 }
 
 fn params<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -573,6 +648,11 @@ impl Node {
                 jinja("subject", &m.subject)?;
                 jinja("body", &m.body)?;
                 Ok((Node::SendEmail(Box::new(m)), None))
+            }
+            "code" => {
+                let c: CodeParams = params(p)?;
+                c.check()?;
+                Ok((Node::Code(Box::new(c)), None))
             }
             other => Err(format!(
                 "unknown node type {other:?} (available: {})",

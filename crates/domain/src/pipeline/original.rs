@@ -283,9 +283,15 @@ impl Mapper<'_> {
                 Self::copy(p, &mut out, &["recipient_list", "subject", "body"]);
                 "send_email"
             }
+            "CodeNode" => {
+                Self::copy(p, &mut out, &["code"]);
+                if let Some(t) = p.get("tag").filter(|v| is_set(v)) {
+                    out.insert("tag".into(), t.clone());
+                }
+                "code"
+            }
             other => {
                 let why = match other {
-                    "CodeNode" => "Python nodes are not available here yet".to_string(),
                     "AssistantNode" => "OpenAI Assistant nodes are not available here".to_string(),
                     "BooleanNode" => {
                         "the deprecated Conditional Node has no counterpart (use a static router)"

@@ -347,7 +347,11 @@ mod from_the_original {
             all.contains("node \"agent\": model parameter \"reasoning_effort\""),
             "{all}"
         );
-        assert!(all.contains("node \"py\": Python nodes"), "{all}");
+        assert!(
+            all.contains("node \"helper\": OpenAI Assistant nodes"),
+            "{all}"
+        );
+        assert!(!all.contains("node \"py\""), "Python nodes import: {all}");
         // Leaving out the unsupported settings still cannot drop a whole node.
         let mut o = with_provider();
         o.skip_unsupported = true;

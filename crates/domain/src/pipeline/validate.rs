@@ -47,7 +47,7 @@ impl ValidPipeline {
     /// (templates and emails, reminder tools), which a turn then loads.
     pub fn reads_participant(&self) -> bool {
         self.nodes.iter().any(|n| match &n.node {
-            Node::Template(_) | Node::SendEmail(_) => true,
+            Node::Template(_) | Node::SendEmail(_) | Node::Code(_) => true,
             Node::Llm(l) => l
                 .tools
                 .iter()

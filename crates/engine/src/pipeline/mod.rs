@@ -12,6 +12,8 @@
 //! fails leaves nothing half-applied; the failure names the node, and the
 //! trace keeps a span for every node that ran.
 
+mod code;
+mod code_http;
 mod email;
 mod extract;
 mod llm_node;
@@ -81,6 +83,9 @@ pub struct RunOutput {
     pub spans: Vec<Span>,
     /// What the run changes, for the turn to write (`family_id` is the turn's to fill).
     pub changes: TurnChanges,
+    /// No branch reached the end because a code node waits for the next
+    /// input: the run sends no reply.
+    pub waiting: bool,
 }
 
 /// What the calls of these spans used, and how many there were.
@@ -145,6 +150,16 @@ struct Done {
     emails: Vec<domain::jobs::EmailPayload>,
     tool_calls: Vec<domain::traces::ToolCallTrace>,
     schedules: Vec<domain::schedules::ScheduleChange>,
+    /// A code node set temp state keys (the whole temp state after it).
+    temp_state: Option<Value>,
+    session_tags: Vec<String>,
+    files: Vec<domain::turns::GeneratedFile>,
+    /// A code node's `print` output, for the trace.
+    console: Option<String>,
+    /// A code node ended the run: (reply, tag).
+    abort: Option<(String, Option<String>)>,
+    /// A code node waits for the next input: its branch ends here.
+    wait: bool,
 }
 
 /// A node that failed, with what it had spent by then (its calls' usage
@@ -170,6 +185,8 @@ struct NodeCx<'r, 'a> {
     node: &'r ValidNode,
     input: String,
     inputs: Vec<String>,
+    /// The nodes whose taken edges fed this one.
+    sources: Vec<String>,
     state: &'r state::Shared,
     stream: Option<mpsc::Sender<String>>,
 }
@@ -244,9 +261,10 @@ impl Engine {
                 break;
             }
             let mut wave: Vec<(&ValidNode, Vec<String>)> = Vec::new();
+            let mut fed_by: HashMap<&str, Vec<String>> = HashMap::new();
             for n in ready {
-                let inputs: Vec<String> = match n.node {
-                    Node::Start => vec![run.input.clone()],
+                let fed: Vec<(String, String)> = match n.node {
+                    Node::Start => vec![(String::new(), run.input.clone())],
                     _ => pipeline
                         .incoming(&n.id)
                         .iter()
@@ -256,15 +274,20 @@ impl Engine {
                                     (Some(i), Some(h)) => *h == domain::pipeline::handle(*i),
                                     _ => true,
                                 };
-                                taken.then(|| output.clone())
+                                taken.then(|| (e.from.clone(), output.clone()))
                             }
                             _ => None,
                         })
                         .collect(),
                 };
-                if inputs.is_empty() {
+                if fed.is_empty() {
                     decided.insert(n.id.as_str(), Decided::Skipped);
                 } else {
+                    let (sources, inputs): (Vec<String>, Vec<String>) = fed.into_iter().unzip();
+                    fed_by.insert(
+                        n.id.as_str(),
+                        sources.into_iter().filter(|s| !s.is_empty()).collect(),
+                    );
                     wave.push((n, inputs));
                 }
             }
@@ -280,6 +303,7 @@ impl Engine {
                     node: n,
                     input: inputs.join("\n\n"),
                     inputs: inputs.clone(),
+                    sources: fed_by.get(n.id.as_str()).cloned().unwrap_or_default(),
                     state: snapshot,
                     stream: (streaming == Some(n.id.as_str()))
                         .then(|| run.stream.clone())
@@ -288,12 +312,12 @@ impl Engine {
                 async move {
                     let started = Instant::now();
                     let result = self.run_node(&cx).await;
-                    (cx.input, result, started.elapsed())
+                    (cx.input, cx.sources, result, started.elapsed())
                 }
             });
             let results = join_all(runs).await;
             let mut finished = Vec::new();
-            for ((n, _), (input, result, took)) in wave.iter().zip(results) {
+            for ((n, _), (input, sources, result, took)) in wave.iter().zip(results) {
                 let mut span = Span {
                     node_id: n.id.clone(),
                     node_type: n.kind.clone(),
@@ -308,14 +332,19 @@ impl Engine {
                         span.llm_calls = done.llm_calls;
                         span.usage = std::mem::take(&mut done.usage);
                         span.tool_calls = std::mem::take(&mut done.tool_calls);
+                        span.console_output = done.console.take();
+                        if done.wait {
+                            span.output = None;
+                        }
                         out.spans.push(span);
-                        finished.push((n, done));
+                        finished.push((n, sources, done));
                     }
                     Err(NodeError { error, spent }) => {
                         span.error = Some(error.to_string());
                         span.llm_calls = spent.llm_calls;
                         span.usage = spent.usage;
                         span.tool_calls = spent.tool_calls;
+                        span.console_output = spent.console;
                         out.spans.push(span);
                         return Err(Failure {
                             error,
@@ -325,8 +354,15 @@ impl Engine {
                     }
                 }
             }
+            // A node that aborts ends the run with its message; what the
+            // nodes before it changed stands, its own changes do not.
+            if let Some((message, tag)) = finished.iter_mut().find_map(|(_, _, d)| d.abort.take()) {
+                out.reply = message;
+                out.changes.reply_tags.extend(tag);
+                return Ok(out);
+            }
             // Changes apply after the wave, in node order, so concurrent nodes saw the same state.
-            for (n, done) in finished {
+            for (n, sources, done) in finished {
                 if out.checkpoint.is_none() {
                     out.checkpoint = done.checkpoint;
                 }
@@ -349,6 +385,22 @@ impl Engine {
                 }
                 out.changes.end_session |= done.end_session;
                 out.changes.schedules.extend(done.schedules);
+                out.changes.session_tags.extend(done.session_tags);
+                out.changes.files.extend(done.files);
+                if let Some(t) = done.temp_state {
+                    state.set_temp(t);
+                }
+                if done.wait {
+                    out.waiting = true;
+                    decided.insert(n.id.as_str(), Decided::Skipped);
+                    continue;
+                }
+                if let Some(parent) = sources.into_iter().next() {
+                    state.parents.insert(n.id.clone(), parent);
+                }
+                if let Some((_, keyword)) = &done.route {
+                    state.routes.insert(n.id.clone(), keyword.clone());
+                }
                 state.record_output(&n.id, &done.output);
                 decided.insert(
                     n.id.as_str(),
@@ -358,6 +410,9 @@ impl Engine {
                     },
                 );
             }
+        }
+        if out.waiting {
+            return Ok(out);
         }
         Err(Failure {
             error: TurnError::Config("the pipeline never reached its end node".into()),
@@ -427,6 +482,7 @@ impl Engine {
                 }
             }
             Node::SendEmail(p) => email::render(cx, p)?,
+            Node::Code(p) => self.code_node(cx, p).await?,
         })
     }
 }

@@ -11,6 +11,10 @@ pub(super) struct Shared {
     pub session_state: Value,
     /// This run only: `user_input`, and `outputs` by node id (the original's names).
     pub temp_state: Value,
+    /// The keyword each router that ran chose, by node id.
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// The node whose output fed each node that ran (the first, on a merge).
+    pub parents: std::collections::HashMap<String, String>,
 }
 
 impl Shared {
@@ -19,7 +23,22 @@ impl Shared {
             participant_data: run.prompt.participant_data.clone(),
             session_state: object_or_empty(&run.prompt.session_state),
             temp_state: json!({"user_input": run.input, "outputs": {}}),
+            routes: Default::default(),
+            parents: Default::default(),
         }
+    }
+
+    /// Temp state a code node set; `user_input` and `outputs` stay the run's.
+    pub fn set_temp(&mut self, new: Value) {
+        let Value::Object(mut new) = new else {
+            return;
+        };
+        for k in ["user_input", "outputs"] {
+            if let Some(v) = self.temp_state.get(k) {
+                new.insert(k.to_string(), v.clone());
+            }
+        }
+        self.temp_state = Value::Object(new);
     }
 
     pub fn record_output(&mut self, node_id: &str, output: &str) {

@@ -68,6 +68,7 @@ pub async fn run(cli: &Cli, a: &TestArgs) -> anyhow::Result<()> {
         engine::EngineSettings {
             telegram_api_url: cli.storage.telegram_api_url.clone(),
             outbound: cli.storage.outbound(),
+            code: cli.storage.code(),
             ..Default::default()
         },
     );

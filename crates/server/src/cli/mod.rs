@@ -157,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 telegram_api_url: cli.storage.telegram_api_url.clone(),
                 smtp: cli.storage.smtp(),
                 outbound: cli.storage.outbound(),
+                code: cli.storage.code(),
                 ..Default::default()
             };
             crate::serve::run_workers(
@@ -204,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     telegram_api_url: cli.storage.telegram_api_url.clone(),
                     smtp: cli.storage.smtp(),
                     outbound: cli.storage.outbound(),
+                    code: cli.storage.code(),
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),

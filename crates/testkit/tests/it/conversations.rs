@@ -799,3 +799,44 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    concurrent_first_turns_share_the_version_tag,
+    async |app: &TestApp| {
+        // Every reply is tagged with the version; the first replies of a
+        // chatbot create that tag concurrently, inside their turns'
+        // transactions (on PostgreSQL a caught unique violation aborted them).
+        let team = app.team("a").await;
+        let bot = app
+            .chatbot_with(
+                &team,
+                "Bot",
+                json!({"pipeline": {
+                    "nodes": [
+                        {"id": "start", "type": "start"},
+                        {"id": "t", "type": "template", "params": {"template_string": "got {{ input }}"}},
+                        {"id": "end", "type": "end"}
+                    ],
+                    "edges": [{"from": "start", "to": "t"}, {"from": "t", "to": "end"}]
+                }}),
+            )
+            .await;
+        let team = &team;
+        let turns = (0..40).map(|i| async move {
+            app.post_json(
+                &format!("/channels/api/{bot}/incoming_message"),
+                &team.key,
+                &json!({"message": i.to_string()}),
+            )
+            .await
+        });
+        for (s, v) in futures_util::future::join_all(turns).await {
+            assert_eq!(s, 200, "{v}");
+        }
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM tags WHERE category = 'experiment_version'")
+                .await,
+            1
+        );
+    }
+);

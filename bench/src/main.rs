@@ -51,6 +51,7 @@ mod target {
     pub const NOOP: &str = "HTTP floor (baseline)";
     pub const CHANNELS: &str = ">= 1600/s (100x original 16/s at c=10, p99 1.6 s)";
     pub const OPENAI: &str = ">= 1600/s (100x original 16/s)";
+    pub const CODE: &str = "a Python node costs a fraction of a turn (ratio to turn_channels)";
     pub const EXPERIMENTS: &str = ">= 9600/s (100x original 96/s)";
     pub const SESSIONS_LIST: &str = ">= 1300/s (200x original 6.5/s)";
     pub const SESSION_DETAIL: &str = ">= 1800/s (200x original 9/s)";
@@ -122,6 +123,26 @@ impl Args {
         self.only.is_empty() || self.only.iter().any(|n| n == name)
     }
 }
+
+/// The `turn_code` chatbot.
+const CODE_BOT: &str = r#"name: Code
+config:
+  pipeline:
+    nodes:
+      - {id: start, type: start}
+      - id: py
+        type: code
+        params:
+          code: |
+            def main(input, **kwargs):
+                total = sum(len(w) for w in input.split())
+                set_participant_data_key('letters', total)
+                return f'{input} has {total} letters'
+      - {id: end, type: end}
+    edges:
+      - {from: start, to: py}
+      - {from: py, to: end}
+"#;
 
 /// How long and how big each measure runs.
 #[derive(Debug, Clone, Copy)]
@@ -334,6 +355,9 @@ impl Bench<'_> {
                 self.rows.push(row);
             }
         }
+        if self.args.wants("turn_code") {
+            self.code_turns().await?;
+        }
         let openai = self.authed(Req::post_json(
             format!("/api/openai/{}/chat/completions", self.bot),
             &json!({"messages": [{"role": "user", "content": "hello"}]}),
@@ -349,6 +373,41 @@ impl Bench<'_> {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Turns through a chatbot whose pipeline is one Python node (a loop
+    /// and a participant-data write), beside the demo bot's turn.
+    async fn code_turns(&mut self) -> Result<()> {
+        let file = self.inst.data_dir.join("code-bot.yaml");
+        std::fs::write(&file, CODE_BOT)?;
+        let out = self
+            .inst
+            .cli(
+                &["chatbot", "apply", "--team", "demo", "--file", &file.to_string_lossy()],
+                &[],
+            )
+            .await?;
+        let bot = out
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find_map(|l| Uuid::parse_str(l).ok())
+            .ok_or_else(|| anyhow!("chatbot apply printed no id: {out}"))?;
+        let req = self.authed(Req::post_json(
+            format!("/channels/api/{bot}/incoming_message"),
+            &json!({"message": "hello there"}),
+        ))?;
+        let channels = self.rps_of("turn_channels", Some(10));
+        progress("turn_code c=10");
+        let s = self.point(req, 10).await?;
+        let mut row = Row::from_sample("turn_code", &s, target::CODE).note(
+            "start -> code -> end; the code sums word lengths and sets a participant-data key (one helper call)",
+        );
+        if let Some(c) = channels {
+            row = row.baseline("turn_channels c=10", Some(c));
+        }
+        self.rows.push(row);
         Ok(())
     }
 
@@ -572,6 +631,7 @@ async fn measure(b: &mut Bench<'_>) -> Result<()> {
     // colour them.
     if b.args.wants("raw_db_turn_rows")
         || b.args.wants("turn_channels")
+        || b.args.wants("turn_code")
         || b.args.wants("turn_openai")
     {
         b.raw_db().await?;

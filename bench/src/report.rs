@@ -14,6 +14,7 @@ pub const ORDER: &[&str] = &[
     "raw_db_turn_rows",
     "noop_http",
     "turn_channels",
+    "turn_code",
     "turn_openai",
     "experiments_list",
     "sessions_list",

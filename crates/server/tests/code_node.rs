@@ -1,3 +1,8 @@
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests and their harness fail loudly"
+)]
 //! Python nodes end to end: pipelines with `code` nodes driven over HTTP,
 //! their code running in sandbox workers of the real binary.
 

@@ -384,7 +384,14 @@ impl Bench<'_> {
         let out = self
             .inst
             .cli(
-                &["chatbot", "apply", "--team", "demo", "--file", &file.to_string_lossy()],
+                &[
+                    "chatbot",
+                    "apply",
+                    "--team",
+                    "demo",
+                    "--file",
+                    &file.to_string_lossy(),
+                ],
                 &[],
             )
             .await?;

@@ -254,16 +254,11 @@ impl Pool {
         host: &mut dyn Host,
     ) -> Result<Outcome, RunError> {
         let limits = limits.capped(&self.maximum);
-        let deadline = Instant::now() + limits.wall;
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| RunError::Spawn("the sandbox is shut down".into()))?;
-        let mut worker = match self.take_idle() {
-            Some(w) => w,
-            None => Worker::spawn(&self.command).await?,
-        };
         let mut inputs = vec![
             input,
             kwargs,
@@ -291,8 +286,26 @@ impl Pool {
                 print: limits.print,
             },
         };
+        // An idle worker may have died since its last run: one that cannot
+        // take the request is replaced before anything ran.
+        let reused = match self.take_idle() {
+            Some(mut w) => w.send(&request).await.is_ok().then_some(w),
+            None => None,
+        };
+        let mut worker = match reused {
+            Some(w) => w,
+            None => {
+                let mut fresh = Worker::spawn(&self.command).await?;
+                fresh
+                    .send(&request)
+                    .await
+                    .map_err(|e| RunError::Spawn(e.to_string()))?;
+                fresh
+            }
+        };
+        // The wall clock is the code's: from its start, not from the wait for a slot.
+        let deadline = Instant::now() + limits.wall;
         let converse = async {
-            worker.send(&request).await?;
             loop {
                 match worker.read::<FromWorker>().await? {
                     FromWorker::Call { name, args, kwargs } => {

@@ -58,7 +58,6 @@ pub fn serve_stdio() -> i32 {
             output: &mut output,
             started,
         };
-        alloc::start_run(budget.memory);
         let done = run(&program, inputs, budget, accounting, &mut host);
         alloc::end_run();
         if write_blocking(&mut output, &done).is_err() {
@@ -193,10 +192,9 @@ fn execute(
     host: &mut impl Host,
     printer: &mut Printer,
 ) -> Result<MontyObject, MontyException> {
-    let program =
-        source::prepare(source).map_err(|e| error(ExcType::SyntaxError, e.to_string()))?;
-    let runner: MontyRun =
-        source::compile(&program).map_err(|e| error(ExcType::SyntaxError, e.to_string()))?;
+    let runner = compiled(source)?;
+    // The budget is the run's: what parsing and compiling held is not counted.
+    alloc::start_run(budget.memory);
     let limits = ResourceLimits {
         max_duration: Some(budget.cpu),
         max_memory: accounting.then_some(budget.memory),
@@ -275,6 +273,31 @@ fn execute(
             )?,
         };
     }
+}
+
+/// Programs compiled in this worker, by source: a node's code is parsed
+/// and compiled once per worker, not once per run.
+fn compiled(source: &str) -> Result<MontyRun, MontyException> {
+    const KEPT: usize = 64;
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, MontyRun>> =
+            Default::default();
+    }
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(source).cloned()) {
+        return Ok(hit);
+    }
+    let program =
+        source::prepare(source).map_err(|e| error(ExcType::SyntaxError, e.to_string()))?;
+    let runner =
+        source::compile(&program).map_err(|e| error(ExcType::SyntaxError, e.to_string()))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= KEPT {
+            c.clear();
+        }
+        c.insert(source.to_string(), runner.clone());
+    });
+    Ok(runner)
 }
 
 /// Entropy and the clock, answered without a round trip to the server.

@@ -43,6 +43,11 @@ async fn bot(app: &TestApp, team: &TestTeam, pipeline: Value) -> Uuid {
         .await
 }
 
+/// A chatbot whose pipeline is one code node.
+async fn code_bot(app: &TestApp, team: &TestTeam, id: &str, source: &str) -> Uuid {
+    bot(app, team, chain(vec![code(id, source)])).await
+}
+
 async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
     app.post_json(
         &format!("/channels/api/{bot}/incoming_message"),
@@ -73,6 +78,19 @@ async fn session_state(app: &TestApp, team: &TestTeam) -> Value {
     let sid = app.only_session().await;
     app.get_json(&format!("/api/sessions/{sid}/"), &team.key)
         .await["state"]
+        .clone()
+}
+
+/// The newest trace of the newest session.
+async fn newest_trace(app: &TestApp, team: &TestTeam) -> Value {
+    let sid = app
+        .rows("SELECT external_id FROM sessions ORDER BY id DESC", &["id"])
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
+        .await["results"][0]
         .clone()
 }
 
@@ -300,12 +318,7 @@ both_backends!(
         assert_eq!(v["response"], "");
         assert_eq!(ai_messages(app).await, 1, "the waiting run stored no reply");
         // wait_for_next_input likewise, even when caught.
-        let b = bot(
-            app,
-            &team,
-            chain(vec![code("w", "def main(input, **kwargs):\n    try:\n        wait_for_next_input()\n    except Exception:\n        pass\n    return 'never'\n")]),
-        )
-        .await;
+        let b = code_bot(app, &team, "w", "def main(input, **kwargs):\n    try:\n        wait_for_next_input()\n    except Exception:\n        pass\n    return 'never'\n").await;
         let (s, v) = say(app, &team, b, "x").await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["response"], "");
@@ -318,15 +331,7 @@ both_backends!(
     with_code(),
     async |app: &TestApp| {
         let team = app.team("a").await;
-        let b = bot(
-            app,
-            &team,
-            chain(vec![code(
-                "bad",
-                "def main(input, **kwargs):\n    set_participant_data_key('x', 1)\n    add_session_tag('t')\n    print('about to fail')\n    return 1 / 0\n",
-            )]),
-        )
-        .await;
+        let b = code_bot(app, &team, "bad", "def main(input, **kwargs):\n    set_participant_data_key('x', 1)\n    add_session_tag('t')\n    print('about to fail')\n    return 1 / 0\n").await;
         let (s, v) = say(app, &team, b, "hi").await;
         assert!((400..600).contains(&s), "{s} {v}");
         let t = app.traces(&team).await;
@@ -415,13 +420,11 @@ both_backends!(
             assert!(error.contains(expected), "{params}: {error}");
         }
         // Workers were killed and replaced; code still runs.
-        let b = bot(
+        let b = code_bot(
             app,
             &team,
-            chain(vec![code(
-                "ok",
-                "def main(input, **kwargs):\n    return input * 2\n",
-            )]),
+            "ok",
+            "def main(input, **kwargs):\n    return input * 2\n",
         )
         .await;
         let (s, v) = say(app, &team, b, "ok").await;
@@ -451,7 +454,7 @@ both_backends!(
             "def main(input, **kwargs):\n    r = http.get('{u}/score', params={{'q': input}})\n    p = http.post('{u}/echo', json={{'n': r['json']['score'] + 1}})\n    try:\n        http.get('http://10.1.2.3/x')\n        refused = 'no'\n    except Exception as e:\n        refused = str(e)\n    return json.dumps([r['status_code'], r['is_success'], p['status_code'], p['json'], refused])\n",
             u = api.uri()
         );
-        let b = bot(app, &team, chain(vec![code("h", &source)])).await;
+        let b = code_bot(app, &team, "h", &source).await;
         let (s, v) = say(app, &team, b, "hi").await;
         assert_eq!(s, 200, "{v}");
         let out: Value = serde_json::from_str(v["response"].as_str().unwrap()).unwrap();
@@ -473,15 +476,7 @@ both_backends!(
     with_code(),
     async |app: &TestApp| {
         let team = app.team("a").await;
-        let b = bot(
-            app,
-            &team,
-            chain(vec![code(
-                "report",
-                "def main(input, **kwargs):\n    add_file_attachment('report.csv', ('name\\n' + input + '\\n').encode())\n    return 'see the file'\n",
-            )]),
-        )
-        .await;
+        let b = code_bot(app, &team, "report", "def main(input, **kwargs):\n    add_file_attachment('report.csv', ('name\\n' + input + '\\n').encode())\n    return 'see the file'\n").await;
         let (s, v) = say(app, &team, b, "ana").await;
         assert_eq!(s, 200, "{v}");
         let sid = app.only_session().await;
@@ -517,15 +512,7 @@ both_backends!(
     with_code(),
     async |app: &TestApp| {
         let team = app.team("a").await;
-        let b = bot(
-            app,
-            &team,
-            chain(vec![code(
-                "sq",
-                "def main(input, **kwargs):\n    n = int(input)\n    get_participant_data()\n    return str(sum(i * i for i in range(n)))\n",
-            )]),
-        )
-        .await;
+        let b = code_bot(app, &team, "sq", "def main(input, **kwargs):\n    n = int(input)\n    get_participant_data()\n    return str(sum(i * i for i in range(n)))\n").await;
         let turns = (0..100).map(|i| {
             let team = &team;
             async move {
@@ -590,5 +577,58 @@ both_backends!(
             "{err}"
         );
         assert_eq!(app.scalar("SELECT COUNT(*) FROM chatbots").await, 0);
+    }
+);
+
+both_backends!(
+    schedules_session_end_and_read_only_temp_state,
+    with_code(),
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        // The schedules a reminder tool made in one turn, read by code in the next.
+        let b = bot(
+            app,
+            &team,
+            chain(vec![
+                json!({"id": "agent", "type": "llm", "params": {"provider": "local", "model": "echo", "prompt": "Now: {current_datetime}", "tools": ["one-off-reminder"]}}),
+                code("list", "def main(input, **kwargs):\n    return json.dumps([[s['name'], s['prompt']] for s in get_participant_schedules()])\n"),
+            ]),
+        )
+        .await;
+        let (s, v) = say(
+            app,
+            &team,
+            b,
+            "/tool one-off-reminder {\"datetime_due\": \"2030-01-01T09:00:00Z\", \"message\": \"Walk now\", \"schedule_name\": \"Walk\"}",
+        )
+        .await;
+        assert_eq!((s, v["response"].clone()), (200, json!("[]")), "{v}");
+        let (_, v) = say(app, &team, b, "hi").await;
+        assert_eq!(v["response"], "[[\"Walk\", \"Walk now\"]]");
+        // Temp state's own keys are read-only; the error can be caught.
+        let b = code_bot(app, &team, "ro", "def main(input, **kwargs):\n    try:\n        set_temp_state_key('outputs', 1)\n    except ValueError as e:\n        return str(e)\n    return 'set'\n").await;
+        let (_, v) = say(app, &team, b, "x").await;
+        assert_eq!(
+            v["response"],
+            "Cannot set the 'outputs' key of the temporary state"
+        );
+        // end_session() ends the session after the turn, by the bot.
+        let b = code_bot(
+            app,
+            &team,
+            "bye",
+            "def main(input, **kwargs):\n    end_session()\n    return 'Goodbye'\n",
+        )
+        .await;
+        let (_, v) = say(app, &team, b, "bye").await;
+        assert_eq!(v["response"], "Goodbye");
+        let ended = app
+            .rows(
+                "SELECT status FROM sessions ORDER BY id DESC LIMIT 1",
+                &["status"],
+            )
+            .await;
+        assert_eq!(ended, [json!({"status": "pending-review"})], "{ended:?}");
     }
 );

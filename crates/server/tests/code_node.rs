@@ -231,19 +231,8 @@ both_backends!(
         let (s, v) = say(app, &team, b, "x").await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["response"], "None");
-        let sid = app
-            .rows("SELECT external_id FROM sessions ORDER BY id DESC", &["id"])
-            .await[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let t = app
-            .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
-            .await;
-        assert_eq!(
-            node(&t["results"][0], "quiz")["output"],
-            "x012 3,4 - {1, 2}"
-        );
+        let t = newest_trace(app, &team).await;
+        assert_eq!(node(&t, "quiz")["output"], "x012 3,4 - {1, 2}");
     }
 );
 
@@ -351,16 +340,7 @@ both_backends!(
 
 /// The run's error in the trace of the newest session.
 async fn last_error(app: &TestApp, team: &TestTeam) -> String {
-    let sid = app
-        .rows("SELECT external_id FROM sessions ORDER BY id DESC", &["id"])
-        .await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let t = app
-        .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
-        .await;
-    t["results"][0]["error"]
+    newest_trace(app, team).await["error"]
         .as_str()
         .unwrap_or_default()
         .to_string()

@@ -116,7 +116,7 @@ fn validate_name(name: &str) -> Result<String> {
 
 /// The settings a chatbot configuration may hold; anything else is refused so
 /// a typo cannot silently drop a setting.
-pub const CONFIG_KEYS: &[&str] = &["pipeline", "public_chat"];
+pub const CONFIG_KEYS: &[&str] = &["pipeline", "public_chat", "events"];
 
 fn validate_config(config: Option<Value>) -> Result<Value> {
     let config = match config {
@@ -127,7 +127,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     if let Some(keys) = config.as_object() {
         for (k, v) in keys {
             match k.as_str() {
-                "pipeline" => {}
+                "pipeline" | "events" => {}
                 "public_chat" if v.is_boolean() => {}
                 "public_chat" => {
                     return Err(Error::field("config", "public_chat: must be true or false"));
@@ -147,6 +147,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     if let Some(p) = Pipeline::from_config(&config)? {
         p.validate()?;
     }
+    crate::event_triggers::validate(&config)?;
     Ok(config)
 }
 

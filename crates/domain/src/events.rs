@@ -15,8 +15,12 @@ text_enum!(
         User = "user",
         /// A team's integration (`end_experiment_session`).
         Api = "api",
-        /// The chatbot itself (its `end-session` tool).
+        /// The chatbot itself (its `end-session` tool, a code node's `end_session()`).
         Bot = "bot",
+        /// An event trigger's `end_conversation` action.
+        Event = "event",
+        /// A team member (the console).
+        Admin = "admin",
     }
 );
 

@@ -12,6 +12,7 @@ pub mod channels;
 pub mod chatbots;
 pub mod conn;
 pub mod error;
+pub mod event_triggers;
 pub mod events;
 pub mod files;
 pub mod histories;
@@ -100,7 +101,7 @@ impl Domain {
             txn: self.db.write.begin().await?,
             domain: self,
             events: Vec::new(),
-            jobs: 0,
+            jobs: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 }
@@ -113,7 +114,9 @@ pub struct Tx<'d> {
     txn: DatabaseTransaction,
     domain: &'d Domain,
     events: Vec<events::Event>,
-    jobs: usize,
+    /// Jobs enqueued (counted behind `&self`, so services that only read
+    /// the transaction can still enqueue).
+    jobs: std::sync::atomic::AtomicUsize,
 }
 
 impl Tx<'_> {
@@ -123,9 +126,9 @@ impl Tx<'_> {
     }
 
     /// Enqueues a job in this transaction; workers are woken after commit.
-    pub async fn enqueue<K: jobs::JobKind>(&mut self, job: jobs::NewJob<K>) -> Result<uuid::Uuid> {
+    pub async fn enqueue<K: jobs::JobKind>(&self, job: jobs::NewJob<K>) -> Result<uuid::Uuid> {
         let id = jobs::enqueue(&self.txn, job).await?;
-        self.jobs += 1;
+        self.jobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(id)
     }
 
@@ -134,7 +137,8 @@ impl Tx<'_> {
         for e in self.events {
             self.domain.events.emit(e);
         }
-        self.domain.wake_workers(self.jobs);
+        self.domain
+            .wake_workers(self.jobs.load(std::sync::atomic::Ordering::Relaxed));
         Ok(())
     }
 }

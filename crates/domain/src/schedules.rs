@@ -162,6 +162,17 @@ pub async fn create_in(db: &impl crate::conn::Writes, n: NewSchedule) -> Result<
 }
 
 /// A fresh public id for a schedule.
+/// A schedule by its external id.
+pub async fn by_external_id(
+    db: &impl crate::conn::Reads,
+    external_id: &str,
+) -> Result<Option<schedule::Model>> {
+    Ok(schedule::Entity::find()
+        .filter(schedule::Column::ExternalId.eq(external_id.to_string()))
+        .one(db.reader())
+        .await?)
+}
+
 pub fn new_external_id() -> String {
     hex::encode(&uuid::Uuid::new_v4().as_bytes()[..6])
 }

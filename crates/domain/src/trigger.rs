@@ -97,6 +97,7 @@ pub async fn trigger(domain: &Domain, team_id: TeamId, t: Trigger) -> Result<Tri
         sessions::merge_state(&tx, s.id, values).await?;
     }
     let job = NewJob::<BotSend>::new(BotSendPayload {
+        from_event: false,
         session_id: s.id,
         prompt_text: t.prompt_text,
         message_text: t.message_text,

@@ -109,6 +109,11 @@ pub struct TurnOutcome {
     pub spans: Vec<Span>,
     /// State the pipeline changed; written only when the turn succeeded.
     pub changes: TurnChanges,
+    /// The configuration whose event triggers the turn's messages fire
+    /// (the version that ran); `Null` fires none.
+    pub triggers: Value,
+    /// The reply was written for an event trigger: it fires no `new_bot_message`.
+    pub from_event: bool,
 }
 
 /// What a successful turn changes besides its reply, committed with it.
@@ -167,6 +172,11 @@ impl TurnOutcome {
             checkpoint: None,
             version_tag: Some(chatbot.version_tag()),
             spans: Vec::new(),
+            triggers: match chatbot.config.get("events") {
+                Some(e) => json!({ "events": e }),
+                None => Value::Null,
+            },
+            from_event: false,
             changes: TurnChanges {
                 family_id: Some(chatbot.family_id),
                 ..Default::default()
@@ -227,6 +237,7 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     if let (Some(mid), Some(tag)) = (reply_message_id, &t.version_tag) {
         crate::tags::tag_message(txn, t.team_id, mid.0, tag, crate::tags::VERSION_CATEGORY).await?;
     }
+    fire_message_events(&tx, &t, reply_message_id).await?;
     if let Some((mid, summary)) = &t.checkpoint {
         message::Entity::update_many()
             .col_expr(message::Column::Summary, Expr::value(summary.clone()))
@@ -316,6 +327,35 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         reply_message_id,
         trace_id: tr.id,
     })
+}
+
+/// The turn's `new_human_message` (its input) and `new_bot_message` (its
+/// reply) triggers, with the turn.
+async fn fire_message_events(
+    tx: &crate::Tx<'_>,
+    t: &TurnOutcome,
+    reply: Option<MessageId>,
+) -> Result<()> {
+    use crate::event_triggers::{EventKind, Happened, fire};
+    if t.triggers.is_null() {
+        return Ok(());
+    }
+    let happened = |kind, reference: MessageId| Happened {
+        team_id: t.team_id,
+        session_id: t.session_id,
+        chatbot_row: t.chatbot_id,
+        config: &t.triggers,
+        kind,
+        ended_by: None,
+        reference: reference.0.to_string(),
+    };
+    if let Some(mid) = t.input_message_id {
+        fire(tx, happened(EventKind::NewHumanMessage, mid)).await?;
+    }
+    if let Some(mid) = reply.filter(|_| !t.from_event) {
+        fire(tx, happened(EventKind::NewBotMessage, mid)).await?;
+    }
+    Ok(())
 }
 
 /// One item per (provider, model, kind), as the original's tracer writes them.

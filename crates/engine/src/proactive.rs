@@ -35,6 +35,7 @@ impl Engine {
         instruction: Option<&str>,
         verbatim: Option<&str>,
         origin: Option<Origin>,
+        from_event: bool,
     ) -> Result<Reply, TurnError> {
         let started = std::time::Instant::now();
         let (text, usage, calls, mut metadata) = match (verbatim, instruction) {
@@ -59,6 +60,7 @@ impl Engine {
             usage,
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             llm_calls: calls,
+            from_event,
             ..TurnOutcome::of(session, chatbot)
         };
         let recorded = turns::record(&self.domain, outcome).await?;

@@ -57,6 +57,9 @@ pub struct BotSend;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BotSendPayload {
     pub session_id: SessionId,
+    /// Written for an event trigger: the message raises no `new_bot_message`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_event: bool,
     #[serde(default)]
     pub prompt_text: Option<String>,
     #[serde(default)]
@@ -78,6 +81,35 @@ impl JobKind for BotSend {
     const MAX_ATTEMPTS: i32 = 3;
     type Payload = BotSendPayload;
     type Output = Delivered;
+}
+
+/// One firing of an event trigger (see `event_triggers`).
+pub struct EventFire;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFirePayload {
+    pub session_id: SessionId,
+    /// The version row whose configuration holds the trigger.
+    pub chatbot_row: crate::ids::ChatbotId,
+    /// The trigger's place in that configuration's `events`.
+    pub trigger: usize,
+    /// The trigger's event, as written (`conversation_end:user`).
+    pub on: String,
+    pub action: crate::event_triggers::Action,
+    /// What it fired about (a message id, `start`, `joined`, `end`).
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFired {
+    /// What the action did, for the events log.
+    pub done: String,
+}
+
+impl JobKind for EventFire {
+    const KIND: &'static str = "event.fire";
+    type Payload = EventFirePayload;
+    type Output = EventFired;
 }
 
 /// An inbound Telegram update, persisted by the webhook.

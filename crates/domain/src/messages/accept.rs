@@ -46,7 +46,7 @@ pub async fn accept(
     if files.len() != m.attachment_ids.len() {
         return Err(Error::InvalidAttachments);
     }
-    let mut tx = domain.begin().await?;
+    let tx = domain.begin().await?;
     let metadata = if ids.is_empty() {
         json!({})
     } else {

@@ -8,7 +8,8 @@ pub mod start;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set,
 };
 use serde_json::{Value, json};
 use store::entity::{chatbot, session};
@@ -195,7 +196,11 @@ pub struct NewSession {
     pub state: Value,
 }
 
-pub async fn create(db: &impl Writes, s: NewSession) -> Result<Session> {
+/// Creates a session in `tx`; its `conversation_start` (and, for the
+/// participant's first session with the chatbot, `participant_joined`)
+/// triggers fire with it.
+pub async fn create(tx: &Tx<'_>, s: NewSession) -> Result<Session> {
+    let db = tx;
     let now = store::now();
     let m = session::ActiveModel {
         external_id: Set(Uuid::new_v4().to_string()),
@@ -214,7 +219,63 @@ pub async fn create(db: &impl Writes, s: NewSession) -> Result<Session> {
     }
     .insert(db.writer())
     .await?;
-    Session::from_row(m)
+    let session = Session::from_row(m)?;
+    started(tx, &session).await?;
+    Ok(session)
+}
+
+async fn started(tx: &Tx<'_>, s: &Session) -> Result<()> {
+    use crate::event_triggers::{EventKind, session_event};
+    session_event(
+        tx,
+        s.team_id,
+        s.id,
+        s.chatbot_id,
+        EventKind::ConversationStart,
+        None,
+    )
+    .await?;
+    let Some((_, config)) = crate::event_triggers::session_config(tx, s.chatbot_id).await? else {
+        return Ok(());
+    };
+    if crate::event_triggers::matching(&config, EventKind::ParticipantJoined, None).is_empty() {
+        return Ok(());
+    }
+    // The family: the row the session names, its working version and its snapshots.
+    let row = chatbot::Entity::find_by_id(s.chatbot_id.0)
+        .one(&**tx)
+        .await?;
+    let family = row.map_or(s.chatbot_id.0, |r| r.working_version_id.unwrap_or(r.id));
+    let earlier = session::Entity::find()
+        .filter(session::Column::ParticipantId.eq(s.participant_id))
+        .filter(session::Column::Id.ne(s.id))
+        .filter(
+            session::Column::ChatbotId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(chatbot::Column::Id)
+                    .from(chatbot::Entity)
+                    .cond_where(
+                        sea_orm::Condition::any()
+                            .add(chatbot::Column::Id.eq(family))
+                            .add(chatbot::Column::WorkingVersionId.eq(family)),
+                    )
+                    .to_owned(),
+            ),
+        )
+        .count(&**tx)
+        .await?;
+    if earlier == 0 {
+        session_event(
+            tx,
+            s.team_id,
+            s.id,
+            s.chatbot_id,
+            EventKind::ParticipantJoined,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Ends a session (status `pending-review`, `ended_at` now), recording who
@@ -244,6 +305,17 @@ pub async fn end(
         session_id,
         ended_by,
     });
+    if let Some(row) = session::Entity::find_by_id(session_id.0).one(&**tx).await? {
+        crate::event_triggers::session_event(
+            tx,
+            team_id,
+            session_id,
+            crate::ChatbotId(row.chatbot_id),
+            crate::event_triggers::EventKind::ConversationEnd,
+            Some(ended_by),
+        )
+        .await?;
+    }
     Ok(())
 }
 

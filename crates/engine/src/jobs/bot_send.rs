@@ -28,6 +28,7 @@ impl Handler for BotSend {
                         p.prompt_text.as_deref(),
                         p.message_text.as_deref(),
                         Some(origin),
+                        p.from_event,
                     )
                     .await
                     .map_err(JobError::from_turn)?

@@ -5,6 +5,7 @@
 mod bot_send;
 mod chat_turn;
 mod email_send;
+mod event_fire;
 mod schedule_fire;
 mod telegram_turn;
 
@@ -14,7 +15,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use domain::jobs::{BotSend, ChatTurn, Claimed, Finished, JobFailure, JobKind, Ping, Pong};
-use domain::jobs::{Delivered, EmailSend, ScheduleFire, TelegramTurn};
+use domain::jobs::{Delivered, EmailSend, EventFire, ScheduleFire, TelegramTurn};
 use domain::sessions::{self, Session};
 
 use crate::delivery::DeliveryError;
@@ -188,6 +189,7 @@ impl Default for Registry {
         .with::<TelegramTurn>()
         .with::<ScheduleFire>()
         .with::<EmailSend>()
+        .with::<EventFire>()
     }
 }
 

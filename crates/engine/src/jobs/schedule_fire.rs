@@ -57,7 +57,14 @@ impl Handler for ScheduleFire {
                 let written = async {
                     let chatbot = engine.published_for(&session).await?;
                     engine
-                        .bot_message(&session, &chatbot, Some(&s.prompt), None, Some(origin))
+                        .bot_message(
+                            &session,
+                            &chatbot,
+                            Some(&s.prompt),
+                            None,
+                            Some(origin),
+                            false,
+                        )
                         .await
                 };
                 match written.await {
@@ -122,8 +129,9 @@ async fn target_session(
             participant.platform
         )));
     };
+    let tx = domain.begin().await?;
     let session = sessions::create(
-        domain,
+        &tx,
         NewSession {
             team_id: TeamId(s.team_id),
             participant_id,
@@ -135,5 +143,6 @@ async fn target_session(
         },
     )
     .await?;
+    tx.commit().await?;
     Ok(Ok(session))
 }

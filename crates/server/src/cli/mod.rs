@@ -13,6 +13,7 @@ mod channel;
 mod chatbot;
 mod chatbot_import;
 mod chatbot_test;
+mod events;
 mod key;
 mod pricing;
 mod provider;
@@ -114,6 +115,9 @@ pub enum Command {
     /// Manage a chatbot's channels (the chat widget).
     #[command(subcommand)]
     Channel(channel::ChannelCmd),
+    /// Event triggers: the log of their firings.
+    #[command(subcommand)]
+    Events(events::EventsCmd),
     /// Enqueue `count` no-op jobs (checks that workers run).
     #[command(hide = true)]
     PingJobs {
@@ -232,6 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Provider(_)
         | Command::Action(_)
         | Command::Pricing(_)
+        | Command::Events(_)
         | Command::Channel(_) => {
             let db = open(&cli).await?;
             let r = manage(&cli, &db).await;
@@ -261,6 +266,7 @@ async fn manage(cli: &Cli, db: &store::Db) -> anyhow::Result<()> {
         Command::Action(cmd) => action::run(cli, db, cmd).await,
         Command::Pricing(cmd) => pricing::run(cli, db, cmd).await,
         Command::Channel(cmd) => channel::run(cli, db, cmd).await,
+        Command::Events(cmd) => events::run(cli, db, cmd).await,
         _ => anyhow::bail!("not a resource command"),
     }
 }

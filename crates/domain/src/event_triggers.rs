@@ -1,0 +1,542 @@
+//! A chatbot's event triggers: `events:` in its configuration (so versioned
+//! and snapshotted by publish like the pipeline), each an event kind and an
+//! action. When an event happens, the transaction that makes it happen
+//! enqueues one `event.fire` job per matching active trigger, keyed by
+//! (version, trigger, session, reference) so each firing happens once
+//! whatever the number of processes, and the engine runs the action.
+//!
+//! Which version's triggers: for a turn's messages, the version that ran
+//! the turn; for a session's start and end, the version a bot-initiated
+//! message would use (the published one, else the working version).
+//!
+//! A bot message written by a `prompt_bot` action raises no
+//! `new_bot_message` (or a trigger could answer itself for ever).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::events::EndedBy;
+use crate::ids::{ChatbotId, SessionId, TeamId};
+use crate::jobs::{EventFire, EventFirePayload, NewJob};
+use crate::text_enum::text_enum;
+use crate::{Error, Result, Tx};
+
+text_enum!(
+    /// What a static trigger reacts to (the original's trigger names).
+    pub enum EventKind {
+        ConversationStart = "conversation_start",
+        /// The participant's first session with this chatbot.
+        ParticipantJoined = "participant_joined",
+        NewHumanMessage = "new_human_message",
+        NewBotMessage = "new_bot_message",
+        ConversationEnd = "conversation_end",
+    }
+);
+
+/// A trigger's event: a kind, and for `conversation_end` optionally who ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct On {
+    pub kind: EventKind,
+    pub ended_by: Option<EndedBy>,
+}
+
+impl On {
+    fn parse(text: &str) -> std::result::Result<On, String> {
+        let (kind, by) = match text.split_once(':') {
+            Some((k, b)) => (k, Some(b)),
+            None => (text, None),
+        };
+        let kind = EventKind::parse(kind.trim()).ok_or_else(|| {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("on: unknown event {text:?} (one of: {})", known.join(", "))
+        })?;
+        let ended_by = match by {
+            None => None,
+            Some(b) if kind == EventKind::ConversationEnd => {
+                Some(EndedBy::parse(b.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = EndedBy::ALL.iter().map(|k| k.as_str()).collect();
+                    format!(
+                        "on: conversation_end:{b} names no one who ends a conversation (one of: {})",
+                        known.join(", ")
+                    )
+                })?)
+            }
+            Some(_) => return Err(format!("on: only conversation_end takes ':who' ({text:?})")),
+        };
+        Ok(On { kind, ended_by })
+    }
+
+    pub fn text(&self) -> String {
+        match self.ended_by {
+            Some(b) => format!("{}:{}", self.kind, b),
+            None => self.kind.to_string(),
+        }
+    }
+
+    fn matches(&self, kind: EventKind, ended_by: Option<EndedBy>) -> bool {
+        self.kind == kind && (self.ended_by.is_none() || self.ended_by == ended_by)
+    }
+}
+
+/// What a trigger does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Records the firing (and `message`) in the events log.
+    Log {
+        #[serde(default)]
+        message: String,
+    },
+    /// Ends the session (`ended_by = event`).
+    EndConversation,
+    /// The chatbot's LLM writes a message from `instruction` (with the
+    /// participant's data and the recent history) and it is delivered on the
+    /// session's channel.
+    PromptBot { instruction: String },
+    /// Schedules a message: once after `delay_seconds`, or `every` N
+    /// `period`s (`minutes`, `hours`, `days`, `weeks`), `repetitions` times (0: for ever).
+    ScheduleMessage {
+        name: String,
+        prompt: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_seconds: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repetitions: Option<i32>,
+    },
+    /// Sets keys of the participant's data for this chatbot.
+    UpdateParticipantData { data: Map<String, Value> },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Log { .. } => "log",
+            Action::EndConversation => "end_conversation",
+            Action::PromptBot { .. } => "prompt_bot",
+            Action::ScheduleMessage { .. } => "schedule_message",
+            Action::UpdateParticipantData { .. } => "update_participant_data",
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        match self {
+            Action::PromptBot { instruction } if instruction.trim().is_empty() => {
+                Err("action.instruction: this field is required".into())
+            }
+            Action::ScheduleMessage {
+                name,
+                prompt,
+                delay_seconds,
+                every,
+                period,
+                repetitions,
+            } => {
+                if name.trim().is_empty() || prompt.trim().is_empty() {
+                    return Err("action: schedule_message needs a name and a prompt".into());
+                }
+                match (delay_seconds, every, period) {
+                    (Some(d), None, None) if *d >= 0 => {}
+                    (None, Some(e), Some(p)) if *e > 0 => {
+                        period_seconds(p)?;
+                    }
+                    _ => {
+                        return Err("action: schedule_message takes delay_seconds (>= 0), or every (> 0) and period".into());
+                    }
+                }
+                if repetitions.is_some_and(|r| r < 0) {
+                    return Err("action.repetitions: must be 0 or more".into());
+                }
+                Ok(())
+            }
+            Action::UpdateParticipantData { data } if data.is_empty() => {
+                Err("action.data: set at least one key".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Seconds in a schedule period.
+pub fn period_seconds(period: &str) -> std::result::Result<i64, String> {
+    match period {
+        "minutes" => Ok(60),
+        "hours" => Ok(3_600),
+        "days" => Ok(86_400),
+        "weeks" => Ok(604_800),
+        other => Err(format!(
+            "action.period: unknown period {other:?} (minutes, hours, days, weeks)"
+        )),
+    }
+}
+
+/// One trigger as the configuration writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerSpec {
+    #[serde(default)]
+    on: Option<String>,
+    #[serde(default)]
+    timeout: Option<Value>,
+    action: Action,
+    #[serde(default = "active_by_default")]
+    active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+/// A static trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub on: On,
+    pub action: Action,
+    pub active: bool,
+}
+
+/// The triggers of a configuration, checked; the error names the trigger.
+pub fn parse(config: &Value) -> std::result::Result<Vec<Trigger>, String> {
+    let Some(events) = config.get("events") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = events else {
+        return Err("events: must be a list".into());
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |e: String| format!("events[{i}]: {e}");
+            let spec: TriggerSpec =
+                serde_path_to_error::deserialize(item.clone()).map_err(|e| at(e.to_string()))?;
+            if spec.timeout.is_some() {
+                return Err(at(
+                    "timeout triggers are not available yet (static triggers are: use on:)".into(),
+                ));
+            }
+            let on = spec
+                .on
+                .as_deref()
+                .ok_or_else(|| at("on: this field is required".into()))
+                .and_then(|t| On::parse(t).map_err(at))?;
+            spec.action.check().map_err(at)?;
+            Ok(Trigger {
+                on,
+                action: spec.action,
+                active: spec.active,
+            })
+        })
+        .collect()
+}
+
+/// Refuses a configuration whose triggers do not parse.
+pub fn validate(config: &Value) -> Result<()> {
+    parse(config)
+        .map(|_| ())
+        .map_err(|e| Error::field("config", e))
+}
+
+/// The active triggers of `config` for an event, with their index.
+pub fn matching(
+    config: &Value,
+    kind: EventKind,
+    ended_by: Option<EndedBy>,
+) -> Vec<(usize, Trigger)> {
+    // Stored configurations were validated on save; one that no longer
+    // parses (a hand-edited row) fires nothing rather than failing the turn.
+    parse(config)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, t)| t.active && t.on.matches(kind, ended_by))
+        .collect()
+}
+
+/// An event in a session, for [`fire`].
+pub struct Happened<'a> {
+    pub team_id: TeamId,
+    pub session_id: SessionId,
+    /// The version row whose configuration holds the triggers.
+    pub chatbot_row: ChatbotId,
+    pub config: &'a Value,
+    pub kind: EventKind,
+    pub ended_by: Option<EndedBy>,
+    /// What the firing is about (a message id, or the session's start or end):
+    /// one firing per trigger and reference.
+    pub reference: String,
+}
+
+/// Enqueues one `event.fire` job per matching trigger, in `tx`.
+pub async fn fire(tx: &Tx<'_>, e: Happened<'_>) -> Result<()> {
+    for (index, t) in matching(e.config, e.kind, e.ended_by) {
+        let key = format!(
+            "event:{}:{index}:{}:{}",
+            e.chatbot_row, e.session_id, e.reference
+        );
+        tx.enqueue(
+            NewJob::<EventFire>::new(EventFirePayload {
+                session_id: e.session_id,
+                chatbot_row: e.chatbot_row,
+                trigger: index,
+                on: t.on.text(),
+                action: t.action,
+                reference: e.reference.clone(),
+            })
+            .team(e.team_id)
+            .session(e.session_id)
+            .idempotency_key(key),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The version whose triggers a session's own events (start, end) fire:
+/// the published version of the session's chatbot, else its working version.
+/// A session bound to a snapshot uses that snapshot. (row, configuration)
+pub async fn session_config(
+    tx: &Tx<'_>,
+    chatbot_row: ChatbotId,
+) -> Result<Option<(ChatbotId, Value)>> {
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+    use store::entity::chatbot;
+    let Some(row) = chatbot::Entity::find_by_id(chatbot_row.0)
+        .one(&**tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.working_version_id.is_some() {
+        return Ok(Some((ChatbotId(row.id), row.config)));
+    }
+    let published = chatbot::Entity::find()
+        .filter(
+            Condition::all()
+                .add(chatbot::Column::WorkingVersionId.eq(row.id))
+                .add(chatbot::Column::IsDefaultVersion.eq(true))
+                .add(chatbot::Column::IsArchived.eq(false)),
+        )
+        .one(&**tx)
+        .await?;
+    Ok(Some(match published {
+        Some(p) => (ChatbotId(p.id), p.config),
+        None => (ChatbotId(row.id), row.config),
+    }))
+}
+
+/// The family (working version) of a chatbot row.
+pub async fn family_of(db: &impl crate::conn::Reads, row: ChatbotId) -> Result<ChatbotId> {
+    use sea_orm::EntityTrait;
+    let found = store::entity::chatbot::Entity::find_by_id(row.0)
+        .one(db.reader())
+        .await?
+        .ok_or_else(|| Error::not_found("the chatbot no longer exists"))?;
+    Ok(ChatbotId(found.working_version_id.unwrap_or(found.id)))
+}
+
+/// Fires a session's own event (its start, the participant joining, its end).
+pub async fn session_event(
+    tx: &Tx<'_>,
+    team_id: TeamId,
+    session_id: SessionId,
+    chatbot_row: ChatbotId,
+    kind: EventKind,
+    ended_by: Option<EndedBy>,
+) -> Result<()> {
+    let Some((row, config)) = session_config(tx, chatbot_row).await? else {
+        return Ok(());
+    };
+    if matching(&config, kind, ended_by).is_empty() {
+        return Ok(());
+    }
+    let reference = match kind {
+        EventKind::ConversationStart => "start",
+        EventKind::ParticipantJoined => "joined",
+        EventKind::ConversationEnd => "end",
+        EventKind::NewHumanMessage | EventKind::NewBotMessage => "message",
+    };
+    fire(
+        tx,
+        Happened {
+            team_id,
+            session_id,
+            chatbot_row: row,
+            config: &config,
+            kind,
+            ended_by,
+            reference: reference.to_string(),
+        },
+    )
+    .await
+}
+
+/// One firing in the events log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Firing {
+    pub task_id: uuid::Uuid,
+    pub session: String,
+    pub on: String,
+    pub action: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `dead`.
+    pub status: String,
+    pub attempts: i32,
+    /// What the action did, once it did.
+    pub done: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The newest firings of a chatbot's triggers (all its versions), newest first.
+pub async fn log(
+    db: &impl crate::conn::Reads,
+    team_id: TeamId,
+    chatbot_id: uuid::Uuid,
+    limit: u64,
+) -> Result<Vec<Firing>> {
+    use sea_orm::sea_query::Query;
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use store::entity::{chatbot, job, session};
+    let db = db.reader();
+    let row = chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .filter(chatbot::Column::PublicId.eq(chatbot_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(crate::chatbots::NOT_FOUND))?;
+    let family = row.working_version_id.unwrap_or(row.id);
+    let family_rows = Query::select()
+        .column(chatbot::Column::Id)
+        .from(chatbot::Entity)
+        .cond_where(
+            Condition::any()
+                .add(chatbot::Column::Id.eq(family))
+                .add(chatbot::Column::WorkingVersionId.eq(family)),
+        )
+        .to_owned();
+    let sessions: Vec<(i64, String)> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .column(session::Column::ExternalId)
+        .filter(session::Column::ChatbotId.in_subquery(family_rows))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let names: std::collections::HashMap<i64, String> = sessions.iter().cloned().collect();
+    let jobs = job::Entity::find()
+        .filter(job::Column::Kind.eq(<EventFire as crate::jobs::JobKind>::KIND))
+        .filter(job::Column::TeamId.eq(team_id))
+        .filter(job::Column::SessionId.is_in(sessions.iter().map(|(id, _)| *id)))
+        .order_by_desc(job::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(jobs
+        .into_iter()
+        .map(|j| {
+            let p: Option<EventFirePayload> = serde_json::from_value(j.payload.clone()).ok();
+            let done = j
+                .result
+                .clone()
+                .and_then(|r| serde_json::from_value::<crate::jobs::EventFired>(r).ok())
+                .map(|r| r.done);
+            Firing {
+                task_id: j.task_id,
+                session: j
+                    .session_id
+                    .and_then(|s| names.get(&s).cloned())
+                    .unwrap_or_default(),
+                on: p.as_ref().map(|p| p.on.clone()).unwrap_or_default(),
+                action: p
+                    .as_ref()
+                    .map(|p| p.action.kind().to_string())
+                    .unwrap_or_default(),
+                status: j.status,
+                attempts: j.attempts,
+                done,
+                last_error: j.last_error,
+                created_at: j.created_at,
+                finished_at: j.finished_at,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn triggers_parse_and_match() {
+        let config = json!({"events": [
+            {"on": "new_human_message", "action": {"type": "update_participant_data", "data": {"seen": true}}},
+            {"on": "conversation_end:user", "action": {"type": "log", "message": "bye"}},
+            {"on": "conversation_end", "action": {"type": "end_conversation"}, "active": false},
+            {"on": "participant_joined", "action": {"type": "schedule_message", "name": "Check in", "prompt": "Ask how it goes", "every": 1, "period": "days", "repetitions": 3}},
+        ]});
+        let t = parse(&config).unwrap();
+        assert_eq!(t.len(), 4);
+        assert_eq!(matching(&config, EventKind::NewHumanMessage, None).len(), 1);
+        assert_eq!(
+            matching(&config, EventKind::ConversationEnd, Some(EndedBy::User)).len(),
+            1
+        );
+        assert!(matching(&config, EventKind::ConversationEnd, Some(EndedBy::Bot)).is_empty());
+        assert_eq!(t[1].on.text(), "conversation_end:user");
+    }
+
+    #[test]
+    fn bad_triggers_name_their_place() {
+        for (events, expected) in [
+            (
+                json!([{"on": "new_message", "action": {"type": "log"}}]),
+                "events[0]: on: unknown event",
+            ),
+            (
+                json!([{"on": "new_human_message:user", "action": {"type": "log"}}]),
+                "only conversation_end",
+            ),
+            (
+                json!([{"on": "conversation_end:robot", "action": {"type": "log"}}]),
+                "names no one",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "dance"}}]),
+                "events[0]: action",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "log", "extra": 1}}]),
+                "unknown field",
+            ),
+            (
+                json!([{"action": {"type": "log"}}]),
+                "on: this field is required",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "prompt_bot", "instruction": " "}}]),
+                "instruction",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "schedule_message", "name": "a", "prompt": "b"}}]),
+                "delay_seconds",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "schedule_message", "name": "a", "prompt": "b", "every": 2, "period": "fortnights"}}]),
+                "unknown period",
+            ),
+            (
+                json!([{"timeout": {"seconds": 60}, "action": {"type": "log"}}]),
+                "not available yet",
+            ),
+            (json!({"on": "x"}), "must be a list"),
+        ] {
+            let e = parse(&json!({"events": events})).unwrap_err();
+            assert!(e.contains(expected), "{events}: {e}");
+        }
+    }
+}

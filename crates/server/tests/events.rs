@@ -1,0 +1,219 @@
+#![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
+//! Static event triggers end to end: configured in chatbot files, fired by
+//! what happens in sessions, each firing once, read back with `events log`.
+
+use serde_json::{Value, json};
+use testkit::process::Binary;
+use testkit::{TestApp, TestTeam, both_backends};
+use uuid::Uuid;
+
+fn template_pipeline() -> Value {
+    json!({
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "t", "type": "template", "params": {"template_string": "got {{ input }}"}},
+            {"id": "end", "type": "end"}
+        ],
+        "edges": [{"from": "start", "to": "t"}, {"from": "t", "to": "end"}]
+    })
+}
+
+async fn bot(app: &TestApp, team: &TestTeam, pipeline: Value, events: Value) -> Uuid {
+    app.chatbot_with(team, "Bot", json!({"pipeline": pipeline, "events": events}))
+        .await
+}
+
+async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
+    app.post_json(
+        &format!("/channels/api/{bot}/incoming_message"),
+        &team.key,
+        &json!({"message": text}),
+    )
+    .await
+}
+
+/// The events log as `chatstudio events log --json` prints it.
+fn log(app: &TestApp, bot: Uuid) -> Vec<Value> {
+    let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
+    let out = cli.ok(&["events", "log", "--chatbot", &bot.to_string(), "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["results"].as_array().unwrap().clone()
+}
+
+fn fired<'l>(log: &'l [Value], on: &str) -> Vec<&'l Value> {
+    log.iter().filter(|f| f["on"] == on).collect()
+}
+
+async fn participant_data(app: &TestApp, team: &TestTeam) -> Value {
+    let parts = app.get_json("/api/participants", &team.key).await;
+    parts["results"][0]["data"][0]["data"].clone()
+}
+
+both_backends!(
+    static_triggers_fire_once_each_with_their_actions,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let b = bot(
+            app,
+            &team,
+            template_pipeline(),
+            json!([
+                {"on": "new_human_message", "action": {"type": "update_participant_data", "data": {"seen": true}}},
+                {"on": "new_bot_message", "action": {"type": "log", "message": "replied"}},
+                {"on": "conversation_start", "action": {"type": "schedule_message", "name": "Welcome", "prompt": "Say welcome", "delay_seconds": 3600}},
+                {"on": "participant_joined", "action": {"type": "update_participant_data", "data": {"joined": 1}}},
+                {"on": "conversation_end:user", "action": {"type": "log", "message": "they reset"}},
+                {"on": "conversation_end:bot", "action": {"type": "log", "message": "never"}},
+                {"on": "new_human_message", "action": {"type": "log"}, "active": false}
+            ]),
+        )
+        .await;
+        let (s, v) = say(app, &team, b, "one").await;
+        assert_eq!(s, 200, "{v}");
+        app.settle().await;
+        assert_eq!(
+            participant_data(app, &team).await,
+            json!({"seen": true, "joined": 1})
+        );
+        let schedules = app
+            .rows(
+                "SELECT name, prompt, status FROM schedules",
+                &["name", "prompt", "status"],
+            )
+            .await;
+        assert_eq!(
+            schedules,
+            [json!({"name": "Welcome", "prompt": "Say welcome", "status": "scheduled"})]
+        );
+        say(app, &team, b, "two").await;
+        // A reset ends the session by the user and starts another.
+        say(app, &team, b, "/reset").await;
+        say(app, &team, b, "three").await;
+        app.settle().await;
+        let l = log(app, b);
+        assert!(l.iter().all(|f| f["status"] == "succeeded"), "{l:?}");
+        assert_eq!(fired(&l, "new_human_message").len(), 3, "{l:?}");
+        assert_eq!(fired(&l, "new_bot_message").len(), 3);
+        assert_eq!(fired(&l, "new_bot_message")[0]["done"], "logged: replied");
+        assert_eq!(fired(&l, "conversation_start").len(), 2, "one per session");
+        assert_eq!(
+            fired(&l, "participant_joined").len(),
+            1,
+            "once per participant"
+        );
+        assert_eq!(fired(&l, "conversation_end:user").len(), 1);
+        assert_eq!(
+            fired(&l, "conversation_end:user")[0]["done"],
+            "logged: they reset"
+        );
+        assert!(fired(&l, "conversation_end:bot").is_empty());
+        assert_eq!(l.len(), 10, "{l:?}");
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM schedules").await,
+            2,
+            "a welcome per session"
+        );
+    }
+);
+
+both_backends!(
+    end_conversation_and_prompt_bot_actions,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let llm = json!({
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "l", "type": "llm", "params": {"provider": "local", "model": "echo", "prompt": "You help."}},
+                {"id": "end", "type": "end"}
+            ],
+            "edges": [{"from": "start", "to": "l"}, {"from": "l", "to": "end"}]
+        });
+        // The bot greets every new session on its own; its greeting raises no
+        // new_bot_message (that one fires for replies only).
+        let b = bot(
+            app,
+            &team,
+            llm,
+            json!([
+                {"on": "conversation_start", "action": {"type": "prompt_bot", "instruction": "Greet the participant"}},
+                {"on": "new_bot_message", "action": {"type": "log"}},
+                {"on": "new_human_message", "action": {"type": "end_conversation"}},
+                {"on": "conversation_end", "action": {"type": "log", "message": "ended"}}
+            ]),
+        )
+        .await;
+        let (s, v) = say(app, &team, b, "hello").await;
+        assert_eq!(s, 200, "{v}");
+        app.settle().await;
+        let ai = app
+            .rows(
+                "SELECT content FROM messages WHERE role = 'ai' ORDER BY id",
+                &["content"],
+            )
+            .await;
+        assert_eq!(ai.len(), 2, "the reply and the greeting: {ai:?}");
+        let sessions = app
+            .rows(
+                "SELECT status, ended_by FROM sessions",
+                &["status", "ended_by"],
+            )
+            .await;
+        assert_eq!(
+            sessions,
+            [json!({"status": "pending-review", "ended_by": "event"})]
+        );
+        let l = log(app, b);
+        assert_eq!(fired(&l, "new_bot_message").len(), 1, "{l:?}");
+        assert_eq!(
+            fired(&l, "new_human_message")[0]["done"],
+            "ended the session"
+        );
+        assert_eq!(fired(&l, "conversation_end")[0]["done"], "logged: ended");
+        assert_eq!(
+            fired(&l, "conversation_start")[0]["done"],
+            "asked the bot to message the participant"
+        );
+    }
+);
+
+both_backends!(
+    triggers_are_checked_when_saved_and_versioned,
+    async |app: &TestApp| {
+        let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
+        cli.ok(&["team", "create", "acme"]);
+        let file = app.data_dir.path().join("bot.yaml");
+        let write = |events: &str| {
+            std::fs::write(&file, format!("name: Ev\nconfig:\n  events:\n{events}")).unwrap();
+            cli.run(&[
+                "chatbot",
+                "apply",
+                "--team",
+                "acme",
+                "--file",
+                file.to_str().unwrap(),
+            ])
+        };
+        let (ok, _, err) = write("    - {on: new_message, action: {type: log}}\n");
+        assert!(!ok);
+        assert!(
+            err.contains("events[0]: on: unknown event \"new_message\""),
+            "{err}"
+        );
+        let (ok, _, err) = write(
+            "    - {on: new_human_message, action: {type: log}}\n    - {on: conversation_end, action: {type: prompt_bot}}\n",
+        );
+        assert!(!ok);
+        assert!(err.contains("events[1]"), "{err}");
+        let (ok, _, err) = write("    - {timeout: {seconds: 60}, action: {type: log}}\n");
+        assert!(!ok);
+        assert!(
+            err.contains("timeout triggers are not available yet"),
+            "{err}"
+        );
+        let (ok, out, err) = write("    - {on: \"conversation_end:api\", action: {type: log}}\n");
+        assert!(ok, "{err}");
+        assert!(out.contains("created chatbot Ev"), "{out}");
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM chatbots").await, 1);
+    }
+);

@@ -58,6 +58,8 @@ pub struct Resolved {
     pub name: String,
     pub version_number: i32,
     pub is_working: bool,
+    /// The family's published version (the one participants get by default).
+    pub is_published: bool,
     pub config: Value,
     /// A snapshot's frozen custom action operations (`None` on the working
     /// version, which reads them live).
@@ -607,6 +609,7 @@ fn resolved(r: &chatbot::Model, family_id: i64) -> Result<Resolved> {
         name: r.name.clone(),
         version_number: r.version_number,
         is_working: r.working_version_id.is_none(),
+        is_published: r.is_default_version,
         config: r.config.clone(),
         actions: actions::thawed(&r.action_snapshot)?,
     })

@@ -29,6 +29,8 @@ text_enum!(
         ParticipantJoined = "participant_joined",
         NewHumanMessage = "new_human_message",
         NewBotMessage = "new_bot_message",
+        /// A timeout trigger's last firing.
+        LastTimeout = "last_timeout",
         ConversationEnd = "conversation_end",
     }
 );
@@ -180,7 +182,7 @@ struct TriggerSpec {
     #[serde(default)]
     on: Option<String>,
     #[serde(default)]
-    timeout: Option<Value>,
+    timeout: Option<Timeout>,
     action: Action,
     #[serde(default = "active_by_default")]
     active: bool,
@@ -190,10 +192,43 @@ fn active_by_default() -> bool {
     true
 }
 
-/// A static trigger.
+/// A timeout trigger's timing: `seconds` after the participant's last
+/// message, then every `seconds` again, `times` times in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeout {
+    pub seconds: i64,
+    #[serde(default = "once")]
+    pub times: i32,
+}
+
+fn once() -> i32 {
+    1
+}
+
+/// The most a timeout trigger may repeat.
+pub const MAX_TIMEOUT_TIMES: i32 = 100;
+
+/// When a trigger fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum When {
+    Event(On),
+    Timeout(Timeout),
+}
+
+impl When {
+    pub fn text(&self) -> String {
+        match self {
+            When::Event(on) => on.text(),
+            When::Timeout(t) => format!("timeout:{}s", t.seconds),
+        }
+    }
+}
+
+/// A trigger of a chatbot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
-    pub on: On,
+    pub when: When,
     pub action: Action,
     pub active: bool,
 }
@@ -213,19 +248,27 @@ pub fn parse(config: &Value) -> std::result::Result<Vec<Trigger>, String> {
             let at = |e: String| format!("events[{i}]: {e}");
             let spec: TriggerSpec =
                 serde_path_to_error::deserialize(item.clone()).map_err(|e| at(e.to_string()))?;
-            if spec.timeout.is_some() {
-                return Err(at(
-                    "timeout triggers are not available yet (static triggers are: use on:)".into(),
-                ));
-            }
-            let on = spec
-                .on
-                .as_deref()
-                .ok_or_else(|| at("on: this field is required".into()))
-                .and_then(|t| On::parse(t).map_err(at))?;
+            let when = match (spec.on.as_deref(), spec.timeout) {
+                (Some(on), None) => When::Event(On::parse(on).map_err(at)?),
+                (None, Some(t)) => {
+                    if t.seconds < 1 {
+                        return Err(at("timeout.seconds: must be at least 1".into()));
+                    }
+                    if !(1..=MAX_TIMEOUT_TIMES).contains(&t.times) {
+                        return Err(at(format!(
+                            "timeout.times: must be between 1 and {MAX_TIMEOUT_TIMES}"
+                        )));
+                    }
+                    When::Timeout(t)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(at("a trigger has either on: or timeout:, not both".into()));
+                }
+                (None, None) => return Err(at("on: (or timeout:) is required".into())),
+            };
             spec.action.check().map_err(at)?;
             Ok(Trigger {
-                on,
+                when,
                 action: spec.action,
                 active: spec.active,
             })
@@ -252,7 +295,22 @@ pub fn matching(
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .filter(|(_, t)| t.active && t.on.matches(kind, ended_by))
+        .filter(|(_, t)| {
+            t.active && matches!(t.when, When::Event(on) if on.matches(kind, ended_by))
+        })
+        .collect()
+}
+
+/// The active timeout triggers of `config`, with their index.
+pub fn timeouts(config: &Value) -> Vec<(usize, Timeout, Action)> {
+    parse(config)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, t)| match t.when {
+            When::Timeout(w) if t.active => Some((i, w, t.action)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -282,7 +340,7 @@ pub async fn fire(tx: &Tx<'_>, e: Happened<'_>) -> Result<()> {
                 session_id: e.session_id,
                 chatbot_row: e.chatbot_row,
                 trigger: index,
-                on: t.on.text(),
+                on: t.when.text(),
                 action: t.action,
                 reference: e.reference.clone(),
             })
@@ -357,7 +415,7 @@ pub async fn session_event(
         EventKind::ConversationStart => "start",
         EventKind::ParticipantJoined => "joined",
         EventKind::ConversationEnd => "end",
-        EventKind::NewHumanMessage | EventKind::NewBotMessage => "message",
+        EventKind::NewHumanMessage | EventKind::NewBotMessage | EventKind::LastTimeout => "message",
     };
     fire(
         tx,
@@ -487,7 +545,7 @@ mod tests {
             1
         );
         assert!(matching(&config, EventKind::ConversationEnd, Some(EndedBy::Bot)).is_empty());
-        assert_eq!(t[1].on.text(), "conversation_end:user");
+        assert_eq!(t[1].when.text(), "conversation_end:user");
     }
 
     #[test]

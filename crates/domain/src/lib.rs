@@ -32,6 +32,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod tags;
 pub mod teams;
+pub mod timeouts;
 pub mod traces;
 pub mod trigger;
 pub mod turns;

@@ -114,6 +114,8 @@ pub struct TurnOutcome {
     pub triggers: Value,
     /// The reply was written for an event trigger: it fires no `new_bot_message`.
     pub from_event: bool,
+    /// The version that ran is the published one (whose timeout triggers arm).
+    pub published: bool,
 }
 
 /// What a successful turn changes besides its reply, committed with it.
@@ -177,6 +179,7 @@ impl TurnOutcome {
                 None => Value::Null,
             },
             from_event: false,
+            published: chatbot.is_published,
             changes: TurnChanges {
                 family_id: Some(chatbot.family_id),
                 ..Default::default()
@@ -351,6 +354,19 @@ async fn fire_message_events(
     };
     if let Some(mid) = t.input_message_id {
         fire(tx, happened(EventKind::NewHumanMessage, mid)).await?;
+        if t.published {
+            crate::timeouts::arm(
+                tx,
+                t.team_id,
+                t.session_id,
+                t.chatbot_id,
+                &t.triggers,
+                mid,
+                // The message came in when the turn began.
+                store::now() - chrono::Duration::milliseconds(t.duration_ms),
+            )
+            .await?;
+        }
     }
     if let Some(mid) = reply.filter(|_| !t.from_event) {
         fire(tx, happened(EventKind::NewBotMessage, mid)).await?;

@@ -57,6 +57,8 @@ pub struct EngineSettings {
     pub outbound: outbound::OutboundSettings,
     /// Where code nodes run.
     pub code: CodeSettings,
+    /// How often a process with the scheduler scans for due timeout triggers.
+    pub timeout_scan: Duration,
 }
 
 /// The Python sandbox's workers.
@@ -108,6 +110,7 @@ impl Default for EngineSettings {
             smtp: None,
             outbound: Default::default(),
             code: Default::default(),
+            timeout_scan: Duration::from_secs(5),
         }
     }
 }

@@ -82,6 +82,15 @@ pub struct StorageArgs {
     )]
     pub outbound_max_bytes: usize,
 
+    /// Seconds between scans for due timeout triggers.
+    #[arg(
+        long,
+        env = "CHATSTUDIO_TIMEOUT_SCAN_INTERVAL",
+        default_value_t = 5,
+        global = true
+    )]
+    pub timeout_scan_interval: u64,
+
     /// Python node workers running at once (each a process of this binary).
     #[arg(
         long,

@@ -67,6 +67,25 @@ impl Background {
                 }
             }));
         }
+        // Timeout triggers: every process with the scheduler scans; a compare
+        // on each timer keeps a firing to one process.
+        if scheduler {
+            let domain = engine.domain.clone();
+            let every = engine.settings.timeout_scan;
+            let mut rx = rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match domain::timeouts::tick(&domain, store::now()).await {
+                        Ok(n) => domain.wake_workers(n),
+                        Err(e) => tracing::warn!(error = %e, "timeout scan failed"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = rx.changed() => return,
+                    }
+                }
+            }));
+        }
         // Housekeeping every 10 minutes: expired uploads; hourly (where the
         // scheduler runs), custom actions' health paths, as the original does.
         let housekeeping = engine.clone();

@@ -205,15 +205,98 @@ both_backends!(
         );
         assert!(!ok);
         assert!(err.contains("events[1]"), "{err}");
-        let (ok, _, err) = write("    - {timeout: {seconds: 60}, action: {type: log}}\n");
+        let (ok, _, err) = write("    - {timeout: {seconds: 0}, action: {type: log}}\n");
         assert!(!ok);
-        assert!(
-            err.contains("timeout triggers are not available yet"),
-            "{err}"
-        );
+        assert!(err.contains("timeout.seconds: must be at least 1"), "{err}");
         let (ok, out, err) = write("    - {on: \"conversation_end:api\", action: {type: log}}\n");
         assert!(ok, "{err}");
         assert!(out.contains("created chatbot Ev"), "{out}");
         assert_eq!(app.scalar("SELECT COUNT(*) FROM chatbots").await, 1);
+    }
+);
+
+async fn tick(app: &TestApp, at: chrono::DateTime<chrono::Utc>) -> usize {
+    domain::timeouts::tick(&app.domain, at).await.unwrap()
+}
+
+async fn timers(app: &TestApp) -> i64 {
+    app.scalar("SELECT COUNT(*) FROM timeout_timers").await
+}
+
+both_backends!(
+    timeouts_fire_after_silence_repeat_and_stop_when_answered,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let b = bot(
+            app,
+            &team,
+            template_pipeline(),
+            json!([
+                {"timeout": {"seconds": 60, "times": 2}, "action": {"type": "log", "message": "nudge"}},
+                {"on": "last_timeout", "action": {"type": "update_participant_data", "data": {"gave_up": true}}}
+            ]),
+        )
+        .await;
+        // Only the published version's timeouts arm.
+        say(app, &team, b, "draft").await;
+        assert_eq!(timers(app).await, 0);
+        app.publish(&team, b, "v1", true).await;
+        let t0 = chrono::Utc::now();
+        say(app, &team, b, "hello").await;
+        assert_eq!(timers(app).await, 1);
+        let s = |n: i64| t0 + chrono::Duration::seconds(n);
+        assert_eq!(tick(app, s(30)).await, 0, "not due yet");
+        // Two processes scanning at once: one of them fires it.
+        let (a, b2) = tokio::join!(tick(app, s(62)), tick(app, s(62)));
+        assert_eq!(a + b2, 1);
+        assert_eq!(tick(app, s(62)).await, 0, "fired once per due time");
+        assert_eq!(tick(app, s(123)).await, 1, "the second and last time");
+        assert_eq!(timers(app).await, 0);
+        assert_eq!(tick(app, s(10_000)).await, 0);
+        app.settle().await;
+        let l = log(app, b);
+        assert_eq!(fired(&l, "timeout:60s").len(), 2, "{l:?}");
+        assert_eq!(fired(&l, "timeout:60s")[0]["done"], "logged: nudge");
+        assert_eq!(fired(&l, "last_timeout").len(), 1, "{l:?}");
+        assert_eq!(participant_data(app, &team).await, json!({"gave_up": true}));
+        // An answer re-arms the timer; the earlier message's timer never fires.
+        let t1 = chrono::Utc::now();
+        say(app, &team, b, "back").await;
+        say(app, &team, b, "again").await;
+        assert_eq!(timers(app).await, 1);
+        assert_eq!(tick(app, t1 + chrono::Duration::seconds(62)).await, 1);
+        app.settle().await;
+        assert_eq!(fired(&log(app, b), "timeout:60s").len(), 3);
+    }
+);
+
+both_backends!(
+    editing_a_timeout_is_not_retroactive,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let b = bot(
+            app,
+            &team,
+            template_pipeline(),
+            json!([{"timeout": {"seconds": 60}, "action": {"type": "log"}}]),
+        )
+        .await;
+        app.publish(&team, b, "v1", true).await;
+        let t0 = chrono::Utc::now();
+        say(app, &team, b, "hello").await;
+        // A new version with a shorter timeout, published: the armed timer keeps 60 s.
+        domain::chatbots::update_working(
+            &app.domain.db.write,
+            team.id,
+            b,
+            "Bot",
+            None,
+            Some(json!({"pipeline": template_pipeline(), "events": [{"timeout": {"seconds": 5}, "action": {"type": "log"}}]})),
+        )
+        .await
+        .unwrap();
+        app.publish(&team, b, "v2", true).await;
+        assert_eq!(tick(app, t0 + chrono::Duration::seconds(30)).await, 0);
+        assert_eq!(tick(app, t0 + chrono::Duration::seconds(62)).await, 1);
     }
 );

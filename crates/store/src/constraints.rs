@@ -58,6 +58,7 @@ keys! {
     API_CHANNEL = "channels_one_api_per_team" on "channels" ("team_id");
     TAG_NAME = "tags_team_name_kind_key" on "tags" ("team_id", "name", "is_system", "category");
     JOB_IDEMPOTENCY_KEY = "jobs_idempotency_key_key" on "jobs" ("idempotency_key");
+    TIMEOUT_TIMER = "timeout_timers_session_trigger_key" on "timeout_timers" ("session_id", "chatbot_row", "trigger_index");
 }
 
 #[cfg(test)]

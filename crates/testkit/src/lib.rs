@@ -227,6 +227,7 @@ impl TestApp {
                     max_response_bytes: OUTBOUND_MAX_BYTES,
                 },
                 code: o.code.clone(),
+                timeout_scan: std::time::Duration::from_secs(5),
             },
             files_url: None,
             workers: o.workers,

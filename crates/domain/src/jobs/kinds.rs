@@ -189,6 +189,7 @@ pub const ALL_KINDS: &[&str] = &[
     TelegramTurn::KIND,
     ScheduleFire::KIND,
     EmailSend::KIND,
+    EventFire::KIND,
 ];
 
 #[cfg(test)]

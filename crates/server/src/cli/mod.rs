@@ -162,6 +162,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 smtp: cli.storage.smtp(),
                 outbound: cli.storage.outbound(),
                 code: cli.storage.code(),
+                timeout_scan: std::time::Duration::from_secs(
+                    cli.storage.timeout_scan_interval.max(1),
+                ),
                 ..Default::default()
             };
             crate::serve::run_workers(
@@ -210,6 +213,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     smtp: cli.storage.smtp(),
                     outbound: cli.storage.outbound(),
                     code: cli.storage.code(),
+                    timeout_scan: std::time::Duration::from_secs(
+                        cli.storage.timeout_scan_interval.max(1),
+                    ),
                     ..Default::default()
                 },
                 files_url: cli.storage.files_url.clone(),

@@ -22,6 +22,7 @@ pub mod session_tag;
 pub mod setting;
 pub mod tag;
 pub mod team;
+pub mod timeout_timer;
 pub mod trace;
 pub mod usage_record;
 pub mod user;

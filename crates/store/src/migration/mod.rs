@@ -11,6 +11,7 @@ mod m0005_inbound_events;
 mod m0006_summary_index;
 mod m0007_pipeline_runs;
 mod m0008_custom_actions;
+mod m0009_timeout_timers;
 mod util;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_summary_index::Migration),
             Box::new(m0007_pipeline_runs::Migration),
             Box::new(m0008_custom_actions::Migration),
+            Box::new(m0009_timeout_timers::Migration),
         ]
     }
 }

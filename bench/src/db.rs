@@ -290,6 +290,42 @@ pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Res
     Ok(t0.elapsed())
 }
 
+/// Arms a timeout timer for every session of the demo chatbot: all due in a
+/// day but `due` of them, due a minute ago. Returns how many were armed.
+pub async fn seed_timers(conn: &mut Conn, demo: &Demo, due: i64) -> Result<i64> {
+    let now = Utc::now();
+    let later = now + chrono::Duration::days(1);
+    let past = now - chrono::Duration::minutes(1);
+    let json = conn.empty_json();
+    let (team, bot) = (demo.team_id, demo.chatbot_row_id);
+    conn.exec(
+        &format!(
+            "INSERT INTO timeout_timers (team_id, session_id, chatbot_row, trigger_index, \
+             reference_message_id, seconds, times, fired, action, next_at, created_at, updated_at) \
+             SELECT {team}, id, {bot}, 0, 0, 86400, 1, 0, {json}, ?, ?, ? FROM sessions WHERE chatbot_id = {bot}"
+        ),
+        &[Val::Time(later), Val::Time(now), Val::Time(now)],
+    )
+    .await?;
+    conn.exec(
+        &format!(
+            "UPDATE timeout_timers SET next_at = ? WHERE id IN \
+             (SELECT id FROM timeout_timers ORDER BY id LIMIT {due})"
+        ),
+        &[Val::Time(past)],
+    )
+    .await?;
+    if conn.is_pg() {
+        conn.exec("ANALYZE timeout_timers", &[]).await?;
+    }
+    conn.i64("SELECT COUNT(*) FROM timeout_timers", &[]).await
+}
+
+/// The timeout scan's query (`domain::timeouts::tick`): the due timers, in
+/// due order, through the index on `next_at`.
+pub const TIMEOUT_SCAN: &str =
+    "SELECT id FROM timeout_timers WHERE next_at <= ? ORDER BY next_at LIMIT 500";
+
 /// The rows one chat turn writes, straight through sqlx on one connection:
 /// the human message on its own, then the AI message, a trace, three usage
 /// records, a message tag and the session's activity in one transaction.

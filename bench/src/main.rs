@@ -51,6 +51,7 @@ mod target {
     pub const NOOP: &str = "HTTP floor (baseline)";
     pub const CHANNELS: &str = ">= 1600/s (100x original 16/s at c=10, p99 1.6 s)";
     pub const OPENAI: &str = ">= 1600/s (100x original 16/s)";
+    pub const TIMEOUT_SCAN: &str = "< 10 ms with 1,000,000 sessions (full run)";
     pub const CODE: &str = "a Python node costs a fraction of a turn (ratio to turn_channels)";
     pub const EXPERIMENTS: &str = ">= 9600/s (100x original 96/s)";
     pub const SESSIONS_LIST: &str = ">= 1300/s (200x original 6.5/s)";
@@ -479,6 +480,45 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The timeout scan with a timer armed on every seeded session, ten due.
+    async fn timeout_scan(&mut self) -> Result<()> {
+        progress("timeout_scan: arming a timer per seeded session");
+        let armed = db::seed_timers(&mut self.conn, &self.demo, 10).await?;
+        progress("timeout_scan");
+        let mut ms = Vec::with_capacity(DIAG_TURNS * 10);
+        let t0 = Instant::now();
+        for _ in 0..DIAG_TURNS * 10 {
+            let started = Instant::now();
+            let due = self
+                .conn
+                .i64s(db::TIMEOUT_SCAN, &[db::Val::Time(chrono::Utc::now())])
+                .await?;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            if due.len() != 10 {
+                anyhow::bail!("the timeout scan found {} due timers, not 10", due.len());
+            }
+        }
+        let took = t0.elapsed().as_secs_f64();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        let mut row = Row::empty("timeout_scan", target::TIMEOUT_SCAN);
+        row.concurrency = Some(1);
+        row.requests = Some(ms.len() as u64);
+        row.errors = Some(0);
+        row.rps = Some((ms.len() as f64 / took * 10.0).round() / 10.0);
+        (row.p50_ms, row.p90_ms, row.p99_ms) = (
+            Some((at(0.5) * 100.0).round() / 100.0),
+            Some((at(0.9) * 100.0).round() / 100.0),
+            Some((at(0.99) * 100.0).round() / 100.0),
+        );
+        self.rows.push(row.note(format!(
+            "{armed} timers armed (one per seeded session), 10 due; the scan's query on one \
+             database connection, {} runs",
+            ms.len()
+        )));
+        Ok(())
+    }
+
     async fn widget(&mut self) -> Result<()> {
         progress("widget_flow");
         let flow =
@@ -660,8 +700,11 @@ async fn measure(b: &mut Bench<'_>) -> Result<()> {
     if b.args.wants("widget_flow") {
         b.widget().await?;
     }
-    if b.args.wants("sessions_list") {
+    if b.args.wants("sessions_list") || b.args.wants("timeout_scan") {
         b.sessions_list().await?;
+    }
+    if b.args.wants("timeout_scan") {
+        b.timeout_scan().await?;
     }
     // Last on the main instance: the memory it takes is not all given back,
     // and would show in the peak RSS of any later point.

@@ -18,6 +18,7 @@ pub const ORDER: &[&str] = &[
     "turn_openai",
     "experiments_list",
     "sessions_list",
+    "timeout_scan",
     "session_detail",
     "widget_flow",
     "in_flight",

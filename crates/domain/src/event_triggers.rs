@@ -573,7 +573,19 @@ mod tests {
             ),
             (
                 json!([{"action": {"type": "log"}}]),
-                "on: this field is required",
+                "on: (or timeout:) is required",
+            ),
+            (
+                json!([{"on": "new_human_message", "timeout": {"seconds": 5}, "action": {"type": "log"}}]),
+                "not both",
+            ),
+            (
+                json!([{"timeout": {"seconds": 0}, "action": {"type": "log"}}]),
+                "at least 1",
+            ),
+            (
+                json!([{"timeout": {"seconds": 5, "times": 0}, "action": {"type": "log"}}]),
+                "between 1 and 100",
             ),
             (
                 json!([{"on": "new_human_message", "action": {"type": "prompt_bot", "instruction": " "}}]),
@@ -586,10 +598,6 @@ mod tests {
             (
                 json!([{"on": "new_human_message", "action": {"type": "schedule_message", "name": "a", "prompt": "b", "every": 2, "period": "fortnights"}}]),
                 "unknown period",
-            ),
-            (
-                json!([{"timeout": {"seconds": 60}, "action": {"type": "log"}}]),
-                "not available yet",
             ),
             (json!({"on": "x"}), "must be a list"),
         ] {

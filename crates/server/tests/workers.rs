@@ -153,3 +153,67 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    two_processes_fire_each_timeout_once_and_a_killed_one_loses_nothing,
+    // The in-process app runs no jobs and no scans: the `worker` processes do.
+    Options::no_workers(),
+    async |app: &TestApp| {
+        let bin = workers(app);
+        let team = app.team("a").await;
+        let bot = app
+            .chatbot_with(
+                &team,
+                "Bot",
+                serde_json::json!({
+                    "pipeline": {
+                        "nodes": [
+                            {"id": "start", "type": "start"},
+                            {"id": "t", "type": "template", "params": {"template_string": "got {{ input }}"}},
+                            {"id": "end", "type": "end"}
+                        ],
+                        "edges": [{"from": "start", "to": "t"}, {"from": "t", "to": "end"}]
+                    },
+                    "events": [
+                        {"timeout": {"seconds": 1, "times": 4}, "action": {"type": "log"}},
+                        {"on": "last_timeout", "action": {"type": "log", "message": "last"}}
+                    ]
+                }),
+            )
+            .await;
+        app.publish(&team, bot, "v1", true).await;
+        let (s, v) = app
+            .post_json(
+                &format!("/channels/api/{bot}/incoming_message"),
+                &team.key,
+                &serde_json::json!({"message": "hello"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let args = ["worker", "--workers", "2", "--timeout-scan-interval", "1"];
+        let a = bin.spawn(&args);
+        let b = bin.spawn(&args);
+        let fires = "SELECT COUNT(*) FROM jobs WHERE kind = 'event.fire'";
+        app.wait_until_within(fires, 1, Duration::from_secs(60)).await;
+        // One process dies (SIGKILL) after the first firing; the other goes on.
+        drop(a);
+        let done = app
+            .wait_until_within(
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'event.fire' AND status = 'succeeded'",
+                5,
+                Duration::from_secs(60),
+            )
+            .await;
+        assert_eq!(done, 5, "four timeouts and the last_timeout");
+        // Another scan or two: nothing fires again.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(b);
+        assert_eq!(app.scalar(fires).await, 5);
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'event.fire' AND runs <> 1")
+                .await,
+            0
+        );
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM timeout_timers").await, 0);
+    }
+);

@@ -194,7 +194,8 @@ both_backends!(
         let a = bin.spawn(&args);
         let b = bin.spawn(&args);
         let fires = "SELECT COUNT(*) FROM jobs WHERE kind = 'event.fire'";
-        app.wait_until_within(fires, 1, Duration::from_secs(60)).await;
+        app.wait_until_within(fires, 1, Duration::from_secs(60))
+            .await;
         // One process dies (SIGKILL) after the first firing; the other goes on.
         drop(a);
         let done = app

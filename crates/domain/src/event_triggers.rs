@@ -111,6 +111,31 @@ pub enum Action {
     },
     /// Sets keys of the participant's data for this chatbot.
     UpdateParticipantData { data: Map<String, Value> },
+    /// Runs a pipeline on the conversation: another chatbot's (its
+    /// published version, by id) or one written here (`pipeline`). Its
+    /// output is not added to the conversation; its trace and its state
+    /// changes (participant data, session state, tags) are kept.
+    StartPipeline {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chatbot: Option<uuid::Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pipeline: Option<Value>,
+        #[serde(default)]
+        input: PipelineInput,
+    },
+}
+
+/// What a `start_pipeline` action feeds the pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineInput {
+    /// The whole conversation, one `role: text` line per message.
+    FullHistory,
+    /// The conversation from its last summary on.
+    SinceSummary,
+    /// The newest message.
+    #[default]
+    LastMessage,
 }
 
 impl Action {
@@ -121,6 +146,7 @@ impl Action {
             Action::PromptBot { .. } => "prompt_bot",
             Action::ScheduleMessage { .. } => "schedule_message",
             Action::UpdateParticipantData { .. } => "update_participant_data",
+            Action::StartPipeline { .. } => "start_pipeline",
         }
     }
 
@@ -157,6 +183,20 @@ impl Action {
             Action::UpdateParticipantData { data } if data.is_empty() => {
                 Err("action.data: set at least one key".into())
             }
+            Action::StartPipeline {
+                chatbot, pipeline, ..
+            } => match (chatbot, pipeline) {
+                (Some(_), None) => Ok(()),
+                (None, Some(p)) => {
+                    crate::pipeline::Pipeline::from_config(&serde_json::json!({ "pipeline": p }))
+                        .and_then(|p| match p {
+                            Some(p) => p.validate().map(|_| ()),
+                            None => Err(Error::BadRequest("the pipeline is empty".into())),
+                        })
+                        .map_err(|e| format!("action.pipeline: {e}"))
+                }
+                _ => Err("action: start_pipeline takes a chatbot or a pipeline".into()),
+            },
             _ => Ok(()),
         }
     }
@@ -396,6 +436,22 @@ pub async fn family_of(db: &impl crate::conn::Reads, row: ChatbotId) -> Result<C
     Ok(ChatbotId(found.working_version_id.unwrap_or(found.id)))
 }
 
+/// The rows of a chatbot family: its working version and its snapshots.
+pub fn family_rows(family: ChatbotId) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::Query;
+    use sea_orm::{ColumnTrait, Condition};
+    use store::entity::chatbot;
+    Query::select()
+        .column(chatbot::Column::Id)
+        .from(chatbot::Entity)
+        .cond_where(
+            Condition::any()
+                .add(chatbot::Column::Id.eq(family.0))
+                .add(chatbot::Column::WorkingVersionId.eq(family.0)),
+        )
+        .to_owned()
+}
+
 /// Fires a session's own event (its start, the participant joining, its end).
 pub async fn session_event(
     tx: &Tx<'_>,
@@ -456,8 +512,7 @@ pub async fn log(
     chatbot_id: uuid::Uuid,
     limit: u64,
 ) -> Result<Vec<Firing>> {
-    use sea_orm::sea_query::Query;
-    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     use store::entity::{chatbot, job, session};
     let db = db.reader();
     let row = chatbot::Entity::find()
@@ -466,21 +521,12 @@ pub async fn log(
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(crate::chatbots::NOT_FOUND))?;
-    let family = row.working_version_id.unwrap_or(row.id);
-    let family_rows = Query::select()
-        .column(chatbot::Column::Id)
-        .from(chatbot::Entity)
-        .cond_where(
-            Condition::any()
-                .add(chatbot::Column::Id.eq(family))
-                .add(chatbot::Column::WorkingVersionId.eq(family)),
-        )
-        .to_owned();
+    let family = ChatbotId(row.working_version_id.unwrap_or(row.id));
     let sessions: Vec<(i64, String)> = session::Entity::find()
         .select_only()
         .column(session::Column::Id)
         .column(session::Column::ExternalId)
-        .filter(session::Column::ChatbotId.in_subquery(family_rows))
+        .filter(session::Column::ChatbotId.in_subquery(family_rows(family)))
         .into_tuple()
         .all(db)
         .await?;
@@ -598,6 +644,18 @@ mod tests {
             (
                 json!([{"on": "new_human_message", "action": {"type": "schedule_message", "name": "a", "prompt": "b", "every": 2, "period": "fortnights"}}]),
                 "unknown period",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "start_pipeline"}}]),
+                "takes a chatbot or a pipeline",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "start_pipeline", "pipeline": {"nodes": [], "edges": []}}}]),
+                "action.pipeline:",
+            ),
+            (
+                json!([{"on": "new_human_message", "action": {"type": "start_pipeline", "pipeline": {"nodes": []}, "input": "everything"}}]),
+                "unknown variant",
             ),
             (json!({"on": "x"}), "must be a list"),
         ] {

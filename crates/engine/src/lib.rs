@@ -14,6 +14,7 @@ pub mod prompt_context;
 pub mod run_input;
 pub mod streams;
 pub mod tools;
+pub mod trigger_pipeline;
 pub mod turn;
 pub mod worker;
 

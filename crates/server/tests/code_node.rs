@@ -49,12 +49,7 @@ async fn code_bot(app: &TestApp, team: &TestTeam, id: &str, source: &str) -> Uui
 }
 
 async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
-    app.post_json(
-        &format!("/channels/api/{bot}/incoming_message"),
-        &team.key,
-        &json!({"message": text}),
-    )
-    .await
+    app.api_message(team, bot, text).await
 }
 
 fn node<'t>(trace: &'t Value, id: &str) -> &'t Value {

@@ -24,12 +24,7 @@ async fn bot(app: &TestApp, team: &TestTeam, pipeline: Value, events: Value) -> 
 }
 
 async fn say(app: &TestApp, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
-    app.post_json(
-        &format!("/channels/api/{bot}/incoming_message"),
-        &team.key,
-        &json!({"message": text}),
-    )
-    .await
+    app.api_message(team, bot, text).await
 }
 
 /// The events log as `chatstudio events log --json` prints it.
@@ -298,5 +293,81 @@ both_backends!(
         app.publish(&team, b, "v2", true).await;
         assert_eq!(tick(app, t0 + chrono::Duration::seconds(30)).await, 0);
         assert_eq!(tick(app, t0 + chrono::Duration::seconds(62)).await, 1);
+    }
+);
+
+both_backends!(
+    start_pipeline_runs_on_the_conversation_without_speaking,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let summariser = app
+            .chatbot_with(
+                &team,
+                "Summary",
+                json!({"pipeline": {
+                    "nodes": [
+                        {"id": "start", "type": "start"},
+                        {"id": "s", "type": "template", "params": {"template_string": "last: {{ input }}"}},
+                        {"id": "end", "type": "end"}
+                    ],
+                    "edges": [{"from": "start", "to": "s"}, {"from": "s", "to": "end"}]
+                }}),
+            )
+            .await;
+        let inline = json!({
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "sum", "type": "template", "params": {"template_string": "summary: {{ input }}"}},
+                {"id": "end", "type": "end"}
+            ],
+            "edges": [{"from": "start", "to": "sum"}, {"from": "sum", "to": "end"}]
+        });
+        let b = bot(
+            app,
+            &team,
+            template_pipeline(),
+            json!([
+                {"on": "conversation_end", "action": {"type": "start_pipeline", "pipeline": inline, "input": "full_history"}},
+                {"on": "new_bot_message", "action": {"type": "start_pipeline", "chatbot": summariser}}
+            ]),
+        )
+        .await;
+        say(app, &team, b, "one").await;
+        let sid = app.only_session().await;
+        say(app, &team, b, "/reset").await;
+        app.settle().await;
+        let ai = app
+            .scalar("SELECT COUNT(*) FROM messages WHERE role = 'ai'")
+            .await;
+        assert_eq!(ai, 1, "the pipelines said nothing in the conversation");
+        let traces = app
+            .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
+            .await;
+        let outputs: Vec<String> = traces["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["output_message"].is_null())
+            .map(|t| {
+                t["nodes"][1]["output"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            outputs.contains(&"summary: user: one\nassistant: got one".to_string()),
+            "{outputs:?}"
+        );
+        assert!(
+            outputs.contains(&"last: got one".to_string()),
+            "{outputs:?}"
+        );
+        let l = log(app, b);
+        assert!(
+            l.iter()
+                .all(|f| f["status"] == "succeeded" && f["action"] == "start_pipeline"),
+            "{l:?}"
+        );
     }
 );

@@ -412,6 +412,16 @@ impl TestApp {
             .await
     }
 
+    /// A message to a chatbot through the API channel as the team's key user.
+    pub async fn api_message(&self, team: &TestTeam, bot: Uuid, text: &str) -> (u16, Value) {
+        self.post_json(
+            &format!("/channels/api/{bot}/incoming_message"),
+            &team.key,
+            &serde_json::json!({ "message": text }),
+        )
+        .await
+    }
+
     /// POST a JSON body; returns the status and the parsed body (`Null` if not JSON).
     pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
         let r = self

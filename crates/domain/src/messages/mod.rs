@@ -127,6 +127,21 @@ pub async fn history(
         .collect()
 }
 
+/// A session's messages, oldest first, at most the newest `limit`.
+pub async fn all(db: &impl Reads, session_id: SessionId, limit: u64) -> Result<Vec<StoredMessage>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut rows = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db.reader())
+        .await?;
+    rows.reverse();
+    rows.into_iter()
+        .map(|m| StoredMessage::read(m.id, &m.role, m.content, m.summary, m.created_at))
+        .collect()
+}
+
 /// The rows of `scope` from its latest summary checkpoint (inclusive) on, at
 /// most `limit` of the newest, oldest first: what a history reads, whichever
 /// table keeps it. `id` and `summary` name the id and checkpoint columns;

@@ -225,55 +225,32 @@ pub async fn create(tx: &Tx<'_>, s: NewSession) -> Result<Session> {
 }
 
 async fn started(tx: &Tx<'_>, s: &Session) -> Result<()> {
-    use crate::event_triggers::{EventKind, session_event};
-    session_event(
-        tx,
-        s.team_id,
-        s.id,
-        s.chatbot_id,
-        EventKind::ConversationStart,
-        None,
-    )
-    .await?;
-    let Some((_, config)) = crate::event_triggers::session_config(tx, s.chatbot_id).await? else {
+    use crate::event_triggers::{self as triggers, EventKind, Happened};
+    let Some((row, config)) = triggers::session_config(tx, s.chatbot_id).await? else {
         return Ok(());
     };
-    if crate::event_triggers::matching(&config, EventKind::ParticipantJoined, None).is_empty() {
+    let happened = |kind, reference: &str| Happened {
+        team_id: s.team_id,
+        session_id: s.id,
+        chatbot_row: row,
+        config: &config,
+        kind,
+        ended_by: None,
+        reference: reference.to_string(),
+    };
+    triggers::fire(tx, happened(EventKind::ConversationStart, "start")).await?;
+    if triggers::matching(&config, EventKind::ParticipantJoined, None).is_empty() {
         return Ok(());
     }
-    // The family: the row the session names, its working version and its snapshots.
-    let row = chatbot::Entity::find_by_id(s.chatbot_id.0)
-        .one(&**tx)
-        .await?;
-    let family = row.map_or(s.chatbot_id.0, |r| r.working_version_id.unwrap_or(r.id));
+    let family = triggers::family_of(tx, s.chatbot_id).await?;
     let earlier = session::Entity::find()
         .filter(session::Column::ParticipantId.eq(s.participant_id))
         .filter(session::Column::Id.ne(s.id))
-        .filter(
-            session::Column::ChatbotId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(chatbot::Column::Id)
-                    .from(chatbot::Entity)
-                    .cond_where(
-                        sea_orm::Condition::any()
-                            .add(chatbot::Column::Id.eq(family))
-                            .add(chatbot::Column::WorkingVersionId.eq(family)),
-                    )
-                    .to_owned(),
-            ),
-        )
+        .filter(session::Column::ChatbotId.in_subquery(triggers::family_rows(family)))
         .count(&**tx)
         .await?;
     if earlier == 0 {
-        session_event(
-            tx,
-            s.team_id,
-            s.id,
-            s.chatbot_id,
-            EventKind::ParticipantJoined,
-            None,
-        )
-        .await?;
+        triggers::fire(tx, happened(EventKind::ParticipantJoined, "joined")).await?;
     }
     Ok(())
 }

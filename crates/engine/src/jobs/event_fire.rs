@@ -133,6 +133,15 @@ impl Handler for EventFire {
                 }
                 format!("scheduled {name:?}")
             }
+            Action::StartPipeline {
+                chatbot,
+                pipeline,
+                input,
+            } => job
+                .engine
+                .start_pipeline(&session, *chatbot, pipeline.as_ref(), *input)
+                .await
+                .map_err(JobError::from_turn)?,
         };
         Ok(EventFired { done })
     }

@@ -102,17 +102,6 @@ pub async fn tick(domain: &Domain, now: DateTime<Utc>) -> Result<usize> {
     Ok(fired)
 }
 
-/// How many timers are due at `now` (the scan's own query, for the bench).
-pub async fn due_count(domain: &Domain, now: DateTime<Utc>) -> Result<usize> {
-    Ok(timeout_timer::Entity::find()
-        .filter(timeout_timer::Column::NextAt.lte(now))
-        .order_by_asc(timeout_timer::Column::NextAt)
-        .limit(SCAN_BATCH)
-        .all(&domain.db.read)
-        .await?
-        .len())
-}
-
 async fn fire_one(domain: &Domain, t: &timeout_timer::Model) -> Result<bool> {
     let tx = domain.begin().await?;
     let mine = || {

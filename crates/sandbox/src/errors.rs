@@ -3,27 +3,7 @@
 
 use monty_types::MontyException;
 
-use crate::source::{CodeError, prelude_lines};
-
-/// The author's line of the innermost frame in their code, if any.
-pub fn user_line(e: &MontyException, source_lines: usize) -> Option<usize> {
-    let offset = prelude_lines();
-    e.traceback()
-        .iter()
-        .rev()
-        .filter(|f| f.filename == "main.py")
-        .map(|f| f.start.line as usize)
-        .find(|l| *l > offset && *l <= offset + source_lines)
-        .map(|l| l - offset)
-}
-
-/// A compile error at the author's line.
-pub fn code_error(e: &MontyException) -> CodeError {
-    CodeError {
-        line: user_line(e, usize::MAX / 2),
-        message: e.summary(),
-    }
-}
+use crate::source::user_line;
 
 /// What the trace and the turn's error say about an exception raised while
 /// the code ran: the exception, the line, and the lines around it.

@@ -455,6 +455,26 @@ impl<'a> StatementVisitor<'a> for Imports<'_> {
     }
 }
 
+/// The author's line of the innermost frame in their code, if any.
+pub fn user_line(e: &monty_types::MontyException, source_lines: usize) -> Option<usize> {
+    let offset = prelude_lines();
+    e.traceback()
+        .iter()
+        .rev()
+        .filter(|f| f.filename == "main.py")
+        .map(|f| f.start.line as usize)
+        .find(|l| *l > offset && *l <= offset + source_lines)
+        .map(|l| l - offset)
+}
+
+/// A compile error at the author's line.
+fn code_error(e: &monty_types::MontyException) -> CodeError {
+    CodeError {
+        line: user_line(e, usize::MAX / 2),
+        message: e.summary(),
+    }
+}
+
 /// Compiles a prepared program, reporting errors at the author's line.
 pub fn compile(program: &str) -> Result<monty::MontyRun, CodeError> {
     let owned = program.to_string();
@@ -465,7 +485,7 @@ pub fn compile(program: &str) -> Result<monty::MontyRun, CodeError> {
             input_names(),
             monty_types::CompileOptions::default(),
         )
-        .map_err(|e| crate::errors::code_error(&e))
+        .map_err(|e| code_error(&e))
     })
 }
 

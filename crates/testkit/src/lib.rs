@@ -20,6 +20,7 @@
 pub mod contract;
 pub mod pg;
 pub mod process;
+pub use process::code_workers;
 pub mod smtp;
 pub mod widget;
 
@@ -106,19 +107,6 @@ pub struct Options {
     pub upload_quota: (api::ratelimit::Rate, api::ratelimit::Rate),
     /// Where code nodes run (see [`code_workers`]); none by default.
     pub code: engine::CodeSettings,
-}
-
-/// Code nodes running in workers of `binary` (tests of the `chatstudio`
-/// package pass `env!("CARGO_BIN_EXE_chatstudio")`).
-pub fn code_workers(binary: &str, workers: usize) -> engine::CodeSettings {
-    engine::CodeSettings {
-        worker: Some(engine::sandbox::WorkerCommand {
-            program: binary.into(),
-            args: vec!["sandbox-worker".into()],
-        }),
-        workers,
-        maximum: engine::sandbox::Limits::maximum(),
-    }
 }
 
 impl Default for Options {

@@ -319,3 +319,16 @@ pub async fn output(mut cmd: Command) -> Output {
     .await
     .unwrap()
 }
+
+/// Code nodes running in workers of `binary` (tests of the `chatstudio`
+/// package pass `env!("CARGO_BIN_EXE_chatstudio")`).
+pub fn code_workers(binary: &str, workers: usize) -> engine::CodeSettings {
+    engine::CodeSettings {
+        worker: Some(engine::sandbox::WorkerCommand {
+            program: binary.into(),
+            args: vec!["sandbox-worker".into()],
+        }),
+        workers,
+        maximum: engine::sandbox::Limits::maximum(),
+    }
+}

@@ -12,14 +12,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
-    Statement, Value as DbValue,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement,
+    Value as DbValue,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use store::constraints::JOB_IDEMPOTENCY_KEY;
 use store::entity::job;
 use uuid::Uuid;
 
@@ -103,7 +102,7 @@ pub async fn enqueue<K: JobKind, C: ConnectionTrait>(db: &C, j: NewJob<K>) -> Re
     }
     let now = store::now();
     let task_id = Uuid::new_v4();
-    let res = job::ActiveModel {
+    let row = job::ActiveModel {
         task_id: Set(task_id),
         kind: Set(K::KIND.to_string()),
         payload: Set(payload),
@@ -123,20 +122,24 @@ pub async fn enqueue<K: JobKind, C: ConnectionTrait>(db: &C, j: NewJob<K>) -> Re
         updated_at: Set(now),
         finished_at: Set(None),
         ..Default::default()
-    }
-    .insert(db)
-    .await;
-    match res {
-        Ok(_) => {}
-        Err(e) if JOB_IDEMPOTENCY_KEY.violated_by(&e) => {
-            return job::Entity::find()
-                .filter(job::Column::IdempotencyKey.eq(j.idempotency_key))
-                .one(db)
-                .await?
-                .map(|m| m.task_id)
-                .ok_or_else(|| Error::internal("job vanished after a conflict"));
-        }
-        Err(e) => return Err(e.into()),
+    };
+    // ON CONFLICT, not a caught violation: on PostgreSQL a failed statement
+    // aborts the transaction the job is enqueued in (a racing twin's key).
+    let inserted = job::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(job::Column::IdempotencyKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    if inserted == 0 {
+        return job::Entity::find()
+            .filter(job::Column::IdempotencyKey.eq(j.idempotency_key))
+            .one(db)
+            .await?
+            .map(|m| m.task_id)
+            .ok_or_else(|| Error::internal("job vanished after a conflict"));
     }
     if db.get_database_backend() == DbBackend::Postgres {
         // Delivered at commit, so listeners never see a job that is not there yet.

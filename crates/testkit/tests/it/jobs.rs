@@ -121,3 +121,34 @@ both_backends!(
         assert_eq!(polled["message"]["content"], "You said: once");
     }
 );
+
+both_backends!(
+    a_racing_twin_enqueued_in_a_transaction_leaves_it_usable,
+    Options::no_workers(),
+    async |app: &TestApp| {
+        use domain::jobs::Ping;
+        let job = || NewJob::<Ping>::new(serde_json::json!({})).idempotency_key("twin".into());
+        let first = app.domain.begin().await.unwrap();
+        let id1 = first.enqueue(job()).await.unwrap();
+        let domain = app.domain.clone();
+        // The twin's INSERT waits for the first transaction (PostgreSQL) or
+        // its BEGIN does (SQLite's one writer); either way it must find the
+        // first job and its own transaction must go on.
+        let twin = tokio::spawn(async move {
+            let tx = domain.begin().await.unwrap();
+            let id = tx.enqueue(job()).await.unwrap();
+            let other = tx
+                .enqueue(NewJob::<Ping>::new(serde_json::json!({})))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            (id, other)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        first.commit().await.unwrap();
+        let (id2, other) = twin.await.unwrap();
+        assert_eq!(id1, id2);
+        assert_ne!(other, id1);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs").await, 2);
+    }
+);

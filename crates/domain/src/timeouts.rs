@@ -31,19 +31,19 @@ use crate::{Domain, Result, Tx};
 /// Timers one scan takes at most (the rest wait for the next scan).
 pub const SCAN_BATCH: u64 = 500;
 
-/// Arms (or re-arms) the session's timers for the timeout triggers of
-/// `config` (the published version `chatbot_row`), from the participant's
+/// Arms (or re-arms) the session's timers for the timeout triggers of the
+/// published version `chatbot_row`, from the participant's
 /// message `message_id` at `at`.
 pub async fn arm(
     tx: &Tx<'_>,
     team_id: TeamId,
     session_id: SessionId,
     chatbot_row: ChatbotId,
-    config: &serde_json::Value,
+    triggers: &[event_triggers::Trigger],
     message_id: MessageId,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    for (index, timeout, action) in event_triggers::timeouts(config) {
+    for (index, timeout, action) in event_triggers::timeouts(triggers) {
         let row = timeout_timer::ActiveModel {
             team_id: sea_orm::Set(team_id.0),
             session_id: sea_orm::Set(session_id.0),
@@ -53,7 +53,7 @@ pub async fn arm(
             seconds: sea_orm::Set(timeout.seconds),
             times: sea_orm::Set(timeout.times),
             fired: sea_orm::Set(0),
-            action: sea_orm::Set(serde_json::to_value(&action).unwrap_or_default()),
+            action: sea_orm::Set(serde_json::to_value(action).unwrap_or_default()),
             next_at: sea_orm::Set(store::truncate_micros(
                 at + Duration::seconds(timeout.seconds),
             )),
@@ -175,10 +175,10 @@ async fn fire_one(domain: &Domain, t: &timeout_timer::Model) -> Result<bool> {
     )
     .await?;
     if last {
-        let config = store::entity::chatbot::Entity::find_by_id(t.chatbot_row)
+        let triggers = store::entity::chatbot::Entity::find_by_id(t.chatbot_row)
             .one(&*tx)
             .await?
-            .map(|c| c.config)
+            .map(|c| event_triggers::of_config(&c.config))
             .unwrap_or_default();
         event_triggers::fire(
             &tx,
@@ -186,7 +186,7 @@ async fn fire_one(domain: &Domain, t: &timeout_timer::Model) -> Result<bool> {
                 team_id,
                 session_id,
                 chatbot_row: row,
-                config: &config,
+                triggers: &triggers,
                 kind: EventKind::LastTimeout,
                 ended_by: None,
                 reference: format!("{}:{}", t.reference_message_id, t.trigger_index),

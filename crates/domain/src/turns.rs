@@ -109,9 +109,8 @@ pub struct TurnOutcome {
     pub spans: Vec<Span>,
     /// State the pipeline changed; written only when the turn succeeded.
     pub changes: TurnChanges,
-    /// The configuration whose event triggers the turn's messages fire
-    /// (the version that ran); `Null` fires none.
-    pub triggers: Value,
+    /// The event triggers the turn's messages fire (the version that ran's).
+    pub triggers: Vec<crate::event_triggers::Trigger>,
     /// The reply was written for an event trigger: it fires no `new_bot_message`.
     pub from_event: bool,
     /// The version that ran is the published one (whose timeout triggers arm).
@@ -174,10 +173,7 @@ impl TurnOutcome {
             checkpoint: None,
             version_tag: Some(chatbot.version_tag()),
             spans: Vec::new(),
-            triggers: match chatbot.config.get("events") {
-                Some(e) => json!({ "events": e }),
-                None => Value::Null,
-            },
+            triggers: crate::event_triggers::of_config(&chatbot.config),
             from_event: false,
             published: chatbot.is_published,
             changes: TurnChanges {
@@ -340,14 +336,14 @@ async fn fire_message_events(
     reply: Option<MessageId>,
 ) -> Result<()> {
     use crate::event_triggers::{EventKind, Happened, fire};
-    if t.triggers.is_null() {
+    if t.triggers.is_empty() {
         return Ok(());
     }
     let happened = |kind, reference: MessageId| Happened {
         team_id: t.team_id,
         session_id: t.session_id,
         chatbot_row: t.chatbot_id,
-        config: &t.triggers,
+        triggers: &t.triggers,
         kind,
         ended_by: None,
         reference: reference.0.to_string(),

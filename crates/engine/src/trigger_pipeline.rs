@@ -79,7 +79,7 @@ impl Engine {
         let base = TurnOutcome {
             duration_ms: 0,
             // The run is not a turn of the conversation: it raises no events.
-            triggers: Value::Null,
+            triggers: Vec::new(),
             ..TurnOutcome::of(session, &owner)
         };
         let (outcome, said) = match self.run_pipeline(run).await {

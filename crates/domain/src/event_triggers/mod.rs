@@ -327,35 +327,33 @@ pub fn validate(config: &Value) -> Result<()> {
         .map_err(|e| Error::field("config", e))
 }
 
-/// The active triggers of `config` for an event, with their index.
-pub fn matching(
-    config: &Value,
-    kind: EventKind,
-    ended_by: Option<EndedBy>,
-) -> Vec<(usize, Trigger)> {
-    // Stored configurations were validated on save; one that no longer
-    // parses (a hand-edited row) fires nothing rather than failing the turn.
-    parse(config)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .filter(|(_, t)| {
-            t.active && matches!(t.when, When::Event(on) if on.matches(kind, ended_by))
-        })
-        .collect()
+/// The triggers of a stored configuration. Stored configurations were
+/// validated on save; one that no longer parses (a hand-edited row) has no
+/// triggers rather than failing the turn.
+pub fn of_config(config: &Value) -> Vec<Trigger> {
+    parse(config).unwrap_or_default()
 }
 
-/// The active timeout triggers of `config`, with their index.
-pub fn timeouts(config: &Value) -> Vec<(usize, Timeout, Action)> {
-    parse(config)
-        .unwrap_or_default()
-        .into_iter()
+/// The active triggers for an event, with their index.
+pub fn matching(
+    triggers: &[Trigger],
+    kind: EventKind,
+    ended_by: Option<EndedBy>,
+) -> impl Iterator<Item = (usize, &Trigger)> {
+    triggers.iter().enumerate().filter(move |(_, t)| {
+        t.active && matches!(t.when, When::Event(on) if on.matches(kind, ended_by))
+    })
+}
+
+/// The active timeout triggers, with their index.
+pub fn timeouts(triggers: &[Trigger]) -> impl Iterator<Item = (usize, Timeout, &Action)> {
+    triggers
+        .iter()
         .enumerate()
         .filter_map(|(i, t)| match t.when {
-            When::Timeout(w) if t.active => Some((i, w, t.action)),
+            When::Timeout(w) if t.active => Some((i, w, &t.action)),
             _ => None,
         })
-        .collect()
 }
 
 /// An event in a session, for [`fire`].
@@ -364,7 +362,7 @@ pub struct Happened<'a> {
     pub session_id: SessionId,
     /// The version row whose configuration holds the triggers.
     pub chatbot_row: ChatbotId,
-    pub config: &'a Value,
+    pub triggers: &'a [Trigger],
     pub kind: EventKind,
     pub ended_by: Option<EndedBy>,
     /// What the firing is about (a message id, or the session's start or end):
@@ -374,7 +372,7 @@ pub struct Happened<'a> {
 
 /// Enqueues one `event.fire` job per matching trigger, in `tx`.
 pub async fn fire(tx: &Tx<'_>, e: Happened<'_>) -> Result<()> {
-    for (index, t) in matching(e.config, e.kind, e.ended_by) {
+    for (index, t) in matching(e.triggers, e.kind, e.ended_by) {
         let key = format!(
             "event:{}:{index}:{}:{}",
             e.chatbot_row, e.session_id, e.reference
@@ -385,7 +383,7 @@ pub async fn fire(tx: &Tx<'_>, e: Happened<'_>) -> Result<()> {
                 chatbot_row: e.chatbot_row,
                 trigger: index,
                 on: t.when.text(),
-                action: t.action,
+                action: t.action.clone(),
                 reference: e.reference.clone(),
             })
             .team(e.team_id)
@@ -397,13 +395,22 @@ pub async fn fire(tx: &Tx<'_>, e: Happened<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The version whose triggers a session's own events (start, end) fire:
-/// the published version of the session's chatbot, else its working version.
-/// A session bound to a snapshot uses that snapshot. (row, configuration)
-pub async fn session_config(
+/// The triggers a session's own events (start, end) fire, and where they live.
+pub struct SessionTriggers {
+    /// The version row whose configuration holds them.
+    pub row: ChatbotId,
+    /// The chatbot family (its working version's row).
+    pub family: ChatbotId,
+    pub triggers: Vec<Trigger>,
+}
+
+/// The triggers of the version a session's own events use: the published
+/// version of the session's chatbot, else its working version; a session
+/// bound to a snapshot uses that snapshot.
+pub async fn session_triggers(
     tx: &Tx<'_>,
     chatbot_row: ChatbotId,
-) -> Result<Option<(ChatbotId, Value)>> {
+) -> Result<Option<SessionTriggers>> {
     use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
     use store::entity::chatbot;
     let Some(row) = chatbot::Entity::find_by_id(chatbot_row.0)
@@ -412,8 +419,13 @@ pub async fn session_config(
     else {
         return Ok(None);
     };
+    let family = ChatbotId(row.working_version_id.unwrap_or(row.id));
     if row.working_version_id.is_some() {
-        return Ok(Some((ChatbotId(row.id), row.config)));
+        return Ok(Some(SessionTriggers {
+            row: ChatbotId(row.id),
+            family,
+            triggers: of_config(&row.config),
+        }));
     }
     let published = chatbot::Entity::find()
         .filter(
@@ -424,9 +436,14 @@ pub async fn session_config(
         )
         .one(&**tx)
         .await?;
-    Ok(Some(match published {
-        Some(p) => (ChatbotId(p.id), p.config),
-        None => (ChatbotId(row.id), row.config),
+    let (id, config) = match published {
+        Some(p) => (p.id, p.config),
+        None => (row.id, row.config),
+    };
+    Ok(Some(SessionTriggers {
+        row: ChatbotId(id),
+        family,
+        triggers: of_config(&config),
     }))
 }
 
@@ -456,42 +473,6 @@ pub fn family_rows(family: ChatbotId) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
-/// Fires a session's own event (its start, the participant joining, its end).
-pub async fn session_event(
-    tx: &Tx<'_>,
-    team_id: TeamId,
-    session_id: SessionId,
-    chatbot_row: ChatbotId,
-    kind: EventKind,
-    ended_by: Option<EndedBy>,
-) -> Result<()> {
-    let Some((row, config)) = session_config(tx, chatbot_row).await? else {
-        return Ok(());
-    };
-    if matching(&config, kind, ended_by).is_empty() {
-        return Ok(());
-    }
-    let reference = match kind {
-        EventKind::ConversationStart => "start",
-        EventKind::ParticipantJoined => "joined",
-        EventKind::ConversationEnd => "end",
-        EventKind::NewHumanMessage | EventKind::NewBotMessage | EventKind::LastTimeout => "message",
-    };
-    fire(
-        tx,
-        Happened {
-            team_id,
-            session_id,
-            chatbot_row: row,
-            config: &config,
-            kind,
-            ended_by,
-            reference: reference.to_string(),
-        },
-    )
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,12 +488,15 @@ mod tests {
         ]});
         let t = parse(&config).unwrap();
         assert_eq!(t.len(), 4);
-        assert_eq!(matching(&config, EventKind::NewHumanMessage, None).len(), 1);
+        assert_eq!(matching(&t, EventKind::NewHumanMessage, None).count(), 1);
         assert_eq!(
-            matching(&config, EventKind::ConversationEnd, Some(EndedBy::User)).len(),
+            matching(&t, EventKind::ConversationEnd, Some(EndedBy::User)).count(),
             1
         );
-        assert!(matching(&config, EventKind::ConversationEnd, Some(EndedBy::Bot)).is_empty());
+        assert_eq!(
+            matching(&t, EventKind::ConversationEnd, Some(EndedBy::Bot)).count(),
+            0
+        );
         assert_eq!(t[1].when.text(), "conversation_end:user");
     }
 

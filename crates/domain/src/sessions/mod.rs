@@ -226,27 +226,29 @@ pub async fn create(tx: &Tx<'_>, s: NewSession) -> Result<Session> {
 
 async fn started(tx: &Tx<'_>, s: &Session) -> Result<()> {
     use crate::event_triggers::{self as triggers, EventKind, Happened};
-    let Some((row, config)) = triggers::session_config(tx, s.chatbot_id).await? else {
+    let Some(st) = triggers::session_triggers(tx, s.chatbot_id).await? else {
         return Ok(());
     };
     let happened = |kind, reference: &str| Happened {
         team_id: s.team_id,
         session_id: s.id,
-        chatbot_row: row,
-        config: &config,
+        chatbot_row: st.row,
+        triggers: &st.triggers,
         kind,
         ended_by: None,
         reference: reference.to_string(),
     };
     triggers::fire(tx, happened(EventKind::ConversationStart, "start")).await?;
-    if triggers::matching(&config, EventKind::ParticipantJoined, None).is_empty() {
+    if triggers::matching(&st.triggers, EventKind::ParticipantJoined, None)
+        .next()
+        .is_none()
+    {
         return Ok(());
     }
-    let family = triggers::family_of(tx, s.chatbot_id).await?;
     let earlier = session::Entity::find()
         .filter(session::Column::ParticipantId.eq(s.participant_id))
         .filter(session::Column::Id.ne(s.id))
-        .filter(session::Column::ChatbotId.in_subquery(triggers::family_rows(family)))
+        .filter(session::Column::ChatbotId.in_subquery(triggers::family_rows(st.family)))
         .count(&**tx)
         .await?;
     if earlier == 0 {
@@ -282,18 +284,26 @@ pub async fn end(
         session_id,
         ended_by,
     });
-    if let Some(row) = session::Entity::find_by_id(session_id.0).one(&**tx).await? {
-        crate::event_triggers::session_event(
-            tx,
+    let Some(row) = session::Entity::find_by_id(session_id.0).one(&**tx).await? else {
+        return Ok(());
+    };
+    let Some(st) = crate::event_triggers::session_triggers(tx, ChatbotId(row.chatbot_id)).await?
+    else {
+        return Ok(());
+    };
+    crate::event_triggers::fire(
+        tx,
+        crate::event_triggers::Happened {
             team_id,
             session_id,
-            crate::ChatbotId(row.chatbot_id),
-            crate::event_triggers::EventKind::ConversationEnd,
-            Some(ended_by),
-        )
-        .await?;
-    }
-    Ok(())
+            chatbot_row: st.row,
+            triggers: &st.triggers,
+            kind: crate::event_triggers::EventKind::ConversationEnd,
+            ended_by: Some(ended_by),
+            reference: "end".into(),
+        },
+    )
+    .await
 }
 
 /// Merges keys into a session's state.

@@ -246,11 +246,18 @@ pub async fn create(
     purpose: &str,
     bytes: Bytes,
 ) -> Result<StoredFile> {
-    let db = db.reader();
-    let key = new_key(team_id, name);
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-    files.put(&key, bytes).await?;
-    record(db, team_id, name, &key, content_type, size, purpose).await
+    let key = store_bytes(files, team_id, name, bytes).await?;
+    record(
+        db.reader(),
+        team_id,
+        name,
+        &key,
+        content_type,
+        size,
+        purpose,
+    )
+    .await
 }
 
 /// Links a file to a session's chat (so transcripts may show it); linking

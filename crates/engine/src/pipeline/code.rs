@@ -245,7 +245,7 @@ impl Helpers<'_, '_, '_, '_> {
             }
             "get_node_output" => {
                 let node = a.text(0, "node_name")?;
-                ret(self.outputs().get(&node).cloned().unwrap_or(Value::Null))
+                ret(self.output(&node).cloned().unwrap_or(Value::Null))
             }
             "get_selected_route" => {
                 let node = a.text(0, "router_node_name")?;
@@ -305,7 +305,7 @@ impl Helpers<'_, '_, '_, '_> {
                             "Node names passed to 'require_node_outputs' must be a string",
                         ));
                     };
-                    if !self.outputs().contains_key(n) && missing.is_none() {
+                    if self.output(n).is_none() && missing.is_none() {
                         missing = Some(n.clone());
                     }
                 }
@@ -323,14 +323,8 @@ impl Helpers<'_, '_, '_, '_> {
         })
     }
 
-    fn outputs(&self) -> Map<String, Value> {
-        self.cx
-            .state
-            .temp_state
-            .get("outputs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+    fn output(&self, node: &str) -> Option<&Value> {
+        self.cx.state.temp_state.get("outputs")?.get(node)
     }
 
     /// The nodes leading to `node`, first to last (the original's
@@ -382,7 +376,11 @@ impl Helpers<'_, '_, '_, '_> {
                 format!("a file can be at most {} MiB", MAX_FILE_BYTES >> 20),
             ));
         }
-        let content_type = content_type.unwrap_or_else(|| mime_guess_from(&filename));
+        let content_type = content_type.unwrap_or_else(|| {
+            mime_guess::from_path(&filename)
+                .first_or_octet_stream()
+                .to_string()
+        });
         let key = domain::files::store_bytes(
             &self.engine.domain.files,
             self.cx.run.team_id,
@@ -442,22 +440,6 @@ fn stop(message: &str) -> Reply {
         ExcType::RuntimeError,
         Some(message.to_string()),
     ))
-}
-
-fn mime_guess_from(name: &str) -> String {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("txt") => "text/plain",
-        Some("csv") => "text/csv",
-        Some("json") => "application/json",
-        Some("html") => "text/html",
-        Some("pdf") => "application/pdf",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("svg") => "image/svg+xml",
-        _ => "application/octet-stream",
-    }
-    .to_string()
 }
 
 impl Engine {

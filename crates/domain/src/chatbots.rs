@@ -153,12 +153,30 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     Ok(config)
 }
 
-/// Every provider a pipeline names must exist in the team when it is saved.
+/// Every provider a pipeline names, and every chatbot a trigger's
+/// `start_pipeline` names, must exist in the team when it is saved.
 async fn check_providers<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     config: &Value,
 ) -> Result<()> {
+    for (i, t) in crate::event_triggers::of_config(config).iter().enumerate() {
+        if let crate::event_triggers::Action::StartPipeline {
+            chatbot: Some(id), ..
+        } = &t.action
+        {
+            match find_row(db, team_id, *id).await {
+                Ok(_) => {}
+                Err(Error::NotFound(_)) => {
+                    return Err(Error::field(
+                        "config",
+                        format!("events[{i}]: action.chatbot: no chatbot {id} in this team"),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let Some(p) = Pipeline::from_config(config)? else {
         return Ok(());
     };

@@ -371,3 +371,38 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    start_pipeline_names_a_chatbot_of_the_same_team,
+    async |app: &TestApp| {
+        let mine = app.team("a").await;
+        let theirs = app.team("b").await;
+        let other = app.chatbot_with(&theirs, "Theirs", json!({})).await;
+        let config = |id: Uuid| json!({"events": [{"on": "conversation_end", "action": {"type": "start_pipeline", "chatbot": id}}]});
+        let err = domain::chatbots::create(
+            &app.domain.db.write,
+            mine.id,
+            Some(mine.owner_id),
+            "Mine",
+            None,
+            Some(config(other)),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("events[0]: action.chatbot: no chatbot") && err.contains("in this team"),
+            "{err}"
+        );
+        let own = app.chatbot_with(&mine, "Own", json!({})).await;
+        app.chatbot_with(&mine, "Mine", config(own)).await;
+        assert_eq!(
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM chatbots WHERE team_id = {}",
+                mine.id
+            ))
+            .await,
+            2
+        );
+    }
+);

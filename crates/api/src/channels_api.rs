@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::routing::post;
+use engine::TurnError;
 use engine::turn::ApiMessage;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -82,11 +83,14 @@ async fn handle(
         session,
         message,
     };
-    let reply = detached(async move { engine.api_message(m).await })
-        .await
-        .map_err(turn_error)?;
+    let text = match detached(async move { engine.api_message(m).await }).await {
+        Ok(reply) => reply.text,
+        // The allowlist's refusal is the answer, as the original replies it.
+        Err(TurnError::NotAllowed(refusal)) => refusal,
+        Err(e) => return Err(turn_error(e)),
+    };
     Ok(Json(ApiResponseView {
-        response: reply.text,
+        response: text,
         attachments: Vec::new(),
     }))
 }

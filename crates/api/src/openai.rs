@@ -261,6 +261,7 @@ async fn handle(
     .await
     {
         Ok(p) => p,
+        Err(TurnError::NotAllowed(refusal)) => return refused_stream(refusal),
         Err(e) => return turn_failure(e),
     };
     stream_response(state, prepared, p.include_usage)
@@ -268,9 +269,60 @@ async fn handle(
 
 fn turn_failure(e: TurnError) -> Response {
     match e {
+        TurnError::NotAllowed(refusal) => refused(refusal),
         TurnError::Domain(d) => ApiError::Domain(d).into_response(),
         other => envelope(StatusCode::BAD_GATEWAY, other.public_message()),
     }
+}
+
+/// The allowlist's refusal as the assistant's answer, in a completion of no
+/// session (nothing was stored).
+fn refused(text: String) -> Response {
+    Json(CompletionView {
+        id: uuid::Uuid::new_v4().to_string(),
+        choices: vec![ChoiceView {
+            finish_reason: "stop".into(),
+            index: 0,
+            message: MessageView {
+                role: "assistant".into(),
+                content: text,
+            },
+        }],
+        created: chrono::Utc::now().timestamp(),
+        model: String::new(),
+        object: "chat.completion".into(),
+        usage: json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}),
+    })
+    .into_response()
+}
+
+/// [`refused`], streamed: the opening chunk, the text, the stop.
+fn refused_stream(text: String) -> Response {
+    let (id, created) = (
+        uuid::Uuid::new_v4().to_string(),
+        chrono::Utc::now().timestamp(),
+    );
+    let chunk = |delta: Value, finish: Value| {
+        frame(&json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": "",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }))
+    };
+    let body = [
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        chunk(json!({"content": text}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn frame(v: &Value) -> String {

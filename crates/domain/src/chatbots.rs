@@ -118,7 +118,14 @@ fn validate_name(name: &str) -> Result<String> {
 
 /// The settings a chatbot configuration may hold; anything else is refused so
 /// a typo cannot silently drop a setting.
-pub const CONFIG_KEYS: &[&str] = &["pipeline", "public_chat", "events"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "pipeline",
+    "public_chat",
+    "events",
+    "seed_message",
+    "consent",
+    "allowlist",
+];
 
 fn validate_config(config: Option<Value>) -> Result<Value> {
     let config = match config {
@@ -129,7 +136,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     if let Some(keys) = config.as_object() {
         for (k, v) in keys {
             match k.as_str() {
-                "pipeline" | "events" => {}
+                "pipeline" | "events" | "seed_message" | "consent" | "allowlist" => {}
                 "public_chat" if v.is_boolean() => {}
                 "public_chat" => {
                     return Err(Error::field("config", "public_chat: must be true or false"));
@@ -150,6 +157,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
         p.validate()?;
     }
     crate::event_triggers::validate(&config)?;
+    crate::onboarding::validate(&config)?;
     Ok(config)
 }
 
@@ -593,6 +601,52 @@ pub async fn resolve(
     let r = pick
         .ok_or_else(|| Error::not_found(format!("Version {v} of this chatbot does not exist.")))?;
     resolved(r, family_id)
+}
+
+/// The version of a chatbot that a session's own happenings (its start and
+/// end, its consent, seed message and allowlist) use.
+#[derive(Debug, Clone)]
+pub struct SessionVersion {
+    /// The version row whose configuration applies.
+    pub row: ChatbotId,
+    /// The chatbot family (its working version's row).
+    pub family: ChatbotId,
+    pub config: Value,
+}
+
+/// The published version of the session's chatbot, else its working
+/// version; a session bound to a snapshot uses that snapshot.
+pub async fn session_version(
+    db: &impl Reads,
+    chatbot_row: ChatbotId,
+) -> Result<Option<SessionVersion>> {
+    let db = db.reader();
+    let Some(row) = chatbot::Entity::find_by_id(chatbot_row.0).one(db).await? else {
+        return Ok(None);
+    };
+    let family = ChatbotId(row.working_version_id.unwrap_or(row.id));
+    if row.working_version_id.is_some() {
+        return Ok(Some(SessionVersion {
+            row: ChatbotId(row.id),
+            family,
+            config: row.config,
+        }));
+    }
+    let published = chatbot::Entity::find()
+        .filter(chatbot::Column::WorkingVersionId.eq(row.id))
+        .filter(chatbot::Column::IsDefaultVersion.eq(true))
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .one(db)
+        .await?;
+    let (id, config) = match published {
+        Some(p) => (p.id, p.config),
+        None => (row.id, row.config),
+    };
+    Ok(Some(SessionVersion {
+        row: ChatbotId(id),
+        family,
+        config,
+    }))
 }
 
 /// The public id of a chatbot row.

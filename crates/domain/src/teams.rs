@@ -181,3 +181,25 @@ pub async fn user_email(db: &impl Reads, user_id: UserId) -> Result<String> {
         .map(|u| u.email)
         .ok_or_else(|| Error::internal(format!("user {user_id} vanished")))
 }
+
+/// Whether a member of the team has this email (members may always chat with
+/// their team's chatbots).
+pub async fn has_member_email(db: &impl Reads, team_id: TeamId, email: &str) -> Result<bool> {
+    use sea_orm::PaginatorTrait;
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+    let email = email.trim();
+    if !email.contains('@') {
+        return Ok(false);
+    }
+    let users = Query::select()
+        .column(user::Column::Id)
+        .from(user::Entity)
+        .and_where(Expr::expr(Func::lower(Expr::col(user::Column::Email))).eq(email.to_lowercase()))
+        .to_owned();
+    let n = membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(team_id))
+        .filter(membership::Column::UserId.in_subquery(users))
+        .count(db.reader())
+        .await?;
+    Ok(n > 0)
+}

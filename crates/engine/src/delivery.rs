@@ -37,9 +37,6 @@ impl Engine {
         if !ch.enabled {
             return Ok(());
         }
-        let token = ch
-            .token(&domain.secrets)
-            .map_err(|e| DeliveryError::Final(e.chain()))?;
         let participant = participants::get(domain, session.participant_id)
             .await
             .map_err(retry)?
@@ -52,13 +49,8 @@ impl Engine {
         {
             return Err(DeliveryError::Blocked("blocked earlier".into()));
         }
-        match self
-            .telegram(&token)
-            .send_text(&participant.identifier, text)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(ChannelError::Blocked(why)) => {
+        match self.send_telegram(&ch, &participant.identifier, text).await {
+            Err(DeliveryError::Blocked(why)) => {
                 if let Err(e) = pdata::mark_blocked(
                     domain,
                     session.team_id,
@@ -72,6 +64,41 @@ impl Engine {
                 }
                 Err(DeliveryError::Blocked(why))
             }
+            other => other,
+        }
+    }
+
+    /// Sends `text` to a Telegram chat that has no session (a notice).
+    pub async fn notify_telegram(
+        &self,
+        channel: ChannelId,
+        chat_id: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let Some(ch) = tg::by_row_id(&self.domain, channel.0)
+            .await
+            .map_err(retry)?
+        else {
+            return Err(DeliveryError::Final("the channel no longer exists".into()));
+        };
+        if !ch.enabled {
+            return Ok(());
+        }
+        self.send_telegram(&ch, chat_id, text).await
+    }
+
+    async fn send_telegram(
+        &self,
+        ch: &tg::TelegramChannel,
+        chat_id: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let token = ch
+            .token(&self.domain.secrets)
+            .map_err(|e| DeliveryError::Final(e.chain()))?;
+        match self.telegram(&token).send_text(chat_id, text).await {
+            Ok(_) => Ok(()),
+            Err(ChannelError::Blocked(why)) => Err(DeliveryError::Blocked(why)),
             Err(e) if e.is_retryable() => Err(DeliveryError::Retry(e.to_string())),
             Err(e) => Err(DeliveryError::Final(e.to_string())),
         }

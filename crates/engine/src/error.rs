@@ -10,6 +10,10 @@ pub enum TurnError {
     /// A code node's Python failed or hit a sandbox limit.
     #[error("{0}")]
     Code(String),
+    /// The chatbot's allowlist keeps the participant out: what they are told
+    /// instead of an answer (nothing of them was stored).
+    #[error("{0}")]
+    NotAllowed(String),
     #[error(transparent)]
     Domain(#[from] domain::Error),
 }
@@ -21,6 +25,7 @@ impl TurnError {
             TurnError::Provider(e) => format!("The chatbot's LLM provider failed: {e}"),
             TurnError::Config(m) => format!("The chatbot is not configured correctly: {m}"),
             TurnError::Code(m) => format!("The chatbot's Python node failed: {m}"),
+            TurnError::NotAllowed(m) => m.clone(),
             TurnError::Domain(domain::Error::Internal { .. }) => "A server error occurred.".into(),
             TurnError::Domain(e) => e.to_string(),
         }

@@ -76,11 +76,14 @@ fn not_found() -> TurnError {
 }
 
 impl Engine {
+    /// The participant a turn is for, unless the allowlist of the version
+    /// that runs keeps them out (then nothing of them is stored).
     async fn participant_for(
         &self,
         team_id: TeamId,
         user_id: Option<UserId>,
         identifier: Option<String>,
+        chatbot: &Resolved,
     ) -> Result<Participant, TurnError> {
         let domain = &self.domain;
         let identifier = match (identifier, user_id) {
@@ -93,6 +96,12 @@ impl Engine {
                 )));
             }
         };
+        let onboarding = domain::onboarding::of_config(&chatbot.config);
+        if let Some(refusal) =
+            domain::onboarding::refusal(domain, team_id, &onboarding, &identifier).await?
+        {
+            return Err(TurnError::NotAllowed(refusal));
+        }
         Ok(
             participants::get_or_create(domain, team_id, Platform::Api, &identifier, user_id)
                 .await?,
@@ -104,7 +113,9 @@ impl Engine {
         // The session binds to the row the id names; the version that runs is resolved apart.
         let addressed = chatbots::find_row(db, m.team_id, m.chatbot_id).await?;
         let chatbot = chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?;
-        let participant = self.participant_for(m.team_id, m.user_id, None).await?;
+        let participant = self
+            .participant_for(m.team_id, m.user_id, None, &chatbot)
+            .await?;
         let session = match &m.session {
             // An explicit session must be the caller's own, with this chatbot, on the API channel.
             Some(external_id) => {
@@ -209,7 +220,7 @@ impl Engine {
         let addressed = chatbots::find_row(db, t.team_id, t.chatbot_id).await?;
         let chatbot = chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?;
         let participant = self
-            .participant_for(t.team_id, t.user_id, t.participant.clone())
+            .participant_for(t.team_id, t.user_id, t.participant.clone(), &chatbot)
             .await?;
         let new = self
             .new_session(t.team_id, participant.id, &addressed, t.version)

@@ -11,7 +11,10 @@ use super::Platform;
 use crate::channels;
 use crate::conn::{Reads, Writes};
 use crate::ids::{ChannelId, ChatbotId, TeamId};
-use crate::jobs::{NewJob, TelegramInput, TelegramTurn, TelegramTurnPayload};
+use crate::jobs::{
+    NewJob, TelegramInput, TelegramNotice, TelegramNoticePayload, TelegramTurn, TelegramTurnPayload,
+};
+use crate::onboarding::{self, ConsentStep};
 use crate::participants::{self, data as pdata};
 use crate::secrets::SecretBox;
 use crate::sessions::{self, EndedBy, NewSession};
@@ -151,7 +154,10 @@ fn unsupported_reply(kind: &str) -> String {
 
 /// Accepts updates: each at most once (by `update_id`), its message persisted
 /// and its turn enqueued in one transaction per update. `/reset` ends the open
-/// session (by the user) and starts a new one.
+/// session (by the user) and starts a new one. The chatbot's onboarding
+/// ([`crate::onboarding`]) applies: a participant the allowlist keeps out is
+/// told so and nothing of them is stored; consent is asked before the
+/// conversation; `/start` opening a session is answered by the seed message.
 pub async fn accept(domain: &Domain, ch: &TelegramChannel, updates: Vec<Update>) -> Result<usize> {
     let mut accepted = 0;
     if !ch.enabled {
@@ -162,9 +168,25 @@ pub async fn accept(domain: &Domain, ch: &TelegramChannel, updates: Vec<Update>)
         ChatbotId(ch.chatbot_row_id),
         ChannelId(ch.row_id),
     );
+    let onboarding = match crate::chatbots::session_version(domain, bot).await? {
+        Some(v) => onboarding::of_config(&v.config),
+        None => return Err(Error::not_found("the channel's chatbot no longer exists")),
+    };
     for ev in updates {
         let mut tx = domain.begin().await?;
         if !channels::first_time(&*tx, channel_id, &ev.update_id).await? {
+            continue;
+        }
+        if let Some(text) = onboarding::refusal(&tx, team_id, &onboarding, &ev.chat_id).await? {
+            let notice = TelegramNoticePayload {
+                channel_id,
+                chat_id: ev.chat_id.clone(),
+                text,
+            };
+            tx.enqueue(NewJob::<TelegramNotice>::new(notice).team(team_id))
+                .await?;
+            tx.commit().await?;
+            accepted += 1;
             continue;
         }
         let p = participants::get_or_create(&tx, team_id, Platform::Telegram, &ev.chat_id, None)
@@ -180,55 +202,66 @@ pub async fn accept(domain: &Domain, ch: &TelegramChannel, updates: Vec<Update>)
             version_number: 0,
             state: json!({}),
         };
+        let reply = |session_id, reply: String| {
+            Some(TelegramTurnPayload {
+                session_id,
+                input: TelegramInput::Reply { reply },
+            })
+        };
         let payload = match &ev.kind {
             UpdateKind::Command(c) if c == "reset" => {
                 if let Some(s) = &open {
                     sessions::end(&mut tx, team_id, s.id, EndedBy::User).await?;
                 }
                 let s = sessions::create(&tx, new_session()).await?;
-                TelegramTurnPayload {
-                    session_id: s.id,
-                    input: TelegramInput::Reply {
-                        reply: RESET_REPLY.into(),
-                    },
-                }
+                reply(s.id, RESET_REPLY.into())
             }
             UpdateKind::Unsupported(kind) => {
                 let s = match open {
                     Some(s) => s,
                     None => sessions::create(&tx, new_session()).await?,
                 };
-                TelegramTurnPayload {
-                    session_id: s.id,
-                    input: TelegramInput::Reply {
-                        reply: unsupported_reply(kind),
-                    },
-                }
+                reply(s.id, unsupported_reply(kind))
             }
-            UpdateKind::Command(c) => {
-                let text = format!("/{c}");
+            UpdateKind::Command(_) | UpdateKind::Text(_) => {
+                let text = match &ev.kind {
+                    UpdateKind::Command(c) => format!("/{c}"),
+                    UpdateKind::Text(t) => t.clone(),
+                    UpdateKind::Unsupported(_) => String::new(),
+                };
+                let opens = open.is_none();
                 let (s, mid) = turns::begin_in(&tx, open, new_session(), &[], &text).await?;
-                TelegramTurnPayload {
-                    session_id: s.id,
-                    input: TelegramInput::Message {
-                        message_id: mid,
-                        text,
-                    },
-                }
-            }
-            UpdateKind::Text(text) => {
-                let (s, mid) = turns::begin_in(&tx, open, new_session(), &[], text).await?;
-                TelegramTurnPayload {
-                    session_id: s.id,
-                    input: TelegramInput::Message {
-                        message_id: mid,
-                        text: text.clone(),
+                let answer = |text: String| {
+                    Some(TelegramTurnPayload {
+                        session_id: s.id,
+                        input: TelegramInput::Message {
+                            message_id: mid,
+                            text,
+                        },
+                    })
+                };
+                match onboarding::consent_step(&tx, &s, &onboarding, &text).await? {
+                    ConsentStep::Asked(prompt) => reply(s.id, prompt),
+                    ConsentStep::Answer(question) => answer(question),
+                    ConsentStep::Seed(seed) => {
+                        onboarding::say_seed(&tx, team_id, s.id, &seed).await?;
+                        None
+                    }
+                    ConsentStep::Silent => None,
+                    ConsentStep::Open => match &onboarding.seed {
+                        Some(seed) if opens && onboarding::is_start(&text) => {
+                            onboarding::say_seed(&tx, team_id, s.id, seed).await?;
+                            None
+                        }
+                        _ => answer(text),
                     },
                 }
             }
         };
-        tx.enqueue(NewJob::<TelegramTurn>::new(payload).team(team_id))
-            .await?;
+        if let Some(payload) = payload {
+            tx.enqueue(NewJob::<TelegramTurn>::new(payload).team(team_id))
+                .await?;
+        }
         tx.commit().await?;
         accepted += 1;
     }

@@ -404,47 +404,19 @@ pub struct SessionTriggers {
     pub triggers: Vec<Trigger>,
 }
 
-/// The triggers of the version a session's own events use: the published
-/// version of the session's chatbot, else its working version; a session
-/// bound to a snapshot uses that snapshot.
+/// The triggers of the version a session's own events use
+/// ([`crate::chatbots::session_version`]).
 pub async fn session_triggers(
     tx: &Tx<'_>,
     chatbot_row: ChatbotId,
 ) -> Result<Option<SessionTriggers>> {
-    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
-    use store::entity::chatbot;
-    let Some(row) = chatbot::Entity::find_by_id(chatbot_row.0)
-        .one(&**tx)
+    Ok(crate::chatbots::session_version(tx, chatbot_row)
         .await?
-    else {
-        return Ok(None);
-    };
-    let family = ChatbotId(row.working_version_id.unwrap_or(row.id));
-    if row.working_version_id.is_some() {
-        return Ok(Some(SessionTriggers {
-            row: ChatbotId(row.id),
-            family,
-            triggers: of_config(&row.config),
-        }));
-    }
-    let published = chatbot::Entity::find()
-        .filter(
-            Condition::all()
-                .add(chatbot::Column::WorkingVersionId.eq(row.id))
-                .add(chatbot::Column::IsDefaultVersion.eq(true))
-                .add(chatbot::Column::IsArchived.eq(false)),
-        )
-        .one(&**tx)
-        .await?;
-    let (id, config) = match published {
-        Some(p) => (p.id, p.config),
-        None => (row.id, row.config),
-    };
-    Ok(Some(SessionTriggers {
-        row: ChatbotId(id),
-        family,
-        triggers: of_config(&config),
-    }))
+        .map(|v| SessionTriggers {
+            row: v.row,
+            family: v.family,
+            triggers: of_config(&v.config),
+        }))
 }
 
 /// The family (working version) of a chatbot row.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::JobKind;
-use crate::ids::{MessageId, ScheduleId, SessionId};
+use crate::ids::{ChannelId, MessageId, ScheduleId, SessionId};
 
 /// Does nothing: checks that workers run (and serves the queue's tests).
 pub struct Ping;
@@ -28,7 +28,9 @@ pub struct ChatTurn;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatTurnPayload {
     pub session_id: SessionId,
-    pub message_id: MessageId,
+    /// The stored human message; `None` with a `refusal`.
+    #[serde(default)]
+    pub message_id: Option<MessageId>,
     pub text: String,
     /// A version chosen by a team member; `None` runs the session's own.
     #[serde(default)]
@@ -36,6 +38,10 @@ pub struct ChatTurnPayload {
     /// Stored in the session state as `remote_context` before the turn runs.
     #[serde(default)]
     pub context: Option<Value>,
+    /// The answer instead of a turn: the allowlist keeps the participant out
+    /// (their message was not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +144,24 @@ impl JobKind for TelegramTurn {
     type Output = Delivered;
 }
 
+/// A message to a Telegram chat that has no session: what the allowlist
+/// tells a participant it keeps out (nothing else of them is stored).
+pub struct TelegramNotice;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelegramNoticePayload {
+    pub channel_id: ChannelId,
+    pub chat_id: String,
+    pub text: String,
+}
+
+impl JobKind for TelegramNotice {
+    const KIND: &'static str = "telegram.notice";
+    const MAX_ATTEMPTS: i32 = 3;
+    type Payload = TelegramNoticePayload;
+    type Output = Delivered;
+}
+
 /// One firing of a schedule, enqueued by the scheduler's tick.
 pub struct ScheduleFire;
 
@@ -187,6 +211,7 @@ pub const ALL_KINDS: &[&str] = &[
     ChatTurn::KIND,
     BotSend::KIND,
     TelegramTurn::KIND,
+    TelegramNotice::KIND,
     ScheduleFire::KIND,
     EmailSend::KIND,
     EventFire::KIND,

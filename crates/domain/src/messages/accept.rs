@@ -19,6 +19,8 @@ pub struct Incoming {
 
 /// Persists the human message and enqueues its turn in one transaction; the
 /// task id is what the client polls. A version may be chosen by members only.
+/// A participant the chatbot's allowlist keeps out is answered with its
+/// refusal, and their message is not stored.
 pub async fn accept(
     domain: &Domain,
     session: &Session,
@@ -47,6 +49,21 @@ pub async fn accept(
         return Err(Error::InvalidAttachments);
     }
     let tx = domain.begin().await?;
+    if let Some(refusal) = refusal_for(&tx, session).await? {
+        let job = NewJob::<ChatTurn>::new(ChatTurnPayload {
+            session_id: session.id,
+            message_id: None,
+            text: m.text,
+            version: None,
+            context: None,
+            refusal: Some(refusal),
+        })
+        .team(session.team_id)
+        .session(session.id);
+        let task = tx.enqueue(job).await?;
+        tx.commit().await?;
+        return Ok(task);
+    }
     let metadata = if ids.is_empty() {
         json!({})
     } else {
@@ -66,14 +83,31 @@ pub async fn accept(
     }
     let job = NewJob::<ChatTurn>::new(ChatTurnPayload {
         session_id: session.id,
-        message_id: mid,
+        message_id: Some(mid),
         text: m.text,
         version: m.version_number,
         context: m.context,
+        refusal: None,
     })
     .team(session.team_id)
     .session(session.id);
     let task = tx.enqueue(job).await?;
     tx.commit().await?;
     Ok(task)
+}
+
+/// What the chatbot's allowlist tells this session's participant, if it keeps them out.
+async fn refusal_for(tx: &crate::Tx<'_>, session: &Session) -> Result<Option<String>> {
+    let Some(v) = crate::chatbots::session_version(tx, session.chatbot_id).await? else {
+        return Ok(None);
+    };
+    let onboarding = crate::onboarding::of_config(&v.config);
+    if onboarding.allowlist.is_none() {
+        return Ok(None);
+    }
+    let identifier = crate::participants::get(tx, session.participant_id)
+        .await?
+        .map(|p| p.identifier)
+        .unwrap_or_default();
+    crate::onboarding::refusal(tx, session.team_id, &onboarding, &identifier).await
 }

@@ -1,5 +1,5 @@
 //! Opening sessions: for a chat-widget caller (`/api/chat/start/`) once the
-//! API layer has decided who it is, and for a team's integration
+//! API layer has decided who it is (the chatbot's seed message queued with it), and for a team's integration
 //! (`POST /api/sessions/`, seeded messages, no bot runs).
 
 use sea_orm::sea_query::Expr;
@@ -192,6 +192,7 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
             .exec(&*tx)
             .await?;
     }
+    seed(&tx, &session, &p.identifier).await?;
     tx.commit().await?;
     let remote_id = participant::Entity::find_by_id(p.id.0)
         .one(&domain.db.write)
@@ -210,6 +211,27 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
         participant_identifier: p.identifier,
         participant_remote_id: remote_id,
     })
+}
+
+/// Queues the chatbot's seed message in a session that starts without a
+/// question to answer (unless the allowlist keeps the participant out: they
+/// hear its refusal when they write).
+async fn seed(tx: &crate::Tx<'_>, session: &super::Session, identifier: &str) -> Result<()> {
+    use crate::onboarding;
+    let Some(v) = crate::chatbots::session_version(tx, session.chatbot_id).await? else {
+        return Ok(());
+    };
+    let ob = onboarding::of_config(&v.config);
+    let Some(seed) = &ob.seed else {
+        return Ok(());
+    };
+    if onboarding::refusal(tx, session.team_id, &ob, identifier)
+        .await?
+        .is_none()
+    {
+        onboarding::say_seed(tx, session.team_id, session.id, seed).await?;
+    }
+    Ok(())
 }
 
 /// Input of `POST /api/sessions/`, already validated for shape.

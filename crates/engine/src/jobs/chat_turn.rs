@@ -14,7 +14,17 @@ use crate::streams::StreamMsg;
 impl Handler for ChatTurn {
     async fn run(job: Job<'_>, p: ChatTurnPayload) -> Outcome<Self> {
         let (engine, domain) = (job.engine, &job.engine.domain);
-        if let Some((id, text)) = turns::finished(domain, p.message_id).await? {
+        let message_id = match (p.message_id, p.refusal) {
+            (_, Some(refusal)) => {
+                return Ok(ChatTurnOutput {
+                    response: refusal,
+                    message_id: None,
+                });
+            }
+            (Some(id), None) => id,
+            (None, None) => return Err(JobError::failed("a chat turn without a message")),
+        };
+        if let Some((id, text)) = turns::finished(domain, message_id).await? {
             return Ok(ChatTurnOutput {
                 response: text,
                 message_id: Some(id),
@@ -60,7 +70,7 @@ impl Handler for ChatTurn {
             }
         };
         let (result, ()) = tokio::join!(
-            engine.run_turn(&session, &chatbot, p.message_id, p.text, Some(tx)),
+            engine.run_turn(&session, &chatbot, message_id, p.text, Some(tx)),
             forward
         );
         engine.streams.close(job.task_id);

@@ -7,6 +7,7 @@ mod chat_turn;
 mod email_send;
 mod event_fire;
 mod schedule_fire;
+mod telegram_notice;
 mod telegram_turn;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use domain::jobs::{BotSend, ChatTurn, Claimed, Finished, JobFailure, JobKind, Ping, Pong};
-use domain::jobs::{Delivered, EmailSend, EventFire, ScheduleFire, TelegramTurn};
+use domain::jobs::{Delivered, EmailSend, EventFire, ScheduleFire, TelegramNotice, TelegramTurn};
 use domain::sessions::{self, Session};
 
 use crate::delivery::DeliveryError;
@@ -187,6 +188,7 @@ impl Default for Registry {
         .with::<ChatTurn>()
         .with::<BotSend>()
         .with::<TelegramTurn>()
+        .with::<TelegramNotice>()
         .with::<ScheduleFire>()
         .with::<EmailSend>()
         .with::<EventFire>()

@@ -210,6 +210,51 @@ both_backends!(
     }
 );
 
+both_backends!(
+    onboarding_settings_are_checked_when_saved,
+    async |app: &TestApp| {
+        let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
+        cli.ok(&["team", "create", "acme"]);
+        let file = app.data_dir.path().join("bot.yaml");
+        let write = |config: &str| {
+            std::fs::write(&file, format!("name: Study\nconfig:\n{config}")).unwrap();
+            cli.run(&[
+                "chatbot",
+                "apply",
+                "--team",
+                "acme",
+                "--file",
+                file.to_str().unwrap(),
+            ])
+        };
+        for (config, says) in [
+            (
+                "  seed_message: {text: Hi, prompt: Greet}\n",
+                "seed_message: give text or prompt, not both",
+            ),
+            (
+                "  consent: {txt: Agree?}\n",
+                "consent: txt: unknown field `txt`",
+            ),
+            (
+                "  allowlist: {identifiers: [\"+1555\", \" \"]}\n",
+                "allowlist.identifiers[1]: must not be blank",
+            ),
+            ("  welcome: {text: Hi}\n", "unknown setting \"welcome\""),
+        ] {
+            let (ok, _, err) = write(config);
+            assert!(!ok, "{config}");
+            assert!(err.contains(says), "{config} → {err}");
+        }
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM chatbots").await, 0);
+        let (ok, out, err) = write(
+            "  seed_message: {text: \"Hello! I am your study helper.\"}\n  consent: {text: \"Do you agree to take part? Reply YES to continue.\"}\n  allowlist: {identifiers: [\"+15550001\"], message: \"This study is closed.\"}\n",
+        );
+        assert!(ok, "{err}");
+        assert!(out.contains("created chatbot Study"), "{out}");
+    }
+);
+
 async fn tick(app: &TestApp, at: chrono::DateTime<chrono::Utc>) -> usize {
     domain::timeouts::tick(&app.domain, at).await.unwrap()
 }

@@ -1,7 +1,8 @@
 //! Crash test: under a steady load of widget messages and channel turns the
 //! server is killed with SIGKILL and restarted on the same database. Every
 //! request that got a 2xx is present, every accepted task finishes, no reply is
-//! duplicated, and the database is intact.
+//! duplicated, every event trigger fires exactly once per reply (its
+//! `prompt_bot` message written once), and the database is intact.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -33,6 +34,20 @@ both_backends!(
             "embed-key",
         ]);
         let embed = out.trim_end().lines().last().unwrap().to_string();
+        // Each reply fires a trigger whose action writes another message.
+        let id = uuid::Uuid::parse_str(&bot).unwrap();
+        let (team, demo) = domain::chatbots::find_any_team(&app.domain, id)
+            .await
+            .unwrap();
+        let mut config = demo.config.clone();
+        config["events"] = json!([{"on": "new_bot_message", "action": {"type": "prompt_bot", "instruction": "Ask if that helped."}}]);
+        domain::chatbots::update_working(&app.domain, team, id, &demo.name, None, Some(config))
+            .await
+            .unwrap();
+        // The demo chatbot is published: its triggers live in the version that runs.
+        domain::chatbots::create_version(&app.domain.db.write, team, id, "triggers", true)
+            .await
+            .unwrap();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -154,6 +169,38 @@ both_backends!(
         )
         .await;
         assert!(ai_for_replied >= replied.len() as i64);
+        // The triggers: once per reply, each firing's message written once.
+        app.wait_until_within(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')",
+            0,
+            Duration::from_secs(60),
+        )
+        .await;
+        let turns = app
+            .scalar("SELECT COUNT(*) FROM traces WHERE status = 'success' AND input_message_id IS NOT NULL AND output_message_id IS NOT NULL")
+            .await;
+        assert!(turns > 0);
+        for (what, sql) in [
+            (
+                "firings",
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'event.fire' AND status = 'succeeded'",
+            ),
+            (
+                "messages asked for",
+                "SELECT COUNT(*) FROM jobs WHERE kind = 'bot.send' AND status = 'succeeded'",
+            ),
+            (
+                "messages written",
+                "SELECT COUNT(*) FROM messages WHERE role = 'ai' AND content LIKE '%Ask if that helped.%'",
+            ),
+        ] {
+            assert_eq!(app.scalar(sql).await, turns, "{what} per reply");
+        }
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'")
+                .await,
+            0
+        );
         if app.backend == Backend::Sqlite {
             let ok = app.rows("PRAGMA integrity_check", &["r"]).await;
             assert_eq!(ok[0]["r"], "ok");

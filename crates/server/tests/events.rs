@@ -111,6 +111,137 @@ both_backends!(
     }
 );
 
+/// An echo-model pipeline (`You said: …`), so `prompt_bot` has an LLM to write with.
+fn echo_pipeline() -> Value {
+    json!({
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "l", "type": "llm", "params": {"provider": "local", "model": "echo", "prompt": "You help."}},
+            {"id": "end", "type": "end"}
+        ],
+        "edges": [{"from": "start", "to": "l"}, {"from": "l", "to": "end"}]
+    })
+}
+
+both_backends!(
+    every_trigger_runs_every_action_once,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let actions = |on: &str| {
+            vec![
+                json!({"type": "log", "message": on}),
+                json!({"type": "update_participant_data", "data": {on: true}}),
+                json!({"type": "schedule_message", "name": on, "prompt": "Check in", "delay_seconds": 3600}),
+                json!({"type": "prompt_bot", "instruction": format!("Say {on}")}),
+                json!({"type": "start_pipeline", "pipeline": template_pipeline(), "input": "last_message"}),
+                json!({"type": "end_conversation"}),
+            ]
+        };
+        let kinds = [
+            "conversation_start",
+            "participant_joined",
+            "new_human_message",
+            "new_bot_message",
+            "conversation_end",
+            "last_timeout",
+        ];
+        for on in kinds {
+            let mut events: Vec<Value> = actions(on)
+                .into_iter()
+                .map(|a| json!({"on": on, "action": a}))
+                .collect();
+            events.push(json!({"timeout": {"seconds": 60, "times": 1}, "action": {"type": "log"}}));
+            let b = bot(app, &team, echo_pipeline(), json!(events)).await;
+            // Published, so its timeout arms.
+            app.publish(&team, b, "v1", true).await;
+            let t0 = chrono::Utc::now();
+            let (s, v) = say(app, &team, b, "hello").await;
+            assert_eq!(s, 200, "{on}: {v}");
+            if on == "conversation_end" {
+                say(app, &team, b, "/reset").await;
+            }
+            // Each round's scan takes its own bot's timer, so the
+            // last_timeout round sees exactly one.
+            let timed = tick(app, t0 + chrono::Duration::seconds(62)).await;
+            if on == "last_timeout" {
+                assert_eq!(timed, 1);
+            }
+            app.settle().await;
+            let l = log(app, b);
+            let mine = fired(&l, on);
+            assert_eq!(mine.len(), 6, "{on}: each action once: {l:?}");
+            assert!(
+                mine.iter().all(|f| f["status"] == "succeeded"),
+                "{on}: {l:?}"
+            );
+            let mut done: Vec<&str> = mine.iter().map(|f| f["action"].as_str().unwrap()).collect();
+            done.sort_unstable();
+            assert_eq!(
+                done,
+                [
+                    "end_conversation",
+                    "log",
+                    "prompt_bot",
+                    "schedule_message",
+                    "start_pipeline",
+                    "update_participant_data"
+                ],
+                "{on}"
+            );
+            // What each action did is there, once.
+            let row = domain::chatbots::find_row(&app.domain, team.id, b)
+                .await
+                .unwrap()
+                .row_id;
+            let family = format!("({})", row.0);
+            assert_eq!(
+                app.scalar(&format!(
+                    "SELECT COUNT(*) FROM messages m JOIN sessions s ON s.id = m.session_id \
+                     WHERE s.chatbot_id IN {family} AND m.role = 'ai' AND m.content LIKE '%Say {on}%'"
+                ))
+                .await,
+                1,
+                "{on}: prompt_bot's message"
+            );
+            assert_eq!(
+                app.scalar(&format!(
+                    "SELECT COUNT(*) FROM schedules WHERE name = '{on}'"
+                ))
+                .await,
+                1,
+                "{on}: the scheduled message"
+            );
+            assert_eq!(
+                app.scalar(&format!(
+                    "SELECT COUNT(*) FROM participant_data WHERE chatbot_id IN {family} AND CAST(data AS TEXT) LIKE '%{on}%'"
+                ))
+                .await,
+                1,
+                "{on}: the participant data"
+            );
+            // A session the participant ended stays ended by them.
+            let (by, ended) = match on {
+                "conversation_end" => ("user", "the session had already ended"),
+                _ => ("event", "ended the session"),
+            };
+            assert_eq!(
+                app.scalar(&format!(
+                    "SELECT COUNT(*) FROM sessions WHERE chatbot_id IN {family} AND ended_by = '{by}'"
+                ))
+                .await,
+                1,
+                "{on}: the session the event ended"
+            );
+            let end = mine
+                .iter()
+                .find(|f| f["action"] == "end_conversation")
+                .unwrap();
+            assert_eq!(end["done"], ended, "{on}");
+        }
+    }
+);
+
 both_backends!(
     end_conversation_and_prompt_bot_actions,
     async |app: &TestApp| {

@@ -243,6 +243,51 @@ both_backends!(
 );
 
 both_backends!(
+    a_failing_firing_is_recorded_with_its_error,
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let failing = json!({
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "t", "type": "template", "params": {"template_string": "{{ nowhere.value }}"}},
+                {"id": "end", "type": "end"}
+            ],
+            "edges": [{"from": "start", "to": "t"}, {"from": "t", "to": "end"}]
+        });
+        let b = bot(
+            app,
+            &team,
+            template_pipeline(),
+            json!([{"on": "new_human_message", "action": {"type": "start_pipeline", "pipeline": failing}}]),
+        )
+        .await;
+        let (s, v) = say(app, &team, b, "hi").await;
+        assert_eq!((s, v["response"].as_str()), (200, Some("got hi")), "{v}");
+        app.settle().await;
+        let l = log(app, b);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(l[0]["status"], "failed", "{l:?}");
+        assert_eq!(
+            l[0]["attempts"], 1,
+            "a pipeline error is not retried: {l:?}"
+        );
+        assert!(
+            l[0]["last_error"].as_str().unwrap().contains("nowhere"),
+            "{l:?}"
+        );
+        // The text log shows it too, and the failed run's trace is kept.
+        let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
+        let out = cli.ok(&["events", "log", "--chatbot", &b.to_string()]);
+        assert!(out.contains("failed") && out.contains("nowhere"), "{out}");
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM traces WHERE status = 'error'")
+                .await,
+            1
+        );
+    }
+);
+
+both_backends!(
     end_conversation_and_prompt_bot_actions,
     async |app: &TestApp| {
         let team = app.team("a").await;

@@ -122,8 +122,8 @@ pub struct TurnOutcome {
 pub struct TurnChanges {
     /// The chatbot family the participant data belongs to.
     pub family_id: Option<ChatbotId>,
-    /// The participant's new data for the family, when a node changed it.
-    pub participant_data: Option<Value>,
+    /// The keys a node changed in the participant's data for the family.
+    pub participant_data: Option<crate::participants::data::DataChange>,
     /// Session state keys a node set, merged into the state as it is at
     /// commit (so a concurrent `update_state` keeps the keys the turn did not touch).
     pub session_state: serde_json::Map<String, Value>,
@@ -447,8 +447,8 @@ async fn apply_changes(
     reply: Option<MessageId>,
 ) -> Result<()> {
     let c = &t.changes;
-    if let (Some(data), Some(family)) = (&c.participant_data, c.family_id) {
-        crate::participants::data::set(&*tx, t.team_id, t.participant_id, family, data).await?;
+    if let (Some(change), Some(family)) = (&c.participant_data, c.family_id) {
+        crate::participants::data::merge(&*tx, t.team_id, t.participant_id, family, change).await?;
     }
     if !c.session_state.is_empty() {
         sessions::merge_state(&*tx, t.session_id, c.session_state.clone()).await?;

@@ -26,6 +26,64 @@ pub async fn get(
         .unwrap_or_else(|| json!({})))
 }
 
+/// The top-level keys a turn set and removed in a participant's data: merged
+/// into the data as it is when the turn commits, so a write in between (an
+/// event trigger's `update_participant_data`, another turn) keeps its keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataChange {
+    pub set: serde_json::Map<String, Value>,
+    pub removed: Vec<String>,
+}
+
+impl DataChange {
+    /// What turned `before` into `after`; `None` when nothing did.
+    pub fn between(before: &Value, after: &Value) -> Option<Self> {
+        let empty = serde_json::Map::new();
+        let (b, a) = (
+            before.as_object().unwrap_or(&empty),
+            after.as_object().unwrap_or(&empty),
+        );
+        let change = DataChange {
+            set: a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            removed: b.keys().filter(|k| !a.contains_key(*k)).cloned().collect(),
+        };
+        (!change.set.is_empty() || !change.removed.is_empty()).then_some(change)
+    }
+
+    pub fn apply_to(&self, data: &mut serde_json::Map<String, Value>) {
+        for k in &self.removed {
+            data.remove(k);
+        }
+        data.extend(self.set.clone());
+    }
+}
+
+/// Applies a change to the participant's data as it is now.
+pub async fn merge(
+    db: &impl Writes,
+    team_id: TeamId,
+    participant_id: ParticipantId,
+    family_id: ChatbotId,
+    change: &DataChange,
+) -> Result<()> {
+    // Read where it is written: inside the caller's transaction.
+    let row = participant_data::Entity::find()
+        .filter(participant_data::Column::ParticipantId.eq(participant_id))
+        .filter(participant_data::Column::ChatbotId.eq(family_id))
+        .one(db.writer())
+        .await?;
+    let mut data = object(
+        row.and_then(|r| serde_json::from_str(&r.data).ok())
+            .unwrap_or_else(|| json!({})),
+    );
+    change.apply_to(&mut data);
+    set(db, team_id, participant_id, family_id, &Value::Object(data)).await
+}
+
 /// Replaces a participant's data for a chatbot family.
 pub async fn set(
     db: &impl Writes,
@@ -171,4 +229,25 @@ pub async fn ensure(
         set(db, team_id, participant_id, family_id, &json!({})).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_keeps_the_keys_it_did_not_touch() {
+        let before = json!({"a": 1, "b": 2, "gone": true});
+        let after = json!({"a": 1, "b": 3, "new": [1]});
+        let c = DataChange::between(&before, &after).unwrap();
+        assert_eq!(c.removed, ["gone"]);
+        // A trigger wrote `seen` meanwhile: it stays.
+        let mut now = object(json!({"a": 1, "b": 2, "gone": true, "seen": "yes"}));
+        c.apply_to(&mut now);
+        assert_eq!(
+            Value::Object(now),
+            json!({"a": 1, "b": 3, "new": [1], "seen": "yes"})
+        );
+        assert_eq!(DataChange::between(&before, &before), None);
+    }
 }

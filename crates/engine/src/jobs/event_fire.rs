@@ -12,7 +12,6 @@ use domain::jobs::{BotSend, BotSendPayload, EventFire, EventFirePayload, EventFi
 use domain::participants::data as pdata;
 use domain::schedules::{self, NewSchedule};
 use domain::sessions::{self, SessionStatus};
-use serde_json::Value;
 
 use super::{Handler, Job, JobError, Outcome, session_of};
 
@@ -50,19 +49,16 @@ impl Handler for EventFire {
             }
             Action::UpdateParticipantData { data } => {
                 let family = event_triggers::family_of(domain, p.chatbot_row).await?;
-                let mut current = pdata::get(domain, session.participant_id, family).await?;
-                if !current.is_object() {
-                    current = Value::Object(Default::default());
-                }
-                if let Some(o) = current.as_object_mut() {
-                    o.extend(data.clone());
-                }
-                pdata::set(
+                let change = pdata::DataChange {
+                    set: data.clone(),
+                    removed: Vec::new(),
+                };
+                pdata::merge(
                     domain,
                     session.team_id,
                     session.participant_id,
                     family,
-                    &current,
+                    &change,
                 )
                 .await?;
                 let keys: Vec<&str> = data.keys().map(String::as_str).collect();

@@ -86,6 +86,9 @@ pub struct RunOutput {
     /// No branch reached the end because a code node waits for the next
     /// input: the run sends no reply.
     pub waiting: bool,
+    /// The participant's data as the run leaves it, when a node changed it
+    /// (what `changes.participant_data` makes of the data it started from).
+    pub participant_data: Option<Value>,
 }
 
 /// What the calls of these spans used, and how many there were.
@@ -370,8 +373,12 @@ impl Engine {
                 out.changes.reply_tags.extend(done.reply_tags);
                 out.changes.emails.extend(done.emails);
                 if let Some(data) = done.participant_data {
+                    out.changes.participant_data = domain::participants::data::DataChange::between(
+                        &run.prompt.participant_data,
+                        &data,
+                    );
                     state.participant_data = data.clone();
-                    out.changes.participant_data = Some(data);
+                    out.participant_data = Some(data);
                 }
                 if let Some(s) = done.session_state {
                     if let Some(new) = s.as_object() {

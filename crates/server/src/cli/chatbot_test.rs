@@ -89,14 +89,14 @@ pub async fn run(cli: &Cli, a: &TestArgs) -> anyhow::Result<()> {
                     "path": run.path(),
                     "nodes": run.spans.iter().map(span_json).collect::<Vec<_>>(),
                     "reply": run.reply,
-                    "participant_data": run.changes.participant_data,
+                    "participant_data": run.participant_data,
                     "reply_tags": run.changes.reply_tags,
                     "emails": run.changes.emails.iter().map(|e| json!({"to": e.to, "subject": e.subject})).collect::<Vec<_>>(),
                 }));
             } else {
                 output::line(&format!("path: {}", run.path().join(" → ")));
                 run.spans.iter().for_each(print_span);
-                if let Some(d) = &run.changes.participant_data {
+                if let Some(d) = &run.participant_data {
                     output::line(&format!("participant data would become: {d}"));
                 }
                 for e in &run.changes.emails {

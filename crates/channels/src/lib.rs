@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 pub mod telegram;
+pub mod whatsapp_meta;
 pub use telegram::Telegram;
+pub use whatsapp_meta::MetaCloud;
 
 /// One messaging platform (Telegram today; WhatsApp, Slack… later).
 #[async_trait::async_trait]
@@ -96,6 +98,10 @@ pub enum ChannelError {
     /// the platform's reason.
     #[error("the chat cannot be reached: {0}")]
     Blocked(String),
+    /// The platform will only carry an approved template to this chat now
+    /// (WhatsApp: the participant last wrote more than 24 hours ago).
+    #[error("the chat needs a template message: {0}")]
+    ReengagementRequired(String),
     /// The platform asked to slow down; wait `retry_after` when it said how
     /// long.
     #[error("rate limited by the platform{}", fmt_wait(.retry_after))]
@@ -190,6 +196,30 @@ fn cut(rest: &str, limit: usize) -> Option<(usize, usize)> {
         units += width;
     }
     None
+}
+
+/// An error and its causes, each said once.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // hyper and reqwest often repeat the cause in their own message.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// `s` cut to `max_chars` characters, marked when cut.
+pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
 }
 
 /// The length of `s` in UTF-16 code units.

@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::{Capabilities, Channel, ChannelError, Inbound, InboundKind, split_text};
+use crate::{
+    Capabilities, Channel, ChannelError, Inbound, InboundKind, error_chain, split_text, truncate,
+};
 
 /// Where the official Bot API lives.
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
@@ -386,28 +388,6 @@ fn chat_id_value(chat_id: &str) -> Value {
     match chat_id.trim().parse::<i64>() {
         Ok(id) => Value::from(id),
         Err(_) => Value::from(chat_id),
-    }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // hyper and reqwest often repeat the cause in their own message.
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-fn truncate(s: &str, max_chars: usize) -> String {
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
     }
 }
 

@@ -1,0 +1,430 @@
+//! WhatsApp through Meta's Cloud API: the webhook's verification handshake
+//! and signature, the notifications it posts, and sending through the Graph
+//! API's `/{phone_number_id}/messages`.
+//!
+//! One app's webhook carries every number of the business account: each
+//! notification names its `phone_number_id`, so [`parse_webhook`] keeps it
+//! with each message and the caller finds the channel by it. Delivery
+//! statuses (`sent`, `delivered`, `read`, `failed`) are left out: nothing
+//! here answers them.
+//!
+//! Errors come as `{"error": {"message", "type", "code", "error_subcode",
+//! "fbtrace_id"}}`; [`classify`] sorts Meta's codes into [`ChannelError`]s
+//! (131047, a message outside the 24-hour window, is
+//! [`ChannelError::ReengagementRequired`]: send a template instead).
+
+use std::fmt;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::{
+    Capabilities, Channel, ChannelError, Inbound, InboundKind, error_chain, split_text, truncate,
+};
+
+/// Where the Graph API lives.
+pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com";
+
+/// The Graph API version every call names.
+pub const API_VERSION: &str = "v21.0";
+
+/// The longest text body of one message, in characters.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+/// The header Meta signs every webhook call with.
+pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+
+/// How long one Graph call may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client for one WhatsApp number of a business account.
+#[derive(Clone)]
+pub struct MetaCloud {
+    api_base: String,
+    access_token: String,
+    phone_number_id: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+// Hand-written so the access token never reaches a log through `{:?}`.
+impl fmt::Debug for MetaCloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetaCloud")
+            .field("api_base", &self.api_base)
+            .field("phone_number_id", &self.phone_number_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One inbound message and the number it was sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaInbound {
+    pub phone_number_id: String,
+    pub inbound: Inbound,
+}
+
+/// The answer to the webhook's verification `GET`: the challenge to echo,
+/// when the mode is `subscribe` and the token is ours (constant time).
+pub fn verify_handshake(
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&str>,
+    expected_token: &str,
+) -> Option<String> {
+    let token = token?;
+    let ours = !expected_token.is_empty()
+        && token.len() == expected_token.len()
+        && bool::from(token.as_bytes().ct_eq(expected_token.as_bytes()));
+    (mode == Some("subscribe") && ours).then(|| challenge.unwrap_or_default().to_string())
+}
+
+/// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of the raw body with
+/// the app secret. An empty secret accepts nothing.
+pub fn verify_signature(app_secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(given) = hex::decode(hex_sig) else {
+        return false;
+    };
+    if app_secret.is_empty() {
+        return false;
+    }
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// The signature header Meta would send for `body` (for tests and fakes).
+pub fn sign(app_secret: &str, body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+struct Notification {
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    #[serde(default)]
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Change {
+    #[serde(default)]
+    field: String,
+    value: Option<ChangeValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeValue {
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    contacts: Vec<Contact>,
+    #[serde(default)]
+    messages: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    phone_number_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Contact {
+    wa_id: Option<String>,
+    profile: Option<Profile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Profile {
+    name: Option<String>,
+}
+
+/// The messages of a webhook body, each with its number. A body that is
+/// not a notification is [`ChannelError::Invalid`].
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<MetaInbound>, ChannelError> {
+    let n: Notification = serde_json::from_slice(body)
+        .map_err(|e| ChannelError::Invalid(format!("not a WhatsApp notification: {e}")))?;
+    let mut out = Vec::new();
+    for change in n.entry.iter().flat_map(|e| &e.changes) {
+        let Some(value) = change.value.as_ref().filter(|_| change.field == "messages") else {
+            continue;
+        };
+        let Some(meta) = &value.metadata else {
+            continue;
+        };
+        for m in &value.messages {
+            let (Some(id), Some(from)) = (
+                m.get("id").and_then(Value::as_str),
+                m.get("from").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let name = value
+                .contacts
+                .iter()
+                .find(|c| c.wa_id.as_deref() == Some(from))
+                .or(value.contacts.first())
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.name.clone());
+            out.push(MetaInbound {
+                phone_number_id: meta.phone_number_id.clone(),
+                inbound: Inbound {
+                    update_id: id.to_string(),
+                    chat_id: from.to_string(),
+                    user_id: from.to_string(),
+                    user_name: name,
+                    kind: kind_of(m),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a message carries: text (typed, or the title of a button or list
+/// reply), else the kind this adapter does not handle yet.
+fn kind_of(m: &Value) -> InboundKind {
+    let text = |path: &[&str]| {
+        let mut v = m;
+        for p in path {
+            v = v.get(*p)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let kind = m.get("type").and_then(Value::as_str).unwrap_or("other");
+    let said = match kind {
+        "text" => text(&["text", "body"]),
+        "interactive" => text(&["interactive", "button_reply", "title"])
+            .or_else(|| text(&["interactive", "list_reply", "title"])),
+        // A template's quick-reply button.
+        "button" => text(&["button", "text"]).or_else(|| text(&["button", "payload"])),
+        _ => None,
+    };
+    match said {
+        Some(t) => InboundKind::Text(t),
+        None => InboundKind::Unsupported(match kind {
+            "audio" if m.pointer("/audio/voice") == Some(&Value::Bool(true)) => "voice".into(),
+            "audio" | "image" | "video" | "document" | "sticker" | "location" | "contacts"
+            | "reaction" => kind.into(),
+            _ => "other".into(),
+        }),
+    }
+}
+
+impl MetaCloud {
+    /// A client for the number `phone_number_id`. A blank `api_base` means
+    /// [`DEFAULT_API_BASE`]; tests point it at a local fake.
+    pub fn new(
+        api_base: impl Into<String>,
+        access_token: impl Into<String>,
+        phone_number_id: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Self {
+        let api_base = api_base.into();
+        let api_base = match api_base.trim().trim_end_matches('/') {
+            "" => DEFAULT_API_BASE.to_owned(),
+            base => base.to_owned(),
+        };
+        Self {
+            api_base,
+            access_token: access_token.into().trim().to_owned(),
+            phone_number_id: phone_number_id.into().trim().to_owned(),
+            http,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends one text message (at most [`MAX_TEXT_LEN`] characters); returns its id.
+    pub async fn send_message(&self, to: &str, text: &str) -> Result<String, ChannelError> {
+        self.send(
+            to,
+            json!({"type": "text", "text": {"preview_url": false, "body": text}}),
+        )
+        .await
+    }
+
+    /// Sends an approved template with one body parameter (how a message
+    /// reaches a participant outside the 24-hour window).
+    pub async fn send_template(
+        &self,
+        to: &str,
+        name: &str,
+        language: &str,
+        body_text: &str,
+    ) -> Result<String, ChannelError> {
+        self.send(
+            to,
+            json!({"type": "template", "template": {
+                "name": name,
+                "language": {"code": language},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": body_text}]}],
+            }}),
+        )
+        .await
+    }
+
+    async fn send(&self, to: &str, message: Value) -> Result<String, ChannelError> {
+        let mut body =
+            json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to});
+        if let (Some(b), Value::Object(m)) = (body.as_object_mut(), message) {
+            b.extend(m);
+        }
+        let url = format!(
+            "{}/{API_VERSION}/{}/messages",
+            self.api_base, self.phone_number_id
+        );
+        let res = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.access_token)
+            .timeout(self.timeout)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({"error": {"message": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}})
+        });
+        if (200..300).contains(&status) {
+            return v
+                .pointer("/messages/0/id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    ChannelError::Invalid(format!("unexpected answer from the Graph API: {v}"))
+                });
+        }
+        let err = v.get("error").cloned().unwrap_or(Value::Null);
+        let code = err.get("code").and_then(Value::as_i64);
+        let message = self.redact(
+            err.pointer("/error_data/details")
+                .or_else(|| err.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        Err(classify(status, code, &message))
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
+        let (builder, timeout) = (err.is_builder(), err.is_timeout());
+        let detail = self.redact(&error_chain(&err.without_url()));
+        if builder {
+            ChannelError::Config(format!("cannot call the Graph API: {detail}"))
+        } else if timeout {
+            ChannelError::Temporary(format!(
+                "the Graph API did not answer within {}ms",
+                self.timeout.as_millis()
+            ))
+        } else {
+            ChannelError::Temporary(format!(
+                "could not reach the Graph API at {}: {detail}",
+                self.api_base
+            ))
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        if self.access_token.len() >= 4 {
+            text.replace(&self.access_token, "<redacted>")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// Sorts a failed send by Meta's error code, else by its HTTP status.
+pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
+    let said = |what: &str| {
+        if message.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {message}")
+        }
+    };
+    match code {
+        // More than 24 hours since the participant last wrote.
+        Some(131_047) => ChannelError::ReengagementRequired(said("outside the 24-hour window")),
+        // Undeliverable, or the recipient is not a WhatsApp user / not allowed.
+        Some(131_026 | 131_030 | 131_045 | 131_052) => ChannelError::Blocked(said("undeliverable")),
+        Some(4 | 80_007 | 130_429 | 131_048 | 131_056) => {
+            ChannelError::RateLimited { retry_after: None }
+        }
+        Some(1 | 2 | 131_000 | 131_016) => ChannelError::Temporary(said("WhatsApp is unavailable")),
+        Some(0 | 3 | 10 | 190 | 200..=299) => {
+            ChannelError::Config(said("the access token or its permissions were refused"))
+        }
+        Some(
+            100 | 131_008 | 131_009 | 131_021 | 131_051 | 132_000..=132_999 | 133_000..=133_999,
+        ) => ChannelError::Config(said("WhatsApp refused the message")),
+        _ => match status {
+            429 => ChannelError::RateLimited { retry_after: None },
+            401 | 403 => ChannelError::Config(said("the access token was refused")),
+            500..=599 => ChannelError::Temporary(said(&format!("Graph API error (HTTP {status})"))),
+            _ => ChannelError::Config(said(&format!(
+                "WhatsApp refused the message (HTTP {status})"
+            ))),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for MetaCloud {
+    fn platform(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_text_len: MAX_TEXT_LEN,
+            markdown: false,
+            voice: false,
+            files: false,
+            commands: false,
+        }
+    }
+
+    fn parse_inbound(&self, body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+        Ok(parse_webhook(body)?
+            .into_iter()
+            .filter(|m| m.phone_number_id == self.phone_number_id)
+            .map(|m| m.inbound)
+            .collect())
+    }
+
+    /// Splits at [`MAX_TEXT_LEN`] (WhatsApp counts characters; UTF-16 units
+    /// are never fewer, so a part always fits) and sends the parts in order.
+    async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
+        let mut ids = Vec::new();
+        for part in split_text(text, MAX_TEXT_LEN)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            ids.push(self.send_message(to, part).await?);
+        }
+        Ok(ids)
+    }
+}

@@ -198,6 +198,15 @@ fn cut(rest: &str, limit: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// A platform's base URL without its trailing `/`; blank means `default`
+/// (tests point adapters at local fakes).
+pub(crate) fn base_url(given: String, default: &str) -> String {
+    match given.trim().trim_end_matches('/') {
+        "" => default.to_owned(),
+        base => base.to_owned(),
+    }
+}
+
 /// An error and its causes, each said once.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

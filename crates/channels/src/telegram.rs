@@ -82,13 +82,8 @@ impl Telegram {
         token: impl Into<String>,
         http: reqwest::Client,
     ) -> Self {
-        let api_base = api_base.into();
-        let api_base = match api_base.trim().trim_end_matches('/') {
-            "" => DEFAULT_API_BASE.to_owned(),
-            base => base.to_owned(),
-        };
         Self {
-            api_base,
+            api_base: crate::base_url(api_base.into(), DEFAULT_API_BASE),
             token: token.into().trim().to_owned(),
             http,
             timeout: DEFAULT_TIMEOUT,

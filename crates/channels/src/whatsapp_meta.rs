@@ -237,13 +237,8 @@ impl MetaCloud {
         phone_number_id: impl Into<String>,
         http: reqwest::Client,
     ) -> Self {
-        let api_base = api_base.into();
-        let api_base = match api_base.trim().trim_end_matches('/') {
-            "" => DEFAULT_API_BASE.to_owned(),
-            base => base.to_owned(),
-        };
         Self {
-            api_base,
+            api_base: crate::base_url(api_base.into(), DEFAULT_API_BASE),
             access_token: access_token.into().trim().to_owned(),
             phone_number_id: phone_number_id.into().trim().to_owned(),
             http,

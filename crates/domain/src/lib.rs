@@ -38,6 +38,7 @@ pub mod traces;
 pub mod trigger;
 pub mod turns;
 pub mod values;
+pub mod versions;
 
 use std::ops::Deref;
 

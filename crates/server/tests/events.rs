@@ -353,17 +353,12 @@ both_backends!(
     async |app: &TestApp| {
         let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
         cli.ok(&["team", "create", "acme"]);
-        let file = app.data_dir.path().join("bot.yaml");
         let write = |events: &str| {
-            std::fs::write(&file, format!("name: Ev\nconfig:\n  events:\n{events}")).unwrap();
-            cli.run(&[
-                "chatbot",
-                "apply",
-                "--team",
-                "acme",
-                "--file",
-                file.to_str().unwrap(),
-            ])
+            apply(
+                app,
+                &cli,
+                &format!("name: Ev\nconfig:\n  events:\n{events}"),
+            )
         };
         let (ok, _, err) = write("    - {on: new_message, action: {type: log}}\n");
         assert!(!ok);
@@ -391,18 +386,7 @@ both_backends!(
     async |app: &TestApp| {
         let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
         cli.ok(&["team", "create", "acme"]);
-        let file = app.data_dir.path().join("bot.yaml");
-        let write = |config: &str| {
-            std::fs::write(&file, format!("name: Study\nconfig:\n{config}")).unwrap();
-            cli.run(&[
-                "chatbot",
-                "apply",
-                "--team",
-                "acme",
-                "--file",
-                file.to_str().unwrap(),
-            ])
-        };
+        let write = |config: &str| apply(app, &cli, &format!("name: Study\nconfig:\n{config}"));
         for (config, says) in [
             (
                 "  seed_message: {text: Hi, prompt: Greet}\n",
@@ -430,6 +414,20 @@ both_backends!(
         assert!(out.contains("created chatbot Study"), "{out}");
     }
 );
+
+/// `chatbot apply` of a chatbot file for team `acme`: (ok, stdout, stderr).
+fn apply(app: &TestApp, cli: &Binary, yaml: &str) -> (bool, String, String) {
+    let file = app.data_dir.path().join("bot.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    cli.run(&[
+        "chatbot",
+        "apply",
+        "--team",
+        "acme",
+        "--file",
+        file.to_str().unwrap(),
+    ])
+}
 
 async fn tick(app: &TestApp, at: chrono::DateTime<chrono::Utc>) -> usize {
     domain::timeouts::tick(&app.domain, at).await.unwrap()

@@ -168,7 +168,7 @@ pub async fn accept(domain: &Domain, ch: &TelegramChannel, updates: Vec<Update>)
         ChatbotId(ch.chatbot_row_id),
         ChannelId(ch.row_id),
     );
-    let onboarding = match crate::chatbots::session_version(domain, bot).await? {
+    let onboarding = match crate::versions::session_version(domain, bot).await? {
         Some(v) => onboarding::of_config(&v.config),
         None => return Err(Error::not_found("the channel's chatbot no longer exists")),
     };

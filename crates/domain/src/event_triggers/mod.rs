@@ -405,12 +405,12 @@ pub struct SessionTriggers {
 }
 
 /// The triggers of the version a session's own events use
-/// ([`crate::chatbots::session_version`]).
+/// ([`crate::versions::session_version`]).
 pub async fn session_triggers(
     tx: &Tx<'_>,
     chatbot_row: ChatbotId,
 ) -> Result<Option<SessionTriggers>> {
-    Ok(crate::chatbots::session_version(tx, chatbot_row)
+    Ok(crate::versions::session_version(tx, chatbot_row)
         .await?
         .map(|v| SessionTriggers {
             row: v.row,

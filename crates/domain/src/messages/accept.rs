@@ -98,7 +98,7 @@ pub async fn accept(
 
 /// What the chatbot's allowlist tells this session's participant, if it keeps them out.
 async fn refusal_for(tx: &crate::Tx<'_>, session: &Session) -> Result<Option<String>> {
-    let Some(v) = crate::chatbots::session_version(tx, session.chatbot_id).await? else {
+    let Some(v) = crate::versions::session_version(tx, session.chatbot_id).await? else {
         return Ok(None);
     };
     let onboarding = crate::onboarding::of_config(&v.config);

@@ -218,7 +218,7 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
 /// hear its refusal when they write).
 async fn seed(tx: &crate::Tx<'_>, session: &super::Session, identifier: &str) -> Result<()> {
     use crate::onboarding;
-    let Some(v) = crate::chatbots::session_version(tx, session.chatbot_id).await? else {
+    let Some(v) = crate::versions::session_version(tx, session.chatbot_id).await? else {
         return Ok(());
     };
     let ob = onboarding::of_config(&v.config);

@@ -3,6 +3,7 @@
 //! OpenAI endpoint.
 
 use chatstudio_testkit::contract::assert_schema;
+use chatstudio_testkit::widget::WidgetClient;
 use chatstudio_testkit::{TestApp, TestTeam, both_backends};
 use domain::channels::widget::AuthLevel;
 use serde_json::{Value, json};
@@ -59,6 +60,18 @@ async fn status_of(app: &TestApp, identifier: &str) -> Vec<String> {
     .into_iter()
     .map(|r| r["status"].as_str().unwrap().to_string())
     .collect()
+}
+
+/// A widget session of `bot` (an embed-key channel), once what its start
+/// queued has run.
+async fn widget_session(app: &TestApp, bot: Uuid) -> (WidgetClient, String) {
+    let (_, key) = app
+        .widget(bot, &["*.example.com"], AuthLevel::EmbedKey)
+        .await;
+    let w = app.widget_client(&key, ORIGIN);
+    let sid = w.start(bot).await;
+    app.settle().await;
+    (w, sid)
 }
 
 const PROMPT: &str = "Do you agree to take part?\n\nReply 1 to continue.";
@@ -175,12 +188,7 @@ both_backends!(
             json!({"seed_message": {"text": "Hello! I am your study helper."}}),
         )
         .await;
-        let (_, key) = app
-            .widget(verbatim, &["*.example.com"], AuthLevel::EmbedKey)
-            .await;
-        let w = app.widget_client(&key, ORIGIN);
-        let sid = w.start(verbatim).await;
-        app.settle().await;
+        let (w, sid) = widget_session(app, verbatim).await;
         let r = w
             .request(reqwest::Method::GET, &format!("/api/chat/{sid}/poll/"))
             .send()
@@ -223,12 +231,7 @@ both_backends!(
             json!({"seed_message": {"prompt": "Greet the participant warmly"}}),
         )
         .await;
-        let (_, key) = app
-            .widget(written, &["*.example.com"], AuthLevel::EmbedKey)
-            .await;
-        let w = app.widget_client(&key, ORIGIN);
-        let sid = w.start(written).await;
-        app.settle().await;
+        let (_, sid) = widget_session(app, written).await;
         let said = app
             .rows(
                 &format!(
@@ -327,9 +330,8 @@ both_backends!(
         );
         // An anonymous widget visitor is not listed: no seed, and the message is refused unstored.
         let before = app.scalar("SELECT COUNT(*) FROM messages").await;
-        let (_, key) = app.widget(b, &["*.example.com"], AuthLevel::EmbedKey).await;
-        let w = app.widget_client(&key, ORIGIN);
-        let sid = w.start(b).await;
+        let (w, sid) = widget_session(app, b).await;
+
         let (s, v) = w.send(&sid, "am I in?").await;
         assert_eq!(s, 202, "{v}");
         let (s, v) = w.wait_task(&sid, v["task_id"].as_str().unwrap()).await;

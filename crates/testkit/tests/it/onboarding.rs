@@ -317,6 +317,28 @@ both_backends!(
         );
         assert_eq!(stored(app).await, (0, 0, 0));
         // Listed identifiers (compared without phone punctuation) chat as usual.
+        // Members are let in by email; another team's member is not one of them.
+        let other = app.team("b").await;
+        let db = &app.domain.db.write;
+        domain::teams::add_member(db, team.id, "ada", "Ada@A.org", domain::teams::Role::Member)
+            .await
+            .unwrap();
+        domain::teams::add_member(
+            db,
+            other.id,
+            "bea",
+            "bea@b.org",
+            domain::teams::Role::Member,
+        )
+        .await
+        .unwrap();
+        let (_, v) = app.post_json(&path, &team.key, &ask("bea@b.org")).await;
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "This study is closed."
+        );
+        let (_, v) = app.post_json(&path, &team.key, &ask("ada@a.org")).await;
+        assert_eq!(v["choices"][0]["message"]["content"], "You said: hi");
         let (s, v) = app.post_json(&path, &team.key, &ask("+15550001")).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["choices"][0]["message"]["content"], "You said: hi");

@@ -26,6 +26,7 @@ pub mod trigger;
 pub mod turns;
 pub mod url;
 pub mod views;
+pub mod whatsapp;
 
 use domain::Domain;
 
@@ -66,6 +67,7 @@ pub fn routes(state: &AppState) -> Routes {
     Routes::new()
         .merge(chat::router())
         .merge(telegram::router())
+        .merge(whatsapp::router())
         .merge(health::router())
         .merge(openapi::router())
         .merge(protected)

@@ -208,6 +208,7 @@ mod tests {
             .merge(crate::trigger::router())
             .merge(crate::chat::router())
             .merge(crate::telegram::router())
+            .merge(crate::whatsapp::router())
             .merge(crate::health::router())
             .merge(crate::openapi::router())
     }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use channels::InboundKind;
+use domain::channels::push::{self, Incoming, IncomingKind};
 use domain::channels::telegram as tg;
 
 use crate::AppState;
@@ -54,20 +55,20 @@ pub async fn webhook(
         .into_iter()
         .filter_map(|ev| {
             let kind = match ev.kind {
-                InboundKind::Text(t) => tg::UpdateKind::Text(t),
-                InboundKind::Command(c) => tg::UpdateKind::Command(c),
+                InboundKind::Text(t) => IncomingKind::Text(t),
+                InboundKind::Command(c) => IncomingKind::Command(c),
                 // Edits of earlier messages are not answered.
                 InboundKind::Unsupported(k) if k == "edited" => return None,
-                InboundKind::Unsupported(k) => tg::UpdateKind::Unsupported(k),
+                InboundKind::Unsupported(k) => IncomingKind::Unsupported(k),
             };
-            Some(tg::Update {
-                update_id: ev.update_id,
-                chat_id: ev.chat_id,
+            Some(Incoming {
+                event_id: ev.update_id,
+                from: ev.chat_id,
                 kind,
             })
         })
         .collect();
-    match tg::accept(&state.domain, &ch, updates).await {
+    match push::accept(&state.domain, &ch, updates).await {
         Ok(n) => {
             state.domain.wake_workers(n);
             StatusCode::OK.into_response()

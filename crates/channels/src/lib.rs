@@ -7,9 +7,13 @@
 use std::time::Duration;
 
 pub mod telegram;
+pub mod twilio;
 pub mod whatsapp_meta;
+pub mod whatsapp_turn;
 pub use telegram::Telegram;
+pub use twilio::Twilio;
 pub use whatsapp_meta::MetaCloud;
+pub use whatsapp_turn::Turn;
 
 /// One messaging platform (Telegram today; WhatsApp, Slack… later).
 #[async_trait::async_trait]

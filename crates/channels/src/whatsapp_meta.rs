@@ -35,6 +35,19 @@ pub const API_VERSION: &str = "v21.0";
 /// The longest text body of one message, in characters.
 pub const MAX_TEXT_LEN: usize = 4096;
 
+/// The template a message outside the 24-hour window goes as: the team
+/// creates it in its Meta Business account with one body parameter named
+/// [`TEMPLATE_PARAMETER`] (the original's convention, so existing templates
+/// carry over).
+pub const TEMPLATE_NAME: &str = "new_bot_message";
+
+/// The template's one body parameter.
+pub const TEMPLATE_PARAMETER: &str = "bot_message";
+
+/// The longest text one template parameter carries here: Meta allows 1,024
+/// characters in a template body; the template's own words get the rest.
+pub const TEMPLATE_TEXT_LEN: usize = 924;
+
 /// The header Meta signs every webhook call with.
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 
@@ -200,7 +213,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<MetaInbound>, ChannelError> {
 
 /// What a message carries: text (typed, or the title of a button or list
 /// reply), else the kind this adapter does not handle yet.
-fn kind_of(m: &Value) -> InboundKind {
+pub(crate) fn kind_of(m: &Value) -> InboundKind {
     let text = |path: &[&str]| {
         let mut v = m;
         for p in path {
@@ -260,13 +273,14 @@ impl MetaCloud {
         .await
     }
 
-    /// Sends an approved template with one body parameter (how a message
-    /// reaches a participant outside the 24-hour window).
+    /// Sends an approved template with one named body parameter (how a
+    /// message reaches a participant outside the 24-hour window).
     pub async fn send_template(
         &self,
         to: &str,
         name: &str,
         language: &str,
+        parameter: &str,
         body_text: &str,
     ) -> Result<String, ChannelError> {
         self.send(
@@ -274,10 +288,98 @@ impl MetaCloud {
             json!({"type": "template", "template": {
                 "name": name,
                 "language": {"code": language},
-                "components": [{"type": "body", "parameters": [{"type": "text", "text": body_text}]}],
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "parameter_name": parameter, "text": body_text},
+                ]}],
             }}),
         )
         .await
+    }
+
+    /// Sends `text` as the [`TEMPLATE_NAME`] template, split into parts of at
+    /// most [`TEMPLATE_TEXT_LEN`] characters (one template each, in order).
+    pub async fn send_bot_message_template(
+        &self,
+        to: &str,
+        language: &str,
+        text: &str,
+    ) -> Result<Vec<String>, ChannelError> {
+        let mut ids = Vec::new();
+        for part in split_text(text, TEMPLATE_TEXT_LEN)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            ids.push(
+                self.send_template(to, TEMPLATE_NAME, language, TEMPLATE_PARAMETER, part)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+
+    /// The `phone_number_id` of `number` (E.164) among the business
+    /// account's numbers, if it is one of them.
+    pub async fn resolve_number(
+        &self,
+        business_id: &str,
+        number: &str,
+    ) -> Result<Option<String>, ChannelError> {
+        // Meta's ids are digits: nothing in them needs escaping.
+        let url = format!(
+            "{}/{API_VERSION}/{}/phone_numbers?fields=id%2Cdisplay_phone_number",
+            self.api_base,
+            business_id.trim()
+        );
+        let res = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.access_token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let (status, v) = self.answer(res).await?;
+        if !(200..300).contains(&status) {
+            return Err(self.graph_error(status, &v));
+        }
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let want = digits(number);
+        Ok(v.get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                e.get("display_phone_number")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| digits(d) == want)
+            })
+            .and_then(|e| e.get("id"))
+            .and_then(|id| match id {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }))
+    }
+
+    async fn answer(&self, res: reqwest::Response) -> Result<(u16, Value), ChannelError> {
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({"error": {"message": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}})
+        });
+        Ok((status, v))
+    }
+
+    fn graph_error(&self, status: u16, v: &Value) -> ChannelError {
+        let err = v.get("error").cloned().unwrap_or(Value::Null);
+        let code = err.get("code").and_then(Value::as_i64);
+        let message = self.redact(
+            err.pointer("/error_data/details")
+                .or_else(|| err.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        classify(status, code, &message)
     }
 
     async fn send(&self, to: &str, message: Value) -> Result<String, ChannelError> {
@@ -299,11 +401,7 @@ impl MetaCloud {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            json!({"error": {"message": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}})
-        });
+        let (status, v) = self.answer(res).await?;
         if (200..300).contains(&status) {
             return v
                 .pointer("/messages/0/id")
@@ -313,15 +411,7 @@ impl MetaCloud {
                     ChannelError::Invalid(format!("unexpected answer from the Graph API: {v}"))
                 });
         }
-        let err = v.get("error").cloned().unwrap_or(Value::Null);
-        let code = err.get("code").and_then(Value::as_i64);
-        let message = self.redact(
-            err.pointer("/error_data/details")
-                .or_else(|| err.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        );
-        Err(classify(status, code, &message))
+        Err(self.graph_error(status, &v))
     }
 
     fn transport_error(&self, err: reqwest::Error) -> ChannelError {
@@ -361,6 +451,12 @@ pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
         }
     };
     match code {
+        // The only template sent is ours: say how to make it.
+        Some(132_001) => ChannelError::Config(said(&format!(
+            "the {TEMPLATE_NAME:?} template does not exist in this language: create it in the \
+             Meta Business account, with one body parameter {TEMPLATE_PARAMETER:?}, to reach \
+             participants outside the 24-hour window"
+        ))),
         // More than 24 hours since the participant last wrote.
         Some(131_047) => ChannelError::ReengagementRequired(said("outside the 24-hour window")),
         // Undeliverable, or the recipient is not a WhatsApp user / not allowed.

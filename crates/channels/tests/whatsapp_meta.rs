@@ -5,7 +5,8 @@
 #![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 
 use chatstudio_channels::whatsapp_meta::{
-    MAX_TEXT_LEN, classify, parse_webhook, sign, verify_handshake, verify_signature,
+    MAX_TEXT_LEN, TEMPLATE_TEXT_LEN, classify, parse_webhook, sign, verify_handshake,
+    verify_signature,
 };
 use chatstudio_channels::{Channel, ChannelError, InboundKind, MetaCloud};
 use serde_json::{Value, json};
@@ -237,22 +238,37 @@ async fn text_goes_to_the_number_s_messages_endpoint_split_at_the_limit() {
         })
     );
     assert_eq!(bodies[1]["text"]["body"], "b".repeat(20));
-    meta.send_template(
-        "16505551234",
-        "new_bot_message",
-        "en",
-        "Time for your check-in",
-    )
-    .await
-    .unwrap();
+    meta.send_bot_message_template("16505551234", "pt_BR", "Time for your check-in")
+        .await
+        .unwrap();
     let t: Value =
         serde_json::from_slice(&fake.received_requests().await.unwrap()[2].body).unwrap();
     assert_eq!(
         t["template"],
-        json!({"name": "new_bot_message", "language": {"code": "en"},
-               "components": [{"type": "body", "parameters": [{"type": "text", "text": "Time for your check-in"}]}]})
+        json!({"name": "new_bot_message", "language": {"code": "pt_BR"},
+               "components": [{"type": "body", "parameters": [{"type": "text", "parameter_name": "bot_message", "text": "Time for your check-in"}]}]})
     );
     assert_eq!(t["type"], "template");
+    // A long message goes as several templates, each within the parameter's limit.
+    let long = "word ".repeat(400);
+    let ids = meta
+        .send_bot_message_template("16505551234", "en", &long)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let parts: Vec<String> = fake.received_requests().await.unwrap()[3..]
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            v.pointer("/template/components/0/parameters/0/text")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(parts.iter().all(|p| p.chars().count() <= TEMPLATE_TEXT_LEN));
+    assert_eq!(parts.join(" "), long);
 }
 
 #[tokio::test]
@@ -320,4 +336,32 @@ async fn send_errors_are_classified_and_never_show_the_token() {
         );
     }
     assert!(matches!(classify(404, None, ""), ChannelError::Config(_)));
+}
+
+#[tokio::test]
+async fn a_number_resolves_to_its_phone_number_id() {
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/WABA1/phone_numbers"))
+        .and(header("authorization", "Bearer tok"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "111", "display_phone_number": "+1 555-000-1111"},
+            {"id": "222", "display_phone_number": "+27 82 123 4567"},
+        ]})))
+        .mount(&fake)
+        .await;
+    let meta = MetaCloud::new(fake.uri(), "tok", "", chatstudio_llm::http::client());
+    assert_eq!(
+        meta.resolve_number("WABA1", "+27821234567")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("222")
+    );
+    assert_eq!(
+        meta.resolve_number("WABA1", "+27820000000").await.unwrap(),
+        None
+    );
+    let q = &fake.received_requests().await.unwrap()[0];
+    assert_eq!(q.url.query(), Some("fields=id%2Cdisplay_phone_number"));
 }

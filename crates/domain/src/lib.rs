@@ -21,6 +21,7 @@ pub mod jinja;
 pub mod jobs;
 pub mod keys;
 pub mod messages;
+pub mod messaging;
 pub mod onboarding;
 pub mod pagination;
 pub mod participants;

@@ -52,6 +52,12 @@ pub struct EngineSettings {
     pub retry_base_delay: Duration,
     /// The Telegram Bot API base URL (tests point it at a fake).
     pub telegram_api_url: String,
+    /// Meta's Graph API base URL, for WhatsApp (tests point it at a fake).
+    pub meta_api_url: String,
+    /// Twilio's REST API base URL (tests point it at a fake).
+    pub twilio_api_url: String,
+    /// Turn.io's API base URL (tests point it at a fake).
+    pub turn_api_url: String,
     /// Where pipeline emails go; none leaves `send_email` jobs failing with why.
     pub smtp: Option<SmtpSettings>,
     /// What calls to team-given URLs may reach, and their limits.
@@ -108,6 +114,9 @@ impl Default for EngineSettings {
             max_retries: 3,
             retry_base_delay: Duration::from_millis(250),
             telegram_api_url: channels::telegram::DEFAULT_API_BASE.to_string(),
+            meta_api_url: channels::whatsapp_meta::DEFAULT_API_BASE.to_string(),
+            twilio_api_url: channels::twilio::DEFAULT_API_BASE.to_string(),
+            turn_api_url: channels::whatsapp_turn::DEFAULT_API_BASE.to_string(),
             smtp: None,
             outbound: Default::default(),
             code: Default::default(),

@@ -34,6 +34,33 @@ pub struct StorageArgs {
     )]
     pub telegram_api_url: String,
 
+    /// Meta's Graph API base URL, for WhatsApp (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_META_API_URL",
+        default_value = "https://graph.facebook.com",
+        global = true
+    )]
+    pub meta_api_url: String,
+
+    /// Twilio's REST API base URL (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_TWILIO_API_URL",
+        default_value = "https://api.twilio.com",
+        global = true
+    )]
+    pub twilio_api_url: String,
+
+    /// Turn.io's API base URL (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "CHATSTUDIO_TURN_API_URL",
+        default_value = "https://whatsapp.turn.io",
+        global = true
+    )]
+    pub turn_api_url: String,
+
     /// SMTP server for pipeline emails: `smtp://user:pass@host:port`
     /// (`smtps://` for TLS, `?tls=required` for STARTTLS).
     #[arg(

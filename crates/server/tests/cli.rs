@@ -388,6 +388,116 @@ both_backends!(telegram_channels_from_the_cli, async |app: &TestApp| {
     assert!(!stored[0]["s"].as_str().unwrap().contains("GOOD-token"));
 });
 
+both_backends!(whatsapp_numbers_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/WABA7/phone_numbers"))
+        .and(header("authorization", "Bearer sys-user-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": [
+            {"id": "1065403522", "display_phone_number": "+27 82 123 4567", "verified_name": "Clinic"}
+        ]})))
+        .mount(&fake)
+        .await;
+    cli.ok(&["team", "create", "acme"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
+    let env = [
+        ("META_TOKEN", "sys-user-token"),
+        ("META_SECRET", "app-secret-value"),
+        ("META_VERIFY", "verify-me"),
+    ];
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "messaging",
+            "add",
+            "--team",
+            "acme",
+            "--name",
+            "meta",
+            "--type",
+            "meta",
+            "--access-token-env",
+            "META_TOKEN",
+            "--app-secret-env",
+            "META_SECRET",
+            "--verify-token-env",
+            "META_VERIFY",
+        ];
+        args.extend_from_slice(extra);
+        cli.run_with_env(&env, &args)
+    };
+    let (ok, _, err) = add(&[]);
+    assert!(!ok && err.contains("--business-id"), "{err}");
+    let (ok, _, err) = add(&["--business-id", "WABA7", "--template-language", "pt_BR"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = add(&["--business-id", "WABA7"]);
+    assert!(
+        !ok && err.contains("already has a messaging provider"),
+        "{err}"
+    );
+    let listed = cli.ok(&["messaging", "list", "--team", "acme"]);
+    assert!(
+        listed.contains("meta_cloud_api") && listed.contains("pt_BR"),
+        "{listed}"
+    );
+    for secret in ["sys-user-token", "app-secret-value", "verify-me"] {
+        assert!(!listed.contains(secret));
+        let stored = app
+            .rows("SELECT secret FROM messaging_providers", &["s"])
+            .await;
+        assert!(!stored[0]["s"].as_str().unwrap().contains(secret));
+    }
+    let connect = |number: &str| {
+        cli.run(&[
+            "--meta-api-url",
+            &fake.uri(),
+            "channel",
+            "add-whatsapp",
+            "--chatbot",
+            &bot,
+            "--provider",
+            "meta",
+            "--number",
+            number,
+            "--public-url",
+            "https://bots.example.org",
+        ])
+    };
+    let (ok, _, err) = connect("+27 82 000 0000");
+    assert!(
+        !ok && err.contains("not a number of WhatsApp Business Account WABA7"),
+        "{err}"
+    );
+    let (ok, _, err) = connect("082 123");
+    assert!(!ok && err.contains("international format"), "{err}");
+    let (ok, out, err) = connect("+27 82 123 4567");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("https://bots.example.org/channels/whatsapp/meta/incoming_message"),
+        "{out}"
+    );
+    assert_eq!(
+        app.rows(
+            "SELECT platform, address, name FROM channels WHERE platform = 'whatsapp'",
+            &["platform", "address", "name"]
+        )
+        .await,
+        vec![
+            serde_json::json!({"platform": "whatsapp", "address": "1065403522", "name": "WhatsApp +27821234567"})
+        ]
+    );
+    let (ok, _, err) = connect("+27821234567");
+    assert!(!ok && err.contains("already connected"), "{err}");
+    // A provider a channel uses stays until the channel goes.
+    let (ok, _, err) = cli.run(&["messaging", "remove", "--team", "acme", "--name", "meta"]);
+    assert!(!ok && err.contains("still uses"), "{err}");
+    let channel = last_line(&out);
+    cli.ok(&["channel", "remove", &channel]);
+    cli.ok(&["messaging", "remove", "--team", "acme", "--name", "meta"]);
+});
+
 /// `serve` on an empty database seeds the demo team and prints its key once;
 /// after a SIGKILL it starts again on the same database without a banner.
 async fn serve_seeds_a_fresh_database_once(backend: Backend) {

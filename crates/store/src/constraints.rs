@@ -52,6 +52,7 @@ keys! {
     API_KEY_PREFIX = "api_keys_prefix_key" on "api_keys" ("prefix");
     SETTING_KEY = "settings_pkey" on "settings" ("key");
     PROVIDER_NAME = "providers_team_name_key" on "providers" ("team_id", "name");
+    MESSAGING_PROVIDER_NAME = "messaging_providers_team_name_key" on "messaging_providers" ("team_id", "name");
     ACTION_NAME = "custom_actions_team_name_key" on "custom_actions" ("team_id", "name");
     PARTICIPANT_IDENTITY = "participants_team_platform_identifier_key" on "participants" ("team_id", "platform", "identifier");
     /// One live team-wide API channel per team (a partial unique index).

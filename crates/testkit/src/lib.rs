@@ -53,6 +53,7 @@ pub struct TestApp {
     running: Option<server::serve::Running>,
     pg: Option<pg::TempDatabase>,
     telegram: Option<wiremock::MockServer>,
+    whatsapp: Option<wiremock::MockServer>,
     smtp: Option<smtp::SmtpSink>,
 }
 
@@ -97,6 +98,10 @@ pub struct Options {
     /// Start a fake Telegram Bot API ([`TestApp::telegram`]) and send Telegram
     /// calls there; the test mounts the answers it wants.
     pub fake_telegram: bool,
+    /// Start a fake WhatsApp provider API ([`TestApp::whatsapp`]): Meta's
+    /// Graph API, Twilio's and Turn's calls go there (their paths differ);
+    /// the test mounts the answers it wants.
+    pub fake_whatsapp: bool,
     /// Start a mail sink ([`TestApp::smtp`]) and send pipeline emails there.
     pub smtp_sink: bool,
     /// The server's `--public-url`.
@@ -119,6 +124,7 @@ impl Default for Options {
             },
             telegram_api_url: None,
             fake_telegram: false,
+            fake_whatsapp: false,
             smtp_sink: false,
             public_url: None,
             http: Default::default(),
@@ -185,6 +191,13 @@ impl TestApp {
                 .clone()
                 .unwrap_or_else(|| "http://127.0.0.1:9".to_string()),
         };
+        let whatsapp = if o.fake_whatsapp {
+            Some(wiremock::MockServer::start().await)
+        } else {
+            None
+        };
+        let unreachable = || "http://127.0.0.1:9".to_string();
+        let meta_api_url = whatsapp.as_ref().map_or_else(unreachable, |f| f.uri());
         let smtp = if o.smtp_sink {
             Some(smtp::SmtpSink::start().await)
         } else {
@@ -204,6 +217,9 @@ impl TestApp {
                 max_retries: 2,
                 retry_base_delay: std::time::Duration::from_millis(5),
                 telegram_api_url,
+                twilio_api_url: meta_api_url.clone(),
+                turn_api_url: meta_api_url.clone(),
+                meta_api_url,
                 smtp: smtp.as_ref().map(|s| engine::SmtpSettings {
                     url: s.url(),
                     from: "Bot <bot@chatstudio.test>".into(),
@@ -247,6 +263,7 @@ impl TestApp {
             running: Some(running),
             pg,
             telegram,
+            whatsapp,
             smtp,
         })
     }
@@ -509,7 +526,6 @@ impl TestApp {
             .await
     }
 
-    /// The fake Telegram Bot API of an app started with `fake_telegram`.
     /// The mail sink of an app started with `smtp_sink`.
     pub fn smtp(&self) -> &smtp::SmtpSink {
         self.smtp
@@ -517,10 +533,18 @@ impl TestApp {
             .expect("start the app with `Options { smtp_sink: true, .. }`")
     }
 
+    /// The fake Telegram Bot API of an app started with `fake_telegram`.
     pub fn telegram(&self) -> &wiremock::MockServer {
         self.telegram
             .as_ref()
             .expect("start the app with `Options { fake_telegram: true, .. }`")
+    }
+
+    /// The fake WhatsApp provider API of an app started with `fake_whatsapp`.
+    pub fn whatsapp(&self) -> &wiremock::MockServer {
+        self.whatsapp
+            .as_ref()
+            .expect("start the app with `Options { fake_whatsapp: true, .. }`")
     }
 
     /// A widget client for an embed key, sending `Origin: origin`.

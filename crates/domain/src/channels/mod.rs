@@ -1,14 +1,16 @@
 //! Channels: a chatbot's deployments on platforms (Telegram, the web widget,
 //! the team-wide API channel), and the inbound events they accept once.
 
+pub mod push;
 pub mod telegram;
+pub mod whatsapp;
 pub mod widget;
 
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use store::constraints::API_CHANNEL;
-use store::entity::channel;
+use store::entity::{channel, chatbot};
 use uuid::Uuid;
 
 use crate::conn::{Reads, Writes};
@@ -34,13 +36,40 @@ text_enum!(
 );
 
 impl Platform {
-    /// Identifiers on this platform compare case-insensitively: stored lowercased.
+    /// One spelling per identity, so a participant is the same row however
+    /// they were named: CommCare Connect ids compare case-insensitively
+    /// (stored lowercased); WhatsApp phone numbers are stored in E.164 with
+    /// the `+` (Meta and Turn send `27…`, Twilio `+27…`, the participants API
+    /// either), while Meta's business-scoped user ids stay as they are.
     pub fn normalize_identifier(self, identifier: &str) -> String {
         match self {
             Platform::CommcareConnect => identifier.to_lowercase(),
+            Platform::Whatsapp => {
+                let id = identifier.trim();
+                let digits = id.strip_prefix('+').unwrap_or(id);
+                if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+                    format!("+{digits}")
+                } else {
+                    id.to_string()
+                }
+            }
             _ => identifier.to_string(),
         }
     }
+}
+
+/// The working version row of a live chatbot, which channels belong to.
+pub(crate) async fn family_head(
+    db: &impl ConnectionTrait,
+    chatbot_id: Uuid,
+) -> Result<chatbot::Model> {
+    chatbot::Entity::find()
+        .filter(chatbot::Column::PublicId.eq(chatbot_id))
+        .filter(chatbot::Column::WorkingVersionId.is_null())
+        .filter(chatbot::Column::IsArchived.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no chatbot with id {chatbot_id}")))
 }
 
 /// The team-wide `api` channel, created on first use.
@@ -114,4 +143,50 @@ pub async fn first_time<C: ConnectionTrait + Reads + Writes>(
         )
         .to_owned();
     Ok(db.execute(&stmt).await?.rows_affected() == 1)
+}
+
+/// A live channel of a chatbot (any platform), by its public id.
+async fn live<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<channel::Model> {
+    channel::Entity::find()
+        .filter(channel::Column::PublicId.eq(id))
+        .filter(channel::Column::ChatbotId.is_not_null())
+        .filter(channel::Column::Deleted.eq(false))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no channel with id {id}")))
+}
+
+/// Turns a channel on or off; `message` is what participants are told
+/// while it is off (the widget shows it; push channels send it).
+pub async fn set_enabled(
+    db: &impl Writes,
+    id: Uuid,
+    enabled: bool,
+    message: Option<String>,
+) -> Result<()> {
+    let db = db.writer();
+    let m = live(db, id).await?;
+    let mut am: channel::ActiveModel = m.into();
+    am.enabled = Set(enabled);
+    if message.is_some() || enabled {
+        am.disabled_message = Set(message);
+    }
+    am.update(db).await?;
+    Ok(())
+}
+
+/// Removes a channel (soft delete): its key stops working everywhere.
+pub async fn remove(db: &impl Writes, id: Uuid) -> Result<()> {
+    let db = db.writer();
+    live(db, id).await?;
+    channel::Entity::update_many()
+        .col_expr(channel::Column::Deleted, Expr::value(true))
+        .col_expr(
+            channel::Column::KeyHash,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(channel::Column::PublicId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
 }

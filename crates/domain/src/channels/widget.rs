@@ -12,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -272,38 +271,7 @@ pub async fn rotate_key(db: &impl Writes, id: Uuid) -> Result<String> {
     Ok(key)
 }
 
-pub async fn set_enabled(
-    db: &impl Writes,
-    id: Uuid,
-    enabled: bool,
-    message: Option<String>,
-) -> Result<()> {
-    let db = db.writer();
-    let m = live(db, id).await?;
-    let mut am: channel::ActiveModel = m.into();
-    am.enabled = Set(enabled);
-    if message.is_some() || enabled {
-        am.disabled_message = Set(message);
-    }
-    am.update(db).await?;
-    Ok(())
-}
-
-/// Removes a channel (soft delete): its key stops working everywhere.
-pub async fn remove(db: &impl Writes, id: Uuid) -> Result<()> {
-    let db = db.writer();
-    live(db, id).await?;
-    channel::Entity::update_many()
-        .col_expr(channel::Column::Deleted, Expr::value(true))
-        .col_expr(
-            channel::Column::KeyHash,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(channel::Column::PublicId.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
+pub use super::{remove, set_enabled};
 
 /// The live widget channel an embed key belongs to.
 pub async fn by_key(db: &impl Reads, key: &str) -> Result<Option<WidgetChannel>> {

@@ -118,47 +118,53 @@ impl JobKind for EventFire {
     type Output = EventFired;
 }
 
-/// An inbound Telegram update, persisted by the webhook.
-pub struct TelegramTurn;
+/// An inbound message on a push channel (Telegram, WhatsApp), persisted by
+/// the webhook: its turn, then the reply sent on the channel.
+pub struct ChannelTurn;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TelegramTurnPayload {
+pub struct ChannelTurnPayload {
     pub session_id: SessionId,
     #[serde(flatten)]
-    pub input: TelegramInput,
+    pub input: ChannelInput,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum TelegramInput {
+pub enum ChannelInput {
     /// A message for the pipeline.
     Message { message_id: MessageId, text: String },
     /// A fixed answer (a reset, an unsupported message kind).
     Reply { reply: String },
 }
 
-impl JobKind for TelegramTurn {
-    const KIND: &'static str = "telegram.turn";
+impl JobKind for ChannelTurn {
+    const KIND: &'static str = "channel.turn";
+    /// What the first release called it, when only Telegram pushed: queued
+    /// jobs of that name run as this kind.
+    const FORMERLY: Option<&'static str> = Some("telegram.turn");
     const MAX_ATTEMPTS: i32 = 3;
-    type Payload = TelegramTurnPayload;
+    type Payload = ChannelTurnPayload;
     type Output = Delivered;
 }
 
-/// A message to a Telegram chat that has no session: what the allowlist
-/// tells a participant it keeps out (nothing else of them is stored).
-pub struct TelegramNotice;
+/// A message to someone on a push channel who has no session: what the
+/// allowlist tells a participant it keeps out, or a disabled channel's
+/// message (nothing else of them is stored).
+pub struct ChannelNotice;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TelegramNoticePayload {
+pub struct ChannelNoticePayload {
     pub channel_id: ChannelId,
     pub chat_id: String,
     pub text: String,
 }
 
-impl JobKind for TelegramNotice {
-    const KIND: &'static str = "telegram.notice";
+impl JobKind for ChannelNotice {
+    const KIND: &'static str = "channel.notice";
+    const FORMERLY: Option<&'static str> = Some("telegram.notice");
     const MAX_ATTEMPTS: i32 = 3;
-    type Payload = TelegramNoticePayload;
+    type Payload = ChannelNoticePayload;
     type Output = Delivered;
 }
 
@@ -210,8 +216,8 @@ pub const ALL_KINDS: &[&str] = &[
     Ping::KIND,
     ChatTurn::KIND,
     BotSend::KIND,
-    TelegramTurn::KIND,
-    TelegramNotice::KIND,
+    ChannelTurn::KIND,
+    ChannelNotice::KIND,
     ScheduleFire::KIND,
     EmailSend::KIND,
     EventFire::KIND,
@@ -229,20 +235,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.session_id, SessionId(3));
-        let t: TelegramTurnPayload =
+        let t: ChannelTurnPayload =
             serde_json::from_value(json!({"session_id": 1, "message_id": 2, "text": "/start"}))
                 .unwrap();
         assert_eq!(
             t.input,
-            TelegramInput::Message {
+            ChannelInput::Message {
                 message_id: MessageId(2),
                 text: "/start".into()
             }
         );
-        let r: TelegramTurnPayload =
+        let r: ChannelTurnPayload =
             serde_json::from_value(json!({"session_id": 1, "reply": "Conversation reset"}))
                 .unwrap();
-        assert!(matches!(r.input, TelegramInput::Reply { .. }));
+        assert!(matches!(r.input, ChannelInput::Reply { .. }));
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
             json!({"session_id": 1, "reply": "Conversation reset"})

@@ -17,6 +17,8 @@ pub use queue::*;
 pub trait JobKind: Send + Sync + 'static {
     /// The stored `kind`, unique across kinds.
     const KIND: &'static str;
+    /// An earlier name of the kind, still run as it (jobs queued before a rename).
+    const FORMERLY: Option<&'static str> = None;
     /// Attempts before the job is buried (`dead`).
     const MAX_ATTEMPTS: i32 = 5;
     type Payload: Serialize + DeserializeOwned + Send + Sync + 'static;

@@ -240,3 +240,27 @@ pub async fn written_by(
         .find(|m| origin.marks(&m.metadata))
         .map(|m| m.content))
 }
+
+/// When the participant last wrote on a channel, in any of their sessions
+/// there (what WhatsApp's 24-hour service window counts from).
+pub async fn last_inbound_at(
+    db: &impl Reads,
+    participant_id: crate::ids::ParticipantId,
+    channel_id: crate::ids::ChannelId,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    use sea_orm::sea_query::Query;
+    use store::entity::session;
+    let sessions = Query::select()
+        .column(session::Column::Id)
+        .from(session::Entity)
+        .and_where(session::Column::ParticipantId.eq(participant_id.0))
+        .and_where(session::Column::ChannelId.eq(channel_id.0))
+        .to_owned();
+    Ok(message::Entity::find()
+        .filter(message::Column::SessionId.in_subquery(sessions))
+        .filter(message::Column::Role.eq(MessageRole::Human))
+        .order_by_desc(message::Column::Id)
+        .one(db.reader())
+        .await?
+        .map(|m| m.created_at))
+}

@@ -3,12 +3,12 @@
 //! the registry decodes and encodes them, so handlers never see JSON.
 
 mod bot_send;
+mod channel_notice;
+mod channel_turn;
 mod chat_turn;
 mod email_send;
 mod event_fire;
 mod schedule_fire;
-mod telegram_notice;
-mod telegram_turn;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use domain::jobs::{BotSend, ChatTurn, Claimed, Finished, JobFailure, JobKind, Ping, Pong};
-use domain::jobs::{Delivered, EmailSend, EventFire, ScheduleFire, TelegramNotice, TelegramTurn};
+use domain::jobs::{ChannelNotice, ChannelTurn, Delivered, EmailSend, EventFire, ScheduleFire};
 use domain::sessions::{self, Session};
 
 use crate::delivery::DeliveryError;
@@ -156,16 +156,22 @@ fn failure(error: String, user_facing_error: bool) -> JobFailure {
 /// Every job kind with its handler.
 pub struct Registry {
     handlers: HashMap<&'static str, Erased>,
+    /// Kinds by the names they had before a rename.
+    former: HashMap<&'static str, Erased>,
 }
 
 impl Registry {
     fn with<H: Handler>(mut self) -> Self {
         self.handlers.insert(H::KIND, erased::<H>);
+        if let Some(old) = H::FORMERLY {
+            self.former.insert(old, erased::<H>);
+        }
         self
     }
 
     pub async fn run(&self, engine: &Engine, job: &Claimed) -> Ran {
-        match self.handlers.get(job.kind.as_str()) {
+        let kind = job.kind.as_str();
+        match self.handlers.get(kind).or_else(|| self.former.get(kind)) {
             Some(run) => run(engine, job).await,
             None => Ran::Finished(Finished::Failed(failure(
                 format!("unknown job kind {}", job.kind),
@@ -183,12 +189,13 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             handlers: HashMap::new(),
+            former: HashMap::new(),
         }
         .with::<Ping>()
         .with::<ChatTurn>()
         .with::<BotSend>()
-        .with::<TelegramTurn>()
-        .with::<TelegramNotice>()
+        .with::<ChannelTurn>()
+        .with::<ChannelNotice>()
         .with::<ScheduleFire>()
         .with::<EmailSend>()
         .with::<EventFire>()
@@ -207,5 +214,14 @@ mod tests {
         let mut want = domain::jobs::ALL_KINDS.to_vec();
         want.sort_unstable();
         assert_eq!(have, want);
+    }
+
+    #[test]
+    fn renamed_kinds_still_run() {
+        let r = Registry::default();
+        for old in ["telegram.turn", "telegram.notice"] {
+            assert!(r.former.contains_key(old), "{old}");
+        }
+        assert_eq!(ChannelTurn::FORMERLY, Some("telegram.turn"));
     }
 }

@@ -35,6 +35,23 @@ pub enum ChannelCmd {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Connect a WhatsApp number through one of the team's messaging
+    /// providers (Meta: the number is looked up among the business
+    /// account's to find its phone_number_id). Prints the webhook URL to
+    /// configure, and the channel id alone on the last line.
+    AddWhatsapp {
+        #[arg(long)]
+        chatbot: Uuid,
+        /// The messaging provider's name (`chatstudio messaging add`).
+        #[arg(long)]
+        provider: String,
+        /// The number, in international format (`+27821234567`).
+        #[arg(long)]
+        number: String,
+        /// The server's public base URL, for the webhook address printed.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
     /// List a chatbot's widget channels (embed keys are never shown again).
     List {
         #[arg(long)]
@@ -47,7 +64,7 @@ pub enum ChannelCmd {
     /// Stop a channel from starting or continuing chats.
     Disable {
         id: Uuid,
-        /// What the widget shows instead.
+        /// What participants are told instead (the widget shows it; Telegram and WhatsApp send it).
         #[arg(long)]
         message: Option<String>,
     },
@@ -126,6 +143,12 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
                 output::line(&ch.id.to_string());
             }
         }
+        ChannelCmd::AddWhatsapp {
+            chatbot,
+            provider,
+            number,
+            public_url,
+        } => add_whatsapp(cli, db, *chatbot, provider, number, public_url.as_deref()).await?,
         ChannelCmd::List { chatbot } => {
             let list = widget::list(&db.read, *chatbot).await?;
             output::rows(cli.json, &list, |c| {
@@ -155,6 +178,64 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             widget::remove(&db.write, *id).await?;
             output::line(&format!("removed channel {id}"));
         }
+    }
+    Ok(())
+}
+
+async fn add_whatsapp(
+    cli: &Cli,
+    db: &store::Db,
+    chatbot: Uuid,
+    provider: &str,
+    number: &str,
+    public_url: Option<&str>,
+) -> anyhow::Result<()> {
+    use domain::channels::whatsapp;
+    use domain::messaging::Credentials;
+    let (team, _) = domain::chatbots::find_any_team(&db.read, chatbot).await?;
+    let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
+    let access = domain::messaging::by_name(&db.read, &secrets, team, provider).await?;
+    let number = whatsapp::e164(number)?;
+    let (address, webhook) = match &access.credentials {
+        Credentials::MetaCloudApi {
+            business_id,
+            access_token,
+            ..
+        } => {
+            let meta = channels::MetaCloud::new(
+                &cli.storage.meta_api_url,
+                access_token,
+                "",
+                llm::http::client(),
+            );
+            let id = meta
+                .resolve_number(business_id, &number)
+                .await
+                .map_err(|e| anyhow::anyhow!("looking the number up with Meta failed: {e}"))?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{number} is not a number of WhatsApp Business Account {business_id}"
+                    )
+                })?;
+            (id, "/channels/whatsapp/meta/incoming_message".to_string())
+        }
+        Credentials::Twilio { .. } => (number.clone(), "/channels/twilio/incoming_message".into()),
+        Credentials::Turnio { .. } => (
+            number.clone(),
+            format!("/channels/whatsapp/turn/{chatbot}/incoming_message"),
+        ),
+    };
+    let ch = whatsapp::add(&db.write, chatbot, &access, &number, &address).await?;
+    let base = public_url
+        .unwrap_or("https://<your server>")
+        .trim_end_matches('/');
+    if cli.json {
+        output::json(&json!({"channel_id": ch.id, "webhook": format!("{base}{webhook}")}));
+    } else {
+        output::line(&format!(
+            "connected WhatsApp {number}; point the provider's webhook at {base}{webhook}"
+        ));
+        output::line(&ch.id.to_string());
     }
     Ok(())
 }

@@ -67,6 +67,9 @@ pub async fn run(cli: &Cli, a: &TestArgs) -> anyhow::Result<()> {
         domain.clone(),
         engine::EngineSettings {
             telegram_api_url: cli.storage.telegram_api_url.clone(),
+            meta_api_url: cli.storage.meta_api_url.clone(),
+            twilio_api_url: cli.storage.twilio_api_url.clone(),
+            turn_api_url: cli.storage.turn_api_url.clone(),
             outbound: cli.storage.outbound(),
             code: cli.storage.code(),
             ..Default::default()

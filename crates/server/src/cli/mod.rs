@@ -15,6 +15,7 @@ mod chatbot_import;
 mod chatbot_test;
 mod events;
 mod key;
+mod messaging;
 mod pricing;
 mod provider;
 mod team;
@@ -115,6 +116,10 @@ pub enum Command {
     /// Manage a chatbot's channels (the chat widget).
     #[command(subcommand)]
     Channel(channel::ChannelCmd),
+
+    /// Messaging providers: a team's WhatsApp credentials (Meta, Twilio, Turn).
+    #[command(subcommand)]
+    Messaging(messaging::MessagingCmd),
     /// Event triggers: the log of their firings.
     #[command(subcommand)]
     Events(events::EventsCmd),
@@ -159,6 +164,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                 max_retries: *provider_retries,
                 telegram_api_url: cli.storage.telegram_api_url.clone(),
+                meta_api_url: cli.storage.meta_api_url.clone(),
+                twilio_api_url: cli.storage.twilio_api_url.clone(),
+                turn_api_url: cli.storage.turn_api_url.clone(),
                 smtp: cli.storage.smtp(),
                 outbound: cli.storage.outbound(),
                 code: cli.storage.code(),
@@ -210,6 +218,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     provider_timeout: std::time::Duration::from_secs((*provider_timeout).max(1)),
                     max_retries: *provider_retries,
                     telegram_api_url: cli.storage.telegram_api_url.clone(),
+                    meta_api_url: cli.storage.meta_api_url.clone(),
+                    twilio_api_url: cli.storage.twilio_api_url.clone(),
+                    turn_api_url: cli.storage.turn_api_url.clone(),
                     smtp: cli.storage.smtp(),
                     outbound: cli.storage.outbound(),
                     code: cli.storage.code(),
@@ -243,7 +254,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Action(_)
         | Command::Pricing(_)
         | Command::Events(_)
-        | Command::Channel(_) => {
+        | Command::Channel(_)
+        | Command::Messaging(_) => {
             let db = open(&cli).await?;
             let r = manage(&cli, &db).await;
             db.close().await;
@@ -272,6 +284,7 @@ async fn manage(cli: &Cli, db: &store::Db) -> anyhow::Result<()> {
         Command::Action(cmd) => action::run(cli, db, cmd).await,
         Command::Pricing(cmd) => pricing::run(cli, db, cmd).await,
         Command::Channel(cmd) => channel::run(cli, db, cmd).await,
+        Command::Messaging(cmd) => messaging::run(cli, db, cmd).await,
         Command::Events(cmd) => events::run(cli, db, cmd).await,
         _ => anyhow::bail!("not a resource command"),
     }

@@ -27,6 +27,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// SHA-256 (hex) of the widget embed key; the key itself is shown once.
     pub key_hash: Option<String>,
+    /// The team's messaging provider whose credentials the channel uses (WhatsApp).
+    pub messaging_provider_id: Option<i64>,
+    /// Where the platform routes to this channel: Meta's `phone_number_id`,
+    /// a Twilio or Turn number.
+    pub address: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -10,6 +10,7 @@ pub mod job;
 pub mod membership;
 pub mod message;
 pub mod message_tag;
+pub mod messaging_provider;
 pub mod participant;
 pub mod participant_data;
 pub mod pipeline_history_message;

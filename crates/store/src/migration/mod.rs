@@ -12,6 +12,7 @@ mod m0006_summary_index;
 mod m0007_pipeline_runs;
 mod m0008_custom_actions;
 mod m0009_timeout_timers;
+mod m0010_messaging;
 mod util;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_pipeline_runs::Migration),
             Box::new(m0008_custom_actions::Migration),
             Box::new(m0009_timeout_timers::Migration),
+            Box::new(m0010_messaging::Migration),
         ]
     }
 }

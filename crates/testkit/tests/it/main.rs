@@ -28,3 +28,5 @@ mod routing;
 mod sessions;
 mod telegram;
 mod tools;
+mod whatsapp;
+mod whatsapp_providers;

@@ -1,8 +1,9 @@
-//! `telegram.turn`: a persisted inbound Telegram message (or a command's fixed
-//! answer): run the turn unless it already ran, then deliver the reply.
+//! `channel.turn`: a persisted inbound message on a push channel (or a fixed
+//! answer: a reset, an unsupported kind): run the turn unless it already
+//! ran, then deliver the reply on the session's channel.
 
 use async_trait::async_trait;
-use domain::jobs::{TelegramInput, TelegramTurn, TelegramTurnPayload};
+use domain::jobs::{ChannelInput, ChannelTurn, ChannelTurnPayload};
 use domain::turns;
 
 use super::{Handler, Job, JobError, Outcome, delivered, session_of};
@@ -12,13 +13,13 @@ use crate::TurnError;
 const TURN_FAILED: &str = "Sorry, something went wrong. Please try again.";
 
 #[async_trait]
-impl Handler for TelegramTurn {
-    async fn run(job: Job<'_>, p: TelegramTurnPayload) -> Outcome<Self> {
+impl Handler for ChannelTurn {
+    async fn run(job: Job<'_>, p: ChannelTurnPayload) -> Outcome<Self> {
         let (engine, domain) = (job.engine, &job.engine.domain);
         let session = session_of(engine, p.session_id).await?;
         let text = match p.input {
-            TelegramInput::Reply { reply } => reply,
-            TelegramInput::Message { message_id, text } => {
+            ChannelInput::Reply { reply } => reply,
+            ChannelInput::Message { message_id, text } => {
                 match turns::finished(domain, message_id).await? {
                     Some((_, t)) => t,
                     None => {

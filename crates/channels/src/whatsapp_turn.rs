@@ -1,0 +1,254 @@
+//! WhatsApp through Turn.io: the webhook Turn posts for one number (the
+//! WhatsApp Business API's `{contacts, messages}` shape), its optional
+//! `X-Turn-Hook-Signature` (base64 HMAC-SHA256 of the raw body with the
+//! webhook's secret), and sending through Turn's `/v1/messages`.
+//!
+//! Errors come in the WhatsApp Business API's shape,
+//! `{"errors": [{"code", "title", "details"}]}`; [`classify`] sorts them.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::{
+    Capabilities, Channel, ChannelError, Inbound, error_chain, split_text, truncate, whatsapp_meta,
+};
+
+/// Where Turn's API lives.
+pub const DEFAULT_API_BASE: &str = "https://whatsapp.turn.io";
+
+/// The header Turn signs webhook calls with, when the webhook has a secret.
+pub const SIGNATURE_HEADER: &str = "X-Turn-Hook-Signature";
+
+/// The longest text body of one message, in characters.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether `header` is the base64 HMAC-SHA256 of `body` with `secret`
+/// (constant time). An empty secret or header accepts nothing.
+pub fn verify_signature(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(given) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(given) else {
+        return false;
+    };
+    if secret.is_empty() {
+        return false;
+    }
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// The signature header Turn would send for `body` (for tests and fakes).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The messages of a webhook body. Statuses and what is not a person's
+/// message (`system`, `unsupported`, `unknown`) are left out; a body that
+/// is not JSON is [`ChannelError::Invalid`].
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ChannelError::Invalid(format!("not a Turn webhook: {e}")))?;
+    let contacts = v.get("contacts").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for m in v
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+        if matches!(kind, "system" | "unsupported" | "unknown") {
+            continue;
+        }
+        let (Some(id), Some(from)) = (
+            m.get("id").and_then(Value::as_str),
+            m.get("from").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let name = contacts
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("wa_id").and_then(Value::as_str) == Some(from))
+                    .or(cs.first())
+            })
+            .and_then(|c| c.pointer("/profile/name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        out.push(Inbound {
+            update_id: id.to_string(),
+            chat_id: from.to_string(),
+            user_id: from.to_string(),
+            user_name: name,
+            kind: whatsapp_meta::kind_of(m),
+        });
+    }
+    Ok(out)
+}
+
+/// A client for one Turn number (the token is the number's).
+#[derive(Clone)]
+pub struct Turn {
+    api_base: String,
+    token: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Turn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Turn")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Turn {
+    pub fn new(
+        api_base: impl Into<String>,
+        token: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            api_base: crate::base_url(api_base.into(), DEFAULT_API_BASE),
+            token: token.into().trim().to_owned(),
+            http,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sends one text message (at most [`MAX_TEXT_LEN`] characters); returns its id.
+    pub async fn send_message(&self, to: &str, text: &str) -> Result<String, ChannelError> {
+        let body = json!({"preview_url": false, "recipient_type": "individual", "to": to,
+                          "type": "text", "text": {"body": text}});
+        let res = self
+            .http
+            .post(format!("{}/v1/messages", self.api_base))
+            .bearer_auth(&self.token)
+            .timeout(self.timeout)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({"errors": [{"title": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}]})
+        });
+        if (200..300).contains(&status) {
+            return v
+                .pointer("/messages/0/id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ChannelError::Invalid(format!("unexpected answer from Turn: {v}")));
+        }
+        let err = v.pointer("/errors/0").cloned().unwrap_or(Value::Null);
+        let code = err.get("code").and_then(Value::as_i64);
+        let message = self.redact(
+            err.get("details")
+                .or_else(|| err.get("title"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        Err(classify(status, code, &message))
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
+        let (builder, timeout) = (err.is_builder(), err.is_timeout());
+        let detail = self.redact(&error_chain(&err.without_url()));
+        if builder {
+            ChannelError::Config(format!("cannot call Turn: {detail}"))
+        } else if timeout {
+            ChannelError::Temporary(format!(
+                "Turn did not answer within {}ms",
+                self.timeout.as_millis()
+            ))
+        } else {
+            ChannelError::Temporary(format!(
+                "could not reach Turn at {}: {detail}",
+                self.api_base
+            ))
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        if self.token.len() >= 4 {
+            text.replace(&self.token, "<redacted>")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// Sorts a failed send by the WhatsApp Business API's code, else its status.
+pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
+    let said = |what: &str| {
+        if message.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {message}")
+        }
+    };
+    match code {
+        // Outside the 24-hour window (the on-premise API's and Cloud API's codes).
+        Some(470 | 131_047) => {
+            ChannelError::ReengagementRequired(said("outside the 24-hour window"))
+        }
+        // Not a WhatsApp user / not reachable.
+        Some(1013 | 131_026) => ChannelError::Blocked(said("undeliverable")),
+        Some(429 | 1015 | 130_429) => ChannelError::RateLimited { retry_after: None },
+        _ => match status {
+            429 => ChannelError::RateLimited { retry_after: None },
+            401 | 403 => ChannelError::Config(said("Turn refused the token")),
+            500..=599 => ChannelError::Temporary(said(&format!("Turn error (HTTP {status})"))),
+            _ => ChannelError::Config(said(&format!("Turn refused the message (HTTP {status})"))),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for Turn {
+    fn platform(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_text_len: MAX_TEXT_LEN,
+            markdown: false,
+            voice: false,
+            files: false,
+            commands: false,
+        }
+    }
+
+    fn parse_inbound(&self, body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
+        parse_webhook(body)
+    }
+
+    async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
+        let mut ids = Vec::new();
+        for part in split_text(text, MAX_TEXT_LEN)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            ids.push(self.send_message(to, part).await?);
+        }
+        Ok(ids)
+    }
+}

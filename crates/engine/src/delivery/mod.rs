@@ -1,0 +1,161 @@
+//! Delivering stored bot messages through the session's channel. Widget and
+//! API sessions need no push (their clients poll); Telegram and WhatsApp
+//! are pushed, each through its platform's module here. A participant who
+//! blocked the bot (or cannot be reached) is recorded and not tried again
+//! until they write.
+
+mod telegram;
+mod whatsapp;
+
+use channels::ChannelError;
+use chrono::{DateTime, Utc};
+use domain::channels::Platform;
+use domain::channels::push::{self, PushChannel};
+use domain::participants::{self, data as pdata};
+use domain::sessions::Session;
+use domain::{ChannelId, ParticipantId};
+
+use crate::Engine;
+
+/// Why a delivery did not happen.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// The participant blocked the bot: recorded, never retried.
+    Blocked(String),
+    /// Worth another attempt (platform outage, rate limit).
+    Retry(String),
+    /// Retrying cannot help (bad token, channel removed).
+    Final(String),
+}
+
+fn retry(e: domain::Error) -> DeliveryError {
+    DeliveryError::Retry(e.chain())
+}
+
+impl From<ChannelError> for DeliveryError {
+    fn from(e: ChannelError) -> Self {
+        match e {
+            ChannelError::Blocked(why) => DeliveryError::Blocked(why),
+            e if e.is_retryable() => DeliveryError::Retry(e.to_string()),
+            e => DeliveryError::Final(e.to_string()),
+        }
+    }
+}
+
+/// Who a message goes to, and what the platform needs to know of them.
+pub(crate) struct Recipient<'a> {
+    /// The platform's address for them (a chat id, a phone number).
+    pub address: &'a str,
+    /// The participant, when the message belongs to a session.
+    pub participant: Option<ParticipantId>,
+    /// Answering something they just sent (a notice), so WhatsApp's
+    /// service window is open whatever the stored messages say.
+    pub replying: bool,
+}
+
+impl Engine {
+    /// Sends `text` to the session's participant on the session's channel.
+    pub async fn deliver(&self, session: &Session, text: &str) -> Result<(), DeliveryError> {
+        let domain = &self.domain;
+        let Some(channel_id) = session.channel_id else {
+            return Ok(());
+        };
+        let Some(ch) = push::by_row_id(domain, channel_id).await.map_err(retry)? else {
+            return Ok(());
+        };
+        // A disabled channel sends nothing, bot-initiated or not.
+        if !ch.enabled {
+            return Err(DeliveryError::Final("the channel is disabled".into()));
+        }
+        let participant = participants::get(domain, session.participant_id)
+            .await
+            .map_err(retry)?
+            .ok_or_else(|| DeliveryError::Final("the participant no longer exists".into()))?;
+        let family = ch.family();
+        // Blocked participants are not tried again until they write to the bot.
+        if pdata::is_blocked(domain, session.participant_id, family)
+            .await
+            .map_err(retry)?
+        {
+            return Err(DeliveryError::Blocked("blocked earlier".into()));
+        }
+        let to = Recipient {
+            address: &participant.identifier,
+            participant: Some(session.participant_id),
+            replying: false,
+        };
+        match self.send_on(&ch, &to, text).await {
+            Err(DeliveryError::Blocked(why)) => {
+                if let Err(e) = pdata::mark_blocked(
+                    domain,
+                    session.team_id,
+                    session.participant_id,
+                    family,
+                    &why,
+                )
+                .await
+                {
+                    tracing::error!(session = %session.external_id, error = %e.chain(), "recording that a participant blocked the bot");
+                }
+                Err(DeliveryError::Blocked(why))
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `text` to someone on a channel who has no session (a notice).
+    /// It answers what they just sent, so it goes even on a disabled channel
+    /// (its disabled message).
+    pub async fn notify(
+        &self,
+        channel: ChannelId,
+        address: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let Some(ch) = push::by_row_id(&self.domain, channel)
+            .await
+            .map_err(retry)?
+        else {
+            return Err(DeliveryError::Final("the channel no longer exists".into()));
+        };
+        let to = Recipient {
+            address,
+            participant: None,
+            replying: true,
+        };
+        self.send_on(&ch, &to, text).await
+    }
+
+    async fn send_on(
+        &self,
+        ch: &PushChannel,
+        to: &Recipient<'_>,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        match ch.platform {
+            Platform::Telegram => self.send_telegram(ch, to.address, text).await,
+            Platform::Whatsapp => self.send_whatsapp(ch, to, text).await,
+            other => Err(DeliveryError::Final(format!(
+                "nothing sends on {} channels",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// When the recipient last wrote on the channel (`now` for a reply).
+    pub(crate) async fn last_inbound(
+        &self,
+        ch: &PushChannel,
+        to: &Recipient<'_>,
+    ) -> Result<Option<DateTime<Utc>>, DeliveryError> {
+        if to.replying {
+            return Ok(Some(Utc::now()));
+        }
+        match to.participant {
+            Some(p) => domain::messages::last_inbound_at(&self.domain, p, ch.channel_id())
+                .await
+                .map_err(retry),
+            None => Ok(None),
+        }
+    }
+}

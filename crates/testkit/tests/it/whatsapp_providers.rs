@@ -1,0 +1,256 @@
+//! WhatsApp through Twilio and Turn.io: their webhooks' signatures, the
+//! channel each call reaches, and the exact sends, against fakes of their
+//! APIs.
+
+use base64::Engine as _;
+use chatstudio_testkit::{TestApp, TestTeam, both_backends};
+use domain::messaging::{self, Credentials};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::whatsapp::fake_whatsapp;
+
+const SID: &str = "AC0123456789abcdef";
+const TWILIO_TOKEN: &str = "twilio-auth-token";
+const TWILIO_NUMBER: &str = "+14155238886";
+const TURN_TOKEN: &str = "turn-token";
+const TURN_SECRET: &str = "turn-hook-secret";
+
+async fn channel(app: &TestApp, team: &TestTeam, bot: Uuid, creds: Credentials, number: &str) {
+    let t = domain::teams::by_slug(&app.domain.db.read, &team.slug)
+        .await
+        .unwrap();
+    let name = creds.kind().as_str();
+    messaging::add(&app.domain.db.write, &app.domain.secrets, t.id, name, creds)
+        .await
+        .unwrap();
+    let access = messaging::by_name(&app.domain.db.read, &app.domain.secrets, t.id, name)
+        .await
+        .unwrap();
+    domain::channels::whatsapp::add(&app.domain.db.write, bot, &access, number, number)
+        .await
+        .unwrap();
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn twilio_message(sid: &str, body: &str) -> Vec<(String, String)> {
+    form(&[
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("ProfileName", "Ana"),
+        ("MessageType", "text"),
+        ("SmsSid", sid),
+        ("WaId", "27821234567"),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", &format!("whatsapp:{TWILIO_NUMBER}")),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", SID),
+        ("From", "whatsapp:+27821234567"),
+        ("ApiVersion", "2010-04-01"),
+    ])
+}
+
+async fn post_twilio(app: &TestApp, params: &[(String, String)], token: Option<&str>) -> u16 {
+    let url = app.url("/channels/twilio/incoming_message");
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish();
+    let mut rb = app
+        .client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(t) = token {
+        rb = rb.header(
+            "X-Twilio-Signature",
+            channels::twilio::sign(t, &url, params),
+        );
+    }
+    rb.body(body).send().await.unwrap().status().as_u16()
+}
+
+async fn twilio_sends(fake: &MockServer) -> Vec<Vec<(String, String)>> {
+    fake.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/Messages.json"))
+        .map(|r| form_urlencoded::parse(&r.body).into_owned().collect())
+        .collect()
+}
+
+both_backends!(
+    twilio_messages_are_signed_routed_by_number_and_answered,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TWILIO_TOKEN}"))
+        );
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .and(header("authorization", basic.as_str()))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1", "status": "queued"})),
+            )
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let creds = Credentials::Twilio {
+            account_sid: SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+        };
+        channel(app, &team, bot, creds, TWILIO_NUMBER).await;
+        let hi = twilio_message("SM100", "hi");
+        assert_eq!(post_twilio(app, &hi, Some("wrong-token")).await, 403);
+        assert_eq!(post_twilio(app, &hi, None).await, 403);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM inbound_events").await, 0);
+        assert_eq!(post_twilio(app, &hi, Some(TWILIO_TOKEN)).await, 200);
+        assert_eq!(post_twilio(app, &hi, Some(TWILIO_TOKEN)).await, 200);
+        // A status callback stores nothing.
+        let status = form(&[
+            ("MessageSid", "SM1"),
+            ("MessageStatus", "delivered"),
+            ("To", "whatsapp:+27821234567"),
+            ("From", &format!("whatsapp:{TWILIO_NUMBER}")),
+            ("AccountSid", SID),
+        ]);
+        assert_eq!(post_twilio(app, &status, Some(TWILIO_TOKEN)).await, 200);
+        app.settle().await;
+        assert_eq!(
+            twilio_sends(fake).await,
+            vec![form(&[
+                ("From", &format!("whatsapp:{TWILIO_NUMBER}")),
+                ("To", "whatsapp:+27821234567"),
+                ("Body", "You said: hi"),
+            ])]
+        );
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM inbound_events").await, 1);
+
+        // Outside the window Twilio refuses free-form text (63016): the job fails saying so.
+        fake.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": 63016, "message": "Failed to send freeform message because you are outside the allowed window.", "status": 400})))
+            .mount(fake)
+            .await;
+        let (s, _) = app
+            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "hello?"}))
+            .await;
+        assert_eq!(s, 200);
+        app.settle().await;
+        let failed = app
+            .rows(
+                "SELECT status, last_error, CAST(result AS TEXT) FROM jobs WHERE kind = 'bot.send'",
+                &["status", "error", "result"],
+            )
+            .await;
+        assert_eq!(failed[0]["status"], "failed");
+        assert!(
+            failed[0].to_string().contains("24-hour window"),
+            "{failed:?}"
+        );
+    }
+);
+
+async fn post_turn(app: &TestApp, bot: Uuid, body: &Value, secret: Option<&str>) -> u16 {
+    let raw = serde_json::to_vec(body).unwrap();
+    let mut rb = app
+        .client
+        .post(app.url(&format!("/channels/whatsapp/turn/{bot}/incoming_message")))
+        .header("content-type", "application/json");
+    if let Some(s) = secret {
+        rb = rb.header(
+            "X-Turn-Hook-Signature",
+            channels::whatsapp_turn::sign(s, &raw),
+        );
+    }
+    rb.body(raw).send().await.unwrap().status().as_u16()
+}
+
+fn turn_message(id: &str, body: &str) -> Value {
+    json!({"contacts": [{"profile": {"name": "Ana"}, "wa_id": "27821234567"}],
+           "messages": [{"from": "27821234567", "id": id, "timestamp": "1717000000", "type": "text", "text": {"body": body}}]})
+}
+
+both_backends!(
+    turn_messages_are_checked_when_a_secret_is_set_and_answered,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(header(
+                "authorization",
+                format!("Bearer {TURN_TOKEN}").as_str(),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"messages": [{"id": "gBEGkYiEB1VXAglK1ZEqA1YKPrU"}]})),
+            )
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let creds = Credentials::Turnio {
+            auth_token: TURN_TOKEN.into(),
+            hmac_secret: Some(TURN_SECRET.into()),
+        };
+        channel(app, &team, bot, creds, "+27600000001").await;
+        let hi = turn_message("ABGGFlA5Fpa", "hi");
+        assert_eq!(post_turn(app, bot, &hi, None).await, 403);
+        assert_eq!(post_turn(app, bot, &hi, Some("wrong")).await, 403);
+        assert_eq!(
+            post_turn(app, Uuid::new_v4(), &hi, Some(TURN_SECRET)).await,
+            404
+        );
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM inbound_events").await, 0);
+        assert_eq!(post_turn(app, bot, &hi, Some(TURN_SECRET)).await, 200);
+        assert_eq!(post_turn(app, bot, &hi, Some(TURN_SECRET)).await, 200);
+        // Statuses and system messages are not conversation.
+        let status = json!({"statuses": [{"id": "gB1", "status": "read", "recipient_id": "27821234567", "timestamp": "1717000001"}]});
+        assert_eq!(post_turn(app, bot, &status, Some(TURN_SECRET)).await, 200);
+        let system = json!({"messages": [{"from": "27821234567", "id": "sys1", "type": "system", "system": {"body": "changed number"}}]});
+        assert_eq!(post_turn(app, bot, &system, Some(TURN_SECRET)).await, 200);
+        app.settle().await;
+        let sent: Vec<Value> = fake
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                json!({"preview_url": false, "recipient_type": "individual", "to": "27821234567",
+                        "type": "text", "text": {"body": "You said: hi"}})
+            ]
+        );
+
+        // Without a secret the webhook is open, as the original's.
+        let other = app.team("b").await;
+        let bot_b = app.echo_bot(&other).await;
+        let creds = Credentials::Turnio {
+            auth_token: TURN_TOKEN.into(),
+            hmac_secret: None,
+        };
+        channel(app, &other, bot_b, creds, "+27600000002").await;
+        assert_eq!(
+            post_turn(app, bot_b, &turn_message("B1", "yo"), None).await,
+            200
+        );
+        app.settle().await;
+        assert_eq!(fake.received_requests().await.unwrap().len(), 2);
+    }
+);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod experiments;
 pub mod files;
 pub mod health;
+mod inbound;
 pub mod input;
 mod nul;
 pub mod openai;

@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use channels::InboundKind;
-use domain::channels::push::{self, Incoming, IncomingKind};
+use domain::channels::push;
 use domain::channels::telegram as tg;
 
 use crate::AppState;
+use crate::inbound::incoming;
 use crate::routes::Routes;
 
 pub fn router() -> Routes {
@@ -53,20 +54,9 @@ pub async fn webhook(
     };
     let updates = events
         .into_iter()
-        .filter_map(|ev| {
-            let kind = match ev.kind {
-                InboundKind::Text(t) => IncomingKind::Text(t),
-                InboundKind::Command(c) => IncomingKind::Command(c),
-                // Edits of earlier messages are not answered.
-                InboundKind::Unsupported(k) if k == "edited" => return None,
-                InboundKind::Unsupported(k) => IncomingKind::Unsupported(k),
-            };
-            Some(Incoming {
-                event_id: ev.update_id,
-                from: ev.chat_id,
-                kind,
-            })
-        })
+        // Edits of earlier messages are not answered.
+        .filter(|ev| !matches!(&ev.kind, InboundKind::Unsupported(k) if k == "edited"))
+        .map(incoming)
         .collect();
     match push::accept(&state.domain, &ch, updates).await {
         Ok(n) => {

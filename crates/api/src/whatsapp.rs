@@ -20,13 +20,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use channels::InboundKind;
 use channels::whatsapp_meta::{self as meta, MetaInbound};
 use channels::{twilio, whatsapp_turn as turn};
-use domain::channels::push::{self, Incoming, IncomingKind, PushChannel};
+use domain::channels::push::{self, Incoming, PushChannel};
 use domain::channels::whatsapp;
 use domain::messaging::{self, Credentials, MessagingKind};
 
+use crate::inbound::incoming;
 use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
@@ -41,18 +41,6 @@ pub fn router() -> Routes {
             post(turn_webhook),
         )
         .route("/channels/twilio/incoming_message", post(twilio_webhook))
-}
-
-fn incoming(m: channels::Inbound) -> Incoming {
-    Incoming {
-        event_id: m.update_id,
-        from: m.user_id,
-        kind: match m.kind {
-            InboundKind::Text(t) => IncomingKind::text(t),
-            InboundKind::Command(c) => IncomingKind::Command(c),
-            InboundKind::Unsupported(k) => IncomingKind::Unsupported(k),
-        },
-    }
 }
 
 async fn credentials(state: &AppState, ch: &PushChannel) -> Result<Option<Credentials>, Response> {

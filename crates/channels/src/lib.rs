@@ -84,12 +84,101 @@ pub enum InboundKind {
     /// A `/command`: its name, lowercased, without the `/`, a `@botname`
     /// suffix or arguments (`"/Start@MyBot x"` → `"start"`).
     Command(String),
+    /// A file the participant sent: a voice note, audio, a photo, a
+    /// document or a video, to be downloaded with the adapter.
+    Media(Media),
     /// Something the bot does not handle yet, named for a polite reply or a
     /// metric: `"voice"`, `"audio"`, `"photo"`, `"video"`, `"video_note"`,
     /// `"animation"`, `"document"`, `"sticker"`, `"location"`, `"venue"`,
     /// `"contact"`, `"poll"`, `"dice"`, `"edited"` (an edit of an earlier
     /// message, which is never answered) or `"other"`.
     Unsupported(String),
+}
+
+/// A file in an inbound message, as the platform names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Media {
+    pub kind: MediaKind,
+    /// What the adapter downloads it by (a Telegram `file_id`, a WhatsApp
+    /// media id, a Twilio media URL).
+    pub reference: String,
+    pub mime_type: Option<String>,
+    pub file_name: Option<String>,
+    /// The text sent with it.
+    pub caption: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Recorded in the app as a voice note: transcribed.
+    Voice,
+    Audio,
+    Image,
+    Document,
+    Video,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Voice => "voice",
+            MediaKind::Audio => "audio",
+            MediaKind::Image => "image",
+            MediaKind::Document => "document",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Downloaded media: its bytes and the type the platform gave.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub bytes: bytes::Bytes,
+    pub content_type: Option<String>,
+}
+
+/// The most media this process downloads from a platform (WhatsApp allows
+/// 100 MB documents; anything bigger than this is refused, not buffered).
+pub const MAX_MEDIA_BYTES: usize = 50 * 1024 * 1024;
+
+/// Reads a download, refusing more than [`MAX_MEDIA_BYTES`].
+pub(crate) async fn read_media(
+    mut res: reqwest::Response,
+    what: &str,
+) -> Result<Downloaded, ChannelError> {
+    let status = res.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(if status >= 500 || status == 429 {
+            ChannelError::Temporary(format!("downloading {what} failed (HTTP {status})"))
+        } else {
+            ChannelError::Config(format!("downloading {what} was refused (HTTP {status})"))
+        });
+    }
+    let content_type = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut buf = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| {
+        ChannelError::Temporary(format!(
+            "downloading {what}: {}",
+            error_chain(&e.without_url())
+        ))
+    })? {
+        if buf.len() + chunk.len() > MAX_MEDIA_BYTES {
+            return Err(ChannelError::Invalid(format!(
+                "{what} is larger than {} MB",
+                MAX_MEDIA_BYTES / (1024 * 1024)
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Downloaded {
+        bytes: buf.into(),
+        content_type,
+    })
 }
 
 /// How a platform call failed, classified so callers know whether to retry,

@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::{
-    Capabilities, Channel, ChannelError, Inbound, InboundKind, error_chain, split_text, truncate,
+    Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
+    error_chain, split_text, truncate,
 };
 
 /// Where the official Bot API lives.
@@ -169,23 +170,26 @@ impl Telegram {
         method: &str,
         body: Option<&Value>,
     ) -> Result<T, ChannelError> {
-        // The token is pasted into the URL path: anything outside its real
-        // alphabet could change which URL is called.
-        let token_ok = !self.token.is_empty()
-            && self
-                .token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'));
-        if !token_ok {
-            return Err(ChannelError::Config(
-                "the Telegram bot token is malformed (expected digits, `:` and letters)".into(),
-            ));
-        }
-        let url = format!("{}/bot{}/{method}", self.api_base, self.token);
+        let url = self.method_url(method)?;
         let req = match body {
             Some(body) => self.http.post(url).json(body),
             None => self.http.get(url),
         };
+        self.answer(method, req).await
+    }
+
+    /// The URL of a Bot API method (the token checked first).
+    fn method_url(&self, method: &str) -> Result<String, ChannelError> {
+        self.check_token()?;
+        Ok(format!("{}/bot{}/{method}", self.api_base, self.token))
+    }
+
+    /// Sends a prepared call and reads Telegram's answer.
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ChannelError> {
         let resp = req
             .timeout(self.timeout)
             .send()
@@ -229,6 +233,107 @@ impl Telegram {
             .or_else(|| header_retry_after(&headers));
         let description = self.redact(answer.description.as_deref().unwrap_or("").trim());
         Err(classify(method, code, &description, retry_after))
+    }
+
+    fn check_token(&self) -> Result<(), ChannelError> {
+        // The token is pasted into the URL path: anything outside its real
+        // alphabet could change which URL is called.
+        let token_ok = !self.token.is_empty()
+            && self
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'));
+        if token_ok {
+            Ok(())
+        } else {
+            Err(ChannelError::Config(
+                "the Telegram bot token is malformed (expected digits, `:` and letters)".into(),
+            ))
+        }
+    }
+
+    /// A file a participant sent, by its `file_id`: `getFile`, then the
+    /// file's download URL.
+    pub async fn download(&self, file_id: &str) -> Result<Downloaded, ChannelError> {
+        #[derive(Deserialize)]
+        struct File {
+            file_path: Option<String>,
+        }
+        let f: File = self
+            .call("getFile", Some(&json!({"file_id": file_id})))
+            .await?;
+        let path = f
+            .file_path
+            .ok_or_else(|| ChannelError::Invalid("Telegram gave no path for the file".into()))?;
+        if path.contains("..") {
+            return Err(ChannelError::Invalid(
+                "Telegram gave an unusable file path".into(),
+            ));
+        }
+        let url = format!("{}/file/bot{}/{path}", self.api_base, self.token);
+        let res = self
+            .http
+            .get(url)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error("file download", e))?;
+        crate::read_media(res, "the Telegram file").await
+    }
+
+    /// Sends Ogg Opus audio as a voice note; returns its message id.
+    pub async fn send_voice(
+        &self,
+        chat_id: &str,
+        audio: bytes::Bytes,
+    ) -> Result<String, ChannelError> {
+        #[derive(Deserialize)]
+        struct Sent {
+            message_id: i64,
+        }
+        let url = self.method_url("sendVoice")?;
+        let part = reqwest::multipart::Part::stream(audio)
+            .file_name("voice.ogg")
+            .mime_str("audio/ogg")
+            .map_err(|e| ChannelError::Invalid(format!("voice part: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("chat_id", chat_id.to_string())
+            .part("voice", part);
+        let sent: Sent = self
+            .answer("sendVoice", self.http.post(url).multipart(form))
+            .await?;
+        Ok(sent.message_id.to_string())
+    }
+
+    /// Sends a file: images as a photo, anything else as a document.
+    pub async fn send_file(
+        &self,
+        chat_id: &str,
+        bytes: bytes::Bytes,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<String, ChannelError> {
+        #[derive(Deserialize)]
+        struct Sent {
+            message_id: i64,
+        }
+        let (method, field) = if content_type.starts_with("image/") {
+            ("sendPhoto", "photo")
+        } else {
+            ("sendDocument", "document")
+        };
+        let url = self.method_url(method)?;
+        let part = reqwest::multipart::Part::stream(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(content_type)
+            .map_err(|e| ChannelError::Invalid(format!("file part: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("chat_id", chat_id.to_string())
+            .part(field, part);
+        let sent: Sent = self
+            .answer(method, self.http.post(url).multipart(form))
+            .await?;
+        Ok(sent.message_id.to_string())
     }
 
     /// A failure below HTTP. reqwest's messages quote the URL, and with it
@@ -279,8 +384,8 @@ impl Channel for Telegram {
         Capabilities {
             max_text_len: MAX_TEXT_LEN,
             markdown: false,
-            voice: false,
-            files: false,
+            voice: true,
+            files: true,
             commands: true,
         }
     }
@@ -502,7 +607,55 @@ fn message_kind(msg: &Message) -> InboundKind {
         };
     }
     let media = MEDIA.iter().find(|key| msg.rest.contains_key(**key));
-    InboundKind::Unsupported(media.copied().unwrap_or("other").to_owned())
+    let caption = msg
+        .rest
+        .get("caption")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let field = |key: &str, name: &str| {
+        msg.rest
+            .get(key)
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let file = |kind: MediaKind, key: &str, reference: Option<String>, mime: Option<String>| {
+        reference.map(|reference| {
+            InboundKind::Media(Media {
+                kind,
+                reference,
+                mime_type: mime.or_else(|| field(key, "mime_type")),
+                file_name: field(key, "file_name"),
+                caption: caption.clone(),
+            })
+        })
+    };
+    let known = match media.copied() {
+        Some("voice") => file(MediaKind::Voice, "voice", field("voice", "file_id"), None),
+        Some("audio") => file(MediaKind::Audio, "audio", field("audio", "file_id"), None),
+        Some("video") => file(MediaKind::Video, "video", field("video", "file_id"), None),
+        Some("document") => file(
+            MediaKind::Document,
+            "document",
+            field("document", "file_id"),
+            None,
+        ),
+        // Sizes from small to large: the last is the original.
+        Some("photo") => file(
+            MediaKind::Image,
+            "photo",
+            msg.rest
+                .get("photo")
+                .and_then(Value::as_array)
+                .and_then(|sizes| sizes.last())
+                .and_then(|p| p.get("file_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Some("image/jpeg".into()),
+        ),
+        _ => None,
+    };
+    known.unwrap_or_else(|| InboundKind::Unsupported(media.copied().unwrap_or("other").to_owned()))
 }
 
 /// `"/start@MyBot payload"` → `"start"`. Telegram command names are 1–32

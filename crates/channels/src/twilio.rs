@@ -15,7 +15,8 @@ use hmac13::{KeyInit, Mac};
 use serde_json::Value;
 
 use crate::{
-    Capabilities, Channel, ChannelError, Inbound, InboundKind, error_chain, split_text, truncate,
+    Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
+    error_chain, split_text, truncate,
 };
 
 /// Where Twilio's REST API lives.
@@ -95,15 +96,23 @@ pub fn parse_webhook(params: &[(String, String)]) -> Option<TwilioInbound> {
         ),
         _ if media > 0 => {
             let mime = get("MediaContentType0").unwrap_or("");
-            InboundKind::Unsupported(
-                match mime.split('/').next().unwrap_or("") {
-                    "audio" => "voice",
-                    "image" => "image",
-                    "video" => "video",
-                    _ => "document",
-                }
-                .into(),
-            )
+            let kind = match mime.split('/').next().unwrap_or("") {
+                // WhatsApp voice notes arrive as `audio/ogg`.
+                "audio" => MediaKind::Voice,
+                "image" => MediaKind::Image,
+                "video" => MediaKind::Video,
+                _ => MediaKind::Document,
+            };
+            match get("MediaUrl0") {
+                Some(url) => InboundKind::Media(Media {
+                    kind,
+                    reference: url.to_string(),
+                    mime_type: Some(mime.to_string()).filter(|m| !m.is_empty()),
+                    file_name: None,
+                    caption: Some(body.to_string()).filter(|b| !b.trim().is_empty()),
+                }),
+                None => InboundKind::Unsupported(kind.as_str().into()),
+            }
         }
         Some("location") => InboundKind::Unsupported("location".into()),
         _ => InboundKind::Text(body.to_string()),
@@ -203,6 +212,31 @@ impl Twilio {
         let code = v.get("code").and_then(Value::as_i64);
         let message = self.redact(v.get("message").and_then(Value::as_str).unwrap_or(""));
         Err(classify(status, code, &message))
+    }
+
+    /// Media a participant sent, by the URL the webhook gave (with the
+    /// account's credentials). Only URLs of the API this client calls are
+    /// fetched: the webhook is signed, but a URL is not a licence to call
+    /// anywhere.
+    pub async fn download(&self, url: &str) -> Result<Downloaded, ChannelError> {
+        let ours = url
+            .strip_prefix(&self.api_base)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !ours {
+            return Err(ChannelError::Invalid(format!(
+                "media URL outside {}",
+                self.api_base
+            )));
+        }
+        let res = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        crate::read_media(res, "the Twilio media").await
     }
 
     fn transport_error(&self, err: reqwest::Error) -> ChannelError {

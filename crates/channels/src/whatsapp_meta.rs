@@ -23,7 +23,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{
-    Capabilities, Channel, ChannelError, Inbound, InboundKind, error_chain, split_text, truncate,
+    Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
+    error_chain, split_text, truncate,
 };
 
 /// Where the Graph API lives.
@@ -230,10 +231,30 @@ pub(crate) fn kind_of(m: &Value) -> InboundKind {
         "button" => text(&["button", "text"]).or_else(|| text(&["button", "payload"])),
         _ => None,
     };
-    match said {
-        Some(t) => InboundKind::Text(t),
-        None => InboundKind::Unsupported(match kind {
-            "audio" if m.pointer("/audio/voice") == Some(&Value::Bool(true)) => "voice".into(),
+    let media = |media_kind: MediaKind| {
+        let id = text(&[kind, "id"])?;
+        Some(InboundKind::Media(Media {
+            kind: media_kind,
+            reference: id,
+            mime_type: text(&[kind, "mime_type"]),
+            file_name: text(&[kind, "filename"]),
+            caption: text(&[kind, "caption"]),
+        }))
+    };
+    let file = match kind {
+        "audio" if m.pointer("/audio/voice") == Some(&Value::Bool(true)) => media(MediaKind::Voice),
+        // The on-premise Business API (Turn) names voice notes `voice`.
+        "voice" => media(MediaKind::Voice),
+        "audio" => media(MediaKind::Audio),
+        "image" => media(MediaKind::Image),
+        "document" => media(MediaKind::Document),
+        "video" => media(MediaKind::Video),
+        _ => None,
+    };
+    match (said, file) {
+        (Some(t), _) => InboundKind::Text(t),
+        (None, Some(f)) => f,
+        (None, None) => InboundKind::Unsupported(match kind {
             "audio" | "image" | "video" | "document" | "sticker" | "location" | "contacts"
             | "reaction" => kind.into(),
             _ => "other".into(),
@@ -315,6 +336,112 @@ impl MetaCloud {
             );
         }
         Ok(ids)
+    }
+
+    /// Media a participant sent, by its id: its URL from the Graph API,
+    /// then the bytes (both with the access token).
+    pub async fn download(&self, media_id: &str) -> Result<Downloaded, ChannelError> {
+        if !media_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ChannelError::Invalid(
+                "a WhatsApp media id is digits".into(),
+            ));
+        }
+        let res = self
+            .http
+            .get(format!("{}/{API_VERSION}/{media_id}", self.api_base))
+            .bearer_auth(&self.access_token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let (status, v) = self.answer(res).await?;
+        if !(200..300).contains(&status) {
+            return Err(self.graph_error(status, &v));
+        }
+        let url = v
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ChannelError::Invalid("the Graph API gave no media URL".into()))?;
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(&self.access_token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let mut got = crate::read_media(res, "the WhatsApp media").await?;
+        if got.content_type.is_none() {
+            got.content_type = v
+                .get("mime_type")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        Ok(got)
+    }
+
+    /// Uploads media for the number; returns the media id to send.
+    pub async fn upload_media(
+        &self,
+        bytes: bytes::Bytes,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<String, ChannelError> {
+        let part = reqwest::multipart::Part::stream(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(content_type)
+            .map_err(|e| ChannelError::Invalid(format!("media part: {e}")))?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", content_type.to_string())
+            .part("file", part);
+        let res = self
+            .http
+            .post(format!(
+                "{}/{API_VERSION}/{}/media",
+                self.api_base, self.phone_number_id
+            ))
+            .bearer_auth(&self.access_token)
+            .timeout(self.timeout)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let (status, v) = self.answer(res).await?;
+        if !(200..300).contains(&status) {
+            return Err(self.graph_error(status, &v));
+        }
+        v.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ChannelError::Invalid(format!("unexpected answer from the Graph API: {v}"))
+            })
+    }
+
+    /// Sends Ogg Opus audio as a voice note: uploaded, then sent by its id.
+    pub async fn send_voice(&self, to: &str, audio: bytes::Bytes) -> Result<String, ChannelError> {
+        let id = self.upload_media(audio, "audio/ogg", "voice.ogg").await?;
+        self.send(to, json!({"type": "audio", "audio": {"id": id}}))
+            .await
+    }
+
+    /// Sends a file: uploaded, then sent as an image, video, audio or
+    /// document by its type.
+    pub async fn send_file(
+        &self,
+        to: &str,
+        bytes: bytes::Bytes,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<String, ChannelError> {
+        let id = self.upload_media(bytes, content_type, file_name).await?;
+        let kind = media_type(content_type);
+        let mut media = json!({"id": id});
+        if kind == "document" {
+            media["filename"] = json!(file_name);
+        }
+        self.send(to, json!({"type": kind, kind: media})).await
     }
 
     /// The `phone_number_id` of `number` (E.164) among the business
@@ -441,6 +568,16 @@ impl MetaCloud {
     }
 }
 
+/// What WhatsApp sends a file of `content_type` as.
+pub fn media_type(content_type: &str) -> &'static str {
+    match content_type.split('/').next().unwrap_or("") {
+        "image" => "image",
+        "video" => "video",
+        "audio" => "audio",
+        _ => "document",
+    }
+}
+
 /// Sorts a failed send by Meta's error code, else by its HTTP status.
 pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
     let said = |what: &str| {
@@ -492,8 +629,8 @@ impl Channel for MetaCloud {
         Capabilities {
             max_text_len: MAX_TEXT_LEN,
             markdown: false,
-            voice: false,
-            files: false,
+            voice: true,
+            files: true,
             commands: false,
         }
     }

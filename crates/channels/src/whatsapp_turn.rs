@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::{
-    Capabilities, Channel, ChannelError, Inbound, error_chain, split_text, truncate, whatsapp_meta,
+    Capabilities, Channel, ChannelError, Downloaded, Inbound, error_chain, split_text, truncate,
+    whatsapp_meta,
 };
 
 /// Where Turn's API lives.
@@ -134,8 +135,14 @@ impl Turn {
 
     /// Sends one text message (at most [`MAX_TEXT_LEN`] characters); returns its id.
     pub async fn send_message(&self, to: &str, text: &str) -> Result<String, ChannelError> {
-        let body = json!({"preview_url": false, "recipient_type": "individual", "to": to,
-                          "type": "text", "text": {"body": text}});
+        self.post_message(
+            json!({"preview_url": false, "recipient_type": "individual", "to": to,
+                                 "type": "text", "text": {"body": text}}),
+        )
+        .await
+    }
+
+    async fn post_message(&self, body: Value) -> Result<String, ChannelError> {
         let res = self
             .http
             .post(format!("{}/v1/messages", self.api_base))
@@ -166,6 +173,71 @@ impl Turn {
                 .unwrap_or(""),
         );
         Err(classify(status, code, &message))
+    }
+
+    /// Media a participant sent, by its id.
+    pub async fn download(&self, media_id: &str) -> Result<Downloaded, ChannelError> {
+        if !media_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ChannelError::Invalid("unusable Turn media id".into()));
+        }
+        let res = self
+            .http
+            .get(format!("{}/v1/media/{media_id}", self.api_base))
+            .bearer_auth(&self.token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        crate::read_media(res, "the Turn media").await
+    }
+
+    /// Sends Ogg Opus audio as a voice note: uploaded (`/v1/media`), then
+    /// sent by its id.
+    pub async fn send_voice(&self, to: &str, audio: bytes::Bytes) -> Result<String, ChannelError> {
+        self.send_file(to, audio, "audio/ogg", "voice.ogg").await
+    }
+
+    /// Sends a file: uploaded, then sent as an image, video, audio or
+    /// document by its type.
+    pub async fn send_file(
+        &self,
+        to: &str,
+        bytes: bytes::Bytes,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<String, ChannelError> {
+        let res = self
+            .http
+            .post(format!("{}/v1/media", self.api_base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .timeout(self.timeout)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(classify(status, None, &self.redact(&v.to_string())));
+        }
+        let id = v
+            .pointer("/media/0/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ChannelError::Invalid(format!("unexpected answer from Turn: {v}")))?;
+        let kind = whatsapp_meta::media_type(content_type);
+        let mut media = json!({"id": id});
+        if kind == "document" {
+            media["filename"] = json!(file_name);
+        }
+        self.post_message(
+            json!({"recipient_type": "individual", "to": to, "type": kind, kind: media}),
+        )
+        .await
     }
 
     fn transport_error(&self, err: reqwest::Error) -> ChannelError {

@@ -482,5 +482,5 @@ async fn channel_identity() {
     assert_eq!(channel.platform(), "telegram");
     let caps = channel.capabilities();
     assert_eq!(caps.max_text_len, 4096);
-    assert!(caps.commands && !caps.markdown && !caps.voice && !caps.files);
+    assert!(caps.commands && !caps.markdown && caps.voice && caps.files);
 }

@@ -3,7 +3,9 @@
 #![expect(clippy::unwrap_used, reason = "tests and their harness fail loudly")]
 
 use chatstudio_channels::telegram::{new_secret_token, parse_updates, verify_secret};
-use chatstudio_channels::{Channel, ChannelError, Inbound, InboundKind, Telegram};
+use chatstudio_channels::{
+    Channel, ChannelError, Inbound, InboundKind, Media, MediaKind, Telegram,
+};
 use serde_json::{Value, json};
 
 fn ada() -> Value {
@@ -88,13 +90,32 @@ fn commands() {
 }
 
 #[test]
-fn voice_photo_document_and_others_are_unsupported() {
+fn files_are_media_and_the_rest_unsupported() {
     let unsupported = |s: &str| InboundKind::Unsupported(s.into());
+    let media = |kind: MediaKind,
+                 reference: &str,
+                 mime: Option<&str>,
+                 name: Option<&str>,
+                 caption: Option<&str>| {
+        InboundKind::Media(Media {
+            kind,
+            reference: reference.into(),
+            mime_type: mime.map(Into::into),
+            file_name: name.map(Into::into),
+            caption: caption.map(Into::into),
+        })
+    };
     assert_eq!(
         kind(
             json!({"voice": {"duration": 3, "mime_type": "audio/ogg", "file_id": "AwACAgIAAxkBAAIB", "file_unique_id": "AgADx", "file_size": 10_541}})
         ),
-        unsupported("voice")
+        media(
+            MediaKind::Voice,
+            "AwACAgIAAxkBAAIB",
+            Some("audio/ogg"),
+            None,
+            None
+        )
     );
     assert_eq!(
         kind(json!({
@@ -104,13 +125,26 @@ fn voice_photo_document_and_others_are_unsupported() {
             ],
             "caption": "what is this?"
         })),
-        unsupported("photo")
+        // The largest size is the original.
+        media(
+            MediaKind::Image,
+            "AgACAgIAAxkBAAIC-m",
+            Some("image/jpeg"),
+            None,
+            Some("what is this?")
+        )
     );
     assert_eq!(
         kind(
             json!({"document": {"file_name": "menu.pdf", "mime_type": "application/pdf", "file_id": "BQACAgIAAxkBAAID", "file_unique_id": "AgADd", "file_size": 84_211}})
         ),
-        unsupported("document")
+        media(
+            MediaKind::Document,
+            "BQACAgIAAxkBAAID",
+            Some("application/pdf"),
+            Some("menu.pdf"),
+            None
+        )
     );
     // An animation also carries `document`; it is named for what it is.
     assert_eq!(

@@ -8,7 +8,7 @@ use chatstudio_channels::whatsapp_meta::{
     MAX_TEXT_LEN, TEMPLATE_TEXT_LEN, classify, parse_webhook, sign, verify_handshake,
     verify_signature,
 };
-use chatstudio_channels::{Channel, ChannelError, InboundKind, MetaCloud};
+use chatstudio_channels::{Channel, ChannelError, InboundKind, Media, MediaKind, MetaCloud};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -151,9 +151,27 @@ fn text_and_replies_are_text_media_is_named() {
             InboundKind::Text("Yes".into()),
             InboundKind::Text("Monday".into()),
             InboundKind::Text("Stop promotions".into()),
-            InboundKind::Unsupported("voice".into()),
-            InboundKind::Unsupported("image".into()),
-            InboundKind::Unsupported("document".into()),
+            InboundKind::Media(Media {
+                kind: MediaKind::Voice,
+                reference: "1003383421387256".into(),
+                mime_type: Some("audio/ogg; codecs=opus".into()),
+                file_name: None,
+                caption: None,
+            }),
+            InboundKind::Media(Media {
+                kind: MediaKind::Image,
+                reference: "1479537139650973".into(),
+                mime_type: Some("image/jpeg".into()),
+                file_name: None,
+                caption: Some("look".into()),
+            }),
+            InboundKind::Media(Media {
+                kind: MediaKind::Document,
+                reference: "1".into(),
+                mime_type: Some("application/pdf".into()),
+                file_name: Some("menu.pdf".into()),
+                caption: None,
+            }),
             InboundKind::Unsupported("other".into()),
         ]
     );

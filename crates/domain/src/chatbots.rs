@@ -125,6 +125,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "seed_message",
     "consent",
     "allowlist",
+    "voice",
 ];
 
 fn validate_config(config: Option<Value>) -> Result<Value> {
@@ -136,7 +137,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     if let Some(keys) = config.as_object() {
         for (k, v) in keys {
             match k.as_str() {
-                "pipeline" | "events" | "seed_message" | "consent" | "allowlist" => {}
+                "pipeline" | "events" | "seed_message" | "consent" | "allowlist" | "voice" => {}
                 "public_chat" if v.is_boolean() => {}
                 "public_chat" => {
                     return Err(Error::field("config", "public_chat: must be true or false"));
@@ -158,6 +159,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
     }
     crate::event_triggers::validate(&config)?;
     crate::onboarding::validate(&config)?;
+    crate::voice::validate(&config)?;
     Ok(config)
 }
 
@@ -182,6 +184,19 @@ async fn check_providers<C: ConnectionTrait + Reads + Writes>(
                     ));
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+    if let Some(v) = crate::voice::of_config(config) {
+        let have = providers::names(db, team_id).await?;
+        for w in v.providers() {
+            if !have.contains(&w) {
+                return Err(Error::field(
+                    "config",
+                    format!(
+                        "voice: provider {w:?} does not exist in this team (add it with `chatstudio provider add`)"
+                    ),
+                ));
             }
         }
     }

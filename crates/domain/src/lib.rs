@@ -40,6 +40,7 @@ pub mod trigger;
 pub mod turns;
 pub mod values;
 pub mod versions;
+pub mod voice;
 
 use std::ops::Deref;
 

@@ -19,6 +19,15 @@ pub enum TurnError {
 }
 
 impl TurnError {
+    /// Whether trying again later may succeed (a provider outage).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TurnError::Provider(e) => e.is_retryable(),
+            TurnError::Domain(e) => e.is_internal(),
+            _ => false,
+        }
+    }
+
     /// The message for the client: what failed, never internal details.
     pub fn public_message(&self) -> String {
         match self {

@@ -16,6 +16,7 @@ pub mod streams;
 pub mod tools;
 pub mod trigger_pipeline;
 pub mod turn;
+pub mod voice;
 pub mod worker;
 
 use std::sync::Arc;
@@ -167,21 +168,8 @@ impl Engine {
 
     /// A client for a team provider, with the retry policy applied.
     pub fn client(&self, p: &ProviderAccess) -> Result<Arc<dyn LlmClient>, TurnError> {
-        let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
-            TurnError::Config(format!(
-                "provider {:?} has unknown type {:?}",
-                p.name, p.kind
-            ))
-        })?;
-        let mut cfg = ProviderConfig::new(kind);
-        cfg.base_url = p.base_url.clone();
-        cfg.api_key = p.api_key.clone();
-        cfg.headers = p.headers.clone();
-        cfg.timeout = p
-            .timeout_secs
-            .and_then(|s| u64::try_from(s).ok())
-            .map_or(self.settings.provider_timeout, Duration::from_secs);
-        cfg.max_retries = self.settings.max_retries;
+        let cfg = self.provider_config(p)?;
+        let kind = cfg.kind;
         let inner: Arc<dyn LlmClient> = match kind {
             ProviderKind::Openai => {
                 Arc::new(llm::openai::OpenAi::new(cfg.clone(), self.http.clone()))
@@ -199,5 +187,25 @@ impl Engine {
             llm::retry::Retrying::new(inner, cfg.max_retries)
                 .with_base_delay(self.settings.retry_base_delay),
         ))
+    }
+
+    /// How calls to a team provider are made (its endpoint, key, timeout).
+    pub fn provider_config(&self, p: &ProviderAccess) -> Result<ProviderConfig, TurnError> {
+        let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
+            TurnError::Config(format!(
+                "provider {:?} has unknown type {:?}",
+                p.name, p.kind
+            ))
+        })?;
+        let mut cfg = ProviderConfig::new(kind);
+        cfg.base_url = p.base_url.clone();
+        cfg.api_key = p.api_key.clone();
+        cfg.headers = p.headers.clone();
+        cfg.timeout = p
+            .timeout_secs
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.settings.provider_timeout, Duration::from_secs);
+        cfg.max_retries = self.settings.max_retries;
+        Ok(cfg)
     }
 }

@@ -20,6 +20,7 @@ pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod retry;
+pub mod speech;
 mod sse;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -607,3 +607,56 @@ both_backends!(
         assert_eq!(ended, [json!({"status": "pending-review"})], "{ended:?}");
     }
 );
+
+both_backends!(
+    a_reply_s_files_go_out_on_telegram,
+    Options {
+        fake_telegram: true,
+        ..with_code()
+    },
+    async |app: &TestApp| {
+        let tg = app.telegram();
+        for m in ["sendMessage", "sendDocument"] {
+            Mock::given(method("POST"))
+                .and(path(format!("/bot42:T0KEN/{m}")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"message_id": 7, "date": 0, "chat": {"id": 5, "type": "private"}}})))
+                .mount(tg)
+                .await;
+        }
+        let team = app.team("a").await;
+        let b = code_bot(app, &team, "report", "def main(input, **kwargs):\n    add_file_attachment('report.csv', ('name\\n' + input + '\\n').encode())\n    return 'see the file'\n").await;
+        let ch = domain::channels::telegram::add(
+            &app.domain.db.write,
+            &app.domain.secrets,
+            b,
+            "42:T0KEN",
+            "hook-secret",
+            json!({"username": "ReportBot"}),
+        )
+        .await
+        .unwrap()
+        .id;
+        let update = json!({"update_id": 1, "message": {"message_id": 1, "date": 0,
+            "from": {"id": 5, "first_name": "Ana"}, "chat": {"id": 5, "type": "private"}, "text": "ana"}});
+        let r = app
+            .client
+            .post(app.url(&format!("/channels/telegram/{ch}")))
+            .header("X-Telegram-Bot-Api-Secret-Token", "hook-secret")
+            .json(&update)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.settle().await;
+        let got = tg.received_requests().await.unwrap();
+        let paths: Vec<&str> = got.iter().map(|r| r.url.path()).collect();
+        // The text first, then the file it carries.
+        assert_eq!(
+            paths,
+            ["/bot42:T0KEN/sendMessage", "/bot42:T0KEN/sendDocument"]
+        );
+        let doc = String::from_utf8_lossy(&got[1].body);
+        assert!(doc.contains("filename=\"report.csv\""), "{doc}");
+        assert!(doc.contains("name\nana\n"), "{doc}");
+    }
+);

@@ -30,11 +30,12 @@ use crate::channels;
 use crate::conn::Reads;
 use crate::ids::{ChannelId, ChatbotId, TeamId};
 use crate::jobs::{
-    ChannelInput, ChannelNotice, ChannelNoticePayload, ChannelTurn, ChannelTurnPayload, NewJob,
+    ChannelInput, ChannelNotice, ChannelNoticePayload, ChannelTurn, ChannelTurnPayload,
+    InboundMedia, NewJob,
 };
 use crate::onboarding::{self, ConsentStep};
 use crate::participants::{self, data as pdata};
-use crate::sessions::{self, EndedBy, NewSession};
+use crate::sessions::{self, EndedBy, NewSession, SessionStatus};
 use crate::{Domain, Error, Result, turns};
 
 /// A chatbot's channel on a push platform.
@@ -59,7 +60,40 @@ pub struct PushChannel {
     pub(super) sealed_secret: Option<String>,
 }
 
+/// What a push channel carries (spec §3.3), as the stages read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Files (and voice notes) participants send can be fetched.
+    pub files_in: bool,
+    /// Replies can be voice notes.
+    pub voice_replies: bool,
+    /// Files a reply carries can be sent.
+    pub files_out: bool,
+}
+
 impl PushChannel {
+    pub fn capabilities(&self) -> Capabilities {
+        use crate::messaging::MessagingKind;
+        match (self.platform, self.provider_kind()) {
+            // Twilio takes outgoing media by a public URL only.
+            (Platform::Whatsapp, Some(MessagingKind::Twilio)) => Capabilities {
+                files_in: true,
+                voice_replies: false,
+                files_out: false,
+            },
+            (Platform::Telegram | Platform::Whatsapp, _) => Capabilities {
+                files_in: true,
+                voice_replies: true,
+                files_out: true,
+            },
+            _ => Capabilities {
+                files_in: false,
+                voice_replies: false,
+                files_out: false,
+            },
+        }
+    }
+
     pub fn channel_id(&self) -> ChannelId {
         ChannelId(self.row_id)
     }
@@ -136,8 +170,10 @@ pub enum IncomingKind {
     Text(String),
     /// A `/command`, lowercased, without the slash.
     Command(String),
-    /// A message kind the channel does not take yet (voice, photo…),
-    /// answered with an apology that names it.
+    /// A file (a voice note, a photo, a document…), fetched by the job.
+    Media(InboundMedia),
+    /// A message kind the channel does not take yet (a sticker, a
+    /// location…), answered with an apology that names it.
     Unsupported(String),
 }
 
@@ -224,11 +260,39 @@ pub async fn accept(domain: &Domain, ch: &PushChannel, events: Vec<Incoming>) ->
                 };
                 reply(s.id, unsupported_reply(kind))
             }
+            IncomingKind::Media(media) if !ch.capabilities().files_in => {
+                let s = match open {
+                    Some(s) => s,
+                    None => sessions::create(&tx, new_session()).await?,
+                };
+                reply(s.id, unsupported_reply(media.kind.as_str()))
+            }
+            IncomingKind::Media(media) => {
+                let s = match open {
+                    Some(s) => s,
+                    None => sessions::create(&tx, new_session()).await?,
+                };
+                // Consent comes first, in words: a file before it is not kept.
+                let consenting = onboarding.consent.is_some()
+                    && matches!(s.status, SessionStatus::Setup | SessionStatus::Pending);
+                match consenting {
+                    true => match onboarding::consent_step(&tx, &s, &onboarding, "").await? {
+                        ConsentStep::Asked(prompt) => reply(s.id, prompt),
+                        _ => None,
+                    },
+                    false => Some(ChannelTurnPayload {
+                        session_id: s.id,
+                        input: ChannelInput::Media {
+                            media: media.clone(),
+                        },
+                    }),
+                }
+            }
             IncomingKind::Command(_) | IncomingKind::Text(_) => {
                 let text = match &ev.kind {
                     IncomingKind::Command(c) => format!("/{c}"),
                     IncomingKind::Text(t) => t.clone(),
-                    IncomingKind::Unsupported(_) => String::new(),
+                    IncomingKind::Media(_) | IncomingKind::Unsupported(_) => String::new(),
                 };
                 let opens = open.is_none();
                 let (s, mid) = turns::begin_in(&tx, open, new_session(), &[], &text).await?;

@@ -136,6 +136,35 @@ pub enum ChannelInput {
     Message { message_id: MessageId, text: String },
     /// A fixed answer (a reset, an unsupported message kind).
     Reply { reply: String },
+    /// A file the participant sent: the job downloads and stores it,
+    /// transcribes a voice note, then persists the message and runs the turn.
+    Media { media: InboundMedia },
+}
+
+crate::text_enum::text_enum!(
+    /// What kind of file a participant sent.
+    pub enum MediaKind {
+        Voice = "voice",
+        Audio = "audio",
+        Image = "image",
+        Document = "document",
+        Video = "video",
+    }
+);
+
+/// A file in an inbound message, as the platform names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMedia {
+    pub kind: MediaKind,
+    /// What the platform's API downloads it by.
+    pub reference: String,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// The text sent with it.
+    #[serde(default)]
+    pub caption: Option<String>,
 }
 
 impl JobKind for ChannelTurn {

@@ -264,3 +264,120 @@ pub async fn last_inbound_at(
         .await?
         .map(|m| m.created_at))
 }
+
+/// The human message a job already stored in the session (a retried media
+/// turn finds the message it wrote instead of writing another).
+pub async fn human_by_task(
+    db: &impl Reads,
+    session_id: SessionId,
+    task_id: uuid::Uuid,
+) -> Result<Option<(MessageId, String)>> {
+    let rows = message::Entity::find()
+        .filter(message::Column::SessionId.eq(session_id))
+        .filter(message::Column::Role.eq(MessageRole::Human))
+        .order_by_desc(message::Column::Id)
+        .limit(20)
+        .all(db.reader())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .find(|m| Origin::Task(task_id).marks(&m.metadata))
+        .map(|m| (MessageId(m.id), m.content)))
+}
+
+/// A file a participant sent, stored: what [`with_file`] records.
+#[derive(Debug, Clone)]
+pub struct SentFile {
+    pub key: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    /// A voice note (its text is the transcript).
+    pub voice: bool,
+}
+
+/// Stores the human message that carried a file, in one transaction: the
+/// file's record, the message (marked with the job that wrote it, the file
+/// among its attachments), and the file's link to the session.
+pub async fn with_file(
+    domain: &crate::Domain,
+    session: &crate::sessions::Session,
+    task_id: uuid::Uuid,
+    text: &str,
+    file: &SentFile,
+) -> Result<MessageId> {
+    let tx = domain.begin().await?;
+    let f = crate::files::record(
+        &*tx,
+        session.team_id,
+        &file.name,
+        &file.key,
+        &file.content_type,
+        file.size,
+        "message_media",
+    )
+    .await?;
+    let mut metadata = json!({"ocs_attachment_file_ids": [f.id]});
+    if file.voice {
+        metadata["voice_note"] = json!(true);
+    }
+    Origin::Task(task_id).mark(&mut metadata);
+    let mid = insert(
+        &tx,
+        session.team_id,
+        session.id,
+        MessageRole::Human,
+        text,
+        metadata,
+    )
+    .await?;
+    crate::files::attach_to_session(&*tx, session.id.0, f.id, "ocs_attachments").await?;
+    tx.commit().await?;
+    Ok(mid)
+}
+
+/// A file a bot message carries, to send along on a push channel.
+#[derive(Debug, Clone)]
+pub struct CarriedFile {
+    pub name: String,
+    pub content_type: String,
+    pub key: String,
+}
+
+/// The files a (bot) message generated, in the order it lists them.
+pub async fn generated_files(db: &impl Reads, message_id: MessageId) -> Result<Vec<CarriedFile>> {
+    use store::entity::file;
+    let Some(m) = message::Entity::find_by_id(message_id.0)
+        .one(db.reader())
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<i64> = m
+        .metadata
+        .get("generated_files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = file::Entity::find()
+        .filter(file::Column::Id.is_in(ids.clone()))
+        .filter(file::Column::TeamId.eq(m.team_id))
+        .all(db.reader())
+        .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| rows.iter().find(|f| f.id == *id))
+        .filter_map(|f| {
+            Some(CarriedFile {
+                name: f.name.clone(),
+                content_type: f.content_type.clone(),
+                key: f.storage_key.clone().filter(|k| !k.is_empty())?,
+            })
+        })
+        .collect())
+}

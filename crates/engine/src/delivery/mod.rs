@@ -5,7 +5,7 @@
 //! until they write.
 
 mod telegram;
-mod whatsapp;
+pub(crate) mod whatsapp;
 
 use channels::ChannelError;
 use chrono::{DateTime, Utc};
@@ -54,14 +54,18 @@ pub(crate) struct Recipient<'a> {
 }
 
 impl Engine {
-    /// Sends `text` to the session's participant on the session's channel.
-    pub async fn deliver(&self, session: &Session, text: &str) -> Result<(), DeliveryError> {
+    /// The push channel a session's messages go out on and the participant's
+    /// address there; `None` for sessions whose clients poll.
+    async fn push_target(
+        &self,
+        session: &Session,
+    ) -> Result<Option<(PushChannel, String)>, DeliveryError> {
         let domain = &self.domain;
         let Some(channel_id) = session.channel_id else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(ch) = push::by_row_id(domain, channel_id).await.map_err(retry)? else {
-            return Ok(());
+            return Ok(None);
         };
         // A disabled channel sends nothing, bot-initiated or not.
         if !ch.enabled {
@@ -71,20 +75,100 @@ impl Engine {
             .await
             .map_err(retry)?
             .ok_or_else(|| DeliveryError::Final("the participant no longer exists".into()))?;
-        let family = ch.family();
         // Blocked participants are not tried again until they write to the bot.
-        if pdata::is_blocked(domain, session.participant_id, family)
+        if pdata::is_blocked(domain, session.participant_id, ch.family())
             .await
             .map_err(retry)?
         {
             return Err(DeliveryError::Blocked("blocked earlier".into()));
         }
+        Ok(Some((ch, participant.identifier)))
+    }
+
+    /// Sends a voice note to the session's participant: `false` when the
+    /// channel cannot carry one now (send text instead).
+    pub async fn deliver_voice(
+        &self,
+        session: &Session,
+        audio: bytes::Bytes,
+    ) -> Result<bool, DeliveryError> {
+        let Some((ch, address)) = self.push_target(session).await? else {
+            return Ok(false);
+        };
         let to = Recipient {
-            address: &participant.identifier,
+            address: &address,
             participant: Some(session.participant_id),
             replying: false,
         };
-        match self.send_on(&ch, &to, text).await {
+        // Outside WhatsApp's window only a template goes, and it cannot speak.
+        if ch.platform == Platform::Whatsapp {
+            let last = self.last_inbound(&ch, &to).await?;
+            if last.is_none_or(|at| Utc::now() - at >= whatsapp::SERVICE_WINDOW) {
+                return Ok(false);
+            }
+        }
+        let sent = self.send_voice(&ch, &address, audio).await;
+        self.note_blocked(session, &ch, sent).await
+    }
+
+    /// Sends the files a bot message carries, after its text, where the
+    /// channel can carry them; how many went.
+    pub async fn deliver_files(
+        &self,
+        session: &Session,
+        message_id: domain::MessageId,
+    ) -> Result<usize, DeliveryError> {
+        let files = domain::messages::generated_files(&self.domain, message_id)
+            .await
+            .map_err(retry)?;
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let Some((ch, address)) = self.push_target(session).await? else {
+            return Ok(0);
+        };
+        let mut sent = 0;
+        for f in &files {
+            let Some(stream) = self.domain.files.get(&f.key).await.map_err(retry)? else {
+                tracing::warn!(session = %session.external_id, file = %f.name, "a reply's file is missing from the store");
+                continue;
+            };
+            let bytes: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(stream)
+                .await
+                .map_err(|e| DeliveryError::Retry(format!("reading {}: {e}", f.name)))?;
+            let bytes = bytes::Bytes::from(bytes.concat());
+            let went = self.send_file(&ch, &address, f, bytes).await;
+            if self.note_blocked(session, &ch, went).await? {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends `text` to the session's participant on the session's channel.
+    pub async fn deliver(&self, session: &Session, text: &str) -> Result<(), DeliveryError> {
+        let Some((ch, address)) = self.push_target(session).await? else {
+            return Ok(());
+        };
+        let to = Recipient {
+            address: &address,
+            participant: Some(session.participant_id),
+            replying: false,
+        };
+        let sent = self.send_on(&ch, &to, text).await;
+        self.note_blocked(session, &ch, sent).await
+    }
+
+    /// Records a participant a send found blocked, so they are not tried again.
+    async fn note_blocked<T>(
+        &self,
+        session: &Session,
+        ch: &PushChannel,
+        sent: Result<T, DeliveryError>,
+    ) -> Result<T, DeliveryError> {
+        let domain = &self.domain;
+        let family = ch.family();
+        match sent {
             Err(DeliveryError::Blocked(why)) => {
                 if let Err(e) = pdata::mark_blocked(
                     domain,

@@ -20,13 +20,18 @@ use crate::Engine;
 /// How long after the participant last wrote free-form messages may go.
 pub const SERVICE_WINDOW: Duration = Duration::hours(24);
 
+/// A client for a WhatsApp channel's number, through its provider.
+pub(crate) enum Provider {
+    Meta { client: MetaCloud, language: String },
+    Twilio(Twilio),
+    Turn(Turn),
+}
+
 impl Engine {
-    pub(super) async fn send_whatsapp(
+    pub(crate) async fn whatsapp_provider(
         &self,
         ch: &PushChannel,
-        to: &Recipient<'_>,
-        text: &str,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Provider, DeliveryError> {
         let provider = match ch.messaging_provider_id {
             Some(id) => messaging::access(&self.domain, &self.domain.secrets, id)
                 .await
@@ -36,19 +41,46 @@ impl Engine {
         .ok_or_else(|| {
             DeliveryError::Final("the channel's messaging provider was removed".into())
         })?;
-        match provider.credentials {
+        Ok(match provider.credentials {
             Credentials::MetaCloudApi {
                 access_token,
                 template_language_code,
                 ..
-            } => {
-                let phone_number_id = ch.address.as_deref().unwrap_or_default();
-                let meta = MetaCloud::new(
+            } => Provider::Meta {
+                client: MetaCloud::new(
                     &self.settings.meta_api_url,
                     access_token,
-                    phone_number_id,
+                    ch.address.as_deref().unwrap_or_default(),
                     self.http.clone(),
-                );
+                ),
+                language: template_language_code,
+            },
+            Credentials::Twilio {
+                account_sid,
+                auth_token,
+            } => Provider::Twilio(Twilio::new(
+                &self.settings.twilio_api_url,
+                account_sid,
+                auth_token,
+                ch.number().unwrap_or_default(),
+                self.http.clone(),
+            )),
+            Credentials::Turnio { auth_token, .. } => Provider::Turn(Turn::new(
+                &self.settings.turn_api_url,
+                auth_token,
+                self.http.clone(),
+            )),
+        })
+    }
+
+    pub(super) async fn send_whatsapp(
+        &self,
+        ch: &PushChannel,
+        to: &Recipient<'_>,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        match self.whatsapp_provider(ch).await? {
+            Provider::Meta { client, language } => {
                 // Meta names people by their digits (`wa_id`).
                 let number = to.address.trim_start_matches('+');
                 let open = self
@@ -56,7 +88,7 @@ impl Engine {
                     .await?
                     .is_some_and(|at| Utc::now() - at < SERVICE_WINDOW);
                 let sent = if open {
-                    meta.send_text(number, text).await.map(drop)
+                    client.send_text(number, text).await.map(drop)
                 } else {
                     Err(ChannelError::ReengagementRequired(
                         "the participant last wrote more than 24 hours ago".into(),
@@ -64,30 +96,19 @@ impl Engine {
                 };
                 match sent {
                     Err(ChannelError::ReengagementRequired(_)) => {
-                        meta.send_bot_message_template(number, &template_language_code, text)
+                        client
+                            .send_bot_message_template(number, &language, text)
                             .await?;
                         Ok(())
                     }
                     other => Ok(other?),
                 }
             }
-            Credentials::Twilio {
-                account_sid,
-                auth_token,
-            } => {
-                let from = ch.number().unwrap_or_default();
-                let twilio = Twilio::new(
-                    &self.settings.twilio_api_url,
-                    account_sid,
-                    auth_token,
-                    from,
-                    self.http.clone(),
-                );
+            Provider::Twilio(twilio) => {
                 twilio.send_text(to.address, text).await?;
                 Ok(())
             }
-            Credentials::Turnio { auth_token, .. } => {
-                let turn = Turn::new(&self.settings.turn_api_url, auth_token, self.http.clone());
+            Provider::Turn(turn) => {
                 turn.send_text(to.address.trim_start_matches('+'), text)
                     .await?;
                 Ok(())

@@ -28,5 +28,6 @@ mod routing;
 mod sessions;
 mod telegram;
 mod tools;
+mod voice;
 mod whatsapp;
 mod whatsapp_providers;

@@ -192,14 +192,14 @@ both_backends!(
             vec![json!({"platform": "whatsapp", "identifier": "+27821234567"})]
         );
 
-        // A button reply is what it says; media is apologised for, named.
+        // A button reply is what it says; a sticker is apologised for, named.
         let more = notification(
             PHONE_ID,
             json!([
                 {"from": "27821234567", "id": "wamid.2", "timestamp": "1717000001", "type": "interactive",
                  "interactive": {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes please"}}},
-                {"from": "27821234567", "id": "wamid.3", "timestamp": "1717000002", "type": "image",
-                 "image": {"id": "MEDIA1", "mime_type": "image/jpeg", "sha256": "x"}},
+                {"from": "27821234567", "id": "wamid.3", "timestamp": "1717000002", "type": "sticker",
+                 "sticker": {"id": "MEDIA1", "mime_type": "image/webp", "sha256": "x", "animated": false}},
             ]),
         );
         assert_eq!(post(app, &more, Some(APP_SECRET)).await, 200);
@@ -213,7 +213,7 @@ both_backends!(
         assert_eq!(
             replies,
             [
-                "Sorry, image messages are not supported yet. Please send your message as text.",
+                "Sorry, sticker messages are not supported yet. Please send your message as text.",
                 "You said: Yes please"
             ]
         );

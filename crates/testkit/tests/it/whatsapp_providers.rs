@@ -10,6 +10,9 @@ use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::voice::{
+    HEARD, SPOKEN, VOICE_NOTE, contains, detail, reciprocal, requests_to, speech_server, voice_bot,
+};
 use crate::whatsapp::fake_whatsapp;
 
 const SID: &str = "AC0123456789abcdef";
@@ -252,5 +255,126 @@ both_backends!(
         );
         app.settle().await;
         assert_eq!(fake.received_requests().await.unwrap().len(), 2);
+    }
+);
+
+both_backends!(
+    twilio_and_turn_voice_notes_are_fetched_and_heard,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        let speech = speech_server().await;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TWILIO_TOKEN}"))
+        );
+        // Twilio: the media URL is fetched with the account's credentials.
+        let media_path = format!("/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME1");
+        Mock::given(method("GET"))
+            .and(path(media_path.clone()))
+            .and(header("authorization", basic.as_str()))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "audio/ogg")
+                    .set_body_bytes(VOICE_NOTE),
+            )
+            .mount(fake)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM2"})))
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let bot = voice_bot(app, &team, &speech, reciprocal()).await;
+        let creds = Credentials::Twilio {
+            account_sid: SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+        };
+        channel(app, &team, bot, creds, TWILIO_NUMBER).await;
+        let mut note = twilio_message("MM1", "");
+        note.retain(|(k, _)| k != "NumMedia" && k != "MessageType");
+        let url = format!("{}{media_path}", fake.uri());
+        note.extend(form(&[
+            ("NumMedia", "1"),
+            ("MessageType", "audio"),
+            ("MediaContentType0", "audio/ogg"),
+            ("MediaUrl0", &url),
+        ]));
+        assert_eq!(post_twilio(app, &note, Some(TWILIO_TOKEN)).await, 200);
+        app.settle().await;
+        assert!(contains(
+            &requests_to(&speech, "/audio/transcriptions").await[0].body,
+            VOICE_NOTE
+        ));
+        // Twilio takes voice only by a public URL: the reply goes as text.
+        assert_eq!(
+            twilio_sends(fake).await,
+            vec![form(&[
+                ("From", &format!("whatsapp:{TWILIO_NUMBER}")),
+                ("To", "whatsapp:+27821234567"),
+                ("Body", &format!("You said: {HEARD}")),
+            ])]
+        );
+        let d = detail(app, &team).await;
+        assert_eq!(d["messages"][0]["content"], HEARD);
+
+        // Turn: fetched by media id; the spoken reply is uploaded, then sent by its id.
+        Mock::given(method("GET"))
+            .and(path("/v1/media/f0a1-voice"))
+            .and(header(
+                "authorization",
+                format!("Bearer {TURN_TOKEN}").as_str(),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "audio/ogg")
+                    .set_body_bytes(VOICE_NOTE),
+            )
+            .mount(fake)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/media"))
+            .and(header("content-type", "audio/ogg"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"media": [{"id": "turn-media-9"}]})),
+            )
+            .mount(fake)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "gB2"}]})),
+            )
+            .mount(fake)
+            .await;
+        let other = app.team("b").await;
+        let turn_bot = voice_bot(app, &other, &speech, reciprocal()).await;
+        let creds = Credentials::Turnio {
+            auth_token: TURN_TOKEN.into(),
+            hmac_secret: None,
+        };
+        channel(app, &other, turn_bot, creds, "+27600000003").await;
+        let body = json!({"contacts": [{"profile": {"name": "Ana"}, "wa_id": "27821234567"}],
+            "messages": [{"from": "27821234567", "id": "turn-v1", "timestamp": "1717000000", "type": "voice",
+                          "voice": {"id": "f0a1-voice", "mime_type": "audio/ogg; codecs=opus"}}]});
+        // Turn names voice notes `voice` (the Business API) or `audio`.
+        assert_eq!(post_turn(app, turn_bot, &body, None).await, 200);
+        app.settle().await;
+        let upload = requests_to(fake, "/v1/media").await;
+        assert_eq!(upload.len(), 1);
+        assert_eq!(upload[0].body, SPOKEN);
+        let sends: Vec<Value> = requests_to(fake, "/v1/messages")
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(
+            sends,
+            vec![
+                json!({"recipient_type": "individual", "to": "27821234567", "type": "audio", "audio": {"id": "turn-media-9"}})
+            ]
+        );
     }
 );

@@ -1,0 +1,171 @@
+//! Voice notes and files on push channels: downloading what a participant
+//! sent through the channel's platform, transcribing voice notes and
+//! speaking replies through the chatbot's voice providers
+//! ([`domain::voice`]), and sending voice notes back.
+
+use bytes::Bytes;
+use channels::{ChannelError, Downloaded};
+use domain::channels::Platform;
+use domain::channels::push::PushChannel;
+use domain::jobs::InboundMedia;
+use domain::voice::{Speech, Transcription};
+use llm::ProviderKind;
+use llm::speech::{self, Audio};
+
+use crate::delivery::DeliveryError;
+use crate::delivery::whatsapp::Provider;
+use crate::{Engine, TurnError};
+
+impl Engine {
+    /// The file a participant sent, from the channel's platform.
+    pub async fn fetch_media(
+        &self,
+        ch: &PushChannel,
+        media: &InboundMedia,
+    ) -> Result<Downloaded, DeliveryError> {
+        match ch.platform {
+            Platform::Telegram => {
+                let token = ch
+                    .token(&self.domain.secrets)
+                    .map_err(|e| DeliveryError::Final(e.chain()))?;
+                Ok(self.telegram(&token).download(&media.reference).await?)
+            }
+            Platform::Whatsapp => Ok(match self.whatsapp_provider(ch).await? {
+                Provider::Meta { client, .. } => client.download(&media.reference).await?,
+                Provider::Twilio(twilio) => twilio.download(&media.reference).await?,
+                Provider::Turn(turn) => turn.download(&media.reference).await?,
+            }),
+            other => Err(DeliveryError::Final(format!(
+                "files cannot be fetched from {} channels",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Sends Ogg Opus audio as a voice note; `false` when the channel
+    /// cannot (the caller sends text instead).
+    pub async fn send_voice(
+        &self,
+        ch: &PushChannel,
+        to: &str,
+        audio: Bytes,
+    ) -> Result<bool, DeliveryError> {
+        match ch.platform {
+            Platform::Telegram => {
+                let token = ch
+                    .token(&self.domain.secrets)
+                    .map_err(|e| DeliveryError::Final(e.chain()))?;
+                self.telegram(&token).send_voice(to, audio).await?;
+                Ok(true)
+            }
+            Platform::Whatsapp => {
+                let number = to.trim_start_matches('+');
+                let sent = match self.whatsapp_provider(ch).await? {
+                    Provider::Meta { client, .. } => client.send_voice(number, audio).await,
+                    Provider::Turn(turn) => turn.send_voice(number, audio).await,
+                    // Twilio takes media by a public URL only: the reply goes as text.
+                    Provider::Twilio(_) => return Ok(false),
+                };
+                match sent {
+                    Ok(_) => Ok(true),
+                    // A voice note cannot be a template: outside the window it goes as text.
+                    Err(ChannelError::ReengagementRequired(_)) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Sends a file; `false` when the channel cannot.
+    pub async fn send_file(
+        &self,
+        ch: &PushChannel,
+        to: &str,
+        file: &domain::messages::CarriedFile,
+        bytes: Bytes,
+    ) -> Result<bool, DeliveryError> {
+        if !ch.capabilities().files_out {
+            return Ok(false);
+        }
+        let (ct, name) = (file.content_type.as_str(), file.name.as_str());
+        match ch.platform {
+            Platform::Telegram => {
+                let token = ch
+                    .token(&self.domain.secrets)
+                    .map_err(|e| DeliveryError::Final(e.chain()))?;
+                self.telegram(&token).send_file(to, bytes, ct, name).await?;
+                Ok(true)
+            }
+            Platform::Whatsapp => {
+                let number = to.trim_start_matches('+');
+                let sent = match self.whatsapp_provider(ch).await? {
+                    Provider::Meta { client, .. } => {
+                        client.send_file(number, bytes, ct, name).await
+                    }
+                    Provider::Turn(turn) => turn.send_file(number, bytes, ct, name).await,
+                    Provider::Twilio(_) => return Ok(false),
+                };
+                match sent {
+                    Ok(_) => Ok(true),
+                    Err(ChannelError::ReengagementRequired(_)) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn speech_config(
+        &self,
+        team: domain::TeamId,
+        provider: &str,
+    ) -> Result<llm::ProviderConfig, TurnError> {
+        let access = domain::providers::access(&self.domain, &self.domain.secrets, team, provider)
+            .await
+            .map_err(|e| match e {
+                domain::Error::BadRequest(m) => TurnError::Config(m),
+                other => TurnError::Domain(other),
+            })?;
+        let cfg = self.provider_config(&access)?;
+        if cfg.kind != ProviderKind::Openai {
+            return Err(TurnError::Config(format!(
+                "voice needs an OpenAI-compatible provider; {provider:?} is {}",
+                access.kind
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// The text of a voice note.
+    pub async fn transcribe(
+        &self,
+        team: domain::TeamId,
+        t: &Transcription,
+        audio: Audio,
+    ) -> Result<String, TurnError> {
+        let cfg = self.speech_config(team, &t.provider).await?;
+        let model = t
+            .model
+            .as_deref()
+            .unwrap_or(speech::DEFAULT_TRANSCRIPTION_MODEL);
+        speech::transcribe(&self.http, &cfg, model, audio)
+            .await
+            .map_err(TurnError::from)
+    }
+
+    /// A reply spoken, as Ogg Opus.
+    pub async fn synthesize(
+        &self,
+        team: domain::TeamId,
+        s: &Speech,
+        text: &str,
+    ) -> Result<Bytes, TurnError> {
+        let cfg = self.speech_config(team, &s.provider).await?;
+        let model = s.model.as_deref().unwrap_or(speech::DEFAULT_SPEECH_MODEL);
+        let voice = s.voice.as_deref().unwrap_or(speech::DEFAULT_VOICE);
+        speech::synthesize(&self.http, &cfg, model, voice, text)
+            .await
+            .map_err(TurnError::from)
+    }
+}

@@ -23,6 +23,8 @@ const NOT_HEARD: &str =
     "Sorry, I could not make out your voice message. Please try again, or write your message.";
 /// What they hear when their file cannot be fetched from the platform.
 const NOT_RECEIVED: &str = "Sorry, I could not receive your file. Please try sending it again.";
+/// The text of a voice note that could not be transcribed (it stays, with its audio).
+const UNHEARD: &str = "[A voice note that could not be transcribed]";
 const NO_VOICE: &str =
     "Sorry, voice messages are not supported yet. Please send your message as text.";
 
@@ -154,28 +156,45 @@ async fn received(
         .unwrap_or_else(|| format!("{}.{}", media.kind.as_str(), extension(&content_type)));
     let size = i64::try_from(got.bytes.len()).unwrap_or(i64::MAX);
     let key = files::store_bytes(&domain.files, session.team_id, &name, got.bytes.clone()).await?;
+    let file = SentFile {
+        key,
+        name: name.clone(),
+        content_type: content_type.clone(),
+        size,
+        voice: voice_in,
+    };
     let text = match (&transcription, voice_in) {
         (Some(t), true) => {
             let audio = llm::speech::Audio {
                 bytes: got.bytes,
-                file_name: name.clone(),
-                content_type: content_type.clone(),
+                file_name: name,
+                content_type,
             };
-            match engine.transcribe(session.team_id, t, audio).await {
-                Ok(heard) if !heard.trim().is_empty() => heard,
-                Ok(_) => {
-                    tell(job, session, NOT_HEARD).await;
-                    return Err(JobError::failed("the voice note's transcript was empty"));
-                }
+            let heard = match engine.transcribe(session.team_id, t, audio).await {
+                Ok(heard) if !heard.trim().is_empty() => Ok(heard),
+                Ok(_) => Err("the voice note's transcript was empty".to_string()),
                 Err(e) if e.is_retryable() && !job.last => {
                     return Err(JobError::Retry(e.to_string()));
                 }
-                Err(e) => {
+                Err(e) => Err(format!(
+                    "transcribing the voice note failed: {}",
+                    e.public_message()
+                )),
+            };
+            match heard {
+                Ok(heard) => heard,
+                Err(why) => {
+                    // The voice note stays in the transcript with the error's trace.
+                    let mid =
+                        messages::with_file(domain, session, job.task_id, UNHEARD, &file).await?;
+                    let outcome = turns::TurnOutcome {
+                        input_message_id: Some(mid),
+                        error: Some(why.clone()),
+                        ..turns::TurnOutcome::of(session, &chatbot)
+                    };
+                    turns::record(domain, outcome).await?;
                     tell(job, session, NOT_HEARD).await;
-                    return Err(JobError::failed(format!(
-                        "transcribing the voice note failed: {}",
-                        e.public_message()
-                    )));
+                    return Err(JobError::failed(why));
                 }
             }
         }
@@ -185,13 +204,6 @@ async fn received(
             .clone()
             .filter(|c| !c.trim().is_empty())
             .unwrap_or_else(|| format!("[The participant sent {}: {name}]", article(media.kind))),
-    };
-    let file = SentFile {
-        key,
-        name,
-        content_type,
-        size,
-        voice: voice_in,
     };
     let mid = messages::with_file(domain, session, job.task_id, &text, &file).await?;
     if voice_in && voice.as_ref().is_some_and(|v| v.echo_transcript) {

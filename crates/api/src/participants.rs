@@ -240,7 +240,7 @@ impl UpsertRequest {
         let name = r.text("name", name_rule);
         let platform = match r.get("platform") {
             None | Some(Value::Null) => Some(Platform::Api),
-            Some(v) => match v.as_str().and_then(Platform::parse) {
+            Some(v) => match v.as_str().and_then(Platform::from_api) {
                 Some(p) => Some(p),
                 None => {
                     let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);

@@ -57,7 +57,7 @@ impl TriggerRequest {
         let experiment = r.text("experiment", Text::required());
         let prompt_text = r.text("prompt_text", Text::optional());
         let message_text = r.text("message_text", Text::optional());
-        let platform = platform.and_then(|p| match Platform::parse(&p) {
+        let platform = platform.and_then(|p| match Platform::from_api(&p) {
             Some(p) => Some(p),
             None => {
                 r.replace("platform", json!([not_a_choice(&p)]));

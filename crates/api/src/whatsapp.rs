@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use channels::whatsapp_meta::{self as meta, MetaInbound};
 use channels::{twilio, whatsapp_turn as turn};
 use domain::channels::push::{self, Incoming, PushChannel};
-use domain::channels::whatsapp;
+use domain::channels::{Platform, whatsapp};
 use domain::messaging::{self, Credentials, MessagingKind};
 
 use crate::inbound::incoming;
@@ -108,8 +108,9 @@ async fn turn_webhook(
     }
 }
 
-/// Twilio: `POST /channels/twilio/incoming_message`, form-encoded; the
-/// channel is the one on the `To` number, and the signature covers the URL
+/// Twilio: `POST /channels/twilio/incoming_message`, form-encoded, for
+/// WhatsApp and SMS; the channel is the one on the `To` number (an SMS
+/// channel for plain numbers), and the signature covers the URL
 /// Twilio called (set `--public-url` behind a proxy so it is the same).
 async fn twilio_webhook(
     State(state): State<AppState>,
@@ -122,10 +123,16 @@ async fn twilio_webhook(
     let Some(m) = twilio::parse_webhook(&params) else {
         return twiml();
     };
-    let channels = match whatsapp::by_address(&state.domain, MessagingKind::Twilio, &m.to).await {
-        Ok(c) => c,
-        Err(e) => return ApiError::Domain(e).into_response(),
+    let platform = if m.sms {
+        Platform::Sms
+    } else {
+        Platform::Whatsapp
     };
+    let channels =
+        match whatsapp::on_address(&state.domain, platform, MessagingKind::Twilio, &m.to).await {
+            Ok(c) => c,
+            Err(e) => return ApiError::Domain(e).into_response(),
+        };
     let Some(ch) = channels.into_iter().next() else {
         tracing::info!(to = %m.to, "a Twilio message for a number no channel has");
         return twiml();

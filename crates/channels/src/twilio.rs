@@ -67,19 +67,26 @@ pub fn verify_signature(
     bool::from(want.as_bytes().ct_eq(given.as_bytes()))
 }
 
-/// One inbound WhatsApp message and the number it was sent to (E.164).
+/// One inbound message and the number it was sent to (E.164).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TwilioInbound {
     pub to: String,
+    /// A text message (SMS/MMS) rather than WhatsApp.
+    pub sms: bool,
     pub inbound: Inbound,
 }
 
-/// The message a webhook call carries; `None` for status callbacks and
-/// what is not WhatsApp (SMS, Messenger).
+/// The message a webhook call carries: WhatsApp (`whatsapp:+…`) or SMS
+/// (plain numbers); `None` for status callbacks and other channels
+/// (Messenger).
 pub fn parse_webhook(params: &[(String, String)]) -> Option<TwilioInbound> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let from = get("From")?.strip_prefix(PREFIX)?;
-    let to = get("To")?.strip_prefix(PREFIX)?;
+    let (from, to) = (get("From")?, get("To")?);
+    let (from, to, sms) = match (from.strip_prefix(PREFIX), to.strip_prefix(PREFIX)) {
+        (Some(f), Some(t)) => (f, t, false),
+        _ if from.starts_with('+') && to.starts_with('+') => (from, to, true),
+        _ => return None,
+    };
     let id = get("MessageSid").or_else(|| get("SmsSid"))?;
     let body = get("Body")?;
     let media = get("NumMedia")
@@ -120,6 +127,7 @@ pub fn parse_webhook(params: &[(String, String)]) -> Option<TwilioInbound> {
     let from = from.to_string();
     Some(TwilioInbound {
         to: to.to_string(),
+        sms,
         inbound: Inbound {
             update_id: id.to_string(),
             chat_id: from.clone(),
@@ -138,6 +146,8 @@ pub struct Twilio {
     auth_token: String,
     /// The sender number (E.164).
     from: String,
+    /// Text messages (plain numbers) instead of WhatsApp (`whatsapp:` ones).
+    sms: bool,
     http: reqwest::Client,
     timeout: Duration,
 }
@@ -165,9 +175,16 @@ impl Twilio {
             account_sid: account_sid.into().trim().to_owned(),
             auth_token: auth_token.into().trim().to_owned(),
             from: from.into().trim().to_owned(),
+            sms: false,
             http,
             timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Sends text messages (SMS) instead of WhatsApp.
+    pub fn sms(mut self) -> Self {
+        self.sms = true;
+        self
     }
 
     /// Sends one message (at most [`MAX_TEXT_LEN`] characters) to `to`
@@ -177,9 +194,10 @@ impl Twilio {
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.api_base, self.account_sid
         );
+        let prefix = if self.sms { "" } else { PREFIX };
         let form = [
-            ("From", format!("{PREFIX}{}", self.from)),
-            ("To", format!("{PREFIX}{to}")),
+            ("From", format!("{prefix}{}", self.from)),
+            ("To", format!("{prefix}{to}")),
             ("Body", text.to_string()),
         ];
         let body: String = form_urlencoded::Serializer::new(String::new())
@@ -316,7 +334,7 @@ impl Channel for Twilio {
         let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
         Ok(parse_webhook(&params)
             .into_iter()
-            .filter(|m| m.to == self.from)
+            .filter(|m| m.to == self.from && m.sms == self.sms)
             .map(|m| m.inbound)
             .collect())
     }

@@ -30,7 +30,7 @@ impl Engine {
                     .map_err(|e| DeliveryError::Final(e.chain()))?;
                 Ok(self.telegram(&token).download(&media.reference).await?)
             }
-            Platform::Whatsapp => Ok(match self.whatsapp_provider(ch).await? {
+            Platform::Whatsapp | Platform::Sms => Ok(match self.whatsapp_provider(ch).await? {
                 Provider::Meta { client, .. } => client.download(&media.reference).await?,
                 Provider::Twilio(twilio) => twilio.download(&media.reference).await?,
                 Provider::Turn(turn) => turn.download(&media.reference).await?,

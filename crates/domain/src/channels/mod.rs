@@ -32,10 +32,18 @@ text_enum!(
         Evaluations = "evaluations",
         EmbeddedWidget = "embedded_widget",
         Email = "email",
+        /// Text messages through Twilio (not one of the original's platforms,
+        /// so the API's platform choices leave it out).
+        Sms = "sms",
     }
 );
 
 impl Platform {
+    /// A platform the contract's `PlatformEnum` names: what API requests may choose.
+    pub fn from_api(name: &str) -> Option<Self> {
+        Self::parse(name).filter(|p| *p != Platform::Sms)
+    }
+
     /// One spelling per identity, so a participant is the same row however
     /// they were named: CommCare Connect ids compare case-insensitively
     /// (stored lowercased); WhatsApp phone numbers are stored in E.164 with
@@ -44,7 +52,7 @@ impl Platform {
     pub fn normalize_identifier(self, identifier: &str) -> String {
         match self {
             Platform::CommcareConnect => identifier.to_lowercase(),
-            Platform::Whatsapp => {
+            Platform::Whatsapp | Platform::Sms => {
                 let id = identifier.trim();
                 let digits = id.strip_prefix('+').unwrap_or(id);
                 if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {

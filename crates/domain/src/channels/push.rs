@@ -76,7 +76,7 @@ impl PushChannel {
         use crate::messaging::MessagingKind;
         match (self.platform, self.provider_kind()) {
             // Twilio takes outgoing media by a public URL only.
-            (Platform::Whatsapp, Some(MessagingKind::Twilio)) => Capabilities {
+            (Platform::Whatsapp | Platform::Sms, Some(MessagingKind::Twilio)) => Capabilities {
                 files_in: true,
                 voice_replies: false,
                 files_out: false,
@@ -133,7 +133,7 @@ pub async fn by_row_id(db: &impl Reads, id: ChannelId) -> Result<Option<PushChan
         return Ok(None);
     };
     match Platform::parse(&m.platform) {
-        Some(Platform::Telegram | Platform::Whatsapp) => from_row(m).map(Some),
+        Some(Platform::Telegram | Platform::Whatsapp | Platform::Sms) => from_row(m).map(Some),
         _ => Ok(None),
     }
 }

@@ -1,5 +1,6 @@
-//! WhatsApp channels: a chatbot's number, sent from with one of the team's
-//! messaging providers ([`crate::messaging`]). The channel's address is what
+//! WhatsApp (and SMS) channels: a chatbot's number, sent from with one of
+//! the team's messaging providers ([`crate::messaging`]); an SMS channel is
+//! a Twilio number taking text messages. The channel's address is what
 //! the provider's webhook names it by: Meta's `phone_number_id`, or the
 //! number itself for Twilio and Turn. Inbound messages go through
 //! [`super::push::accept`].
@@ -47,13 +48,39 @@ pub async fn add(
     number: &str,
     address: &str,
 ) -> Result<PushChannel> {
+    add_on(db, PLATFORM, chatbot_id, provider, number, address).await
+}
+
+/// Records an SMS channel: a Twilio number taking text messages.
+pub async fn add_sms(
+    db: &impl Writes,
+    chatbot_id: Uuid,
+    provider: &MessagingAccess,
+    number: &str,
+) -> Result<PushChannel> {
+    if provider.credentials.kind() != MessagingKind::Twilio {
+        return Err(Error::BadRequest(
+            "SMS goes through a Twilio messaging provider".into(),
+        ));
+    }
+    add_on(db, Platform::Sms, chatbot_id, provider, number, number).await
+}
+
+async fn add_on(
+    db: &impl Writes,
+    platform: Platform,
+    chatbot_id: Uuid,
+    provider: &MessagingAccess,
+    number: &str,
+    address: &str,
+) -> Result<PushChannel> {
     let db = db.writer();
     let head = super::family_head(db, chatbot_id).await?;
     if head.team_id != provider.team_id.0 {
         return Err(Error::not_found(format!("no chatbot with id {chatbot_id}")));
     }
     let taken = channel::Entity::find()
-        .filter(channel::Column::Platform.eq(PLATFORM))
+        .filter(channel::Column::Platform.eq(platform))
         .filter(channel::Column::Address.eq(address))
         .filter(channel::Column::Deleted.eq(false))
         .one(db)
@@ -68,8 +95,11 @@ pub async fn add(
         public_id: Set(Uuid::new_v4()),
         team_id: Set(head.team_id),
         chatbot_id: Set(Some(head.id)),
-        platform: Set(PLATFORM.as_str().into()),
-        name: Set(format!("WhatsApp {number}")),
+        platform: Set(platform.as_str().into()),
+        name: Set(match platform {
+            Platform::Sms => format!("SMS {number}"),
+            _ => format!("WhatsApp {number}"),
+        }),
         config: Set(
             json!({"number": number, "provider": provider.name, "provider_kind": kind.as_str()}),
         ),
@@ -109,7 +139,17 @@ pub async fn by_address(
     kind: MessagingKind,
     address: &str,
 ) -> Result<Vec<PushChannel>> {
-    Ok(super::push::by_address(db, PLATFORM, address)
+    on_address(db, PLATFORM, kind, address).await
+}
+
+/// The live channels of a platform at an address of one provider kind.
+pub async fn on_address(
+    db: &impl Reads,
+    platform: Platform,
+    kind: MessagingKind,
+    address: &str,
+) -> Result<Vec<PushChannel>> {
+    Ok(super::push::by_address(db, platform, address)
         .await?
         .into_iter()
         .filter(|c| c.provider_kind() == Some(kind))

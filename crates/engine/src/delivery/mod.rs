@@ -218,7 +218,7 @@ impl Engine {
     ) -> Result<(), DeliveryError> {
         match ch.platform {
             Platform::Telegram => self.send_telegram(ch, to.address, text).await,
-            Platform::Whatsapp => self.send_whatsapp(ch, to, text).await,
+            Platform::Whatsapp | Platform::Sms => self.send_whatsapp(ch, to, text).await,
             other => Err(DeliveryError::Final(format!(
                 "nothing sends on {} channels",
                 other.as_str()

@@ -11,6 +11,7 @@
 
 use channels::{Channel, ChannelError, MetaCloud, Turn, Twilio};
 use chrono::{Duration, Utc};
+use domain::channels::Platform;
 use domain::channels::push::PushChannel;
 use domain::messaging::{self, Credentials};
 
@@ -58,13 +59,19 @@ impl Engine {
             Credentials::Twilio {
                 account_sid,
                 auth_token,
-            } => Provider::Twilio(Twilio::new(
-                &self.settings.twilio_api_url,
-                account_sid,
-                auth_token,
-                ch.number().unwrap_or_default(),
-                self.http.clone(),
-            )),
+            } => {
+                let twilio = Twilio::new(
+                    &self.settings.twilio_api_url,
+                    account_sid,
+                    auth_token,
+                    ch.number().unwrap_or_default(),
+                    self.http.clone(),
+                );
+                Provider::Twilio(match ch.platform {
+                    Platform::Sms => twilio.sms(),
+                    _ => twilio,
+                })
+            }
             Credentials::Turnio { auth_token, .. } => Provider::Turn(Turn::new(
                 &self.settings.turn_api_url,
                 auth_token,

@@ -52,6 +52,17 @@ pub enum ChannelCmd {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Take text messages (SMS) on a Twilio number. Prints the channel id
+    /// alone on the last line.
+    AddSms {
+        #[arg(long)]
+        chatbot: Uuid,
+        /// The Twilio messaging provider's name.
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        number: String,
+    },
     /// List a chatbot's widget channels (embed keys are never shown again).
     List {
         #[arg(long)]
@@ -149,6 +160,26 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             number,
             public_url,
         } => add_whatsapp(cli, db, *chatbot, provider, number, public_url.as_deref()).await?,
+        ChannelCmd::AddSms {
+            chatbot,
+            provider,
+            number,
+        } => {
+            let (team, _) = domain::chatbots::find_any_team(&db.read, *chatbot).await?;
+            let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
+            let access = domain::messaging::by_name(&db.read, &secrets, team, provider).await?;
+            let number = domain::channels::whatsapp::e164(number)?;
+            let ch =
+                domain::channels::whatsapp::add_sms(&db.write, *chatbot, &access, &number).await?;
+            if cli.json {
+                output::json(&json!({"channel_id": ch.id}));
+            } else {
+                output::line(&format!(
+                    "SMS to {number} now reach the chatbot; point the number's messaging webhook at /channels/twilio/incoming_message"
+                ));
+                output::line(&ch.id.to_string());
+            }
+        }
         ChannelCmd::List { chatbot } => {
             let list = widget::list(&db.read, *chatbot).await?;
             output::rows(cli.json, &list, |c| {

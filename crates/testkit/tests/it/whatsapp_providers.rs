@@ -378,3 +378,74 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    sms_through_twilio_is_answered_by_sms,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM3"})))
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let t = domain::teams::by_slug(&app.domain.db.read, &team.slug)
+            .await
+            .unwrap();
+        messaging::add(
+            &app.domain.db.write,
+            &app.domain.secrets,
+            t.id,
+            "twilio",
+            Credentials::Twilio {
+                account_sid: SID.into(),
+                auth_token: TWILIO_TOKEN.into(),
+            },
+        )
+        .await
+        .unwrap();
+        let access = messaging::by_name(&app.domain.db.read, &app.domain.secrets, t.id, "twilio")
+            .await
+            .unwrap();
+        domain::channels::whatsapp::add_sms(&app.domain.db.write, bot, &access, TWILIO_NUMBER)
+            .await
+            .unwrap();
+        let sms = form(&[
+            ("MessageSid", "SM900"),
+            ("SmsSid", "SM900"),
+            ("AccountSid", SID),
+            ("From", "+27821234567"),
+            ("To", TWILIO_NUMBER),
+            ("Body", "hello by sms"),
+            ("NumMedia", "0"),
+        ]);
+        // A WhatsApp message to the same number finds no WhatsApp channel: nothing stored.
+        assert_eq!(
+            post_twilio(app, &twilio_message("SM901", "hi"), Some(TWILIO_TOKEN)).await,
+            200
+        );
+        assert_eq!(post_twilio(app, &sms, Some("bad")).await, 403);
+        assert_eq!(post_twilio(app, &sms, Some(TWILIO_TOKEN)).await, 200);
+        app.settle().await;
+        assert_eq!(
+            twilio_sends(fake).await,
+            vec![form(&[
+                ("From", TWILIO_NUMBER),
+                ("To", "+27821234567"),
+                ("Body", "You said: hello by sms"),
+            ])]
+        );
+        assert_eq!(
+            app.rows("SELECT platform, identifier FROM participants", &["p", "i"])
+                .await,
+            vec![json!({"p": "sms", "i": "+27821234567"})]
+        );
+        // The API's platform choices are the contract's: `sms` is not one.
+        let (s, v) = app
+            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "sms", "experiment": bot, "message_text": "x"}))
+            .await;
+        assert_eq!(s, 400, "{v}");
+    }
+);

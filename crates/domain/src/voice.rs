@@ -96,6 +96,33 @@ impl Voice {
     }
 }
 
+/// A reply split for speaking: the words to say, and the links (and other
+/// things a voice cannot say) to send as a text after it, as the original
+/// does. Emoji are dropped from the spoken words.
+pub fn spoken_parts(text: &str) -> (String, Option<String>) {
+    let mut links = Vec::new();
+    let mut words = Vec::new();
+    for word in text.split_whitespace() {
+        let bare = word.trim_matches(|c: char| "()[]<>\"'.,;:!?".contains(c));
+        if bare.starts_with("http://") || bare.starts_with("https://") || bare.starts_with("www.") {
+            links.push(bare.to_string());
+            continue;
+        }
+        let said: String = word.chars().filter(|c| !is_pictograph(*c)).collect();
+        if !said.is_empty() {
+            words.push(said);
+        }
+    }
+    let follow = (!links.is_empty()).then(|| links.join("\n"));
+    (words.join(" "), follow)
+}
+
+/// Emoji and pictographs (what a speech model reads out as names, or not at all).
+fn is_pictograph(c: char) -> bool {
+    matches!(c as u32,
+        0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0xFE0F | 0x200D)
+}
+
 /// The voice settings of a configuration, checked; the error names the field.
 pub fn parse(config: &Value) -> std::result::Result<Option<Voice>, String> {
     let v = match config.get(CONFIG_KEY) {
@@ -137,6 +164,22 @@ pub fn of_config(config: &Value) -> Option<Voice> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn links_and_emoji_are_not_spoken() {
+        assert_eq!(
+            spoken_parts("Book here: https://clinic.example/book. See you 👋!"),
+            (
+                "Book here: See you !".to_string(),
+                Some("https://clinic.example/book".to_string())
+            )
+        );
+        assert_eq!(
+            spoken_parts("Just words."),
+            ("Just words.".to_string(), None)
+        );
+        assert_eq!(spoken_parts("🎉"), (String::new(), None));
+    }
 
     #[test]
     fn settings_are_read_and_checked() {

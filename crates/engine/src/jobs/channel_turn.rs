@@ -234,13 +234,17 @@ async fn reply(
         .filter(|v| can_speak && v.speaks(voice_in))
         .and_then(|v| v.speech.as_ref());
     let mut spoken = false;
-    if let Some(speech) = speech {
-        match engine.synthesize(session.team_id, speech, &a.text).await {
+    let (say, follow_up) = voice::spoken_parts(&a.text);
+    if let Some(speech) = speech.filter(|_| !say.is_empty()) {
+        match engine.synthesize(session.team_id, speech, &say).await {
             Ok(audio) => {
                 spoken = engine
                     .deliver_voice(session, audio)
                     .await
                     .map_err(to_delivery)?;
+                if let Some(links) = follow_up.filter(|_| spoken) {
+                    engine.deliver(session, &links).await.map_err(to_delivery)?;
+                }
             }
             Err(e) => {
                 tracing::warn!(session = %session.external_id, error = %e, "speaking the reply failed; sending it as text");

@@ -19,6 +19,24 @@ pub fn router() -> Routes {
     Routes::new().route("/api/files/{id}/content", get(content))
 }
 
+/// `GET /files/shared/{token}`: a file by the expiring link a participant
+/// was sent (on a channel that cannot carry the file itself). Public: the
+/// signed token is the credential; a bad or expired one is 404.
+pub fn shared_router() -> Routes {
+    Routes::new().route("/files/shared/{token}", get(shared))
+}
+
+async fn shared(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some((team, id)) = domain::files::shared(&state.domain.cursors, &token, chrono::Utc::now())
+    else {
+        return crate::routing::not_found().await;
+    };
+    match domain::files::open_for_download(&state.domain, &state.domain.files, team, id).await {
+        Ok((file, stream)) => file_response(&file, stream),
+        Err(e) => ApiError::Domain(e).into_response(),
+    }
+}
+
 fn accepts_bytes(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -87,6 +105,13 @@ pub async fn content(
         Ok(x) => x,
         Err(e) => return ApiError::Domain(e).into_response(),
     };
+    file_response(&file, stream)
+}
+
+fn file_response(
+    file: &domain::files::StoredFile,
+    stream: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+) -> Response {
     let mime = mime_guess::from_path(&file.name).first_or_octet_stream();
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();

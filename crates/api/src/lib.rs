@@ -69,6 +69,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(chat::router())
         .merge(telegram::router())
         .merge(whatsapp::router())
+        .merge(files::shared_router())
         .merge(health::router())
         .merge(openapi::router())
         .merge(protected)

@@ -209,6 +209,7 @@ mod tests {
             .merge(crate::chat::router())
             .merge(crate::telegram::router())
             .merge(crate::whatsapp::router())
+            .merge(crate::files::shared_router())
             .merge(crate::health::router())
             .merge(crate::openapi::router())
     }

@@ -181,6 +181,57 @@ pub(crate) async fn read_media(
     })
 }
 
+/// What a platform client's failures may say: which API, where, within
+/// what time, and the one secret they must never show.
+pub(crate) struct Caller<'a> {
+    /// The API as messages name it ("the Graph API", "Twilio").
+    pub api: &'static str,
+    pub api_base: &'a str,
+    pub secret: &'a str,
+    pub timeout: Duration,
+}
+
+impl Caller<'_> {
+    /// `text` without the secret (a platform's message may quote it back).
+    pub fn redact(&self, text: &str) -> String {
+        if self.secret.len() >= 4 {
+            text.replace(self.secret, "<redacted>")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A failure below HTTP. reqwest's messages may quote the URL, so the
+    /// chain is taken without it.
+    pub fn transport_error(&self, err: reqwest::Error) -> ChannelError {
+        let (builder, timeout) = (err.is_builder(), err.is_timeout());
+        let detail = self.redact(&error_chain(&err.without_url()));
+        let api = self.api;
+        if builder {
+            ChannelError::Config(format!("cannot call {api}: {detail}"))
+        } else if timeout {
+            ChannelError::Temporary(format!(
+                "{api} did not answer within {}ms",
+                self.timeout.as_millis()
+            ))
+        } else {
+            ChannelError::Temporary(format!(
+                "could not reach {api} at {}: {detail}",
+                self.api_base
+            ))
+        }
+    }
+}
+
+/// `what`, with the platform's own words after it when it gave any.
+pub(crate) fn said(what: &str, message: &str) -> String {
+    if message.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {message}")
+    }
+}
+
 /// How a platform call failed, classified so callers know whether to retry,
 /// back off, stop writing to a chat, or alert an operator. Messages never
 /// contain the bot's credentials.

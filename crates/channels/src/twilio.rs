@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    error_chain, split_text, truncate,
+    split_text, truncate,
 };
 
 /// Where Twilio's REST API lives.
@@ -257,42 +257,27 @@ impl Twilio {
         crate::read_media(res, "the Twilio media").await
     }
 
-    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        let (builder, timeout) = (err.is_builder(), err.is_timeout());
-        let detail = self.redact(&error_chain(&err.without_url()));
-        if builder {
-            ChannelError::Config(format!("cannot call Twilio: {detail}"))
-        } else if timeout {
-            ChannelError::Temporary(format!(
-                "Twilio did not answer within {}ms",
-                self.timeout.as_millis()
-            ))
-        } else {
-            ChannelError::Temporary(format!(
-                "could not reach Twilio at {}: {detail}",
-                self.api_base
-            ))
+    fn caller(&self) -> crate::Caller<'_> {
+        crate::Caller {
+            api: "Twilio",
+            api_base: &self.api_base,
+            secret: &self.auth_token,
+            timeout: self.timeout,
         }
     }
 
+    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
+        self.caller().transport_error(err)
+    }
+
     fn redact(&self, text: &str) -> String {
-        if self.auth_token.len() >= 4 {
-            text.replace(&self.auth_token, "<redacted>")
-        } else {
-            text.to_owned()
-        }
+        self.caller().redact(text)
     }
 }
 
 /// Sorts a failed send by Twilio's error code, else its status.
 pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
-    let said = |what: &str| {
-        if message.is_empty() {
-            what.to_string()
-        } else {
-            format!("{what}: {message}")
-        }
-    };
+    let said = |what: &str| crate::said(what, message);
     match code {
         // Free-form outside the 24-hour window: only an approved template
         // (a Twilio Content template) reaches the participant now.

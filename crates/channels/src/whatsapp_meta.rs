@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    error_chain, split_text, truncate,
+    split_text, truncate,
 };
 
 /// Where the Graph API lives.
@@ -436,12 +436,8 @@ impl MetaCloud {
         file_name: &str,
     ) -> Result<String, ChannelError> {
         let id = self.upload_media(bytes, content_type, file_name).await?;
-        let kind = media_type(content_type);
-        let mut media = json!({"id": id});
-        if kind == "document" {
-            media["filename"] = json!(file_name);
-        }
-        self.send(to, json!({"type": kind, kind: media})).await
+        self.send(to, media_message(content_type, &id, file_name))
+            .await
     }
 
     /// The `phone_number_id` of `number` (E.164) among the business
@@ -541,31 +537,32 @@ impl MetaCloud {
         Err(self.graph_error(status, &v))
     }
 
-    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        let (builder, timeout) = (err.is_builder(), err.is_timeout());
-        let detail = self.redact(&error_chain(&err.without_url()));
-        if builder {
-            ChannelError::Config(format!("cannot call the Graph API: {detail}"))
-        } else if timeout {
-            ChannelError::Temporary(format!(
-                "the Graph API did not answer within {}ms",
-                self.timeout.as_millis()
-            ))
-        } else {
-            ChannelError::Temporary(format!(
-                "could not reach the Graph API at {}: {detail}",
-                self.api_base
-            ))
+    fn caller(&self) -> crate::Caller<'_> {
+        crate::Caller {
+            api: "the Graph API",
+            api_base: &self.api_base,
+            secret: &self.access_token,
+            timeout: self.timeout,
         }
     }
 
-    fn redact(&self, text: &str) -> String {
-        if self.access_token.len() >= 4 {
-            text.replace(&self.access_token, "<redacted>")
-        } else {
-            text.to_owned()
-        }
+    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
+        self.caller().transport_error(err)
     }
+
+    fn redact(&self, text: &str) -> String {
+        self.caller().redact(text)
+    }
+}
+
+/// The message that sends uploaded media by its id (documents keep their name).
+pub(crate) fn media_message(content_type: &str, id: &str, file_name: &str) -> Value {
+    let kind = media_type(content_type);
+    let mut media = json!({"id": id});
+    if kind == "document" {
+        media["filename"] = json!(file_name);
+    }
+    json!({"type": kind, kind: media})
 }
 
 /// What WhatsApp sends a file of `content_type` as.
@@ -580,13 +577,7 @@ pub fn media_type(content_type: &str) -> &'static str {
 
 /// Sorts a failed send by Meta's error code, else by its HTTP status.
 pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
-    let said = |what: &str| {
-        if message.is_empty() {
-            what.to_string()
-        } else {
-            format!("{what}: {message}")
-        }
-    };
+    let said = |what: &str| crate::said(what, message);
     match code {
         // The only template sent is ours: say how to make it.
         Some(132_001) => ChannelError::Config(said(&format!(

@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::{
-    Capabilities, Channel, ChannelError, Downloaded, Inbound, error_chain, split_text, truncate,
-    whatsapp_meta,
+    Capabilities, Channel, ChannelError, Downloaded, Inbound, split_text, truncate, whatsapp_meta,
 };
 
 /// Where Turn's API lives.
@@ -229,53 +228,33 @@ impl Turn {
             .pointer("/media/0/id")
             .and_then(Value::as_str)
             .ok_or_else(|| ChannelError::Invalid(format!("unexpected answer from Turn: {v}")))?;
-        let kind = whatsapp_meta::media_type(content_type);
-        let mut media = json!({"id": id});
-        if kind == "document" {
-            media["filename"] = json!(file_name);
+        let mut message = whatsapp_meta::media_message(content_type, id, file_name);
+        message["recipient_type"] = json!("individual");
+        message["to"] = json!(to);
+        self.post_message(message).await
+    }
+
+    fn caller(&self) -> crate::Caller<'_> {
+        crate::Caller {
+            api: "Turn",
+            api_base: &self.api_base,
+            secret: &self.token,
+            timeout: self.timeout,
         }
-        self.post_message(
-            json!({"recipient_type": "individual", "to": to, "type": kind, kind: media}),
-        )
-        .await
     }
 
     fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        let (builder, timeout) = (err.is_builder(), err.is_timeout());
-        let detail = self.redact(&error_chain(&err.without_url()));
-        if builder {
-            ChannelError::Config(format!("cannot call Turn: {detail}"))
-        } else if timeout {
-            ChannelError::Temporary(format!(
-                "Turn did not answer within {}ms",
-                self.timeout.as_millis()
-            ))
-        } else {
-            ChannelError::Temporary(format!(
-                "could not reach Turn at {}: {detail}",
-                self.api_base
-            ))
-        }
+        self.caller().transport_error(err)
     }
 
     fn redact(&self, text: &str) -> String {
-        if self.token.len() >= 4 {
-            text.replace(&self.token, "<redacted>")
-        } else {
-            text.to_owned()
-        }
+        self.caller().redact(text)
     }
 }
 
 /// Sorts a failed send by the WhatsApp Business API's code, else its status.
 pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
-    let said = |what: &str| {
-        if message.is_empty() {
-            what.to_string()
-        } else {
-            format!("{what}: {message}")
-        }
-    };
+    let said = |what: &str| crate::said(what, message);
     match code {
         // Outside the 24-hour window (the on-premise API's and Cloud API's codes).
         Some(470 | 131_047) => {

@@ -67,6 +67,9 @@ pub struct EngineSettings {
     pub code: CodeSettings,
     /// How often a process with the scheduler scans for due timeout triggers.
     pub timeout_scan: Duration,
+    /// The server's public base URL: links to files a channel cannot carry
+    /// are made with it (none: such files stay in the transcript).
+    pub public_url: Option<String>,
 }
 
 /// The Python sandbox's workers.
@@ -122,6 +125,7 @@ impl Default for EngineSettings {
             outbound: Default::default(),
             code: Default::default(),
             timeout_scan: Duration::from_secs(5),
+            public_url: None,
         }
     }
 }

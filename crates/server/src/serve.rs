@@ -200,7 +200,11 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let engine = engine::Engine::new(domain.clone(), opts.engine.clone());
+    let mut settings = opts.engine.clone();
+    if settings.public_url.is_none() {
+        settings.public_url = opts.public_url.clone();
+    }
+    let engine = engine::Engine::new(domain.clone(), settings);
     let listen_url = db_cfg
         .url
         .clone()

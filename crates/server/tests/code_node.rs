@@ -660,3 +660,109 @@ both_backends!(
         assert!(doc.contains("name\nana\n"), "{doc}");
     }
 );
+
+both_backends!(
+    files_a_channel_cannot_carry_go_as_links,
+    Options {
+        fake_whatsapp: true,
+        public_url: Some("http://files.example.test".into()),
+        ..with_code()
+    },
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        Mock::given(method("POST"))
+            .and(path("/2010-04-01/Accounts/AC1/Messages.json"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let b = code_bot(app, &team, "report", "def main(input, **kwargs):\n    add_file_attachment('report.csv', b'a,b\\n')\n    return 'see the file'\n").await;
+        let t = domain::teams::by_slug(&app.domain.db.read, &team.slug)
+            .await
+            .unwrap();
+        let creds = domain::messaging::Credentials::Twilio {
+            account_sid: "AC1".into(),
+            auth_token: "tok".into(),
+        };
+        domain::messaging::add(&app.domain.db.write, &app.domain.secrets, t.id, "tw", creds)
+            .await
+            .unwrap();
+        let access =
+            domain::messaging::by_name(&app.domain.db.read, &app.domain.secrets, t.id, "tw")
+                .await
+                .unwrap();
+        domain::channels::whatsapp::add(
+            &app.domain.db.write,
+            b,
+            &access,
+            "+14155550100",
+            "+14155550100",
+        )
+        .await
+        .unwrap();
+        let params: Vec<(String, String)> = [
+            ("MessageSid", "SM9"),
+            ("From", "whatsapp:+27821234567"),
+            ("To", "whatsapp:+14155550100"),
+            ("Body", "go"),
+            ("NumMedia", "0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // Signed for the URL Twilio calls: the public one.
+        let sig = channels::twilio::sign(
+            "tok",
+            "http://files.example.test/channels/twilio/incoming_message",
+            &params,
+        );
+        let body: String = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace(':', "%3A")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let r = app
+            .client
+            .post(app.url("/channels/twilio/incoming_message"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.settle().await;
+        let bodies: Vec<String> = fake
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                form_urlencoded::parse(&r.body)
+                    .find(|(k, _)| k == "Body")
+                    .unwrap()
+                    .1
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(bodies[0], "see the file");
+        let link = bodies[1]
+            .strip_prefix("report.csv: http://files.example.test")
+            .unwrap();
+        assert!(link.starts_with("/files/shared/"), "{link}");
+        let r = app.client.get(app.url(link)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"a,b\n");
+        let forged = format!("{link}x");
+        assert_eq!(
+            app.client
+                .get(app.url(&forged))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+);

@@ -232,6 +232,7 @@ impl TestApp {
                 },
                 code: o.code.clone(),
                 timeout_scan: std::time::Duration::from_secs(5),
+                public_url: o.public_url.clone(),
             },
             files_url: None,
             workers: o.workers,

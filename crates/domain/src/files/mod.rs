@@ -358,3 +358,61 @@ mod tests {
         assert_eq!(display_name(&wide).chars().count(), MAX_NAME_CHARS);
     }
 }
+
+/// How long a shared file link works.
+pub const SHARE_LIFETIME: chrono::Duration = chrono::Duration::days(7);
+
+/// A token for a file's public link (`/files/shared/{token}`): what a
+/// participant on a channel that cannot carry the file itself is sent. It
+/// names the team and file, and expires.
+pub fn share_token(
+    signer: &crate::pagination::CursorSigner,
+    team_id: TeamId,
+    file_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String> {
+    let expires = (now + SHARE_LIFETIME).timestamp();
+    signer.sign(&format!("file|{}|{file_id}|{expires}", team_id.0))
+}
+
+/// The (team, file) a share token names, while it has not expired.
+pub fn shared(
+    signer: &crate::pagination::CursorSigner,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<(TeamId, i64)> {
+    let text = signer.verify(token)?;
+    let parts: Vec<&str> = text.split('|').collect();
+    let ["file", team, file, expires] = parts.as_slice() else {
+        return None;
+    };
+    let expires: i64 = expires.parse().ok()?;
+    (now.timestamp() < expires).then_some(())?;
+    Some((TeamId(team.parse().ok()?), file.parse().ok()?))
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn share_tokens_name_their_file_until_they_expire() {
+        use base64::Engine as _;
+        let signer = crate::pagination::CursorSigner::new(b"k");
+        let now = chrono::Utc::now();
+        let t = share_token(&signer, TeamId(3), 42, now).unwrap();
+        assert_eq!(shared(&signer, &t, now), Some((TeamId(3), 42)));
+        assert_eq!(shared(&signer, &t, now + SHARE_LIFETIME), None);
+        assert_eq!(
+            shared(&crate::pagination::CursorSigner::new(b"other"), &t, now),
+            None
+        );
+        let (p, m) = t.split_once('.').unwrap();
+        let forged = format!(
+            "{}.{m}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("file|3|43|9999999999")
+        );
+        assert_eq!(shared(&signer, &forged, now), None);
+        assert!(p.len() > 4);
+    }
+}

@@ -339,6 +339,7 @@ pub async fn with_file(
 /// A file a bot message carries, to send along on a push channel.
 #[derive(Debug, Clone)]
 pub struct CarriedFile {
+    pub id: i64,
     pub name: String,
     pub content_type: String,
     pub key: String,
@@ -374,6 +375,7 @@ pub async fn generated_files(db: &impl Reads, message_id: MessageId) -> Result<V
         .filter_map(|id| rows.iter().find(|f| f.id == *id))
         .filter_map(|f| {
             Some(CarriedFile {
+                id: f.id,
                 name: f.name.clone(),
                 content_type: f.content_type.clone(),
                 key: f.storage_key.clone().filter(|k| !k.is_empty())?,

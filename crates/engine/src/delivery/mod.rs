@@ -128,6 +128,7 @@ impl Engine {
             return Ok(0);
         };
         let mut sent = 0;
+        let mut links = Vec::new();
         for f in &files {
             let Some(stream) = self.domain.files.get(&f.key).await.map_err(retry)? else {
                 tracing::warn!(session = %session.external_id, file = %f.name, "a reply's file is missing from the store");
@@ -140,9 +141,39 @@ impl Engine {
             let went = self.send_file(&ch, &address, f, bytes).await;
             if self.note_blocked(session, &ch, went).await? {
                 sent += 1;
+            } else if let Some(link) = self.share_link(session.team_id, f.id)? {
+                links.push(format!("{}: {link}", f.name));
             }
         }
+        // What the channel cannot carry goes as links, in one message.
+        if !links.is_empty() {
+            let to = Recipient {
+                address: &address,
+                participant: Some(session.participant_id),
+                replying: false,
+            };
+            let text = links.join("\n");
+            let went = self.send_on(&ch, &to, &text).await;
+            self.note_blocked(session, &ch, went).await?;
+        }
         Ok(sent)
+    }
+
+    /// A public, expiring link to a team's file; `None` without a public URL.
+    fn share_link(
+        &self,
+        team: domain::TeamId,
+        file_id: i64,
+    ) -> Result<Option<String>, DeliveryError> {
+        let Some(base) = &self.settings.public_url else {
+            return Ok(None);
+        };
+        let token = domain::files::share_token(&self.domain.cursors, team, file_id, Utc::now())
+            .map_err(retry)?;
+        Ok(Some(format!(
+            "{}/files/shared/{token}",
+            base.trim_end_matches('/')
+        )))
     }
 
     /// Sends `text` to the session's participant on the session's channel.

@@ -90,6 +90,9 @@ pub enum Command {
     Worker {
         #[arg(long, env = "CHATSTUDIO_WORKERS", default_value_t = 2)]
         workers: usize,
+        /// The server's public base URL, for links to files a channel cannot carry.
+        #[arg(long, env = "CHATSTUDIO_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Timeout of one LLM provider call, in seconds.
         #[arg(long, env = "CHATSTUDIO_PROVIDER_TIMEOUT", default_value_t = 120)]
         provider_timeout: u64,
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Worker {
             workers,
+            public_url,
             provider_timeout,
             provider_retries,
         } => {
@@ -173,6 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout_scan: std::time::Duration::from_secs(
                     cli.storage.timeout_scan_interval.max(1),
                 ),
+                public_url: public_url.clone(),
                 ..Default::default()
             };
             crate::serve::run_workers(

@@ -255,6 +255,38 @@ both_backends!(
         );
         app.settle().await;
         assert_eq!(fake.received_requests().await.unwrap().len(), 2);
+
+        // Turn's errors are classified: an invalid user (1013) is recorded as blocked.
+        fake.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"errors": [{"code": 1013, "title": "User is not valid", "details": "the recipient is not a WhatsApp user"}]})))
+            .mount(fake)
+            .await;
+        let (s, _) = app
+            .post_json("/api/trigger_bot", &other.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot_b, "message_text": "ping"}))
+            .await;
+        assert_eq!(s, 200);
+        app.settle().await;
+        let job = app
+            .rows(
+                "SELECT status, CAST(result AS TEXT) FROM jobs WHERE kind = 'bot.send'",
+                &["status", "result"],
+            )
+            .await;
+        assert_eq!(job[0]["status"], "failed");
+        assert!(
+            job[0]["result"]
+                .as_str()
+                .unwrap()
+                .contains("blocked the bot"),
+            "{job:?}"
+        );
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM participant_data WHERE CAST(system_metadata AS TEXT) LIKE '%blocked_reason%'")
+                .await,
+            1
+        );
     }
 );
 

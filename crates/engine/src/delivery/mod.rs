@@ -4,6 +4,7 @@
 //! blocked the bot (or cannot be reached) is recorded and not tried again
 //! until they write.
 
+mod media;
 mod telegram;
 pub(crate) mod whatsapp;
 

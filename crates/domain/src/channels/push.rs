@@ -326,8 +326,13 @@ pub async fn accept(domain: &Domain, ch: &PushChannel, events: Vec<Incoming>) ->
             }
         };
         if let Some(payload) = payload {
-            tx.enqueue(NewJob::<ChannelTurn>::new(payload).team(team_id))
-                .await?;
+            let session = payload.session_id;
+            tx.enqueue(
+                NewJob::<ChannelTurn>::new(payload)
+                    .team(team_id)
+                    .session(session),
+            )
+            .await?;
             enqueued += 1;
         }
         tx.commit().await?;

@@ -8,6 +8,13 @@
 //! lapsed (its worker died) is claimed again. Completion is conditional on
 //! still holding the lease, so a job finishes once even if a slow worker
 //! comes back after its lease was taken over.
+//!
+//! The jobs of one session run one at a time, in the order they were
+//! enqueued: only a session's oldest unfinished job can be claimed, so two
+//! messages sent at once are answered in order and never run two turns on
+//! one history together, whichever processes the workers are in. A job
+//! waiting out its backoff holds the session's later jobs back until it
+//! succeeds or gives up.
 
 use std::time::Duration;
 
@@ -174,12 +181,14 @@ impl Claimed {
 }
 
 const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, locked_by = ?, updated_at = ? \
-     WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= ?) OR (status = 'running' AND lease_until < ?) \
+     WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= ?) OR (status = 'running' AND lease_until < ?)) \
+     AND (session_id IS NULL OR id = (SELECT MIN(o.id) FROM jobs o WHERE o.session_id = jobs.session_id AND o.status IN ('queued', 'running'))) \
      ORDER BY run_at, id LIMIT 1) \
      RETURNING id, task_id, kind, payload, attempts, max_attempts, session_id";
 
 const CLAIM_POSTGRES: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, locked_by = $2, updated_at = $3 \
-     WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_until < $5) \
+     WHERE id = (SELECT id FROM jobs WHERE ((status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_until < $5)) \
+     AND (session_id IS NULL OR id = (SELECT MIN(o.id) FROM jobs o WHERE o.session_id = jobs.session_id AND o.status IN ('queued', 'running'))) \
      ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
      RETURNING id, task_id, kind, payload, attempts, max_attempts, session_id";
 

@@ -13,6 +13,7 @@ mod m0007_pipeline_runs;
 mod m0008_custom_actions;
 mod m0009_timeout_timers;
 mod m0010_messaging;
+mod m0011_session_order;
 mod util;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_custom_actions::Migration),
             Box::new(m0009_timeout_timers::Migration),
             Box::new(m0010_messaging::Migration),
+            Box::new(m0011_session_order::Migration),
         ]
     }
 }

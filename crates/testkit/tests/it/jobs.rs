@@ -152,3 +152,61 @@ both_backends!(
         assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs").await, 2);
     }
 );
+
+both_backends!(
+    a_session_s_jobs_are_claimed_one_at_a_time_in_order,
+    no_workers(),
+    async |app: &TestApp| {
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let (s, v) = app.api_session(&team.key, bot, "p1").await;
+        assert_eq!(s, 201, "{v}");
+        let session =
+            domain::sessions::by_external_id(&app.domain, team.id, v["id"].as_str().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+        let ping = || NewJob::<jobs::Ping>::new(json!({}));
+        let first = jobs::enqueue(&app.domain.db.write, ping().session(session))
+            .await
+            .unwrap();
+        let second = jobs::enqueue(&app.domain.db.write, ping().session(session))
+            .await
+            .unwrap();
+        let other = jobs::enqueue(&app.domain.db.write, ping()).await.unwrap();
+        let lease = Duration::from_secs(30);
+        let a = jobs::claim(&app.domain.db, "w1", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.task_id, first);
+        // The session's second job waits for its first; a job of no session does not.
+        let b = jobs::claim(&app.domain.db, "w2", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.task_id, other);
+        assert!(
+            jobs::claim(&app.domain.db, "w2", lease)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            jobs::finish(
+                &app.domain.db.write,
+                a.id,
+                "w1",
+                jobs::Finished::Succeeded(json!({}))
+            )
+            .await
+            .unwrap()
+        );
+        let c = jobs::claim(&app.domain.db, "w2", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.task_id, second);
+    }
+);

@@ -509,3 +509,35 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    messages_sent_together_are_answered_in_order,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = meta_accepts(app).await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        meta_channel(app, &team, bot).await;
+        let burst: Vec<Value> = (1..=6)
+            .map(|i| text(&format!("wamid.{i}"), &format!("part {i}")))
+            .collect();
+        assert_eq!(
+            post(app, &notification(PHONE_ID, json!(burst)), Some(APP_SECRET)).await,
+            200
+        );
+        app.settle().await;
+        let replies: Vec<String> = sent(fake)
+            .await
+            .iter()
+            .map(|b| b["text"]["body"].as_str().unwrap().to_string())
+            .collect();
+        let want: Vec<String> = (1..=6).map(|i| format!("You said: part {i}")).collect();
+        assert_eq!(replies, want);
+        // The turns are jobs of the one session: what keeps them in order.
+        assert_eq!(
+            app.scalar("SELECT COUNT(DISTINCT session_id) FROM jobs WHERE kind = 'channel.turn'")
+                .await,
+            1
+        );
+    }
+);

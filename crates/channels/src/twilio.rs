@@ -190,18 +190,24 @@ impl Twilio {
     /// Sends one message (at most [`MAX_TEXT_LEN`] characters) to `to`
     /// (E.164); returns its SID.
     pub async fn send_message(&self, to: &str, text: &str) -> Result<String, ChannelError> {
+        self.post(to, &[("Body", text)]).await
+    }
+
+    /// Sends media Twilio fetches from `url` (a voice note, a file).
+    pub async fn send_media(&self, to: &str, url: &str) -> Result<String, ChannelError> {
+        self.post(to, &[("MediaUrl", url)]).await
+    }
+
+    async fn post(&self, to: &str, what: &[(&str, &str)]) -> Result<String, ChannelError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.api_base, self.account_sid
         );
         let prefix = if self.sms { "" } else { PREFIX };
-        let form = [
-            ("From", format!("{prefix}{}", self.from)),
-            ("To", format!("{prefix}{to}")),
-            ("Body", text.to_string()),
-        ];
+        let (from, to) = (format!("{prefix}{}", self.from), format!("{prefix}{to}"));
         let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .extend_pairs([("From", from.as_str()), ("To", to.as_str())])
+            .extend_pairs(what.iter().copied())
             .finish();
         let res = self
             .http

@@ -662,7 +662,7 @@ both_backends!(
 );
 
 both_backends!(
-    files_a_channel_cannot_carry_go_as_links,
+    twilio_takes_a_reply_s_files_by_link,
     Options {
         fake_whatsapp: true,
         public_url: Some("http://files.example.test".into()),
@@ -732,24 +732,28 @@ both_backends!(
             .unwrap();
         assert_eq!(r.status(), 200);
         app.settle().await;
-        let bodies: Vec<String> = fake
+        let sends: Vec<Vec<(String, String)>> = fake
             .received_requests()
             .await
             .unwrap()
             .iter()
-            .map(|r| {
-                form_urlencoded::parse(&r.body)
-                    .find(|(k, _)| k == "Body")
-                    .unwrap()
-                    .1
-                    .into_owned()
-            })
+            .map(|r| form_urlencoded::parse(&r.body).into_owned().collect())
             .collect();
-        assert_eq!(bodies.len(), 2, "{bodies:?}");
-        assert_eq!(bodies[0], "see the file");
-        let link = bodies[1]
-            .strip_prefix("report.csv: http://files.example.test")
-            .unwrap();
+        assert_eq!(sends.len(), 2, "{sends:?}");
+        let field = |i: usize, k: &str| {
+            sends[i]
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(field(0, "Body").as_deref(), Some("see the file"));
+        // Twilio takes the file by a link to this instance.
+        let media = field(1, "MediaUrl").unwrap();
+        let link = media
+            .strip_prefix("http://files.example.test")
+            .unwrap()
+            .to_string();
+        let link = link.as_str();
         assert!(link.starts_with("/files/shared/"), "{link}");
         let r = app.client.get(app.url(link)).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -72,14 +72,16 @@ pub struct Capabilities {
 }
 
 impl PushChannel {
-    pub fn capabilities(&self) -> Capabilities {
+    /// What the channel carries; `public_links` says whether this instance
+    /// can hand out links to its files (it knows its public URL).
+    pub fn capabilities(&self, public_links: bool) -> Capabilities {
         use crate::messaging::MessagingKind;
         match (self.platform, self.provider_kind()) {
             // Twilio takes outgoing media by a public URL only.
             (Platform::Whatsapp | Platform::Sms, Some(MessagingKind::Twilio)) => Capabilities {
                 files_in: true,
-                voice_replies: false,
-                files_out: false,
+                voice_replies: public_links,
+                files_out: public_links,
             },
             (Platform::Telegram | Platform::Whatsapp, _) => Capabilities {
                 files_in: true,
@@ -260,7 +262,7 @@ pub async fn accept(domain: &Domain, ch: &PushChannel, events: Vec<Incoming>) ->
                 };
                 reply(s.id, unsupported_reply(kind))
             }
-            IncomingKind::Media(media) if !ch.capabilities().files_in => {
+            IncomingKind::Media(media) if !ch.capabilities(false).files_in => {
                 let s = match open {
                     Some(s) => s,
                     None => sessions::create(&tx, new_session()).await?,

@@ -359,6 +359,39 @@ mod tests {
     }
 }
 
+/// Stores bytes as a file that is deleted with its link's end (what a
+/// channel that takes media by URL is sent: a spoken reply on Twilio).
+pub async fn create_shared(
+    db: &impl Writes,
+    files: &FileStore,
+    team_id: TeamId,
+    name: &str,
+    content_type: &str,
+    bytes: Bytes,
+) -> Result<StoredFile> {
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    let key = store_bytes(files, team_id, name, bytes).await?;
+    let f = record(
+        db.writer(),
+        team_id,
+        name,
+        &key,
+        content_type,
+        size,
+        "message_media",
+    )
+    .await?;
+    file::Entity::update_many()
+        .col_expr(
+            file::Column::ExpiresAt,
+            sea_orm::sea_query::Expr::value(store::now() + SHARE_LIFETIME),
+        )
+        .filter(file::Column::Id.eq(f.id))
+        .exec(db.writer())
+        .await?;
+    Ok(f)
+}
+
 /// How long a shared file link works.
 pub const SHARE_LIFETIME: chrono::Duration = chrono::Duration::days(7);
 

@@ -225,7 +225,7 @@ async fn reply(
     let can_speak = match session.channel_id {
         Some(id) => push::by_row_id(&engine.domain, id)
             .await?
-            .is_some_and(|ch| ch.capabilities().voice_replies),
+            .is_some_and(|ch| engine.capabilities(&ch).voice_replies),
         None => false,
     };
     let speech = a

@@ -481,3 +481,62 @@ both_backends!(
         assert_eq!(s, 400, "{v}");
     }
 );
+
+both_backends!(
+    twilio_voice_replies_go_by_link_when_the_public_url_is_known,
+    chatstudio_testkit::Options {
+        fake_whatsapp: true,
+        public_url: Some("http://chat.example.test".into()),
+        ..Default::default()
+    },
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        let speech = speech_server().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM4"})))
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let voice = json!({"voice_response_behaviour": "always", "speech": {"provider": "oa"}});
+        let bot = voice_bot(app, &team, &speech, voice).await;
+        let creds = Credentials::Twilio {
+            account_sid: SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+        };
+        channel(app, &team, bot, creds, TWILIO_NUMBER).await;
+        // Signed for the public URL, which is what Twilio calls.
+        let params = twilio_message("SM500", "hi");
+        let url = "http://chat.example.test/channels/twilio/incoming_message";
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .finish();
+        let r = app
+            .client
+            .post(app.url("/channels/twilio/incoming_message"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "X-Twilio-Signature",
+                channels::twilio::sign(TWILIO_TOKEN, url, &params),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.settle().await;
+        let sends = twilio_sends(fake).await;
+        assert_eq!(sends.len(), 1, "{sends:?}");
+        let media = sends[0]
+            .iter()
+            .find(|(k, _)| k == "MediaUrl")
+            .unwrap()
+            .1
+            .clone();
+        let link = media.strip_prefix("http://chat.example.test").unwrap();
+        assert!(link.starts_with("/files/shared/"), "{media}");
+        let spoken = app.client.get(app.url(link)).send().await.unwrap();
+        assert_eq!(spoken.status(), 200);
+        assert_eq!(spoken.bytes().await.unwrap().as_ref(), SPOKEN);
+    }
+);

@@ -223,6 +223,41 @@ impl Caller<'_> {
     }
 }
 
+/// The parts a text is sent in: split at the platform's limit, blank ones
+/// left out (see [`split_text`]).
+pub(crate) fn parts(text: &str, max_units: usize) -> impl Iterator<Item = &str> {
+    split_text(text, max_units)
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+}
+
+/// HMAC-SHA256 of `body` keyed with `secret` (how Meta and Turn sign
+/// webhooks).
+pub(crate) fn hmac_sha256(secret: &str, body: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    match Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether `given` is the HMAC-SHA256 of `body` with `secret`, compared in
+/// constant time; an empty secret accepts nothing.
+pub(crate) fn hmac_sha256_matches(secret: &str, body: &[u8], given: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    if secret.is_empty() {
+        return false;
+    }
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(given).is_ok()
+}
+
 /// `what`, with the platform's own words after it when it gave any.
 pub(crate) fn said(what: &str, message: &str) -> String {
     if message.is_empty() {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    split_text, truncate,
+    truncate,
 };
 
 /// Where Twilio's REST API lives.
@@ -332,10 +332,7 @@ impl Channel for Twilio {
 
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
         let mut ids = Vec::new();
-        for part in split_text(text, MAX_TEXT_LEN)
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-        {
+        for part in crate::parts(text, MAX_TEXT_LEN) {
             ids.push(self.send_message(to, part).await?);
         }
         Ok(ids)

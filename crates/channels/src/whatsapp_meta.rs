@@ -16,15 +16,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    split_text, truncate,
+    truncate,
 };
 
 /// Where the Graph API lives.
@@ -103,27 +101,15 @@ pub fn verify_signature(app_secret: &str, body: &[u8], header: Option<&str>) -> 
     let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
         return false;
     };
-    let Ok(given) = hex::decode(hex_sig) else {
-        return false;
-    };
-    if app_secret.is_empty() {
-        return false;
-    }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
+    hex::decode(hex_sig).is_ok_and(|given| crate::hmac_sha256_matches(app_secret, body, &given))
 }
 
 /// The signature header Meta would send for `body` (for tests and fakes).
 pub fn sign(app_secret: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(crate::hmac_sha256(app_secret, body))
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,10 +312,7 @@ impl MetaCloud {
         text: &str,
     ) -> Result<Vec<String>, ChannelError> {
         let mut ids = Vec::new();
-        for part in split_text(text, TEMPLATE_TEXT_LEN)
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-        {
+        for part in crate::parts(text, TEMPLATE_TEXT_LEN) {
             ids.push(
                 self.send_template(to, TEMPLATE_NAME, language, TEMPLATE_PARAMETER, part)
                     .await?,
@@ -638,10 +621,7 @@ impl Channel for MetaCloud {
     /// are never fewer, so a part always fits) and sends the parts in order.
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
         let mut ids = Vec::new();
-        for part in split_text(text, MAX_TEXT_LEN)
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-        {
+        for part in crate::parts(text, MAX_TEXT_LEN) {
             ids.push(self.send_message(to, part).await?);
         }
         Ok(ids)

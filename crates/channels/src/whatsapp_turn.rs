@@ -10,13 +10,9 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-use crate::{
-    Capabilities, Channel, ChannelError, Downloaded, Inbound, split_text, truncate, whatsapp_meta,
-};
+use crate::{Capabilities, Channel, ChannelError, Downloaded, Inbound, truncate, whatsapp_meta};
 
 /// Where Turn's API lives.
 pub const DEFAULT_API_BASE: &str = "https://whatsapp.turn.io";
@@ -35,26 +31,14 @@ pub fn verify_signature(secret: &str, body: &[u8], header: Option<&str>) -> bool
     let Some(given) = header.map(str::trim).filter(|h| !h.is_empty()) else {
         return false;
     };
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(given) else {
-        return false;
-    };
-    if secret.is_empty() {
-        return false;
-    }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(given)
+        .is_ok_and(|given| crate::hmac_sha256_matches(secret, body, &given))
 }
 
 /// The signature header Turn would send for `body` (for tests and fakes).
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD.encode(crate::hmac_sha256(secret, body))
 }
 
 /// The messages of a webhook body. Statuses and what is not a person's
@@ -294,10 +278,7 @@ impl Channel for Turn {
 
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
         let mut ids = Vec::new();
-        for part in split_text(text, MAX_TEXT_LEN)
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-        {
+        for part in crate::parts(text, MAX_TEXT_LEN) {
             ids.push(self.send_message(to, part).await?);
         }
         Ok(ids)

@@ -21,9 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::{
-    Capabilities, Channel, ChannelError, Downloaded, Inbound, error_chain, split_text, truncate,
-};
+use crate::{Capabilities, Channel, ChannelError, Downloaded, Inbound, error_chain, truncate};
 
 /// Where the official Bot API lives.
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
@@ -402,11 +400,8 @@ impl Channel for Telegram {
     /// between parts is waited out here, because retrying the whole text
     /// would repeat the parts already delivered.
     async fn send_text(&self, chat_id: &str, text: &str) -> Result<Vec<String>, ChannelError> {
-        let parts = split_text(text, MAX_TEXT_LEN)
-            .into_iter()
-            .filter(|part| !part.trim().is_empty());
         let mut ids = Vec::new();
-        for part in parts {
+        for part in crate::parts(text, MAX_TEXT_LEN) {
             let id = if ids.is_empty() {
                 self.send_message(chat_id, part).await?
             } else {

@@ -78,10 +78,16 @@ impl PushChannel {
         use crate::messaging::MessagingKind;
         match (self.platform, self.provider_kind()) {
             // Twilio takes outgoing media by a public URL only.
-            (Platform::Whatsapp | Platform::Sms, Some(MessagingKind::Twilio)) => Capabilities {
+            (Platform::Whatsapp, Some(MessagingKind::Twilio)) => Capabilities {
                 files_in: true,
                 voice_replies: public_links,
                 files_out: public_links,
+            },
+            // Text messages: never spoken; files go as links in the text.
+            (Platform::Sms, _) => Capabilities {
+                files_in: true,
+                voice_replies: false,
+                files_out: false,
             },
             (Platform::Telegram | Platform::Whatsapp, _) => Capabilities {
                 files_in: true,

@@ -201,6 +201,20 @@ impl Caller<'_> {
         }
     }
 
+    /// A platform's answer: its status and JSON body (a body that is not
+    /// JSON, such as a proxy's error page, reads as `{"text": "…"}`).
+    pub async fn answer(
+        &self,
+        res: reqwest::Response,
+    ) -> Result<(u16, serde_json::Value), ChannelError> {
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
+        let v = serde_json::from_slice(&bytes).unwrap_or_else(
+            |_| serde_json::json!({"text": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}),
+        );
+        Ok((status, v))
+    }
+
     /// A failure below HTTP. reqwest's messages may quote the URL, so the
     /// chain is taken without it.
     pub fn transport_error(&self, err: reqwest::Error) -> ChannelError {

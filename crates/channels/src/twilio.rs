@@ -16,7 +16,6 @@ use serde_json::Value;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    truncate,
 };
 
 /// Where Twilio's REST API lives.
@@ -219,11 +218,7 @@ impl Twilio {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            serde_json::json!({"message": truncate(String::from_utf8_lossy(&bytes).trim(), 200)})
-        });
+        let (status, v) = self.caller().answer(res).await?;
         if (200..300).contains(&status) {
             return v
                 .get("sid")
@@ -234,7 +229,12 @@ impl Twilio {
                 });
         }
         let code = v.get("code").and_then(Value::as_i64);
-        let message = self.redact(v.get("message").and_then(Value::as_str).unwrap_or(""));
+        let message = self.redact(
+            v.get("message")
+                .or_else(|| v.get("text"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
         Err(classify(status, code, &message))
     }
 

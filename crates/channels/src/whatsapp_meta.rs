@@ -22,7 +22,6 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     Capabilities, Channel, ChannelError, Downloaded, Inbound, InboundKind, Media, MediaKind,
-    truncate,
 };
 
 /// Where the Graph API lives.
@@ -468,12 +467,7 @@ impl MetaCloud {
     }
 
     async fn answer(&self, res: reqwest::Response) -> Result<(u16, Value), ChannelError> {
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            json!({"error": {"message": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}})
-        });
-        Ok((status, v))
+        self.caller().answer(res).await
     }
 
     fn graph_error(&self, status: u16, v: &Value) -> ChannelError {
@@ -482,6 +476,7 @@ impl MetaCloud {
         let message = self.redact(
             err.pointer("/error_data/details")
                 .or_else(|| err.get("message"))
+                .or_else(|| v.get("text"))
                 .and_then(Value::as_str)
                 .unwrap_or(""),
         );

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::{Capabilities, Channel, ChannelError, Downloaded, Inbound, truncate, whatsapp_meta};
+use crate::{Capabilities, Channel, ChannelError, Downloaded, Inbound, whatsapp_meta};
 
 /// Where Turn's API lives.
 pub const DEFAULT_API_BASE: &str = "https://whatsapp.turn.io";
@@ -135,27 +135,27 @@ impl Turn {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            json!({"errors": [{"title": truncate(String::from_utf8_lossy(&bytes).trim(), 200)}]})
-        });
-        if (200..300).contains(&status) {
-            return v
-                .pointer("/messages/0/id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| ChannelError::Invalid(format!("unexpected answer from Turn: {v}")));
+        let (status, v) = self.caller().answer(res).await?;
+        if !(200..300).contains(&status) {
+            return Err(self.error(status, &v));
         }
+        v.pointer("/messages/0/id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ChannelError::Invalid(format!("unexpected answer from Turn: {v}")))
+    }
+
+    fn error(&self, status: u16, v: &Value) -> ChannelError {
         let err = v.pointer("/errors/0").cloned().unwrap_or(Value::Null);
         let code = err.get("code").and_then(Value::as_i64);
         let message = self.redact(
             err.get("details")
                 .or_else(|| err.get("title"))
+                .or_else(|| v.get("text"))
                 .and_then(Value::as_str)
                 .unwrap_or(""),
         );
-        Err(classify(status, code, &message))
+        classify(status, code, &message)
     }
 
     /// Media a participant sent, by its id.
@@ -202,11 +202,9 @@ impl Turn {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| self.transport_error(e))?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (status, v) = self.caller().answer(res).await?;
         if !(200..300).contains(&status) {
-            return Err(classify(status, None, &self.redact(&v.to_string())));
+            return Err(self.error(status, &v));
         }
         let id = v
             .pointer("/media/0/id")

@@ -62,6 +62,10 @@ pub enum Credentials {
     Twilio {
         account_sid: String,
         auth_token: String,
+        /// The approved Content template (`HX…`, one variable `{{1}}`) that
+        /// carries a message outside WhatsApp's 24-hour window.
+        #[serde(default)]
+        template_content_sid: Option<String>,
     },
     Turnio {
         auth_token: String,
@@ -97,7 +101,11 @@ impl Credentials {
             } => {
                 json!({"business_id": business_id, "template_language_code": template_language_code})
             }
-            Credentials::Twilio { account_sid, .. } => json!({"account_sid": account_sid}),
+            Credentials::Twilio {
+                account_sid,
+                template_content_sid,
+                ..
+            } => json!({"account_sid": account_sid, "template_content_sid": template_content_sid}),
             Credentials::Turnio { hmac_secret, .. } => {
                 json!({"signed_webhooks": hmac_secret.is_some()})
             }
@@ -138,12 +146,21 @@ impl Credentials {
             Credentials::Twilio {
                 account_sid,
                 auth_token,
+                template_content_sid,
             } => {
                 blank("the account SID", account_sid)?;
                 blank("the auth token", auth_token)?;
                 if !account_sid.trim().starts_with("AC") {
                     return Err(Error::BadRequest(
                         "a Twilio account SID starts with AC".into(),
+                    ));
+                }
+                if template_content_sid
+                    .as_deref()
+                    .is_some_and(|s| !s.trim().starts_with("HX"))
+                {
+                    return Err(Error::BadRequest(
+                        "a Twilio Content template SID starts with HX".into(),
                     ));
                 }
             }

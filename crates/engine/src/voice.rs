@@ -32,7 +32,7 @@ impl Engine {
             }
             Platform::Whatsapp | Platform::Sms => Ok(match self.whatsapp_provider(ch).await? {
                 Provider::Meta { client, .. } => client.download(&media.reference).await?,
-                Provider::Twilio(twilio) => twilio.download(&media.reference).await?,
+                Provider::Twilio { client, .. } => client.download(&media.reference).await?,
                 Provider::Turn(turn) => turn.download(&media.reference).await?,
             }),
             other => Err(DeliveryError::Final(format!(

@@ -683,6 +683,7 @@ both_backends!(
         let creds = domain::messaging::Credentials::Twilio {
             account_sid: "AC1".into(),
             auth_token: "tok".into(),
+            template_content_sid: None,
         };
         domain::messaging::add(&app.domain.db.write, &app.domain.secrets, t.id, "tw", creds)
             .await

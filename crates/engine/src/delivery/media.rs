@@ -53,7 +53,7 @@ impl Engine {
                     Provider::Meta { client, .. } => client.send_voice(number, audio).await,
                     Provider::Turn(turn) => turn.send_voice(number, audio).await,
                     // Twilio takes media by a public URL: the audio is kept behind a link.
-                    Provider::Twilio(twilio) => {
+                    Provider::Twilio { client: twilio, .. } => {
                         let f = domain::files::create_shared(
                             &self.domain,
                             &self.domain.files,
@@ -105,7 +105,7 @@ impl Engine {
                         client.send_file(number, bytes, ct, name).await
                     }
                     Provider::Turn(turn) => turn.send_file(number, bytes, ct, name).await,
-                    Provider::Twilio(twilio) => {
+                    Provider::Twilio { client: twilio, .. } => {
                         return self.send_by_link(&twilio, to, ch.team_id, file.id).await;
                     }
                 };

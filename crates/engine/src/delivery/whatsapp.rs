@@ -5,9 +5,10 @@
 //! schedule, `trigger_bot` or an event writing to someone who has been
 //! quiet — the message goes as the team's approved `new_bot_message`
 //! template, as the original does; a free-form send that Meta still refuses
-//! for the window (131047) is sent again as the template. Twilio and Turn
-//! need templates of their own outside the window; a send they refuse for
-//! it fails saying so (as in the original, which sends them plain text).
+//! for the window (131047) is sent again as the template. Twilio does the
+//! same with the team's approved Content template when its provider names
+//! one; without one, and on Turn, a send refused for the window fails
+//! saying so (the original sends them plain text).
 
 use channels::{Channel, ChannelError, MetaCloud, Turn, Twilio};
 use chrono::{Duration, Utc};
@@ -23,8 +24,15 @@ pub const SERVICE_WINDOW: Duration = Duration::hours(24);
 
 /// A client for a WhatsApp channel's number, through its provider.
 pub(crate) enum Provider {
-    Meta { client: MetaCloud, language: String },
-    Twilio(Twilio),
+    Meta {
+        client: MetaCloud,
+        language: String,
+    },
+    Twilio {
+        client: Twilio,
+        /// The Content template for outside the window, if the team has one.
+        template: Option<String>,
+    },
     Turn(Turn),
 }
 
@@ -59,6 +67,7 @@ impl Engine {
             Credentials::Twilio {
                 account_sid,
                 auth_token,
+                template_content_sid,
             } => {
                 let twilio = Twilio::new(
                     &self.settings.twilio_api_url,
@@ -67,10 +76,16 @@ impl Engine {
                     ch.number().unwrap_or_default(),
                     self.http.clone(),
                 );
-                Provider::Twilio(match ch.platform {
-                    Platform::Sms => twilio.sms(),
-                    _ => twilio,
-                })
+                match ch.platform {
+                    Platform::Sms => Provider::Twilio {
+                        client: twilio.sms(),
+                        template: None,
+                    },
+                    _ => Provider::Twilio {
+                        client: twilio,
+                        template: template_content_sid,
+                    },
+                }
             }
             Credentials::Turnio { auth_token, .. } => Provider::Turn(Turn::new(
                 &self.settings.turn_api_url,
@@ -78,6 +93,18 @@ impl Engine {
                 self.http.clone(),
             )),
         })
+    }
+
+    /// Whether the recipient wrote within the service window.
+    async fn window_open(
+        &self,
+        ch: &PushChannel,
+        to: &Recipient<'_>,
+    ) -> Result<bool, DeliveryError> {
+        Ok(self
+            .last_inbound(ch, to)
+            .await?
+            .is_some_and(|at| Utc::now() - at < SERVICE_WINDOW))
     }
 
     pub(super) async fn send_whatsapp(
@@ -90,11 +117,7 @@ impl Engine {
             Provider::Meta { client, language } => {
                 // Meta names people by their digits (`wa_id`).
                 let number = to.address.trim_start_matches('+');
-                let open = self
-                    .last_inbound(ch, to)
-                    .await?
-                    .is_some_and(|at| Utc::now() - at < SERVICE_WINDOW);
-                let sent = if open {
+                let sent = if self.window_open(ch, to).await? {
                     client.send_text(number, text).await.map(drop)
                 } else {
                     Err(ChannelError::ReengagementRequired(
@@ -111,9 +134,25 @@ impl Engine {
                     other => Ok(other?),
                 }
             }
-            Provider::Twilio(twilio) => {
-                twilio.send_text(to.address, text).await?;
-                Ok(())
+            Provider::Twilio { client, template } => {
+                let Some(template) = template else {
+                    client.send_text(to.address, text).await?;
+                    return Ok(());
+                };
+                let sent = if self.window_open(ch, to).await? {
+                    client.send_text(to.address, text).await.map(drop)
+                } else {
+                    Err(ChannelError::ReengagementRequired(
+                        "the participant last wrote more than 24 hours ago".into(),
+                    ))
+                };
+                match sent {
+                    Err(ChannelError::ReengagementRequired(_)) => {
+                        client.send_template(to.address, &template, text).await?;
+                        Ok(())
+                    }
+                    other => Ok(other?),
+                }
             }
             Provider::Turn(turn) => {
                 turn.send_text(to.address.trim_start_matches('+'), text)

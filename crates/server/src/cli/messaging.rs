@@ -48,6 +48,10 @@ pub struct AddArgs {
     /// Twilio: the account SID (`AC…`).
     #[arg(long)]
     account_sid: Option<String>,
+    /// Twilio: the approved Content template (`HX…`, one variable) that
+    /// carries messages outside WhatsApp's 24-hour window.
+    #[arg(long)]
+    template_content_sid: Option<String>,
     /// Meta: the system user's access token.
     #[arg(long, conflicts_with = "access_token_file")]
     access_token_env: Option<String>,
@@ -85,6 +89,7 @@ fn credentials(a: &AddArgs) -> anyhow::Result<Credentials> {
         business_id,
         template_language,
         account_sid,
+        template_content_sid,
         access_token_env,
         access_token_file,
         app_secret_env,
@@ -120,6 +125,7 @@ fn credentials(a: &AddArgs) -> anyhow::Result<Credentials> {
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("a Twilio provider needs --account-sid"))?,
             auth_token: required(read_key(auth_token_env, auth_token_file), "auth-token")?,
+            template_content_sid: template_content_sid.clone(),
         },
         MessagingKind::Turnio => Credentials::Turnio {
             auth_token: required(read_key(auth_token_env, auth_token_file), "auth-token")?,

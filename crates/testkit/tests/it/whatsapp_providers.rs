@@ -113,6 +113,7 @@ both_backends!(
         let creds = Credentials::Twilio {
             account_sid: SID.into(),
             auth_token: TWILIO_TOKEN.into(),
+            template_content_sid: None,
         };
         channel(app, &team, bot, creds, TWILIO_NUMBER).await;
         let hi = twilio_message("SM100", "hi");
@@ -322,6 +323,7 @@ both_backends!(
         let creds = Credentials::Twilio {
             account_sid: SID.into(),
             auth_token: TWILIO_TOKEN.into(),
+            template_content_sid: None,
         };
         channel(app, &team, bot, creds, TWILIO_NUMBER).await;
         let mut note = twilio_message("MM1", "");
@@ -434,6 +436,7 @@ both_backends!(
             Credentials::Twilio {
                 account_sid: SID.into(),
                 auth_token: TWILIO_TOKEN.into(),
+                template_content_sid: None,
             },
         )
         .await
@@ -503,6 +506,7 @@ both_backends!(
         let creds = Credentials::Twilio {
             account_sid: SID.into(),
             auth_token: TWILIO_TOKEN.into(),
+            template_content_sid: None,
         };
         channel(app, &team, bot, creds, TWILIO_NUMBER).await;
         // Signed for the public URL, which is what Twilio calls.
@@ -538,5 +542,67 @@ both_backends!(
         let spoken = app.client.get(app.url(link)).send().await.unwrap();
         assert_eq!(spoken.status(), 200);
         assert_eq!(spoken.bytes().await.unwrap().as_ref(), SPOKEN);
+    }
+);
+
+both_backends!(
+    twilio_uses_the_content_template_outside_the_window,
+    fake_whatsapp(),
+    async |app: &TestApp| {
+        let fake = app.whatsapp();
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM7"})))
+            .mount(fake)
+            .await;
+        let team = app.team("a").await;
+        let bot = app.echo_bot(&team).await;
+        let creds = Credentials::Twilio {
+            account_sid: SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+            template_content_sid: Some("HX0123456789abcdef".into()),
+        };
+        channel(app, &team, bot, creds, TWILIO_NUMBER).await;
+        let trigger = async |text: &str| {
+            let (s, v) = app
+                .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": text}))
+                .await;
+            assert_eq!(s, 200, "{v}");
+            app.settle().await;
+        };
+        // Never wrote: the template, the text as its variable.
+        trigger("Your results are ready.").await;
+        assert_eq!(
+            twilio_sends(fake).await,
+            vec![form(&[
+                ("From", &format!("whatsapp:{TWILIO_NUMBER}")),
+                ("To", "whatsapp:+27821234567"),
+                ("ContentSid", "HX0123456789abcdef"),
+                ("ContentVariables", r#"{"1":"Your results are ready."}"#),
+            ])]
+        );
+        // Wrote just now: free-form text.
+        assert_eq!(
+            post_twilio(app, &twilio_message("SM70", "ok"), Some(TWILIO_TOKEN)).await,
+            200
+        );
+        app.settle().await;
+        trigger("See you.").await;
+        let sends = twilio_sends(fake).await;
+        assert_eq!(sends.len(), 3);
+        assert_eq!(sends[2][2], ("Body".to_string(), "See you.".to_string()));
+        // A template SID is checked when the provider is added.
+        let t = domain::teams::by_slug(&app.domain.db.read, &team.slug)
+            .await
+            .unwrap();
+        let bad = Credentials::Twilio {
+            account_sid: SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+            template_content_sid: Some("not-a-sid".into()),
+        };
+        let e = messaging::add(&app.domain.db.write, &app.domain.secrets, t.id, "bad", bad)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("HX"), "{e}");
     }
 );

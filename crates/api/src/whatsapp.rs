@@ -235,14 +235,8 @@ async fn accept_meta(
             tracing::info!(phone_number_id = %number, "a WhatsApp notification for a number no channel has");
             continue;
         };
-        let secret = match ch.messaging_provider_id {
-            Some(id) => messaging::access(domain, &domain.secrets, id)
-                .await
-                .map_err(|e| ApiError::Domain(e).into_response())?,
-            None => None,
-        };
         let verified = matches!(
-            secret.map(|p| p.credentials),
+            credentials(state, &ch).await?,
             Some(Credentials::MetaCloudApi { app_secret, .. })
                 if meta::verify_signature(&app_secret, body, signature)
         );

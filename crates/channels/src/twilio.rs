@@ -338,8 +338,8 @@ impl Channel for Twilio {
         Capabilities {
             max_text_len: MAX_TEXT_LEN,
             markdown: false,
-            voice: false,
-            files: false,
+            voice: true,
+            files: true,
             commands: false,
         }
     }

@@ -264,8 +264,8 @@ impl Channel for Turn {
         Capabilities {
             max_text_len: MAX_TEXT_LEN,
             markdown: false,
-            voice: false,
-            files: false,
+            voice: true,
+            files: true,
             commands: false,
         }
     }

@@ -160,14 +160,23 @@ impl Engine {
         team_id: domain::TeamId,
         name: &str,
     ) -> Result<(ProviderAccess, Arc<dyn LlmClient>), TurnError> {
-        let access = domain::providers::access(&self.domain, &self.domain.secrets, team_id, name)
+        let access = self.provider_access(team_id, name).await?;
+        let client = self.client(&access)?;
+        Ok((access, client))
+    }
+
+    /// A team's provider by name, its credential opened.
+    pub async fn provider_access(
+        &self,
+        team_id: domain::TeamId,
+        name: &str,
+    ) -> Result<ProviderAccess, TurnError> {
+        domain::providers::access(&self.domain, &self.domain.secrets, team_id, name)
             .await
             .map_err(|e| match e {
                 domain::Error::BadRequest(m) => TurnError::Config(m),
                 other => TurnError::Domain(other),
-            })?;
-        let client = self.client(&access)?;
-        Ok((access, client))
+            })
     }
 
     /// A client for a team provider, with the retry policy applied.

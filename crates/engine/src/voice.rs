@@ -47,12 +47,7 @@ impl Engine {
         team: domain::TeamId,
         provider: &str,
     ) -> Result<llm::ProviderConfig, TurnError> {
-        let access = domain::providers::access(&self.domain, &self.domain.secrets, team, provider)
-            .await
-            .map_err(|e| match e {
-                domain::Error::BadRequest(m) => TurnError::Config(m),
-                other => TurnError::Domain(other),
-            })?;
+        let access = self.provider_access(team, provider).await?;
         let cfg = self.provider_config(&access)?;
         if cfg.kind != ProviderKind::Openai {
             return Err(TurnError::Config(format!(

@@ -283,17 +283,18 @@ pub async fn accept(domain: &Domain, ch: &PushChannel, events: Vec<Incoming>) ->
                 // Consent comes first, in words: a file before it is not kept.
                 let consenting = onboarding.consent.is_some()
                     && matches!(s.status, SessionStatus::Setup | SessionStatus::Pending);
-                match consenting {
-                    true => match onboarding::consent_step(&tx, &s, &onboarding, "").await? {
+                if consenting {
+                    match onboarding::consent_step(&tx, &s, &onboarding, "").await? {
                         ConsentStep::Asked(prompt) => reply(s.id, prompt),
                         _ => None,
-                    },
-                    false => Some(ChannelTurnPayload {
+                    }
+                } else {
+                    Some(ChannelTurnPayload {
                         session_id: s.id,
                         input: ChannelInput::Media {
                             media: media.clone(),
                         },
-                    }),
+                    })
                 }
             }
             IncomingKind::Command(_) | IncomingKind::Text(_) => {

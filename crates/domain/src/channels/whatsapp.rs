@@ -163,8 +163,10 @@ pub async fn of_chatbot(
     chatbot_id: Uuid,
     kind: MessagingKind,
 ) -> Result<Option<PushChannel>> {
-    let Ok(head) = super::family_head(db.reader(), chatbot_id).await else {
-        return Ok(None);
+    let head = match super::family_head(db.reader(), chatbot_id).await {
+        Ok(head) => head,
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let rows = channel::Entity::find()
         .filter(channel::Column::ChatbotId.eq(head.id))

@@ -86,28 +86,38 @@ impl Engine {
         Ok(Some((ch, participant.identifier)))
     }
 
-    /// Sends a voice note to the session's participant: `false` when the
-    /// channel cannot carry one now (send text instead).
-    pub async fn deliver_voice(
+    /// Speaks `text` to the session's participant as a voice note:
+    /// `false` when it cannot be (the channel carries no voice from here,
+    /// WhatsApp's window has closed and only a text template may go, or the
+    /// speech server failed) and the caller sends text instead. Nothing is
+    /// synthesized for a channel that could not carry it.
+    pub async fn deliver_spoken(
         &self,
         session: &Session,
-        audio: bytes::Bytes,
+        speech: &domain::voice::Speech,
+        text: &str,
     ) -> Result<bool, DeliveryError> {
         let Some((ch, address)) = self.push_target(session).await? else {
             return Ok(false);
         };
+        if !self.capabilities(&ch).voice_replies {
+            return Ok(false);
+        }
         let to = Recipient {
             address: &address,
             participant: Some(session.participant_id),
             replying: false,
         };
-        // Outside WhatsApp's window only a template goes, and it cannot speak.
-        if ch.platform == Platform::Whatsapp {
-            let last = self.last_inbound(&ch, &to).await?;
-            if last.is_none_or(|at| Utc::now() - at >= whatsapp::SERVICE_WINDOW) {
+        if ch.platform == Platform::Whatsapp && !self.window_open(&ch, &to).await? {
+            return Ok(false);
+        }
+        let audio = match self.synthesize(session.team_id, speech, text).await {
+            Ok(audio) => audio,
+            Err(e) => {
+                tracing::warn!(session = %session.external_id, error = %e, "speaking the reply failed; sending it as text");
                 return Ok(false);
             }
-        }
+        };
         let sent = self.send_voice(&ch, &address, audio).await;
         self.note_blocked(session, &ch, sent).await
     }

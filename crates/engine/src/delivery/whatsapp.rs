@@ -96,7 +96,7 @@ impl Engine {
     }
 
     /// Whether the recipient wrote within the service window.
-    async fn window_open(
+    pub(super) async fn window_open(
         &self,
         ch: &PushChannel,
         to: &Recipient<'_>,

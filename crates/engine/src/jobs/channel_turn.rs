@@ -222,33 +222,20 @@ async fn reply(
 ) -> Outcome<ChannelTurn> {
     let engine = job.engine;
     let to_delivery = |e| JobError::from_delivery(e, job.last);
-    let can_speak = match session.channel_id {
-        Some(id) => push::by_row_id(&engine.domain, id)
-            .await?
-            .is_some_and(|ch| engine.capabilities(&ch).voice_replies),
-        None => false,
-    };
     let speech = a
         .voice
         .as_ref()
-        .filter(|v| can_speak && v.speaks(voice_in))
+        .filter(|v| v.speaks(voice_in))
         .and_then(|v| v.speech.as_ref());
-    let mut spoken = false;
     let (say, follow_up) = voice::spoken_parts(&a.text);
+    let mut spoken = false;
     if let Some(speech) = speech.filter(|_| !say.is_empty()) {
-        match engine.synthesize(session.team_id, speech, &say).await {
-            Ok(audio) => {
-                spoken = engine
-                    .deliver_voice(session, audio)
-                    .await
-                    .map_err(to_delivery)?;
-                if let Some(links) = follow_up.filter(|_| spoken) {
-                    engine.deliver(session, &links).await.map_err(to_delivery)?;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(session = %session.external_id, error = %e, "speaking the reply failed; sending it as text");
-            }
+        spoken = engine
+            .deliver_spoken(session, speech, &say)
+            .await
+            .map_err(to_delivery)?;
+        if let Some(links) = follow_up.filter(|_| spoken) {
+            engine.deliver(session, &links).await.map_err(to_delivery)?;
         }
     }
     if !spoken {

@@ -465,6 +465,43 @@ both_backends!(whatsapp_numbers_from_the_cli, async |app: &TestApp| {
             "https://bots.example.org",
         ])
     };
+    // Another team's provider is not one this chatbot's team can name.
+    cli.ok(&["team", "create", "other"]);
+    let (ok, _, err) = cli.run_with_env(
+        &env,
+        &[
+            "messaging",
+            "add",
+            "--team",
+            "other",
+            "--name",
+            "theirs",
+            "--type",
+            "meta",
+            "--business-id",
+            "WABA7",
+            "--access-token-env",
+            "META_TOKEN",
+            "--app-secret-env",
+            "META_SECRET",
+            "--verify-token-env",
+            "META_VERIFY",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli.run(&[
+        "--meta-api-url",
+        &fake.uri(),
+        "channel",
+        "add-whatsapp",
+        "--chatbot",
+        &bot,
+        "--provider",
+        "theirs",
+        "--number",
+        "+27 82 123 4567",
+    ]);
+    assert!(!ok && err.contains("no messaging provider named"), "{err}");
     let (ok, _, err) = connect("+27 82 000 0000");
     assert!(
         !ok && err.contains("not a number of WhatsApp Business Account WABA7"),

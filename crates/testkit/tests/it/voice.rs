@@ -348,3 +348,59 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    a_failing_speech_server_or_platform_is_not_silence,
+    fakes(),
+    async |app: &TestApp| {
+        let tg = telegram_accepts(app).await;
+        telegram_files(tg).await;
+        // Transcription works, speech does not: the reply goes as text.
+        let speech = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/audio/transcriptions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": HEARD})))
+            .mount(&speech)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/audio/speech"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(json!({"error": {"message": "voice not found"}})),
+            )
+            .mount(&speech)
+            .await;
+        let team = app.team("a").await;
+        let bot = voice_bot(app, &team, &speech, reciprocal()).await;
+        let ch = telegram_channel(app, bot).await;
+        assert_eq!(webhook(app, ch, SECRET, &tg_voice(1, 42)).await, 200);
+        app.settle().await;
+        assert_eq!(
+            sent(tg).await,
+            vec![("42".to_string(), format!("You said: {HEARD}"))]
+        );
+        assert!(requests_to(tg, "/sendVoice").await.is_empty());
+
+        // The platform refuses the file: the participant is told, nothing is stored.
+        let photo = json!({"update_id": 2, "message": {"message_id": 2, "date": 0,
+            "from": {"id": 42, "first_name": "Ana"}, "chat": {"id": 42, "type": "private"},
+            "photo": [{"file_id": "GONE", "file_unique_id": "g", "width": 1, "height": 1}]}});
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/getFile")))
+            .and(body_partial_json(json!({"file_id": "GONE"})))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"ok": false, "error_code": 400, "description": "Bad Request: wrong file_id or the file is temporarily unavailable"})))
+            .mount(tg)
+            .await;
+        let files = app.scalar("SELECT COUNT(*) FROM files").await;
+        assert_eq!(webhook(app, ch, SECRET, &photo).await, 200);
+        app.settle().await;
+        assert_eq!(
+            sent(tg).await[1],
+            (
+                "42".to_string(),
+                "Sorry, I could not receive your file. Please try sending it again.".to_string()
+            )
+        );
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM files").await, files);
+    }
+);

@@ -1,6 +1,9 @@
 //! Authentication by default: every route behind `require_auth` needs a valid
-//! API key (as `X-Api-Key`, or `Authorization: Bearer`); read-only keys may
-//! only use safe methods. Handlers take the caller as the `Auth` extractor.
+//! API key (as `X-Api-Key`, or `Authorization: Bearer`) or a console sign-in's
+//! `sessionid` cookie (the contract's `cookieAuth`; unsafe methods then need
+//! the sign-in's CSRF token in `X-CSRFToken`, as Django asks). Read-only
+//! callers may only use safe methods. Handlers take the caller as the `Auth`
+//! extractor.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -62,10 +65,61 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// The console's session cookie and CSRF header (Django's names, which the
+/// contract's `cookieAuth` and the original's pages use).
+pub const SESSION_COOKIE: &str = "sessionid";
+pub const CSRF_HEADER: &str = "x-csrftoken";
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// The caller a console cookie stands for; unsafe methods need its CSRF token.
+async fn cookie_caller(
+    state: &AppState,
+    token: &str,
+    csrf: Option<&str>,
+) -> Result<AuthContext, ApiError> {
+    let sign_in = domain::signins::find(&state.domain, token)
+        .await?
+        .ok_or(Error::Unauthenticated(NOT_PROVIDED))?;
+    if let Some(sent) = csrf
+        && !domain::signins::csrf_matches(&sign_in, sent)
+    {
+        return Err(ApiError::Detail(
+            axum::http::StatusCode::FORBIDDEN,
+            "CSRF Failed: CSRF token missing or incorrect.".into(),
+        ));
+    }
+    Ok(domain::signins::api_caller(&state.domain, &sign_in).await?)
+}
+
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = match presented_key(req.headers()) {
         Presented::None => {
-            return ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)).into_response();
+            let Some(token) = cookie(req.headers(), SESSION_COOKIE).map(str::to_string) else {
+                return ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)).into_response();
+            };
+            // Unsafe methods must show the CSRF token (none sent: empty, refused).
+            let csrf = (!is_safe(req.method())).then(|| {
+                req.headers()
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            });
+            match cookie_caller(&state, &token, csrf.as_deref()).await {
+                Ok(ctx) => ctx,
+                Err(e) => return e.into_response(),
+            }
         }
         Presented::Malformed => {
             return ApiError::Domain(Error::Unauthenticated(INVALID_TOKEN)).into_response();

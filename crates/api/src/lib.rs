@@ -78,7 +78,13 @@ pub fn routes(state: &AppState) -> Routes {
 /// The whole application: the routes, and the routing layer (trailing
 /// slashes derived from the routes, `/api/v1` alias, 405 bodies) around them.
 pub fn app(state: AppState) -> routing::App {
-    let (router, paths) = routes(&state).into_parts();
+    app_with(state, Routes::new())
+}
+
+/// The application with more routes beside the API's (the console's), under
+/// the same routing layer.
+pub fn app_with(state: AppState, extra: Routes) -> routing::App {
+    let (router, paths) = routes(&state).merge(extra).into_parts();
     let counter = state.requests.clone();
     let router = router
         .fallback(routing::not_found)

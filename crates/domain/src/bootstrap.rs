@@ -62,6 +62,9 @@ pub async fn instance_secret(db: &Db, secrets: &SecretBox, name: &str) -> Result
 pub struct DemoSeed {
     pub api_key: String,
     pub chatbot_id: uuid::Uuid,
+    /// The owner's console sign-in, the password shown once.
+    pub console_email: String,
+    pub console_password: String,
 }
 
 pub const DEMO_TEAM: &str = "demo";
@@ -119,8 +122,18 @@ pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait + Reads + 
     )
     .await?;
     chatbots::create_version(db, team.id, bot.id, "Initial version", true).await?;
+    let console_email = crate::teams::user_email(db, crate::UserId(owner)).await?;
+    let console_password = crate::keys::random_alnum(20);
+    crate::users::set_password(
+        db,
+        &console_email,
+        &crate::users::Password::new(console_password.clone()),
+    )
+    .await?;
     Ok(Some(DemoSeed {
         api_key,
         chatbot_id: bot.id,
+        console_email,
+        console_password,
     }))
 }

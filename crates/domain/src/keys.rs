@@ -36,7 +36,8 @@ impl From<api_key::Model> for ApiKey {
     }
 }
 
-fn random_alnum(n: usize) -> String {
+/// `n` random letters and digits.
+pub fn random_alnum(n: usize) -> String {
     rand::rng()
         .sample_iter(Alphanumeric)
         .take(n)

@@ -99,6 +99,9 @@ impl Background {
                         if let Err(e) = domain::files::uploads::expire_uploads(domain).await {
                             tracing::warn!(error = %e, "expiring uploads failed");
                         }
+                        if let Err(e) = domain::signins::sweep_expired(domain).await {
+                            tracing::warn!(error = %e, "removing expired console sign-ins failed");
+                        }
                         ticks += 1;
                         if scheduler && ticks.is_multiple_of(6)
                             && let Err(e) = engine::tools::actions::check_health(&housekeeping, 200).await
@@ -210,7 +213,7 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
         .clone()
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     let background = Background::start(&engine, opts.workers, listen_url, opts.scheduler);
-    let app = api::app(api::AppState {
+    let state = api::AppState {
         domain: domain.clone(),
         engine: engine.clone(),
         requests: Default::default(),
@@ -227,9 +230,11 @@ pub async fn start(opts: &Options) -> anyhow::Result<Running> {
             ),
             None => None,
         },
-    })
-    .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(TraceLayer::new_for_http());
+    };
+    let console = console::routes(&state);
+    let app = api::app_with(state, console)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http());
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -294,9 +299,12 @@ pub fn first_start_banner(seed: &DemoSeed, addr: SocketAddr) -> String {
         "First start: created team `demo` with a demo chatbot ({bot}).\n\
          API key (read-write, shown once — keep it):\n\n    {key}\n\n\
          Talk to it:\n\n    curl -s -H \"X-api-key: {key}\" -H 'Content-Type: application/json' \\\n      -d '{{\"message\": \"Hello!\"}}' http://{host}/channels/api/{bot}/incoming_message\n\n\
-         List your chatbots:\n\n    curl -s -H \"X-api-key: {key}\" http://{host}/api/experiments/\n",
+         List your chatbots:\n\n    curl -s -H \"X-api-key: {key}\" http://{host}/api/experiments/\n\n\
+         Console (sign in at http://{host}/login/, password shown once):\n\n    email:    {email}\n    password: {password}\n",
         bot = seed.chatbot_id,
         key = seed.api_key,
+        email = seed.console_email,
+        password = seed.console_password,
     )
 }
 

@@ -125,7 +125,7 @@ pub(super) fn rate_identity(kind: &str, id: &str) -> String {
     format!("{kind}:{id}")
 }
 
-pub(super) fn client_ip(peer: Option<SocketAddr>) -> String {
+pub fn client_ip(peer: Option<SocketAddr>) -> String {
     match peer.map(|p| p.ip()) {
         Some(std::net::IpAddr::V6(v6)) => {
             // Bucket IPv6 by /64, as one client usually owns the whole prefix.

@@ -19,6 +19,7 @@ mod messaging;
 mod pricing;
 mod provider;
 mod team;
+mod user;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +108,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// Manage the people who sign in to the console, and their roles.
+    #[command(subcommand)]
+    User(user::UserCmd),
     /// Manage chatbots and their versions.
     #[command(subcommand)]
     Chatbot(chatbot::ChatbotCmd),
@@ -254,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chatbot(chatbot::ChatbotCmd::Test(a)) => chatbot_test::run(&cli, a).await,
         Command::Team(_)
         | Command::Key(_)
+        | Command::User(_)
         | Command::Chatbot(_)
         | Command::Provider(_)
         | Command::Action(_)
@@ -284,6 +289,7 @@ async fn manage(cli: &Cli, db: &store::Db) -> anyhow::Result<()> {
     match &cli.command {
         Command::Team(cmd) => team::run(cli, db, cmd).await,
         Command::Key(cmd) => key::run(cli, db, cmd).await,
+        Command::User(cmd) => user::run(cli, db, cmd).await,
         Command::Chatbot(cmd) => chatbot::run(cli, db, cmd).await,
         Command::Provider(cmd) => provider::run(cli, db, cmd).await,
         Command::Action(cmd) => action::run(cli, db, cmd).await,

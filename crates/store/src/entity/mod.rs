@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod channel;
 pub mod chatbot;
+pub mod console_session;
 pub mod custom_action;
 pub mod file;
 pub mod job;

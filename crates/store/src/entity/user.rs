@@ -10,6 +10,8 @@ pub struct Model {
     pub username: String,
     pub email: String,
     pub is_active: bool,
+    /// argon2id PHC string; none: the user cannot sign in to the console.
+    pub password_hash: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -14,6 +14,7 @@ mod m0008_custom_actions;
 mod m0009_timeout_timers;
 mod m0010_messaging;
 mod m0011_session_order;
+mod m0012_console_sign_in;
 mod util;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_timeout_timers::Migration),
             Box::new(m0010_messaging::Migration),
             Box::new(m0011_session_order::Migration),
+            Box::new(m0012_console_sign_in::Migration),
         ]
     }
 }

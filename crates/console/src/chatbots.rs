@@ -1,0 +1,191 @@
+//! Chatbot pages: the team's chatbots (and a new one from a chatbot file),
+//! one chatbot's settings and versions (and a new version, published or not).
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use domain::chatbots::{self, BotFile, Chatbot};
+use domain::teams::Permission;
+use minijinja::{Value, context};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use api::AppState;
+
+use crate::error::{PageError, redirect};
+use crate::member::Member;
+use crate::render;
+
+/// `/a/{team}/`: the team's first page.
+pub async fn team_home(m: Member) -> Response {
+    redirect(&format!("/a/{}/chatbots/", m.team.slug))
+}
+
+fn row(c: &Chatbot) -> Value {
+    let published = c.versions.iter().find(|v| v.is_default_version);
+    context! {
+        id => c.id.to_string(),
+        name => c.name,
+        description => c.description,
+        versions => c.versions.len(),
+        published => published.map(|v| v.version_number),
+        updated_at => crate::sessions::when(c.updated_at),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    m: &Member,
+    status: StatusCode,
+    yaml: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let bots = chatbots::list_all(&state.domain, m.team.id).await?;
+    render::page_with(
+        status,
+        "chatbots.html",
+        context! {
+            ..m.frame("chatbots"),
+            ..context! {
+                chatbots => bots.iter().map(row).collect::<Vec<_>>(),
+                yaml => yaml,
+                error => error,
+            }
+        },
+    )
+}
+
+pub async fn list(State(state): State<AppState>, m: Member) -> Result<Response, PageError> {
+    list_page(&state, &m, StatusCode::OK, "", None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewChatbot {
+    #[serde(default)]
+    yaml: String,
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// Whether a domain error is the person's input (shown on the form) rather
+/// than a failure of ours.
+fn input_error(e: &domain::Error) -> bool {
+    matches!(
+        e,
+        domain::Error::BadRequest(_) | domain::Error::Field { .. } | domain::Error::Conflict(_)
+    )
+}
+
+/// A chatbot from a chatbot file (the format `chatbot apply` reads); a file
+/// naming an existing chatbot updates its working version.
+pub async fn create(
+    State(state): State<AppState>,
+    m: Member,
+    Form(f): Form<NewChatbot>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
+    let applied = match BotFile::parse_yaml(&f.yaml) {
+        Ok(file) if !file.actions.is_empty() => Err(domain::Error::BadRequest(
+            "custom actions are added with `chatstudio chatbot apply` (they need their OpenAPI schema files)".into(),
+        )),
+        Ok(file) => {
+            chatbots::apply(
+                &state.domain.db.write,
+                &state.domain.secrets,
+                m.team.id,
+                Some(m.sign_in.user_id.0),
+                file,
+                Vec::new(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok((bot, _)) => Ok(redirect(&format!(
+            "/a/{}/chatbots/{}/",
+            m.team.slug, bot.id
+        ))),
+        Err(e) if input_error(&e) => {
+            list_page(
+                &state,
+                &m,
+                StatusCode::BAD_REQUEST,
+                &f.yaml,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid, PageError> {
+    Uuid::parse_str(id).map_err(|_| PageError::NotFound)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let bot = chatbots::get(&state.domain, m.team.id, parse_id(&id)?).await?;
+    let config = bot
+        .config
+        .as_object()
+        .map(|_| yaml_text(&bot.config))
+        .unwrap_or_default();
+    render::page(
+        "chatbot.html",
+        context! {
+            ..m.frame("chatbots"),
+            ..context! {
+                bot => row(&bot),
+                working_version => bot.version_number,
+                config => config,
+                versions => bot.versions.iter().rev().map(|v| context! {
+                    number => v.version_number,
+                    published => v.is_default_version,
+                    description => v.version_description,
+                    created_at => crate::sessions::when(v.created_at),
+                }).collect::<Vec<_>>(),
+            }
+        },
+    )
+}
+
+/// The configuration as the chatbot file writes it.
+fn yaml_text(v: &serde_json::Value) -> String {
+    yaml_serde::to_string(v).unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+pub struct NewVersion {
+    #[serde(default)]
+    description: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    publish: Option<String>,
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// Snapshots the working version (and publishes it when asked).
+pub async fn new_version(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id)): Path<(String, String)>,
+    Form(f): Form<NewVersion>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
+    let id = parse_id(&id)?;
+    chatbots::create_version(
+        &state.domain.db.write,
+        m.team.id,
+        id,
+        f.description.trim(),
+        f.publish.is_some(),
+    )
+    .await?;
+    Ok(redirect(&format!("/a/{}/chatbots/{id}/", m.team.slug)))
+}

@@ -1,0 +1,66 @@
+//! The console: server-rendered pages to build, deploy and monitor chatbots,
+//! for the people of a team. Pages live under `/a/{team}/…` (the original's
+//! URLs); each names the permission it needs, and a signed-out visitor is
+//! sent to `/login/`. Templates and the stylesheet are compiled into the
+//! binary; pages work without JavaScript.
+
+mod assets;
+mod chatbots;
+mod error;
+mod login;
+mod member;
+mod render;
+mod sessions;
+mod team;
+
+use std::sync::Arc;
+
+use api::ratelimit::{Rate, RateLimiter};
+use api::{AppState, Routes};
+use axum::Extension;
+use axum::routing::{get, post};
+
+pub use error::PageError;
+
+/// Failed sign-ins allowed per client address, and per email, in a window.
+pub const LOGIN_FAILURES: Rate = Rate {
+    limit: 10,
+    window_secs: 15 * 60,
+};
+
+/// What every console handler shares beside the API's state.
+pub struct Console {
+    /// Counts failed sign-ins (by client address and by email).
+    login_failures: RateLimiter,
+    /// Mark cookies `Secure` whatever the request says (the public URL is https).
+    always_secure: bool,
+}
+
+/// The console's routes, to merge beside the API's.
+pub fn routes(state: &AppState) -> Routes {
+    let console = Arc::new(Console {
+        login_failures: RateLimiter::new(LOGIN_FAILURES, true),
+        always_secure: state
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
+    });
+    Routes::new()
+        .route("/", get(login::home))
+        .route("/login/", get(login::form).post(login::submit))
+        .route("/logout/", post(login::logout))
+        .route("/static/console.css", get(assets::stylesheet))
+        .route("/a/{team}/", get(chatbots::team_home))
+        .route("/a/{team}/chatbots/", get(chatbots::list))
+        .route("/a/{team}/chatbots/new/", post(chatbots::create))
+        .route("/a/{team}/chatbots/{id}/", get(chatbots::show))
+        .route(
+            "/a/{team}/chatbots/{id}/versions/",
+            post(chatbots::new_version),
+        )
+        .route("/a/{team}/sessions/", get(sessions::list))
+        .route("/a/{team}/sessions/{id}/", get(sessions::show))
+        .route("/a/{team}/sessions/{id}/end/", post(sessions::end))
+        .route("/a/{team}/team/", get(team::show))
+        .map(|r| r.layer(Extension(console)))
+}

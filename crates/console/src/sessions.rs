@@ -1,0 +1,195 @@
+//! Session pages: the team's sessions, filtered and paged by cursor; one
+//! session's transcript with each turn's trace and cost; ending a session.
+
+use axum::extract::{Form, Path, Query, State};
+use axum::response::Response;
+use domain::pagination::PageRequest;
+use domain::sessions::listing::{self, Filter};
+use domain::sessions::{self, EndedBy, SessionStatus};
+use domain::teams::Permission;
+use minijinja::{Value, context};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use api::AppState;
+
+use crate::error::{PageError, encode, redirect};
+use crate::member::Member;
+use crate::render;
+
+/// A time as pages show it (UTC, to the second).
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// USD from the stored 1e-8 units, with the contract's 8 places.
+pub fn money(e8: i64) -> String {
+    let sign = if e8 < 0 { "-" } else { "" };
+    let a = e8.unsigned_abs();
+    format!("{sign}${}.{:08}", a / 100_000_000, a % 100_000_000)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    chatbot: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    m: Member,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let chatbot = match q.chatbot.trim() {
+        "" => None,
+        id => Some(
+            Uuid::parse_str(id)
+                .map_err(|_| PageError::BadRequest(format!("{id:?} is not a chatbot id")))?,
+        ),
+    };
+    let filter = Filter {
+        experiment: chatbot,
+        tags: q
+            .tag
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        ..Default::default()
+    };
+    let req = PageRequest {
+        cursor: q.cursor.clone(),
+        page_size: Some("50".into()),
+    };
+    let page = listing::list(&state.domain, m.team.id, &filter, &req).await?;
+    let bots = domain::chatbots::list_all(&state.domain, m.team.id).await?;
+    let keep = format!(
+        "chatbot={}&tag={}",
+        encode(q.chatbot.trim()),
+        encode(q.tag.trim())
+    );
+    let link = |c: &Option<String>| c.as_ref().map(|c| format!("?{keep}&cursor={}", encode(c)));
+    render::page(
+        "sessions.html",
+        context! {
+            ..m.frame("sessions"),
+            ..context! {
+                sessions => page.items.iter().map(|s| context! {
+                    id => s.external_id,
+                    chatbot => s.experiment.name,
+                    participant => s.participant_identifier,
+                    status => s.status.as_str(),
+                    platform => s.platform.map(|p| p.as_str()),
+                    tags => s.tags,
+                    created_at => when(s.created_at),
+                }).collect::<Vec<_>>(),
+                chatbots => bots.iter().map(|b| context! { id => b.id.to_string(), name => b.name }).collect::<Vec<_>>(),
+                filter => context! { chatbot => q.chatbot.trim(), tag => q.tag.trim() },
+                next => link(&page.next),
+                previous => link(&page.previous),
+                count => page.count,
+            }
+        },
+    )
+}
+
+fn span_view(s: &domain::traces::Span) -> Value {
+    context! {
+        node => s.node_id,
+        kind => s.node_type,
+        duration_ms => s.duration_ms,
+        input_tokens => s.input_tokens,
+        output_tokens => s.output_tokens,
+        cost => money(s.cost_e8),
+        route => s.route,
+        error => s.error,
+        tools => s.tool_calls.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let detail = listing::detail(&state.domain, m.team.id, &id).await?;
+    let traces = domain::traces::of_session(&state.domain, detail.summary.id).await?;
+    let s = &detail.summary;
+    let open = !SessionStatus::CLOSED.contains(&s.status);
+    render::page(
+        "session.html",
+        context! {
+            ..m.frame("sessions"),
+            ..context! {
+                session => context! {
+                    id => s.external_id,
+                    chatbot => s.experiment.name,
+                    chatbot_id => s.experiment.id.to_string(),
+                    version => s.experiment.version_number,
+                    participant => s.participant_identifier,
+                    status => s.status.as_str(),
+                    platform => s.platform.map(|p| p.as_str()),
+                    tags => s.tags,
+                    created_at => when(s.created_at),
+                    open => open,
+                },
+                messages => detail.messages.iter().map(|msg| context! {
+                    role => msg.role.as_str(),
+                    content => msg.content,
+                    created_at => when(msg.created_at),
+                    tags => msg.tags,
+                    attachments => msg.attachments.iter().map(|a| context! {
+                        name => a.name, content_type => a.content_type, size => a.size,
+                    }).collect::<Vec<_>>(),
+                }).collect::<Vec<_>>(),
+                total_cost => money(detail.total_cost_e8),
+                by_model => detail.by_model.iter().map(|(model, cost, tokens)| context! {
+                    model => model, cost => money(*cost), tokens => tokens,
+                }).collect::<Vec<_>>(),
+                traces => traces.iter().map(|t| context! {
+                    status => t.status.as_str(),
+                    version => t.version_number,
+                    duration_ms => t.duration_ms,
+                    error => t.error,
+                    created_at => when(t.created_at),
+                    input => t.input.as_ref().map(|i| i.content.clone()),
+                    output => t.output.as_ref().map(|o| o.content.clone()),
+                    cost => money(t.spans.iter().map(|s| s.cost_e8).sum()),
+                    spans => t.spans.iter().map(span_view).collect::<Vec<_>>(),
+                }).collect::<Vec<_>>(),
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// Ends a session as a team member (`ended_by: admin`; the event is raised).
+pub async fn end(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id)): Path<(String, String)>,
+    Form(f): Form<EndForm>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
+    let sid = sessions::exists(&state.domain, m.team.id, &id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let mut tx = state.domain.begin().await?;
+    sessions::end(&mut tx, m.team.id, sid, EndedBy::Admin).await?;
+    tx.commit().await?;
+    Ok(redirect(&format!(
+        "/a/{}/sessions/{}/",
+        m.team.slug,
+        encode(&id)
+    )))
+}

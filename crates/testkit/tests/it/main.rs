@@ -9,6 +9,7 @@
 mod actions;
 mod auth;
 mod chat;
+mod console;
 mod contract;
 mod conversations;
 mod ending;

@@ -1,0 +1,548 @@
+//! The console over HTTP as a browser uses it: sign-in and out, cookies,
+//! CSRF, the sign-in rate limit, every page and action under each role
+//! (allowed, or refused with nothing changed), and another team's objects.
+
+use chatstudio_testkit::console::PASSWORD;
+use chatstudio_testkit::{TestApp, TestTeam, both_backends};
+use domain::teams::Role;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+const BOT_FILE: &str = "name: Helper\ndescription: Answers questions\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: Be brief.}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n";
+
+/// A team with an echo bot and one answered API session; the session's id.
+async fn team_with_session(app: &TestApp, slug: &str) -> (TestTeam, uuid::Uuid, String) {
+    let team = app.team(slug).await;
+    let bot = app.echo_bot(&team).await;
+    let (s, body) = app.api_message(&team, bot, "Hello there").await;
+    assert_eq!(s, 200, "{body}");
+    let session = app
+        .rows(
+            &format!(
+                "SELECT external_id FROM sessions WHERE team_id = {}",
+                team.id.0
+            ),
+            &["external_id"],
+        )
+        .await[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (team, bot, session)
+}
+
+async fn chatbots_named(app: &TestApp, name: &str) -> i64 {
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM chatbots WHERE name = '{name}'"
+    ))
+    .await
+}
+
+async fn status_of(app: &TestApp, session: &str) -> String {
+    app.rows(
+        &format!("SELECT status FROM sessions WHERE external_id = '{session}'"),
+        &["status"],
+    )
+    .await[0]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+both_backends!(signing_in_and_out, async |app: &TestApp| {
+    let team = app.team("acme").await;
+    app.member(&team, "Ada@Acme.org", Role::ChatViewer).await;
+    let c = app.console();
+
+    let home = c.get("/").await;
+    assert_eq!((home.status, home.location()), (303, "/login/"));
+    let page = c.get("/a/acme/sessions/?tag=x").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), "/login/?next=/a/acme/sessions/%3Ftag%3Dx");
+
+    let form = c.get("/login/").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.set_cookie("csrftoken").expect("a CSRF cookie");
+    assert!(
+        !csrf.contains("HttpOnly") && csrf.contains("SameSite=Lax"),
+        "{csrf}"
+    );
+    assert!(form.body.contains(&format!("value=\"{}\"", c.csrf())));
+    assert!(form.body.contains("<label for=\"email\">"));
+
+    let wrong = c
+        .submit(
+            "/login/",
+            &[("email", "ada@acme.org"), ("password", "nope nope")],
+        )
+        .await;
+    assert_eq!(wrong.status, 200);
+    assert!(
+        wrong
+            .body
+            .contains("Please enter a correct email and password.")
+    );
+    assert!(wrong.set_cookie("sessionid").is_none());
+    let unknown = c
+        .submit(
+            "/login/",
+            &[("email", "who@acme.org"), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(
+        unknown
+            .body
+            .contains("Please enter a correct email and password.")
+    );
+
+    // The email in any case; back to where the visitor was going.
+    let ok = c
+        .submit(
+            "/login/",
+            &[
+                ("email", "ADA@acme.org"),
+                ("password", PASSWORD),
+                ("next", "/a/acme/sessions/"),
+            ],
+        )
+        .await;
+    assert_eq!((ok.status, ok.location()), (303, "/a/acme/sessions/"));
+    let sid = ok.set_cookie("sessionid").unwrap();
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=1209600"] {
+        assert!(sid.contains(flag), "{flag} in {sid}");
+    }
+    assert!(!sid.contains("Secure"), "plain http: {sid}");
+    let token = c.cookie("sessionid").unwrap();
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM console_sessions").await, 1);
+    let stored = app
+        .rows("SELECT token_hash FROM console_sessions", &["token_hash"])
+        .await;
+    assert_ne!(
+        stored[0]["token_hash"],
+        json!(token),
+        "only a hash is stored"
+    );
+
+    let home = c.get("/").await;
+    assert_eq!((home.status, home.location()), (303, "/a/acme/chatbots/"));
+    let list = c.get("/a/acme/chatbots/").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Ada@Acme.org") && list.body.contains("Chat viewer"));
+
+    // An off-site `next` goes home instead.
+    let c2 = app.console();
+    let p = c2.sign_in("ada@acme.org", PASSWORD).await;
+    assert_eq!(p.location(), "/");
+    let p = c2
+        .submit(
+            "/login/",
+            &[
+                ("email", "ada@acme.org"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(p.location(), "/");
+
+    // Sign-out needs the token; then the cookie is dead.
+    let refused = c.post("/logout/", &[]).await;
+    assert_eq!(refused.status, 403);
+    let out = c.submit("/logout/", &[]).await;
+    assert_eq!((out.status, out.location()), (303, "/login/"));
+    assert!(out.set_cookie("sessionid").unwrap().contains("Max-Age=0"));
+    c.set("sessionid", &token);
+    assert_eq!(c.get("/a/acme/chatbots/").await.status, 303);
+});
+
+both_backends!(cookies_are_secure_behind_https, async |app: &TestApp| {
+    let team = app.team("acme").await;
+    app.member(&team, "ada@acme.org", Role::Owner).await;
+    let c = app.console();
+    c.get("/login/").await;
+    let token = c.csrf();
+    let p = c
+        .send(
+            c.request(reqwest::Method::POST, "/login/")
+                .header("x-forwarded-proto", "https")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "email=ada%40acme.org&password=correct+horse+battery&csrfmiddlewaretoken={token}"
+                )),
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert!(p.set_cookie("sessionid").unwrap().contains("; Secure"));
+    assert!(p.set_cookie("csrftoken").unwrap().contains("; Secure"));
+});
+
+both_backends!(
+    sign_in_needs_its_token_and_is_rate_limited,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        app.member(&team, "ada@acme.org", Role::Owner).await;
+        let c = app.console();
+        // No token cookie, or a token that does not match it: refused, nothing opened.
+        let p = c
+            .post(
+                "/login/",
+                &[("email", "ada@acme.org"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        c.get("/login/").await;
+        let p = c
+            .post(
+                "/login/",
+                &[
+                    ("email", "ada@acme.org"),
+                    ("password", PASSWORD),
+                    ("csrfmiddlewaretoken", "forged"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        assert!(p.body.contains("CSRF"));
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM console_sessions").await, 0);
+
+        for _ in 0..10 {
+            let p = c
+                .submit(
+                    "/login/",
+                    &[("email", "ada@acme.org"), ("password", "guess guess")],
+                )
+                .await;
+            assert_eq!(p.status, 200);
+        }
+        // Even the right password waits now.
+        let p = c
+            .submit(
+                "/login/",
+                &[("email", "ada@acme.org"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(p.status, 429, "{}", p.body);
+        assert!(p.headers.contains_key("retry-after"));
+        assert!(p.body.contains("Too many failed sign-ins"));
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM console_sessions").await, 0);
+    }
+);
+
+both_backends!(
+    an_expired_or_deactivated_sign_in_is_signed_out,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let c = app.signed_in(&team, Role::Owner).await;
+        assert_eq!(c.get("/a/acme/chatbots/").await.status, 200);
+        app.domain
+            .db
+            .write
+            .execute_unprepared("UPDATE console_sessions SET expires_at = created_at")
+            .await
+            .unwrap();
+        let p = c.get("/a/acme/chatbots/").await;
+        assert_eq!(
+            (p.status, p.location()),
+            (303, "/login/?next=/a/acme/chatbots/")
+        );
+
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+        assert_eq!(c.get("/a/acme/chatbots/").await.status, 200);
+        // A new password ends the person's sign-ins.
+        domain::users::set_password(
+            &app.domain.db.write,
+            "chat_viewer@acme.example.org",
+            &domain::users::Password::new("another long password"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.get("/a/acme/chatbots/").await.status, 303);
+    }
+);
+
+both_backends!(
+    a_chat_viewer_reads_and_changes_nothing,
+    async |app: &TestApp| {
+        let (team, bot, session) = team_with_session(app, "acme").await;
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+        for path in [
+            "/a/acme/chatbots/".to_string(),
+            format!("/a/acme/chatbots/{bot}/"),
+            "/a/acme/sessions/".to_string(),
+            format!("/a/acme/sessions/{session}/"),
+        ] {
+            let p = c.get(&path).await;
+            assert_eq!(p.status, 200, "{path}: {}", p.body);
+            assert!(
+                !p.body.contains("csrfmiddlewaretoken\" value=\"\""),
+                "{path}"
+            );
+        }
+        let list = c.get("/a/acme/chatbots/").await;
+        assert!(
+            !list.body.contains("New chatbot from a file"),
+            "no editing form"
+        );
+        let transcript = c.get(&format!("/a/acme/sessions/{session}/")).await;
+        assert!(!transcript.body.contains("End this session"));
+
+        let p = c.get("/a/acme/team/").await;
+        assert_eq!(p.status, 403);
+        assert!(p.body.contains("does not allow"));
+        let p = c
+            .submit("/a/acme/chatbots/new/", &[("yaml", BOT_FILE)])
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(chatbots_named(app, "Helper").await, 0);
+        let versions = app.scalar("SELECT COUNT(*) FROM chatbots").await;
+        let p = c
+            .submit(
+                &format!("/a/acme/chatbots/{bot}/versions/"),
+                &[("publish", "on")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM chatbots").await, versions);
+        let p = c
+            .submit(&format!("/a/acme/sessions/{session}/end/"), &[])
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(status_of(app, &session).await, "active");
+    }
+);
+
+both_backends!(
+    a_chatbot_admin_builds_publishes_and_ends,
+    async |app: &TestApp| {
+        let (team, _bot, session) = team_with_session(app, "acme").await;
+        let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+        assert_eq!(c.get("/a/acme/team/").await.status, 403);
+
+        // A file the platform refuses: the form again, with the reason and the text kept.
+        let bad = "name: Helper\nconfig:\n  pipeline:\n    nodes: [{id: x, type: warp_drive}]\n";
+        let p = c.submit("/a/acme/chatbots/new/", &[("yaml", bad)]).await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.body.contains("warp_drive"), "{}", p.body);
+        assert!(p.body.contains("type: warp_drive"), "the text is kept");
+        let p = c
+            .submit("/a/acme/chatbots/new/", &[("yaml", "name: [")])
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("invalid chatbot file"));
+        assert_eq!(chatbots_named(app, "Helper").await, 0);
+
+        let p = c
+            .submit("/a/acme/chatbots/new/", &[("yaml", BOT_FILE)])
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let path = p.location().to_string();
+        assert!(path.starts_with("/a/acme/chatbots/"), "{path}");
+        let page = c.get(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Helper") && page.body.contains("No versions yet"));
+        assert!(page.body.contains("model: echo"), "configuration as YAML");
+
+        let p = c
+            .submit(
+                &format!("{path}versions/"),
+                &[("description", "First cut"), ("publish", "on")],
+            )
+            .await;
+        assert_eq!((p.status, p.location()), (303, path.as_str()));
+        let page = c.get(&path).await;
+        assert!(page.body.contains("First cut") && page.body.contains("published"));
+        let id = path.trim_end_matches('/').rsplit('/').next().unwrap();
+        let api = app
+            .get_json(&format!("/api/experiments/{id}/"), &team.key)
+            .await;
+        assert_eq!(
+            api["versions"],
+            json!([{"is_default_version": true, "name": "Helper", "version_description": "First cut", "version_number": 1}]),
+            "{api}"
+        );
+
+        let p = c
+            .submit(&format!("/a/acme/sessions/{session}/end/"), &[])
+            .await;
+        assert_eq!(p.status, 303);
+        let rows = app
+            .rows(
+                &format!("SELECT status, ended_by FROM sessions WHERE external_id = '{session}'"),
+                &["status", "ended_by"],
+            )
+            .await;
+        assert_eq!(rows[0]["status"], json!("pending-review"));
+        assert_eq!(rows[0]["ended_by"], json!("admin"));
+        let transcript = c.get(&format!("/a/acme/sessions/{session}/")).await;
+        assert!(!transcript.body.contains("End this session"));
+    }
+);
+
+both_backends!(
+    a_team_admin_sees_members_and_keys_only,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        app.member(&team, "viewer@acme.org", Role::ChatViewer).await;
+        let c = app.signed_in(&team, Role::TeamAdmin).await;
+        let p = c.get("/a/acme/team/").await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("viewer@acme.org") && p.body.contains("Chat viewer"));
+        assert!(p.body.contains("owner@acme.chatstudio.local") && p.body.contains("no password"));
+        let prefix = team.key.split('.').next().unwrap();
+        assert!(p.body.contains(prefix), "key prefixes listed");
+        assert!(!p.body.contains(&team.key), "never the key");
+        let p = c
+            .submit("/a/acme/chatbots/new/", &[("yaml", BOT_FILE)])
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(chatbots_named(app, "Helper").await, 0);
+    }
+);
+
+both_backends!(
+    every_form_needs_the_sign_ins_token,
+    async |app: &TestApp| {
+        let (team, bot, session) = team_with_session(app, "acme").await;
+        let c = app.signed_in(&team, Role::Owner).await;
+        let other = app.signed_in(&team, Role::ChatbotAdmin).await;
+        for forged in ["", "forged", other.csrf().as_str()] {
+            let p = c
+                .post(
+                    "/a/acme/chatbots/new/",
+                    &[("yaml", BOT_FILE), ("csrfmiddlewaretoken", forged)],
+                )
+                .await;
+            assert_eq!(p.status, 403, "{forged:?}");
+            let p = c
+                .post(
+                    &format!("/a/acme/chatbots/{bot}/versions/"),
+                    &[("csrfmiddlewaretoken", forged)],
+                )
+                .await;
+            assert_eq!(p.status, 403);
+            let p = c
+                .post(
+                    &format!("/a/acme/sessions/{session}/end/"),
+                    &[("csrfmiddlewaretoken", forged)],
+                )
+                .await;
+            assert_eq!(p.status, 403);
+            assert!(p.body.contains("CSRF"));
+        }
+        assert_eq!(chatbots_named(app, "Helper").await, 0);
+        assert_eq!(status_of(app, &session).await, "active");
+    }
+);
+
+both_backends!(
+    another_teams_objects_are_not_found,
+    async |app: &TestApp| {
+        let (_, _, _) = team_with_session(app, "acme").await;
+        let (_, their_bot, their_session) = team_with_session(app, "rival").await;
+        let acme = domain::teams::by_slug(&app.domain, "acme").await.unwrap();
+        let acme = TestTeam {
+            id: acme.id,
+            slug: acme.slug,
+            owner_id: 0,
+            key: String::new(),
+            read_only_key: String::new(),
+        };
+        let c = app.signed_in(&acme, Role::Owner).await;
+        for path in [
+            "/a/rival/chatbots/".to_string(),
+            "/a/nobody/chatbots/".to_string(),
+            format!("/a/acme/chatbots/{their_bot}/"),
+            format!("/a/acme/sessions/{their_session}/"),
+            "/a/acme/chatbots/not-a-uuid/".to_string(),
+        ] {
+            assert_eq!(c.get(&path).await.status, 404, "{path}");
+        }
+        let p = c
+            .submit(&format!("/a/acme/sessions/{their_session}/end/"), &[])
+            .await;
+        assert_eq!(p.status, 404);
+        let p = c
+            .submit(&format!("/a/rival/sessions/{their_session}/end/"), &[])
+            .await;
+        assert_eq!(p.status, 404);
+        assert_eq!(status_of(app, &their_session).await, "active");
+    }
+);
+
+both_backends!(
+    the_transcript_shows_each_turns_trace_and_cost,
+    async |app: &TestApp| {
+        let (team, bot, session) = team_with_session(app, "acme").await;
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+        let list = c.get(&format!("/a/acme/sessions/?chatbot={bot}")).await;
+        assert_eq!(list.status, 200);
+        assert!(list.body.contains(&session[..8]), "{}", list.body);
+        let none = c.get("/a/acme/sessions/?tag=nothing-has-this").await;
+        assert!(none.body.contains("No sessions match"));
+        assert_eq!(c.get("/a/acme/sessions/?chatbot=zzz").await.status, 400);
+
+        let p = c.get(&format!("/a/acme/sessions/{session}/")).await;
+        assert_eq!(p.status, 200);
+        for expected in [
+            "Hello there",
+            "You said: Hello there",
+            "<td>llm</td>",
+            "Cost by model",
+            "echo",
+            "success",
+            "$0.00000000",
+        ] {
+            assert!(p.body.contains(expected), "{expected} in {}", p.body);
+        }
+        // Participant text is escaped.
+        app.api_message(&team, bot, "<script>alert(1)</script>")
+            .await;
+        let p = c.get(&format!("/a/acme/sessions/{session}/")).await;
+        assert!(!p.body.contains("<script>alert(1)</script>"));
+        assert!(p.body.contains("&lt;script&gt;"));
+    }
+);
+
+both_backends!(the_api_takes_the_console_cookie, async |app: &TestApp| {
+    let (team, bot, session) = team_with_session(app, "acme").await;
+    let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+    let p = c.get("/api/experiments/").await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains(&bot.to_string()));
+
+    let end = format!("/api/sessions/{session}/end_experiment_session/");
+    let p = c.send(c.request(reqwest::Method::POST, &end)).await;
+    assert_eq!(p.status, 403);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&p.body).unwrap(),
+        json!({"detail": "CSRF Failed: CSRF token missing or incorrect."})
+    );
+    assert_eq!(status_of(app, &session).await, "active");
+    let p = c
+        .send(
+            c.request(reqwest::Method::POST, &end)
+                .header("X-CSRFToken", c.csrf()),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(status_of(app, &session).await, "pending-review");
+
+    // A chat viewer's cookie only reads.
+    let viewer = app.signed_in(&team, Role::ChatViewer).await;
+    assert_eq!(viewer.get("/api/sessions/").await.status, 200);
+    let p = viewer
+        .send(
+            viewer
+                .request(reqwest::Method::POST, "/api/sessions/")
+                .header("X-CSRFToken", viewer.csrf())
+                .header("content-type", "application/json")
+                .body(json!({"experiment": bot}).to_string()),
+        )
+        .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+
+    // A dead cookie is no caller at all.
+    let stranger = app.console();
+    stranger.set("sessionid", "not-a-sign-in");
+    assert_eq!(stranger.get("/api/experiments/").await.status, 401);
+});

@@ -82,42 +82,45 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// The caller a console cookie stands for; unsafe methods need its CSRF token.
-async fn cookie_caller(
+/// The caller a console cookie stands for, when the request carries one;
+/// an unsafe request must also carry the sign-in's CSRF token.
+pub async fn console_caller(
     state: &AppState,
-    token: &str,
-    csrf: Option<&str>,
-) -> Result<AuthContext, ApiError> {
+    headers: &HeaderMap,
+    unsafe_method: bool,
+) -> Result<Option<AuthContext>, ApiError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     let sign_in = domain::signins::find(&state.domain, token)
         .await?
         .ok_or(Error::Unauthenticated(NOT_PROVIDED))?;
-    if let Some(sent) = csrf
-        && !domain::signins::csrf_matches(&sign_in, sent)
-    {
-        return Err(ApiError::Detail(
-            axum::http::StatusCode::FORBIDDEN,
-            "CSRF Failed: CSRF token missing or incorrect.".into(),
-        ));
+    if unsafe_method {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !domain::signins::csrf_matches(&sign_in, sent) {
+            return Err(ApiError::Detail(
+                axum::http::StatusCode::FORBIDDEN,
+                "CSRF Failed: CSRF token missing or incorrect.".into(),
+            ));
+        }
     }
-    Ok(domain::signins::api_caller(&state.domain, &sign_in).await?)
+    Ok(Some(
+        domain::signins::api_caller(&state.domain, &sign_in).await?,
+    ))
 }
 
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = match presented_key(req.headers()) {
         Presented::None => {
-            let Some(token) = cookie(req.headers(), SESSION_COOKIE).map(str::to_string) else {
-                return ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)).into_response();
-            };
-            // Unsafe methods must show the CSRF token (none sent: empty, refused).
-            let csrf = (!is_safe(req.method())).then(|| {
-                req.headers()
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
-            });
-            match cookie_caller(&state, &token, csrf.as_deref()).await {
-                Ok(ctx) => ctx,
+            let unsafe_method = !is_safe(req.method());
+            match console_caller(&state, req.headers(), unsafe_method).await {
+                Ok(Some(ctx)) => ctx,
+                Ok(None) => {
+                    return ApiError::Domain(Error::Unauthenticated(NOT_PROVIDED)).into_response();
+                }
                 Err(e) => return e.into_response(),
             }
         }

@@ -189,3 +189,27 @@ pub async fn new_version(
     .await?;
     Ok(redirect(&format!("/a/{}/chatbots/{id}/", m.team.slug)))
 }
+
+/// The try-it panel: a chat with the published version or any other, through
+/// the chat API with the console's cookie (`static/try.js`).
+pub async fn try_it(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    m.require(Permission::ManageChatbots)?;
+    let bot = chatbots::get(&state.domain, m.team.id, parse_id(&id)?).await?;
+    render::page(
+        "try.html",
+        context! {
+            ..m.frame("chatbots"),
+            ..context! {
+                bot => row(&bot),
+                versions => bot.versions.iter().rev().map(|v| context! {
+                    number => v.version_number,
+                    description => v.version_description,
+                }).collect::<Vec<_>>(),
+            }
+        },
+    )
+}

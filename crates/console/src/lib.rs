@@ -7,6 +7,7 @@
 mod assets;
 mod chatbots;
 mod error;
+mod export;
 mod login;
 mod member;
 mod render;
@@ -49,16 +50,18 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/", get(login::home))
         .route("/login/", get(login::form).post(login::submit))
         .route("/logout/", post(login::logout))
-        .route("/static/console.css", get(assets::stylesheet))
+        .route("/static/{name}", get(assets::asset))
         .route("/a/{team}/", get(chatbots::team_home))
         .route("/a/{team}/chatbots/", get(chatbots::list))
         .route("/a/{team}/chatbots/new/", post(chatbots::create))
         .route("/a/{team}/chatbots/{id}/", get(chatbots::show))
+        .route("/a/{team}/chatbots/{id}/try/", get(chatbots::try_it))
         .route(
             "/a/{team}/chatbots/{id}/versions/",
             post(chatbots::new_version),
         )
         .route("/a/{team}/sessions/", get(sessions::list))
+        .route("/a/{team}/sessions/export.csv", get(export::messages))
         .route("/a/{team}/sessions/{id}/", get(sessions::show))
         .route("/a/{team}/sessions/{id}/end/", post(sessions::end))
         .route("/a/{team}/team/", get(team::show))

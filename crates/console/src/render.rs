@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sessions.html", include_str!("../templates/sessions.html")),
     ("session.html", include_str!("../templates/session.html")),
     ("team.html", include_str!("../templates/team.html")),
+    ("try.html", include_str!("../templates/try.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

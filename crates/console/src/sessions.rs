@@ -39,11 +39,8 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    m: Member,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, PageError> {
+/// The list's filters from its query.
+pub fn filter_of(q: &ListQuery) -> Result<Filter, PageError> {
     let chatbot = match q.chatbot.trim() {
         "" => None,
         id => Some(
@@ -51,7 +48,7 @@ pub async fn list(
                 .map_err(|_| PageError::BadRequest(format!("{id:?} is not a chatbot id")))?,
         ),
     };
-    let filter = Filter {
+    Ok(Filter {
         experiment: chatbot,
         tags: q
             .tag
@@ -61,7 +58,15 @@ pub async fn list(
             .map(str::to_string)
             .collect(),
         ..Default::default()
-    };
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    m: Member,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let filter = filter_of(&q)?;
     let req = PageRequest {
         cursor: q.cursor.clone(),
         page_size: Some("50".into()),
@@ -93,6 +98,7 @@ pub async fn list(
                 next => link(&page.next),
                 previous => link(&page.previous),
                 count => page.count,
+                export => format!("export.csv?{keep}"),
             }
         },
     )

@@ -17,6 +17,7 @@
     reason = "tests and their harness fail loudly"
 )]
 
+pub mod browser;
 pub mod console;
 pub mod contract;
 mod options;

@@ -216,8 +216,14 @@ async fn access(
     session_id: &str,
     usage: Use,
 ) -> Result<Access, ApiError> {
+    let key = api_key(h);
+    let member = match key {
+        Some(_) => None,
+        None => crate::auth::console_caller(state, h, usage == Use::Write).await?,
+    };
     let creds = Credentials {
-        api_key: api_key(h),
+        api_key: key,
+        member,
         embed_key: header_str(h, "x-embed-key"),
         origin_host: origin(h),
         session_token: header_str(h, "x-session-token"),

@@ -141,6 +141,15 @@ pub async fn start(
                 )));
             }
             Caller::Widget(embed_channel(&st, &headers, key).await?)
+        } else if let Some(ctx) = crate::auth::console_caller(&st, &headers, true).await? {
+            // A signed-in member trying a chatbot in the console.
+            if ctx.read_only {
+                return Err(ApiError::Domain(Error::PermissionDenied));
+            }
+            Caller::Member {
+                team_id: ctx.team_id,
+                user_id: ctx.user_id,
+            }
         } else {
             Caller::Anonymous
         };

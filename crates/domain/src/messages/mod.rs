@@ -3,6 +3,7 @@
 //! finds what it already wrote.
 
 pub mod accept;
+pub mod export;
 pub mod transcript;
 
 use sea_orm::{

@@ -16,6 +16,8 @@ use crate::{Domain, Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct Credentials<'a> {
     pub api_key: Option<&'a str>,
+    /// A team member the API layer already authenticated (a console sign-in).
+    pub member: Option<crate::auth::AuthContext>,
     pub embed_key: Option<&'a str>,
     /// The host of the request's `Origin` (else `Referer`).
     pub origin_host: Option<String>,
@@ -98,7 +100,7 @@ pub async fn check(
     let db = &domain.db.read;
     // A member's read needs nothing of the channel: it costs no query.
     let channel = match session.channel_id {
-        Some(id) if usage == Use::Write || creds.api_key.is_none() => {
+        Some(id) if usage == Use::Write || (creds.api_key.is_none() && creds.member.is_none()) => {
             widget::by_row_id(db, id.0).await?
         }
         _ => None,
@@ -112,8 +114,12 @@ pub async fn check(
             .unwrap_or_else(|| super::start::UNAVAILABLE.into());
         return Err(Error::ChannelUnavailable(msg));
     }
-    if let Some(key) = creds.api_key {
-        let ctx = crate::auth::authenticate_api_key(db, key).await?;
+    let member = match (creds.api_key, &creds.member) {
+        (Some(key), _) => Some(crate::auth::authenticate_api_key(db, key).await?),
+        (None, Some(ctx)) => Some(ctx.clone()),
+        (None, None) => None,
+    };
+    if let Some(ctx) = member {
         if ctx.team_id != session.team_id || (usage == Use::Write && ctx.read_only) {
             return Err(Error::PermissionDenied);
         }

@@ -546,3 +546,158 @@ both_backends!(the_api_takes_the_console_cookie, async |app: &TestApp| {
     stranger.set("sessionid", "not-a-sign-in");
     assert_eq!(stranger.get("/api/experiments/").await.status, 401);
 });
+
+both_backends!(
+    csv_export_of_the_filtered_sessions,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        let other = app.llm_chatbot(&team, "local", "echo", "", json!({})).await;
+        app.api_message(&team, bot, "=1+1, said \"Ada\"\nnext line")
+            .await;
+        app.api_message(&team, other, "not exported").await;
+        let (_, _, rival_session) = team_with_session(app, "rival").await;
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+
+        let list = c.get(&format!("/a/acme/sessions/?chatbot={bot}")).await;
+        assert!(
+            list.body
+                .contains(&format!("export.csv?chatbot={bot}&amp;tag=")),
+            "{}",
+            list.body
+        );
+        let p = c
+            .get(&format!("/a/acme/sessions/export.csv?chatbot={bot}&tag="))
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert_eq!(p.headers["content-type"], "text/csv; charset=utf-8");
+        assert!(
+            p.headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("attachment")
+        );
+        let lines: Vec<&str> = p.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines[0],
+            "session_id,chatbot,participant,channel,session_status,session_tags,message_at,role,content,message_tags"
+        );
+        assert_eq!(lines.len(), 3, "{}", p.body);
+        assert!(lines[1].contains(",api,active,,"), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with(",human,\"'=1+1, said \"\"Ada\"\"\nnext line\","),
+            "quoted and defused: {}",
+            lines[1]
+        );
+        assert!(lines[2].contains(",ai,\"You said: =1+1"), "{}", lines[2]);
+        assert!(!p.body.contains("not exported") && !p.body.contains(&rival_session));
+
+        // Everything of the team, and nothing of another team.
+        let all = c.get("/a/acme/sessions/export.csv").await;
+        assert_eq!(all.body.split("\r\n").filter(|l| !l.is_empty()).count(), 5);
+        assert!(!all.body.contains(&rival_session));
+        assert_eq!(c.get("/a/rival/sessions/export.csv").await.status, 404);
+        assert_eq!(
+            c.get("/a/acme/sessions/export.csv?chatbot=zzz")
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            app.console()
+                .get("/a/acme/sessions/export.csv")
+                .await
+                .status,
+            303
+        );
+    }
+);
+
+both_backends!(trying_a_chatbot_in_the_console, async |app: &TestApp| {
+    let team = app.team("acme").await;
+    let bot = app.echo_bot(&team).await;
+    let viewer = app.signed_in(&team, Role::ChatViewer).await;
+    assert_eq!(
+        viewer
+            .get(&format!("/a/acme/chatbots/{bot}/try/"))
+            .await
+            .status,
+        403
+    );
+    let start = |c: &chatstudio_testkit::console::ConsoleClient, csrf: Option<String>| {
+        let mut rb = c
+            .request(reqwest::Method::POST, "/api/chat/start/")
+            .header("content-type", "application/json")
+            .body(json!({"chatbot_id": bot}).to_string());
+        if let Some(t) = csrf {
+            rb = rb.header("X-CSRFToken", t);
+        }
+        rb
+    };
+    let p = viewer.send(start(&viewer, Some(viewer.csrf()))).await;
+    assert_eq!(
+        p.status, 403,
+        "a chat viewer cannot start sessions: {}",
+        p.body
+    );
+
+    let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+    let page = c.get(&format!("/a/acme/chatbots/{bot}/try/")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("/static/try.js")
+            && page.body.contains(&format!("data-chatbot=\"{bot}\""))
+    );
+    let js = c.get("/static/try.js").await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(c.get("/static/nothing.js").await.status, 404);
+
+    // The chat API takes the cookie: CSRF on the unsafe calls.
+    assert_eq!(c.send(start(&c, None)).await.status, 403);
+    let p = c.send(start(&c, Some(c.csrf()))).await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let started: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    let sid = started["session_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        started["participant"]["identifier"],
+        json!("chatbot_admin@acme.example.org")
+    );
+    let send = c
+        .request(reqwest::Method::POST, &format!("/api/chat/{sid}/message/"))
+        .header("content-type", "application/json")
+        .body(json!({"message": "hi"}).to_string());
+    assert_eq!(c.send(send).await.status, 403, "no CSRF token");
+    let send = c
+        .request(reqwest::Method::POST, &format!("/api/chat/{sid}/message/"))
+        .header("content-type", "application/json")
+        .header("X-CSRFToken", c.csrf())
+        .body(json!({"message": "hi"}).to_string());
+    let p = c.send(send).await;
+    assert_eq!(p.status, 202, "{}", p.body);
+    let task: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    let task = task["task_id"].as_str().unwrap();
+    let stream = c.get(&format!("/api/chat/{sid}/{task}/stream/")).await;
+    assert_eq!(stream.status, 200);
+    assert!(
+        stream.body.contains("event: complete") && stream.body.contains("You said: hi"),
+        "{}",
+        stream.body
+    );
+    let traces = c.get(&format!("/api/sessions/{sid}/traces/")).await;
+    assert_eq!(traces.status, 200);
+    assert!(traces.body.contains("\"path\""));
+
+    // Another team's member cannot use the session.
+    let rival = app.team("rival").await;
+    let stranger = app.signed_in(&rival, Role::Owner).await;
+    assert_eq!(
+        stranger.get(&format!("/api/chat/{sid}/poll/")).await.status,
+        403
+    );
+});

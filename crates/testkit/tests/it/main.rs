@@ -8,6 +8,7 @@
 
 mod actions;
 mod auth;
+mod browser;
 mod chat;
 mod console;
 mod contract;

@@ -1,0 +1,133 @@
+//! The console in a real browser (Debian's Chromium, headless): sign in,
+//! create a chatbot from YAML, publish it, try it with a streamed reply,
+//! find the session by filter, read its transcript with trace and cost,
+//! export CSV, and check that a chat viewer cannot edit. Screenshots of each
+//! page go to `target/console-screenshots/` (not committed).
+
+use std::path::PathBuf;
+
+use chatstudio_testkit::browser::Browser;
+use chatstudio_testkit::console::PASSWORD;
+use chatstudio_testkit::{Backend, TestApp};
+use domain::teams::Role;
+use serde_json::json;
+
+const BOT_FILE: &str = "name: Greeter\ndescription: Says hello back\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: greet, type: llm, params: {provider: local, model: echo, prompt: Greet people.}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: greet}\n      - {from: greet, to: end}\n";
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
+}
+
+async fn sign_in(b: &Browser, app: &TestApp, email: &str) {
+    b.goto(&app.url("/login/")).await;
+    b.type_in("#email", email).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("form button[type=submit]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let Some(b) = Browser::start(&shots()).await else {
+        return;
+    };
+    let app = TestApp::start(Backend::Sqlite).await.unwrap();
+    let team = app.team("acme").await;
+    app.provider(&team, "local", "builtin", None, None).await;
+    app.member(&team, "ada@acme.org", Role::ChatbotAdmin).await;
+    app.member(&team, "viewer@acme.org", Role::ChatViewer).await;
+
+    b.goto(&app.url("/")).await;
+    assert!(b.url().await.ends_with("/login/"));
+    b.screenshot("01-sign-in").await;
+    sign_in(&b, &app, "ada@acme.org").await;
+    b.wait_text("h1", "Chatbots").await;
+    b.screenshot("02-chatbots").await;
+
+    // A chatbot from YAML, then its first version, published.
+    b.fill("#yaml", BOT_FILE).await;
+    b.click("form[action$='/chatbots/new/'] button").await;
+    b.wait_text("h1", "Greeter").await;
+    b.type_in("#description", "First greeter").await;
+    b.click("form[action$='/versions/'] button").await;
+    let versions = b.wait_text("main", "First greeter").await;
+    assert!(versions.contains("published"), "{versions}");
+    b.screenshot("03-chatbot").await;
+
+    // Try it: the reply streams in, then its path and cost.
+    b.click("a[href$='/try/']").await;
+    b.wait_text("h1", "Try Greeter").await;
+    b.type_in("#try-message", "Hello from the browser").await;
+    b.click("#try-form button").await;
+    b.wait_text("#try-log", "You said: Hello from the browser")
+        .await;
+    let info = b.wait_text("#try-log .trace-info", "cost: $").await;
+    assert!(info.contains("path: start → greet"), "{info}");
+    b.screenshot("04-try-it").await;
+    let session = b
+        .script(
+            "return document.getElementById('try').dataset.session;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The session, found by filtering on the chatbot.
+    b.goto(&app.url("/a/acme/sessions/")).await;
+    b.script(
+        "const s = document.getElementById('chatbot'); \
+         s.value = [...s.options].find(o => o.text === 'Greeter').value;",
+        json!([]),
+    )
+    .await;
+    b.click("form.filters button").await;
+    let list = b.wait_text("main", &session[..8]).await;
+    assert!(list.contains("1 sessions"), "{list}");
+    b.screenshot("05-sessions").await;
+    b.click(&format!("a[href$='/sessions/{session}/']")).await;
+    let transcript = b.wait_text("main", "Transcript").await;
+    for want in [
+        "Hello from the browser",
+        "You said:",
+        "greet",
+        "Cost by model",
+        "$0.00000000",
+    ] {
+        assert!(transcript.contains(want), "{want} in {transcript}");
+    }
+    b.screenshot("06-transcript").await;
+
+    // The CSV the list links to, fetched as the page would.
+    b.goto(&app.url("/a/acme/sessions/")).await;
+    let csv = b
+        .script(
+            "const a = document.querySelector('a[href*=\"export.csv\"]'); \
+             return fetch(a.href).then(r => r.text());",
+            json!([]),
+        )
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("session_id,chatbot,"), "{csv}");
+    assert!(csv.contains("Hello from the browser"), "{csv}");
+
+    // A chat viewer reads but cannot edit.
+    b.click(".who button").await;
+    b.wait_text("h1", "Sign in").await;
+    sign_in(&b, &app, "viewer@acme.org").await;
+    let page = b.wait_text("main", "Greeter").await;
+    assert!(!page.contains("New chatbot from a file"), "{page}");
+    b.click("main table a").await;
+    let bot_page = b.wait_text("h1", "Greeter").await;
+    let main = b.text("main").await;
+    assert!(
+        !main.contains("Try it") && !main.contains("Create version"),
+        "{bot_page}: {main}"
+    );
+    b.goto(&app.url("/a/acme/team/")).await;
+    b.wait_text("main", "does not allow").await;
+    b.screenshot("07-viewer-refused").await;
+
+    b.close().await;
+    app.finish().await;
+}

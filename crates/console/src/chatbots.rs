@@ -120,7 +120,7 @@ pub async fn create(
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, PageError> {
+pub fn parse_id(id: &str) -> Result<Uuid, PageError> {
     Uuid::parse_str(id).map_err(|_| PageError::NotFound)
 }
 
@@ -155,7 +155,7 @@ pub async fn show(
 }
 
 /// The configuration as the chatbot file writes it.
-fn yaml_text(v: &serde_json::Value) -> String {
+pub fn yaml_text(v: &serde_json::Value) -> String {
     yaml_serde::to_string(v).unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
 }
 

@@ -6,6 +6,7 @@
 
 mod assets;
 mod chatbots;
+mod editor;
 mod error;
 mod export;
 mod login;
@@ -56,6 +57,14 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/chatbots/new/", post(chatbots::create))
         .route("/a/{team}/chatbots/{id}/", get(chatbots::show))
         .route("/a/{team}/chatbots/{id}/try/", get(chatbots::try_it))
+        .route(
+            "/a/{team}/chatbots/{id}/edit/",
+            get(editor::form).post(editor::save),
+        )
+        .route(
+            "/a/{team}/chatbots/{id}/versions/{number}/restore/",
+            post(editor::restore),
+        )
         .route(
             "/a/{team}/chatbots/{id}/versions/",
             post(chatbots::new_version),

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("session.html", include_str!("../templates/session.html")),
     ("team.html", include_str!("../templates/team.html")),
     ("try.html", include_str!("../templates/try.html")),
+    ("edit.html", include_str!("../templates/edit.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -314,7 +314,7 @@ pub async fn create(
     Ok(assemble(head, Vec::new()))
 }
 
-async fn head_row<C: ConnectionTrait + Reads + Writes>(
+pub(crate) async fn head_row<C: ConnectionTrait + Reads + Writes>(
     db: &C,
     team_id: TeamId,
     id: Uuid,

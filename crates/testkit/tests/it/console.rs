@@ -701,3 +701,110 @@ both_backends!(trying_a_chatbot_in_the_console, async |app: &TestApp| {
         403
     );
 });
+
+async fn working_config(app: &TestApp, team: &TestTeam, bot: uuid::Uuid) -> serde_json::Value {
+    use domain::versions::{Which, config_of};
+    config_of(&app.domain, team.id, bot, Which::Working)
+        .await
+        .unwrap()
+}
+
+both_backends!(
+    editing_the_working_version_and_rolling_back,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        app.publish(&team, bot, "first", true).await;
+        let v1 = working_config(app, &team, bot).await;
+        let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let edit = format!("/a/acme/chatbots/{bot}/edit/");
+        let page = c.get(&edit).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("model: echo"), "{}", page.body);
+
+        // A node the platform refuses: the reason, at its node and line; nothing saved.
+        let bad = "pipeline:\n  nodes:\n  - id: start\n    type: start\n  - id: talk\n    type: llm\n    params: {provider: local}\n  - id: end\n    type: end\n  edges:\n  - {from: start, to: talk}\n  - {from: talk, to: end}\n";
+        let p = c
+            .submit(
+                &edit,
+                &[("name", "Renamed"), ("description", ""), ("config", bad)],
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(
+            p.body.contains("At node <code>talk</code>, line 5."),
+            "{}",
+            p.body
+        );
+        assert!(
+            p.body.contains("<mark>   5   - id: talk</mark>"),
+            "{}",
+            p.body
+        );
+        assert_eq!(working_config(app, &team, bot).await, v1);
+        let p = c
+            .submit(
+                &edit,
+                &[("name", "Renamed"), ("config", "pipeline:\n  nodes: [\n")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("invalid YAML"), "{}", p.body);
+        assert!(p.body.contains("line "), "{}", p.body);
+
+        let good = bad.replace(
+            "{provider: local}",
+            "{provider: local, model: echo, prompt: Be kind.}",
+        );
+        let p = c
+            .submit(
+                &edit,
+                &[
+                    ("name", "Renamed"),
+                    ("description", "Kinder"),
+                    ("config", &good),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let now = working_config(app, &team, bot).await;
+        assert_eq!(
+            now["pipeline"]["nodes"][1]["params"]["prompt"],
+            json!("Be kind.")
+        );
+        let api = app
+            .get_json(&format!("/api/experiments/{bot}/"), &team.key)
+            .await;
+        assert_eq!(api["name"], json!("Renamed"));
+
+        // Roll back to v1: its configuration is the working one again.
+        let p = c
+            .submit(&format!("/a/acme/chatbots/{bot}/versions/1/restore/"), &[])
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        assert_eq!(working_config(app, &team, bot).await, v1);
+        let p = c
+            .submit(&format!("/a/acme/chatbots/{bot}/versions/9/restore/"), &[])
+            .await;
+        assert_eq!(p.status, 404);
+
+        // Without the token, or as a chat viewer: refused, nothing changed.
+        let p = c.post(&edit, &[("name", "X"), ("config", &good)]).await;
+        assert_eq!(p.status, 403);
+        let viewer = app.signed_in(&team, Role::ChatViewer).await;
+        assert_eq!(viewer.get(&edit).await.status, 403);
+        let p = viewer
+            .submit(&edit, &[("name", "X"), ("config", &good)])
+            .await;
+        assert_eq!(p.status, 403);
+        let p = viewer
+            .submit(&format!("/a/acme/chatbots/{bot}/versions/1/restore/"), &[])
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(working_config(app, &team, bot).await, v1);
+        let api = app
+            .get_json(&format!("/api/experiments/{bot}/"), &team.key)
+            .await;
+        assert_eq!(api["name"], json!("Renamed"));
+    }
+);

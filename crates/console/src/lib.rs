@@ -7,6 +7,7 @@
 mod assets;
 mod chatbots;
 mod error;
+pub mod graph;
 mod login;
 mod member;
 mod render;

@@ -6,6 +6,7 @@
 
 mod assets;
 mod chatbots;
+pub mod diff;
 mod error;
 pub mod graph;
 mod login;

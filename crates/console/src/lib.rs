@@ -6,9 +6,11 @@
 
 mod assets;
 mod chatbots;
+pub mod diff;
 mod editor;
 mod error;
 mod export;
+pub mod graph;
 mod login;
 mod member;
 mod render;

@@ -143,6 +143,9 @@ pub async fn show(
                 bot => row(&bot),
                 working_version => bot.version_number,
                 config => config,
+                // Built by our own writer, every text in it escaped.
+                graph => Value::from_safe_string(crate::graph::pipeline_svg(&bot.config["pipeline"])),
+                compare_from => bot.versions.iter().rev().find(|v| v.is_default_version).map(|v| v.version_number.to_string()),
                 versions => bot.versions.iter().rev().map(|v| context! {
                     number => v.version_number,
                     published => v.is_default_version,

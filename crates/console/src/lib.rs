@@ -6,6 +6,7 @@
 
 mod assets;
 mod chatbots;
+mod compare;
 pub mod diff;
 mod editor;
 mod error;
@@ -59,6 +60,7 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/chatbots/new/", post(chatbots::create))
         .route("/a/{team}/chatbots/{id}/", get(chatbots::show))
         .route("/a/{team}/chatbots/{id}/try/", get(chatbots::try_it))
+        .route("/a/{team}/chatbots/{id}/compare/", get(compare::show))
         .route(
             "/a/{team}/chatbots/{id}/edit/",
             get(editor::form).post(editor::save),

@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("team.html", include_str!("../templates/team.html")),
     ("try.html", include_str!("../templates/try.html")),
     ("edit.html", include_str!("../templates/edit.html")),
+    ("compare.html", include_str!("../templates/compare.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -808,3 +808,91 @@ both_backends!(
         assert_eq!(api["name"], json!("Renamed"));
     }
 );
+
+both_backends!(
+    the_pipeline_drawn_and_versions_compared,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        app.provider(&team, "local", "builtin", None, None).await;
+        let bot = app
+            .llm_chatbot(&team, "local", "echo", "Be brief.", json!({}))
+            .await;
+        app.publish(&team, bot, "first", true).await;
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+        let page = c.get(&format!("/a/acme/chatbots/{bot}/")).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("<svg") && page.body.contains("role=\"img\""),
+            "{}",
+            page.body
+        );
+        for node in ["start", "llm", "end"] {
+            assert!(
+                page.body.contains(&format!("data-node=\"{node}\"")),
+                "{node}"
+            );
+        }
+        assert!(page.body.contains("compare/?from=1&amp;to=working"));
+
+        let same = c
+            .get(&format!(
+                "/a/acme/chatbots/{bot}/compare/?from=1&to=working"
+            ))
+            .await;
+        assert_eq!(same.status, 200, "{}", same.body);
+        assert!(same.body.contains("The two configurations are the same."));
+
+        let admin = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let mut config = domain::versions::config_of(
+            &app.domain,
+            team.id,
+            bot,
+            domain::versions::Which::Working,
+        )
+        .await
+        .unwrap();
+        config["pipeline"]["nodes"][1]["params"]["prompt"] = json!("Be thorough.");
+        let yaml = yaml_serde::to_string(&config).unwrap();
+        let p = admin
+            .submit(
+                &format!("/a/acme/chatbots/{bot}/edit/"),
+                &[("name", "Bot"), ("config", &yaml)],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let diff = c
+            .get(&format!(
+                "/a/acme/chatbots/{bot}/compare/?from=1&to=working"
+            ))
+            .await;
+        assert!(
+            diff.body
+                .contains("<span class=\"removed\">-       prompt: Be brief.</span>"),
+            "{}",
+            diff.body
+        );
+        assert!(
+            diff.body
+                .contains("<span class=\"added\">+       prompt: Be thorough.</span>"),
+            "{}",
+            diff.body
+        );
+        assert!(diff.body.contains("@@ -"), "a hunk header");
+        assert_eq!(
+            c.get(&format!(
+                "/a/acme/chatbots/{bot}/compare/?from=7&to=working"
+            ))
+            .await
+            .status,
+            404
+        );
+        assert_eq!(
+            c.get(&format!(
+                "/a/acme/chatbots/{bot}/compare/?from=x&to=working"
+            ))
+            .await
+            .status,
+            400
+        );
+    }
+);

@@ -78,5 +78,16 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/sessions/{id}/", get(sessions::show))
         .route("/a/{team}/sessions/{id}/end/", post(sessions::end))
         .route("/a/{team}/team/", get(team::show))
+        .route("/a/{team}/team/keys/", post(team::create_key))
+        .route(
+            "/a/{team}/team/keys/{prefix}/revoke/",
+            post(team::revoke_key),
+        )
+        .route("/a/{team}/team/members/", post(team::add_member))
+        .route("/a/{team}/team/members/{user}/role/", post(team::set_role))
+        .route(
+            "/a/{team}/team/members/{user}/remove/",
+            post(team::remove_member),
+        )
         .map(|r| r.layer(Extension(console)))
 }

@@ -107,9 +107,21 @@ pub async fn list(db: &impl Reads, team_id: TeamId) -> Result<Vec<ApiKey>> {
 
 /// Revokes a key by prefix; revocation is one-way.
 pub async fn revoke(db: &impl Writes, prefix: &str) -> Result<ApiKey> {
+    revoke_where(db, None, prefix).await
+}
+
+/// Revokes one of a team's keys (another team's prefix is not found).
+pub async fn revoke_in_team(db: &impl Writes, team_id: TeamId, prefix: &str) -> Result<ApiKey> {
+    revoke_where(db, Some(team_id), prefix).await
+}
+
+async fn revoke_where(db: &impl Writes, team_id: Option<TeamId>, prefix: &str) -> Result<ApiKey> {
     let db = db.writer();
-    let key = api_key::Entity::find()
-        .filter(api_key::Column::Prefix.eq(prefix))
+    let mut q = api_key::Entity::find().filter(api_key::Column::Prefix.eq(prefix));
+    if let Some(t) = team_id {
+        q = q.filter(api_key::Column::TeamId.eq(t));
+    }
+    let key = q
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(format!("no API key with prefix {prefix:?}")))?;

@@ -241,6 +241,61 @@ pub async fn set_password(db: &impl Writes, email: &str, password: &Password) ->
     crate::signins::end_all_of(db, UserId(id)).await
 }
 
+/// Whether the team would keep an owner if `membership` stopped being one.
+async fn keeps_an_owner<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    team_id: TeamId,
+    membership_id: i64,
+) -> Result<bool> {
+    let owners = membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(team_id))
+        .filter(membership::Column::Role.eq(Role::Owner))
+        .filter(membership::Column::Id.ne(membership_id))
+        .all(db)
+        .await?;
+    Ok(!owners.is_empty())
+}
+
+/// Changes a member's role; the team's last owner keeps theirs.
+pub async fn set_role<C: TransactionTrait + Reads + Writes>(
+    db: &C,
+    team_id: TeamId,
+    user_id: UserId,
+    role: Role,
+) -> Result<()> {
+    let txn = db.begin().await?;
+    let m = membership::Entity::find()
+        .filter(membership::Column::TeamId.eq(team_id))
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::not_found("not a member of this team"))?;
+    if m.role == Role::Owner.as_str()
+        && role != Role::Owner
+        && !keeps_an_owner(&txn, team_id, m.id).await?
+    {
+        return Err(Error::Conflict("a team keeps at least one owner".into()));
+    }
+    let mut am: membership::ActiveModel = m.into();
+    am.role = Set(role.as_str().to_string());
+    am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The role of a team's member, by user id.
+pub async fn role_of(db: &impl Reads, team_id: TeamId, user_id: UserId) -> Result<Role> {
+    crate::signins::role_in(db, user_id, team_id)
+        .await?
+        .ok_or_else(|| Error::not_found("not a member of this team"))
+}
+
+/// The email of a team's member, by user id (another team's user is not found).
+pub async fn member_email(db: &impl Reads, team_id: TeamId, user_id: UserId) -> Result<String> {
+    role_of(db, team_id, user_id).await?;
+    email(db, user_id).await
+}
+
 /// Takes a member out of a team (the user stays, with their other teams).
 /// The team's last owner cannot be removed.
 pub async fn remove_from_team<C: TransactionTrait + Reads + Writes>(
@@ -257,15 +312,8 @@ pub async fn remove_from_team<C: TransactionTrait + Reads + Writes>(
         .one(&txn)
         .await?
         .ok_or_else(not_member)?;
-    if m.role == Role::Owner.as_str() {
-        let owners = membership::Entity::find()
-            .filter(membership::Column::TeamId.eq(team_id))
-            .filter(membership::Column::Role.eq(Role::Owner))
-            .all(&txn)
-            .await?;
-        if owners.len() <= 1 {
-            return Err(Error::Conflict("a team keeps at least one owner".into()));
-        }
+    if m.role == Role::Owner.as_str() && !keeps_an_owner(&txn, team_id, m.id).await? {
+        return Err(Error::Conflict("a team keeps at least one owner".into()));
     }
     membership::Entity::delete_by_id(m.id).exec(&txn).await?;
     txn.commit().await?;

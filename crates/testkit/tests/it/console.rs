@@ -896,3 +896,221 @@ both_backends!(
         );
     }
 );
+
+fn shown_secret(body: &str) -> String {
+    let start =
+        body.find("id=\"shown-secret\">").expect("a secret shown") + "id=\"shown-secret\">".len();
+    body[start..].split('<').next().unwrap().trim().to_string()
+}
+
+async fn user_id(app: &TestApp, email: &str) -> i64 {
+    app.scalar(&format!("SELECT id FROM users WHERE email = '{email}'"))
+        .await
+}
+
+both_backends!(
+    team_admins_manage_keys_and_members,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let rival = app.team("rival").await;
+        let c = app.signed_in(&team, Role::TeamAdmin).await;
+
+        // A read-only key, shown once, that works; then revoked.
+        let p = c
+            .submit("/a/acme/team/keys/", &[("name", "reporting")])
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let key = shown_secret(&p.body);
+        assert!(key.contains('.'), "{key}");
+        assert_eq!(app.get("/api/experiments/", &key).await.status(), 200);
+        let (s, _) = app.post_json("/api/sessions/", &key, &json!({})).await;
+        assert_eq!(s, 403, "read-only");
+        let again = c.get("/a/acme/team/").await;
+        assert!(!again.body.contains(&key), "shown once");
+        let prefix = key.split('.').next().unwrap();
+        // Another team's key cannot be revoked from here.
+        let rival_prefix = rival.key.split('.').next().unwrap();
+        let p = c
+            .submit(&format!("/a/acme/team/keys/{rival_prefix}/revoke/"), &[])
+            .await;
+        assert_eq!(p.status, 404);
+        assert_eq!(app.get("/api/experiments/", &rival.key).await.status(), 200);
+        let p = c
+            .submit(&format!("/a/acme/team/keys/{prefix}/revoke/"), &[])
+            .await;
+        assert_eq!(p.status, 303);
+        assert_eq!(app.get("/api/experiments/", &key).await.status(), 401);
+        let p = c
+            .submit(
+                "/a/acme/team/keys/",
+                &[("name", "writer"), ("read_write", "on")],
+            )
+            .await;
+        let writer = shown_secret(&p.body);
+        let (s, _) = app.post_json("/api/sessions/", &writer, &json!({})).await;
+        assert_ne!(s, 403, "a read-write key may write");
+
+        // A member with a generated password that signs in.
+        let p = c
+            .submit(
+                "/a/acme/team/members/",
+                &[("email", "bea@acme.org"), ("role", "chat_viewer")],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let shown = shown_secret(&p.body);
+        let password = shown.strip_prefix("bea@acme.org: ").unwrap();
+        let bea = app.console();
+        assert_eq!(bea.sign_in("bea@acme.org", password).await.status, 303);
+        let p = c
+            .submit(
+                "/a/acme/team/members/",
+                &[("email", "bea@acme.org"), ("role", "chat_viewer")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("already a member"));
+        let p = c
+            .submit(
+                "/a/acme/team/members/",
+                &[("email", "not an email"), ("role", "chat_viewer")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+
+        // Roles change; ownership is an owner's to give or take.
+        let bea_id = user_id(app, "bea@acme.org").await;
+        let p = c
+            .submit(
+                &format!("/a/acme/team/members/{bea_id}/role/"),
+                &[("role", "chatbot_admin")],
+            )
+            .await;
+        assert_eq!(p.status, 303);
+        assert_eq!(bea.get("/a/acme/team/").await.status, 403);
+        let p = c
+            .submit(
+                &format!("/a/acme/team/members/{bea_id}/role/"),
+                &[("role", "owner")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        let p = c
+            .submit(
+                "/a/acme/team/members/",
+                &[("email", "cy@acme.org"), ("role", "owner")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        let owner = user_id(app, "owner@acme.chatstudio.local").await;
+        let p = c
+            .submit(&format!("/a/acme/team/members/{owner}/remove/"), &[])
+            .await;
+        assert_eq!(p.status, 403);
+        let rival_owner = user_id(app, "owner@rival.chatstudio.local").await;
+        let p = c
+            .submit(&format!("/a/acme/team/members/{rival_owner}/remove/"), &[])
+            .await;
+        assert_eq!(p.status, 404);
+        let p = c
+            .submit(&format!("/a/acme/team/members/{bea_id}/remove/"), &[])
+            .await;
+        assert_eq!(p.status, 303);
+        assert_eq!(
+            bea.get("/a/acme/chatbots/").await.status,
+            404,
+            "no longer a member"
+        );
+
+        // Without the token: refused.
+        let p = c.post("/a/acme/team/keys/", &[("name", "x")]).await;
+        assert_eq!(p.status, 403);
+        let p = c
+            .post(
+                "/a/acme/team/members/",
+                &[("email", "dee@acme.org"), ("role", "chat_viewer")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM users WHERE email = 'dee@acme.org'")
+                .await,
+            0
+        );
+    }
+);
+
+both_backends!(
+    owners_keep_one_owner_and_others_cannot_manage_the_team,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let owner = app.signed_in(&team, Role::Owner).await;
+        let me = user_id(app, "owner@acme.example.org").await;
+        let first = user_id(app, "owner@acme.chatstudio.local").await;
+        // Two owners: one may step down, the last may not.
+        let p = owner
+            .submit(
+                &format!("/a/acme/team/members/{first}/role/"),
+                &[("role", "team_admin")],
+            )
+            .await;
+        assert_eq!(p.status, 303);
+        let p = owner
+            .submit(
+                &format!("/a/acme/team/members/{me}/role/"),
+                &[("role", "chat_viewer")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("a team keeps at least one owner"));
+        let p = owner
+            .submit(&format!("/a/acme/team/members/{me}/remove/"), &[])
+            .await;
+        assert_eq!(p.status, 400);
+        let p = owner
+            .submit(
+                "/a/acme/team/members/",
+                &[("email", "cy@acme.org"), ("role", "owner")],
+            )
+            .await;
+        assert_eq!(p.status, 200, "an owner adds an owner");
+
+        let keys = app.scalar("SELECT COUNT(*) FROM api_keys").await;
+        for role in [Role::ChatbotAdmin, Role::ChatViewer] {
+            let c = app.signed_in(&team, role).await;
+            assert_eq!(c.get("/a/acme/team/").await.status, 403);
+            assert_eq!(
+                c.submit("/a/acme/team/keys/", &[("name", "x")])
+                    .await
+                    .status,
+                403
+            );
+            let p = c
+                .submit(
+                    "/a/acme/team/members/",
+                    &[("email", "eve@acme.org"), ("role", "team_admin")],
+                )
+                .await;
+            assert_eq!(p.status, 403);
+            let p = c
+                .submit(
+                    &format!("/a/acme/team/members/{me}/role/"),
+                    &[("role", "chat_viewer")],
+                )
+                .await;
+            assert_eq!(p.status, 403);
+            let prefix = team.key.split('.').next().unwrap();
+            let p = c
+                .submit(&format!("/a/acme/team/keys/{prefix}/revoke/"), &[])
+                .await;
+            assert_eq!(p.status, 403);
+        }
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM api_keys").await, keys);
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM users WHERE email = 'eve@acme.org'")
+                .await,
+            0
+        );
+        assert_eq!(app.get("/api/experiments/", &team.key).await.status(), 200);
+    }
+);

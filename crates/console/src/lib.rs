@@ -5,6 +5,7 @@
 //! binary; pages work without JavaScript.
 
 mod assets;
+mod channels;
 mod chatbots;
 mod compare;
 pub mod diff;
@@ -61,6 +62,19 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/chatbots/{id}/", get(chatbots::show))
         .route("/a/{team}/chatbots/{id}/try/", get(chatbots::try_it))
         .route("/a/{team}/chatbots/{id}/compare/", get(compare::show))
+        .route("/a/{team}/chatbots/{id}/channels/", get(channels::list))
+        .route(
+            "/a/{team}/chatbots/{id}/channels/widget/",
+            post(channels::add_widget),
+        )
+        .route(
+            "/a/{team}/chatbots/{id}/channels/telegram/",
+            post(channels::add_telegram),
+        )
+        .route(
+            "/a/{team}/chatbots/{id}/channels/{channel}/{action}/",
+            post(channels::act),
+        )
         .route(
             "/a/{team}/chatbots/{id}/edit/",
             get(editor::form).post(editor::save),

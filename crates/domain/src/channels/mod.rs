@@ -7,7 +7,9 @@ pub mod whatsapp;
 pub mod widget;
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde_json::json;
 use store::constraints::API_CHANNEL;
 use store::entity::{channel, chatbot};
@@ -162,6 +164,52 @@ async fn live<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<channel::Model> {
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(format!("no channel with id {id}")))
+}
+
+/// One of a chatbot's channels, as a list of them shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: Uuid,
+    pub platform: String,
+    pub name: String,
+    pub enabled: bool,
+    pub disabled_message: Option<String>,
+    /// The number or address it answers on (WhatsApp, SMS).
+    pub address: Option<String>,
+    /// A widget's allowed page hosts.
+    pub allowed_domains: Vec<String>,
+}
+
+/// Every live channel of a team's chatbot (any platform), oldest first.
+pub async fn of_chatbot(db: &impl Reads, team_id: TeamId, chatbot: Uuid) -> Result<Vec<Listed>> {
+    let db = db.reader();
+    let head = crate::chatbots::head_row(db, team_id, chatbot).await?;
+    Ok(channel::Entity::find()
+        .filter(channel::Column::ChatbotId.eq(head.id))
+        .filter(channel::Column::Deleted.eq(false))
+        .order_by_asc(channel::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| Listed {
+            allowed_domains: m
+                .config
+                .get("allowed_domains")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            id: m.public_id,
+            platform: m.platform,
+            name: m.name,
+            enabled: m.enabled,
+            disabled_message: m.disabled_message,
+            address: m.address,
+        })
+        .collect())
 }
 
 /// Turns a channel on or off; `message` is what participants are told

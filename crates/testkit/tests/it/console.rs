@@ -1114,3 +1114,199 @@ both_backends!(
         assert_eq!(app.get("/api/experiments/", &team.key).await.status(), 200);
     }
 );
+
+fn widget_start(app: &TestApp, bot: uuid::Uuid, key: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url("/api/chat/start/"))
+        .header("X-Embed-Key", key)
+        .header("Origin", "https://www.example.org")
+        .json(&json!({"chatbot_id": bot}))
+}
+
+both_backends!(
+    channels_added_and_managed_in_the_console,
+    chatstudio_testkit::Options {
+        fake_telegram: true,
+        public_url: Some("https://chat.example.org".into()),
+        ..Default::default()
+    },
+    async |app: &TestApp| {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let base = format!("/a/acme/chatbots/{bot}/channels/");
+        let p = c.get(&base).await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("No channels yet"));
+
+        // A widget: the key shown once with the snippet, and it works.
+        let p = c
+            .submit(
+                &format!("{base}widget/"),
+                &[("domains", "www.example.org"), ("auth_level", "embed_key")],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        let key = shown_secret(&p.body);
+        assert!(
+            p.body.contains(&format!("chatbot-id=&quot;{bot}&quot;")),
+            "{}",
+            p.body
+        );
+        assert!(p.body.contains(&format!("embed-key=&quot;{key}&quot;")));
+        assert!(
+            p.body
+                .contains("api-base-url=&quot;https:&#x2f;&#x2f;chat.example.org&quot;"),
+            "{}",
+            p.body
+        );
+        assert_eq!(
+            widget_start(app, bot, &key).send().await.unwrap().status(),
+            201
+        );
+        let p = c.get(&base).await;
+        assert!(!p.body.contains(&key), "shown once");
+        assert!(p.body.contains("www.example.org"));
+        let channel = app
+            .rows(
+                "SELECT platform FROM channels WHERE deleted = false",
+                &["platform"],
+            )
+            .await;
+        assert!(
+            channel
+                .iter()
+                .any(|r| r["platform"] == json!("embedded_widget"))
+        );
+        let p = c
+            .submit(&format!("{base}widget/"), &[("domains", "not a host!")])
+            .await;
+        assert_eq!(p.status, 400);
+
+        // Turned off with a message, on again, a new key, removed.
+        let id = domain::channels::of_chatbot(&app.domain, team.id, bot)
+            .await
+            .unwrap()[0]
+            .id;
+        let p = c
+            .submit(
+                &format!("{base}{id}/disable/"),
+                &[("message", "Back on Monday")],
+            )
+            .await;
+        assert_eq!(p.status, 303);
+        let r = widget_start(app, bot, &key).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("Back on Monday"));
+        assert_eq!(
+            c.submit(&format!("{base}{id}/enable/"), &[]).await.status,
+            303
+        );
+        let p = c.submit(&format!("{base}{id}/rotate/"), &[]).await;
+        assert_eq!(p.status, 200);
+        let new_key = shown_secret(&p.body);
+        assert_ne!(new_key, key);
+        assert_eq!(
+            widget_start(app, bot, &key).send().await.unwrap().status(),
+            401
+        );
+        assert_eq!(
+            widget_start(app, bot, &new_key)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+
+        // A chat viewer sees the channels but changes nothing; another team's channel is 404.
+        let viewer = app.signed_in(&team, Role::ChatViewer).await;
+        let p = viewer.get(&base).await;
+        assert_eq!(p.status, 200);
+        assert!(!p.body.contains("Add a chat widget"));
+        assert_eq!(
+            viewer
+                .submit(&format!("{base}{id}/remove/"), &[])
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            viewer
+                .submit(&format!("{base}widget/"), &[("domains", "a.org")])
+                .await
+                .status,
+            403
+        );
+        let rival = app.team("rival").await;
+        let theirs = app.echo_bot(&rival).await;
+        let (their_channel, _) = domain::channels::widget::add(
+            &app.domain,
+            theirs,
+            &["rival.org".into()],
+            domain::channels::widget::AuthLevel::EmbedKey,
+            None,
+        )
+        .await
+        .unwrap();
+        let p = c
+            .submit(&format!("{base}{}/remove/", their_channel.id), &[])
+            .await;
+        assert_eq!(p.status, 404);
+        let p = c
+            .submit(
+                &format!("/a/acme/chatbots/{theirs}/channels/widget/"),
+                &[("domains", "a.org")],
+            )
+            .await;
+        assert_eq!(p.status, 404);
+        assert_eq!(
+            c.submit(&format!("{base}{id}/remove/"), &[]).await.status,
+            303
+        );
+        assert_eq!(
+            widget_start(app, bot, &new_key)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+
+        // Telegram: the token checked with getMe, the webhook registered at the public URL.
+        Mock::given(method("GET"))
+            .and(path("/bot42:GOOD/getMe"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {"id": 42, "is_bot": true, "first_name": "Helper", "username": "HelperBot"}})))
+            .mount(app.telegram())
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/bot42:BAD/getMe"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(
+                json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            ))
+            .mount(app.telegram())
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/bot42:GOOD/setWebhook"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})),
+            )
+            .expect(1)
+            .mount(app.telegram())
+            .await;
+        let p = c
+            .submit(&format!("{base}telegram/"), &[("token", "42:BAD")])
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("Telegram did not accept the bot token"));
+        let p = c
+            .submit(&format!("{base}telegram/"), &[("token", "42:GOOD")])
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let p = c.get(&base).await;
+        assert!(p.body.contains("@HelperBot"), "{}", p.body);
+        assert!(!p.body.contains("42:GOOD"), "the token is never shown");
+    }
+);

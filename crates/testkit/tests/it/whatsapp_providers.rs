@@ -149,7 +149,7 @@ both_backends!(
             .mount(fake)
             .await;
         let (s, _) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "hello?"}))
+            .trigger_bot(&team, bot, "whatsapp", "+27821234567", "hello?")
             .await;
         assert_eq!(s, 200);
         app.settle().await;
@@ -265,7 +265,7 @@ both_backends!(
             .mount(fake)
             .await;
         let (s, _) = app
-            .post_json("/api/trigger_bot", &other.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot_b, "message_text": "ping"}))
+            .trigger_bot(&other, bot_b, "whatsapp", "+27821234567", "ping")
             .await;
         assert_eq!(s, 200);
         app.settle().await;
@@ -479,7 +479,7 @@ both_backends!(
         );
         // The API's platform choices are the contract's: `sms` is not one.
         let (s, v) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "sms", "experiment": bot, "message_text": "x"}))
+            .trigger_bot(&team, bot, "sms", "+27821234567", "x")
             .await;
         assert_eq!(s, 400, "{v}");
     }
@@ -565,7 +565,7 @@ both_backends!(
         channel(app, &team, bot, creds, TWILIO_NUMBER).await;
         let trigger = async |text: &str| {
             let (s, v) = app
-                .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": text}))
+                .trigger_bot(&team, bot, "whatsapp", "+27821234567", text)
                 .await;
             assert_eq!(s, 200, "{v}");
             app.settle().await;

@@ -391,6 +391,22 @@ impl TestApp {
         self.post_json("/api/trigger_bot", &team.key, &body).await
     }
 
+    /// [`TestApp::trigger_bot`] that must be accepted, then [`TestApp::settle`].
+    pub async fn trigger_bot_settled(
+        &self,
+        team: &TestTeam,
+        bot: Uuid,
+        platform: &str,
+        identifier: &str,
+        text: &str,
+    ) {
+        let (s, v) = self
+            .trigger_bot(team, bot, platform, identifier, text)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        self.settle().await;
+    }
+
     /// POST a JSON body; returns the status and the parsed body (`Null` if not JSON).
     pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
         let r = self

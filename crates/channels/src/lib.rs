@@ -60,6 +60,20 @@ pub struct Capabilities {
     pub commands: bool,
 }
 
+impl Capabilities {
+    /// Plain text up to `max_text_len`, voice notes and files, no commands:
+    /// what every WhatsApp provider carries.
+    pub const fn plain_with_media(max_text_len: usize) -> Self {
+        Self {
+            max_text_len,
+            markdown: false,
+            voice: true,
+            files: true,
+            commands: false,
+        }
+    }
+}
+
 /// One event from a platform that the bot may answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inbound {
@@ -278,6 +292,46 @@ pub(crate) fn said(what: &str, message: &str) -> String {
         what.to_string()
     } else {
         format!("{what}: {message}")
+    }
+}
+
+/// Sends `text` in the non-blank parts of at most `max_units` with `send`,
+/// one after the other: the ids of the messages sent.
+pub(crate) async fn send_parts<'t, Sent>(
+    text: &'t str,
+    max_units: usize,
+    mut send: impl FnMut(&'t str) -> Sent,
+) -> Result<Vec<String>, ChannelError>
+where
+    Sent: Future<Output = Result<String, ChannelError>>,
+{
+    let mut ids = Vec::new();
+    for part in parts(text, max_units) {
+        ids.push(send(part).await?);
+    }
+    Ok(ids)
+}
+
+/// What a provider's HTTP `status` means when its error body named no code
+/// of its own: `auth_refused` for 401 and 403, `api`'s server error for 5xx,
+/// `refuser` refusing the message for the rest.
+pub(crate) fn status_error(
+    status: u16,
+    message: &str,
+    auth_refused: &str,
+    api: &str,
+    refuser: &str,
+) -> ChannelError {
+    match status {
+        429 => ChannelError::RateLimited { retry_after: None },
+        401 | 403 => ChannelError::Config(said(auth_refused, message)),
+        500..=599 => {
+            ChannelError::Temporary(said(&format!("{api} error (HTTP {status})"), message))
+        }
+        _ => ChannelError::Config(said(
+            &format!("{refuser} refused the message (HTTP {status})"),
+            message,
+        )),
     }
 }
 

@@ -240,7 +240,7 @@ impl Twilio {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.caller().answer(res).await?;
         if (200..300).contains(&status) {
             return v
@@ -252,7 +252,7 @@ impl Twilio {
                 });
         }
         let code = v.get("code").and_then(Value::as_i64);
-        let message = self.redact(
+        let message = self.caller().redact(
             v.get("message")
                 .or_else(|| v.get("text"))
                 .and_then(Value::as_str)
@@ -282,7 +282,7 @@ impl Twilio {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         crate::read_media(res, "the Twilio media").await
     }
 
@@ -293,14 +293,6 @@ impl Twilio {
             secret: &self.auth_token,
             timeout: self.timeout,
         }
-    }
-
-    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        self.caller().transport_error(err)
-    }
-
-    fn redact(&self, text: &str) -> String {
-        self.caller().redact(text)
     }
 }
 
@@ -319,12 +311,13 @@ pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
         Some(20_003 | 20_404 | 21_606 | 63_007) => {
             ChannelError::Config(said("Twilio refused the account or sender"))
         }
-        _ => match status {
-            429 => ChannelError::RateLimited { retry_after: None },
-            401 | 403 => ChannelError::Config(said("Twilio refused the credentials")),
-            500..=599 => ChannelError::Temporary(said(&format!("Twilio error (HTTP {status})"))),
-            _ => ChannelError::Config(said(&format!("Twilio refused the message (HTTP {status})"))),
-        },
+        _ => crate::status_error(
+            status,
+            message,
+            "Twilio refused the credentials",
+            "Twilio",
+            "Twilio",
+        ),
     }
 }
 
@@ -335,13 +328,7 @@ impl Channel for Twilio {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_text_len: MAX_TEXT_LEN,
-            markdown: false,
-            voice: true,
-            files: true,
-            commands: false,
-        }
+        Capabilities::plain_with_media(MAX_TEXT_LEN)
     }
 
     fn parse_inbound(&self, body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
@@ -354,11 +341,7 @@ impl Channel for Twilio {
     }
 
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
-        let mut ids = Vec::new();
-        for part in crate::parts(text, MAX_TEXT_LEN) {
-            ids.push(self.send_message(to, part).await?);
-        }
-        Ok(ids)
+        crate::send_parts(text, MAX_TEXT_LEN, |part| self.send_message(to, part)).await
     }
 }
 

@@ -335,7 +335,7 @@ impl MetaCloud {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.answer(res).await?;
         if !(200..300).contains(&status) {
             return Err(self.graph_error(status, &v));
@@ -351,7 +351,7 @@ impl MetaCloud {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let mut got = crate::read_media(res, "the WhatsApp media").await?;
         if got.content_type.is_none() {
             got.content_type = v
@@ -388,7 +388,7 @@ impl MetaCloud {
             .multipart(form)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.answer(res).await?;
         if !(200..300).contains(&status) {
             return Err(self.graph_error(status, &v));
@@ -442,7 +442,7 @@ impl MetaCloud {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.answer(res).await?;
         if !(200..300).contains(&status) {
             return Err(self.graph_error(status, &v));
@@ -473,7 +473,7 @@ impl MetaCloud {
     fn graph_error(&self, status: u16, v: &Value) -> ChannelError {
         let err = v.get("error").cloned().unwrap_or(Value::Null);
         let code = err.get("code").and_then(Value::as_i64);
-        let message = self.redact(
+        let message = self.caller().redact(
             err.pointer("/error_data/details")
                 .or_else(|| err.get("message"))
                 .or_else(|| v.get("text"))
@@ -501,7 +501,7 @@ impl MetaCloud {
             .json(&body)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.answer(res).await?;
         if (200..300).contains(&status) {
             return v
@@ -522,14 +522,6 @@ impl MetaCloud {
             secret: &self.access_token,
             timeout: self.timeout,
         }
-    }
-
-    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        self.caller().transport_error(err)
-    }
-
-    fn redact(&self, text: &str) -> String {
-        self.caller().redact(text)
     }
 }
 
@@ -577,14 +569,13 @@ pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
         Some(
             100 | 131_008 | 131_009 | 131_021 | 131_051 | 132_000..=132_999 | 133_000..=133_999,
         ) => ChannelError::Config(said("WhatsApp refused the message")),
-        _ => match status {
-            429 => ChannelError::RateLimited { retry_after: None },
-            401 | 403 => ChannelError::Config(said("the access token was refused")),
-            500..=599 => ChannelError::Temporary(said(&format!("Graph API error (HTTP {status})"))),
-            _ => ChannelError::Config(said(&format!(
-                "WhatsApp refused the message (HTTP {status})"
-            ))),
-        },
+        _ => crate::status_error(
+            status,
+            message,
+            "the access token was refused",
+            "Graph API",
+            "WhatsApp",
+        ),
     }
 }
 
@@ -595,13 +586,7 @@ impl Channel for MetaCloud {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_text_len: MAX_TEXT_LEN,
-            markdown: false,
-            voice: true,
-            files: true,
-            commands: false,
-        }
+        Capabilities::plain_with_media(MAX_TEXT_LEN)
     }
 
     fn parse_inbound(&self, body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
@@ -615,10 +600,6 @@ impl Channel for MetaCloud {
     /// Splits at [`MAX_TEXT_LEN`] (WhatsApp counts characters; UTF-16 units
     /// are never fewer, so a part always fits) and sends the parts in order.
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
-        let mut ids = Vec::new();
-        for part in crate::parts(text, MAX_TEXT_LEN) {
-            ids.push(self.send_message(to, part).await?);
-        }
-        Ok(ids)
+        crate::send_parts(text, MAX_TEXT_LEN, |part| self.send_message(to, part)).await
     }
 }

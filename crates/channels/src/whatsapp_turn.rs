@@ -134,7 +134,7 @@ impl Turn {
             .json(&body)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.caller().answer(res).await?;
         if !(200..300).contains(&status) {
             return Err(self.error(status, &v));
@@ -148,7 +148,7 @@ impl Turn {
     fn error(&self, status: u16, v: &Value) -> ChannelError {
         let err = v.pointer("/errors/0").cloned().unwrap_or(Value::Null);
         let code = err.get("code").and_then(Value::as_i64);
-        let message = self.redact(
+        let message = self.caller().redact(
             err.get("details")
                 .or_else(|| err.get("title"))
                 .or_else(|| v.get("text"))
@@ -173,7 +173,7 @@ impl Turn {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         crate::read_media(res, "the Turn media").await
     }
 
@@ -201,7 +201,7 @@ impl Turn {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.caller().transport_error(e))?;
         let (status, v) = self.caller().answer(res).await?;
         if !(200..300).contains(&status) {
             return Err(self.error(status, &v));
@@ -224,14 +224,6 @@ impl Turn {
             timeout: self.timeout,
         }
     }
-
-    fn transport_error(&self, err: reqwest::Error) -> ChannelError {
-        self.caller().transport_error(err)
-    }
-
-    fn redact(&self, text: &str) -> String {
-        self.caller().redact(text)
-    }
 }
 
 /// Sorts a failed send by the WhatsApp Business API's code, else its status.
@@ -245,12 +237,7 @@ pub fn classify(status: u16, code: Option<i64>, message: &str) -> ChannelError {
         // Not a WhatsApp user / not reachable.
         Some(1013 | 131_026) => ChannelError::Blocked(said("undeliverable")),
         Some(429 | 1015 | 130_429) => ChannelError::RateLimited { retry_after: None },
-        _ => match status {
-            429 => ChannelError::RateLimited { retry_after: None },
-            401 | 403 => ChannelError::Config(said("Turn refused the token")),
-            500..=599 => ChannelError::Temporary(said(&format!("Turn error (HTTP {status})"))),
-            _ => ChannelError::Config(said(&format!("Turn refused the message (HTTP {status})"))),
-        },
+        _ => crate::status_error(status, message, "Turn refused the token", "Turn", "Turn"),
     }
 }
 
@@ -261,13 +248,7 @@ impl Channel for Turn {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_text_len: MAX_TEXT_LEN,
-            markdown: false,
-            voice: true,
-            files: true,
-            commands: false,
-        }
+        Capabilities::plain_with_media(MAX_TEXT_LEN)
     }
 
     fn parse_inbound(&self, body: &[u8]) -> Result<Vec<Inbound>, ChannelError> {
@@ -275,10 +256,6 @@ impl Channel for Turn {
     }
 
     async fn send_text(&self, to: &str, text: &str) -> Result<Vec<String>, ChannelError> {
-        let mut ids = Vec::new();
-        for part in crate::parts(text, MAX_TEXT_LEN) {
-            ids.push(self.send_message(to, part).await?);
-        }
-        Ok(ids)
+        crate::send_parts(text, MAX_TEXT_LEN, |part| self.send_message(to, part)).await
     }
 }

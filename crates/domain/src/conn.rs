@@ -3,6 +3,7 @@
 //! transaction), so callers never pick a raw connection themselves. A bare
 //! connection or transaction is accepted too, for the CLI and for tests.
 
+use sea_orm::sea_query::{Expr, IntoIden, IntoTableRef, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 use crate::{Domain, Tx};
@@ -66,3 +67,22 @@ macro_rules! raw {
 
 raw!(DatabaseConnection);
 raw!(DatabaseTransaction);
+
+/// Inserts `row` into `table` unless a row with the same `key` columns is
+/// there: whether it inserted. ON CONFLICT, not a caught violation: on
+/// PostgreSQL a failed statement aborts the transaction it is in.
+pub(crate) async fn insert_new<C: ConnectionTrait, K: IntoIden>(
+    db: &C,
+    table: impl IntoTableRef,
+    row: impl IntoIterator<Item = (K, Expr)>,
+    key: impl IntoIterator<Item = K>,
+) -> crate::Result<bool> {
+    let (columns, values): (Vec<K>, Vec<Expr>) = row.into_iter().unzip();
+    let stmt = Query::insert()
+        .into_table(table)
+        .columns(columns)
+        .values_panic(values)
+        .on_conflict(OnConflict::columns(key).do_nothing().to_owned())
+        .to_owned();
+    Ok(db.execute(&stmt).await?.rows_affected() == 1)
+}

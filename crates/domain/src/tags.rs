@@ -4,13 +4,11 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
 use store::entity::{message_tag, session_tag, tag};
 
-use crate::conn::{Reads, Writes};
+use crate::conn::{Reads, Writes, insert_new};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 
@@ -44,38 +42,25 @@ pub async fn ensure(
     if let Some(t) = find().one(db).await? {
         return Ok(t.id);
     }
-    // ON CONFLICT, not catching the violation: on PostgreSQL a failed
-    // statement aborts the transaction it is in (a turn's, for version tags).
-    let stmt = Query::insert()
-        .into_table(tag::Entity)
-        .columns([
+    insert_new(
+        db,
+        tag::Entity,
+        [
+            (tag::Column::TeamId, team_id.0.into()),
+            (tag::Column::Name, name.into()),
+            (tag::Column::IsSystem, is_system.into()),
+            (tag::Column::Category, category.into()),
+            (tag::Column::CreatedBy, created_by.into()),
+            (tag::Column::CreatedAt, store::now().into()),
+        ],
+        [
             tag::Column::TeamId,
             tag::Column::Name,
             tag::Column::IsSystem,
             tag::Column::Category,
-            tag::Column::CreatedBy,
-            tag::Column::CreatedAt,
-        ])
-        .values_panic([
-            team_id.0.into(),
-            name.into(),
-            is_system.into(),
-            category.into(),
-            created_by.into(),
-            store::now().into(),
-        ])
-        .on_conflict(
-            OnConflict::columns([
-                tag::Column::TeamId,
-                tag::Column::Name,
-                tag::Column::IsSystem,
-                tag::Column::Category,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .to_owned();
-    db.execute(&stmt).await?;
+        ],
+    )
+    .await?;
     find()
         .one(db)
         .await?
@@ -94,29 +79,19 @@ pub async fn add_to_session(
     let db = db.writer();
     for name in names {
         let tag_id = ensure(db, team_id, name, false, "", user_id).await?;
-        let stmt = Query::insert()
-            .into_table(session_tag::Entity)
-            .columns([
-                session_tag::Column::TeamId,
-                session_tag::Column::SessionId,
-                session_tag::Column::TagId,
-                session_tag::Column::UserId,
-                session_tag::Column::CreatedAt,
-            ])
-            .values_panic([
-                team_id.into(),
-                session_id.into(),
-                tag_id.into(),
-                user_id.into(),
-                store::now().into(),
-            ])
-            .on_conflict(
-                OnConflict::columns([session_tag::Column::SessionId, session_tag::Column::TagId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .to_owned();
-        db.execute(&stmt).await?;
+        insert_new(
+            db,
+            session_tag::Entity,
+            [
+                (session_tag::Column::TeamId, team_id.into()),
+                (session_tag::Column::SessionId, session_id.into()),
+                (session_tag::Column::TagId, tag_id.into()),
+                (session_tag::Column::UserId, user_id.into()),
+                (session_tag::Column::CreatedAt, store::now().into()),
+            ],
+            [session_tag::Column::SessionId, session_tag::Column::TagId],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -220,27 +195,18 @@ pub async fn tag_message(
 ) -> Result<()> {
     let db = db.writer();
     let tag_id = ensure(db, team_id, name, true, category, None).await?;
-    let stmt = Query::insert()
-        .into_table(message_tag::Entity)
-        .columns([
-            message_tag::Column::TeamId,
-            message_tag::Column::MessageId,
-            message_tag::Column::TagId,
-            message_tag::Column::CreatedAt,
-        ])
-        .values_panic([
-            team_id.into(),
-            message_id.into(),
-            tag_id.into(),
-            store::now().into(),
-        ])
-        .on_conflict(
-            OnConflict::columns([message_tag::Column::MessageId, message_tag::Column::TagId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    db.execute(&stmt).await?;
+    insert_new(
+        db,
+        message_tag::Entity,
+        [
+            (message_tag::Column::TeamId, team_id.into()),
+            (message_tag::Column::MessageId, message_id.into()),
+            (message_tag::Column::TagId, tag_id.into()),
+            (message_tag::Column::CreatedAt, store::now().into()),
+        ],
+        [message_tag::Column::MessageId, message_tag::Column::TagId],
+    )
+    .await?;
     Ok(())
 }
 

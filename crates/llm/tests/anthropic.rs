@@ -10,8 +10,7 @@ mod common;
 use chatstudio_llm::{ChatMessage, LlmError, ProviderKind, Role, Usage};
 use common::*;
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 const PATH: &str = "/v1/messages";
 const MODEL: &str = "claude-sonnet-4-5";
@@ -48,28 +47,12 @@ fn provider() -> Provider {
     }
 }
 
-async fn mount(server: &MockServer, resp: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(resp)
-        .mount(server)
-        .await;
-}
-
 #[tokio::test]
 async fn sends_the_anthropic_wire_request() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(message_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (server, cfg) = provider().serve_ok().await;
     client(&cfg).complete(&request(MODEL)).await.unwrap();
 
-    let reqs = requests(&server).await;
-    assert_eq!(reqs.len(), 1);
-    let r = &reqs[0];
+    let r = &only_request(&server).await;
     assert_eq!(r.url.path(), "/v1/messages");
     assert_eq!(header(r, "x-api-key"), Some(API_KEY));
     assert_eq!(header(r, "anthropic-version"), Some("2023-06-01"));
@@ -93,13 +76,7 @@ async fn sends_the_anthropic_wire_request() {
 
 #[tokio::test]
 async fn merges_system_turns_and_same_role_runs() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(message_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (server, cfg) = provider().serve_ok().await;
     let mut req = request(MODEL);
     req.max_tokens = None;
     req.temperature = None;
@@ -130,13 +107,7 @@ async fn merges_system_turns_and_same_role_runs() {
 
 #[tokio::test]
 async fn maps_a_message_and_its_usage() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(message_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (_server, cfg) = provider().serve_ok().await;
     let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
     assert_eq!(c.text, "I am fine, thanks.");
     assert_eq!(c.model, "claude-sonnet-4-5-20250929");
@@ -183,9 +154,7 @@ fn stream_body() -> String {
 
 #[tokio::test]
 async fn streams_deltas_and_final_usage() {
-    let server = MockServer::start().await;
-    mount(&server, sse_response(stream_body())).await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (server, cfg) = provider().serve(sse_response(stream_body())).await;
     let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
     let (text, deltas, done) = collect(stream).await.unwrap();
     assert_eq!(text, "I am fine, thanks.");
@@ -201,18 +170,15 @@ async fn streams_deltas_and_final_usage() {
 
 #[tokio::test]
 async fn overloaded_event_at_stream_start_is_retried() {
-    let server = MockServer::start().await;
     let overloaded = sse(&[(
         "error",
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
     )]);
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response(overloaded))
-        .up_to_n_times(1)
-        .mount(&server)
+    let server = MockServer::start().await;
+    answer(&server, PATH, sse_response(overloaded), Some(1)).await;
+    provider()
+        .mount(&server, sse_response(stream_body()), None)
         .await;
-    mount(&server, sse_response(stream_body())).await;
     let cfg = config(ProviderKind::Anthropic, &server);
     let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
     let (text, _, _) = collect(stream).await.unwrap();
@@ -222,7 +188,6 @@ async fn overloaded_event_at_stream_start_is_retried() {
 
 #[tokio::test]
 async fn error_event_mid_stream_ends_the_stream() {
-    let server = MockServer::start().await;
     let body = sse(&[
         (
             "content_block_delta",
@@ -233,8 +198,7 @@ async fn error_event_mid_stream_ends_the_stream() {
             json!({"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}),
         ),
     ]);
-    mount(&server, sse_response(body)).await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (server, cfg) = provider().serve(sse_response(body)).await;
     let mut stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
     use futures_util::StreamExt;
     assert_eq!(
@@ -251,13 +215,11 @@ async fn error_event_mid_stream_ends_the_stream() {
 
 #[tokio::test]
 async fn stream_without_message_stop_is_invalid() {
-    let server = MockServer::start().await;
     let body = sse(&[(
         "content_block_delta",
         json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "cut"}}),
     )]);
-    mount(&server, sse_response(body)).await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (_server, cfg) = provider().serve(sse_response(body)).await;
     let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
     let err = collect(stream).await.unwrap_err();
     assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
@@ -265,20 +227,17 @@ async fn stream_without_message_stop_is_invalid() {
 
 #[tokio::test]
 async fn overloaded_529_is_retried() {
-    let server = MockServer::start().await;
     let overloaded =
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(ResponseTemplate::new(529).set_body_json(overloaded))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    mount(
+    let server = MockServer::start().await;
+    answer(
         &server,
-        ResponseTemplate::new(200).set_body_json(message_body()),
+        PATH,
+        ResponseTemplate::new(529).set_body_json(overloaded),
+        Some(1),
     )
     .await;
+    provider().mount(&server, provider().ok(), None).await;
     let cfg = config(ProviderKind::Anthropic, &server);
     let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
     assert_eq!(c.text, "I am fine, thanks.");
@@ -289,10 +248,8 @@ failure_scenarios!(provider());
 
 #[tokio::test]
 async fn structured_output_forces_one_tool_and_reads_its_input() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(json!({
+    let (server, cfg) = provider()
+        .serve(ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
             "content": [
                 {"type": "text", "text": "Routing now."},
@@ -300,10 +257,8 @@ async fn structured_output_forces_one_tool_and_reads_its_input() {
             ],
             "stop_reason": "tool_use",
             "usage": {"input_tokens": 30, "output_tokens": 8}
-        })),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+        })))
+        .await;
     let c = client(&cfg).complete(&structured(MODEL)).await.unwrap();
     assert_eq!(c.text, "{\"route\":\"A\"}");
     let sent = json_body(&requests(&server).await[0]);
@@ -320,10 +275,7 @@ async fn structured_output_forces_one_tool_and_reads_its_input() {
 
 #[tokio::test]
 async fn tool_use_blocks_are_read_and_answered_with_tool_results() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(json!({
+    let (server, cfg) = provider().serve(ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
             "content": [
                 {"type": "text", "text": "Let me check."},
@@ -332,10 +284,7 @@ async fn tool_use_blocks_are_read_and_answered_with_tool_results() {
             ],
             "stop_reason": "tool_use",
             "usage": {"input_tokens": 30, "output_tokens": 8}
-        })),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+        }))).await;
     let c = client(&cfg).complete(&with_tools(MODEL)).await.unwrap();
     assert_eq!(c.text, "Let me check.");
     assert_eq!(c.tool_calls.len(), 2);
@@ -366,7 +315,6 @@ async fn tool_use_blocks_are_read_and_answered_with_tool_results() {
 
 #[tokio::test]
 async fn streamed_tool_use_is_assembled_from_json_deltas() {
-    let server = MockServer::start().await;
     let body = sse(&[
         (
             "message_start",
@@ -400,8 +348,7 @@ async fn streamed_tool_use_is_assembled_from_json_deltas() {
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
-    mount(&server, sse_response(body)).await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (_server, cfg) = provider().serve(sse_response(body)).await;
     let s = client(&cfg).stream(&with_tools(MODEL)).await.unwrap();
     let (text, _, done) = collect(s).await.unwrap();
     assert_eq!(text, "Checking.");
@@ -412,13 +359,7 @@ async fn streamed_tool_use_is_assembled_from_json_deltas() {
 
 #[tokio::test]
 async fn web_search_is_anthropics_server_tool() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(message_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Anthropic, &server);
+    let (server, cfg) = provider().serve_ok().await;
     client(&cfg)
         .complete(&with_web_search(MODEL))
         .await

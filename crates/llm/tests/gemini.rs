@@ -46,28 +46,12 @@ fn provider() -> Provider {
     }
 }
 
-async fn mount(server: &MockServer, resp: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(resp)
-        .mount(server)
-        .await;
-}
-
 #[tokio::test]
 async fn sends_the_gemini_wire_request() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(response_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (server, cfg) = provider().serve_ok().await;
     client(&cfg).complete(&request(MODEL)).await.unwrap();
 
-    let reqs = requests(&server).await;
-    assert_eq!(reqs.len(), 1);
-    let r = &reqs[0];
+    let r = &only_request(&server).await;
     assert_eq!(r.url.path(), PATH);
     assert_eq!(
         r.url.query(),
@@ -92,13 +76,7 @@ async fn sends_the_gemini_wire_request() {
 
 #[tokio::test]
 async fn omits_unset_options_and_moves_system_turns() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(response_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (server, cfg) = provider().serve_ok().await;
     let mut req = request(&format!("models/{MODEL}"));
     req.system = None;
     req.temperature = None;
@@ -119,13 +97,7 @@ async fn omits_unset_options_and_moves_system_turns() {
 
 #[tokio::test]
 async fn maps_a_response_and_its_usage() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
-        ResponseTemplate::new(200).set_body_json(response_body()),
-    )
-    .await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (_server, cfg) = provider().serve_ok().await;
     let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
     assert_eq!(c.text, "I am fine, thanks.");
     assert_eq!(c.model, "gemini-2.5-flash");
@@ -135,7 +107,6 @@ async fn maps_a_response_and_its_usage() {
 
 #[tokio::test]
 async fn thinking_tokens_count_as_output_and_thoughts_are_not_text() {
-    let server = MockServer::start().await;
     let body = json!({
         "candidates": [{
             "content": {"parts": [{"text": "Let me think…", "thought": true}, {"text": "42"}], "role": "model"},
@@ -143,8 +114,9 @@ async fn thinking_tokens_count_as_output_and_thoughts_are_not_text() {
         }],
         "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1, "thoughtsTokenCount": 50}
     });
-    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (_server, cfg) = provider()
+        .serve(ResponseTemplate::new(200).set_body_json(body))
+        .await;
     let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
     assert_eq!(c.text, "42");
     assert_eq!(c.model, MODEL);
@@ -154,13 +126,13 @@ async fn thinking_tokens_count_as_output_and_thoughts_are_not_text() {
 
 #[tokio::test]
 async fn blocked_prompt_is_an_empty_answer_with_the_reason() {
-    let server = MockServer::start().await;
     let body = json!({
         "promptFeedback": {"blockReason": "SAFETY"},
         "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}
     });
-    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (_server, cfg) = provider()
+        .serve(ResponseTemplate::new(200).set_body_json(body))
+        .await;
     let c = client(&cfg).complete(&request(MODEL)).await.unwrap();
     assert_eq!(c.text, "");
     assert_eq!(c.finish_reason.as_deref(), Some("SAFETY"));
@@ -219,13 +191,12 @@ async fn streams_deltas_and_final_usage() {
 
 #[tokio::test]
 async fn empty_stream_is_invalid() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(STREAM_PATH))
-        .respond_with(sse_response(String::new()))
-        .mount(&server)
-        .await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (_server, cfg) = serve(
+        ProviderKind::Gemini,
+        STREAM_PATH,
+        sse_response(String::new()),
+    )
+    .await;
     let stream = client(&cfg).stream(&request(MODEL)).await.unwrap();
     let err = collect(stream).await.unwrap_err();
     assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
@@ -233,26 +204,16 @@ async fn empty_stream_is_invalid() {
 
 #[tokio::test]
 async fn invalid_api_key_400_reads_as_an_auth_failure() {
-    let server = MockServer::start().await;
     let body = json!({"error": {
         "code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
                      "domain": "googleapis.com"}]
     }});
-    mount(&server, ResponseTemplate::new(400).set_body_json(body)).await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (server, cfg) = provider()
+        .serve(ResponseTemplate::new(400).set_body_json(body))
+        .await;
     let err = client(&cfg).complete(&request(MODEL)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LlmError::Config {
-                status: Some(400),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert_config_error(&err, 400, "authentication failed");
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -260,11 +221,11 @@ failure_scenarios!(provider());
 
 #[tokio::test]
 async fn structured_output_sends_a_response_schema_gemini_accepts() {
-    let server = MockServer::start().await;
     let mut body = response_body();
     body["candidates"][0]["content"]["parts"] = json!([{"text": "{\"route\": \"A\"}"}]);
-    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (server, cfg) = provider()
+        .serve(ResponseTemplate::new(200).set_body_json(body))
+        .await;
     let c = client(&cfg).complete(&structured(MODEL)).await.unwrap();
     assert_eq!(c.text, "{\"route\": \"A\"}");
     let sent = json_body(&requests(&server).await[0]);
@@ -285,14 +246,14 @@ async fn structured_output_sends_a_response_schema_gemini_accepts() {
 
 #[tokio::test]
 async fn function_calls_are_read_and_answered_with_function_responses() {
-    let server = MockServer::start().await;
     let mut body = response_body();
     body["candidates"][0]["content"]["parts"] = json!([
         {"functionCall": {"name": "get-session-state", "args": {"key": "x"}}},
         {"functionCall": {"name": "calculator", "args": {"expression": "1/0"}}}
     ]);
-    mount(&server, ResponseTemplate::new(200).set_body_json(body)).await;
-    let cfg = config(ProviderKind::Gemini, &server);
+    let (server, cfg) = provider()
+        .serve(ResponseTemplate::new(200).set_body_json(body))
+        .await;
     let c = client(&cfg).complete(&with_tools(MODEL)).await.unwrap();
     assert_eq!(c.tool_calls.len(), 2);
     assert_eq!(c.tool_calls[0].id, "call_0");

@@ -48,28 +48,16 @@ fn provider() -> Provider {
     }
 }
 
-async fn mount_ok(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(completion_body()))
-        .mount(server)
-        .await;
-}
-
 #[tokio::test]
 async fn sends_the_openai_wire_request() {
-    let server = MockServer::start().await;
-    mount_ok(&server).await;
-    let mut cfg = config(ProviderKind::Openai, &server);
+    let (server, mut cfg) = provider().serve_ok().await;
     cfg.headers = vec![("HTTP-Referer".into(), "https://example.org".into())];
     client(&cfg)
         .complete(&request("gpt-4o-mini"))
         .await
         .unwrap();
 
-    let reqs = requests(&server).await;
-    assert_eq!(reqs.len(), 1);
-    let r = &reqs[0];
+    let r = &only_request(&server).await;
     assert_eq!(r.method.as_str(), "POST");
     assert_eq!(r.url.path(), "/chat/completions");
     assert_eq!(
@@ -97,9 +85,7 @@ async fn sends_the_openai_wire_request() {
 
 #[tokio::test]
 async fn omits_unset_options_and_auth_without_a_key() {
-    let server = MockServer::start().await;
-    mount_ok(&server).await;
-    let mut cfg = config(ProviderKind::Openai, &server);
+    let (server, mut cfg) = provider().serve_ok().await;
     cfg.api_key = None;
     let mut req = request("llama3");
     req.system = None;
@@ -119,13 +105,12 @@ async fn omits_unset_options_and_auth_without_a_key() {
 
 #[tokio::test]
 async fn base_url_is_used_verbatim() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/openai/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(completion_body()))
-        .mount(&server)
-        .await;
-    let mut cfg = config(ProviderKind::Openai, &server);
+    let (server, mut cfg) = serve(
+        ProviderKind::Openai,
+        "/openai/v1/chat/completions",
+        provider().ok(),
+    )
+    .await;
     cfg.base_url = Some(format!("{}/openai/v1/", server.uri()));
     let c = client(&cfg)
         .complete(&request("gpt-4o-mini"))
@@ -136,9 +121,7 @@ async fn base_url_is_used_verbatim() {
 
 #[tokio::test]
 async fn maps_a_completion_and_its_usage() {
-    let server = MockServer::start().await;
-    mount_ok(&server).await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (_server, cfg) = provider().serve_ok().await;
     let c = client(&cfg)
         .complete(&request("gpt-4o-mini"))
         .await
@@ -187,13 +170,7 @@ fn stream_body() -> String {
 
 #[tokio::test]
 async fn streams_deltas_and_final_usage() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response(stream_body()))
-        .mount(&server)
-        .await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (server, cfg) = serve(ProviderKind::Openai, PATH, sse_response(stream_body())).await;
     let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
     let (text, deltas, done) = collect(stream).await.unwrap();
     assert_eq!(text, "I am fine, thanks.");
@@ -211,14 +188,8 @@ async fn streams_deltas_and_final_usage() {
 
 #[tokio::test]
 async fn stream_that_stops_before_done_is_invalid() {
-    let server = MockServer::start().await;
     let body = sse(&[("", chunk(json!({"content": "cut"}), None))]);
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response(body))
-        .mount(&server)
-        .await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (_server, cfg) = serve(ProviderKind::Openai, PATH, sse_response(body)).await;
     let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
     let err = collect(stream).await.unwrap_err();
     assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
@@ -226,13 +197,12 @@ async fn stream_that_stops_before_done_is_invalid() {
 
 #[tokio::test]
 async fn stream_with_malformed_chunk_is_invalid() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response("data: {not json\n\n".into()))
-        .mount(&server)
-        .await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (_server, cfg) = serve(
+        ProviderKind::Openai,
+        PATH,
+        sse_response("data: {not json\n\n".into()),
+    )
+    .await;
     let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
     let err = collect(stream).await.unwrap_err();
     assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
@@ -241,17 +211,8 @@ async fn stream_with_malformed_chunk_is_invalid() {
 #[tokio::test]
 async fn stream_start_errors_are_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response(stream_body()))
-        .mount(&server)
-        .await;
+    answer(&server, PATH, ResponseTemplate::new(502), Some(1)).await;
+    answer(&server, PATH, sse_response(stream_body()), None).await;
     let cfg = config(ProviderKind::Openai, &server);
     let stream = client(&cfg).stream(&request("gpt-4o-mini")).await.unwrap();
     let (text, _, _) = collect(stream).await.unwrap();
@@ -261,13 +222,12 @@ async fn stream_start_errors_are_retried() {
 
 #[tokio::test]
 async fn stream_slower_than_the_timeout_is_retryable() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(sse_response(stream_body()).set_delay(std::time::Duration::from_secs(5)))
-        .mount(&server)
-        .await;
-    let mut cfg = config(ProviderKind::Openai, &server);
+    let (server, mut cfg) = serve(
+        ProviderKind::Openai,
+        PATH,
+        sse_response(stream_body()).set_delay(std::time::Duration::from_secs(5)),
+    )
+    .await;
     cfg.timeout = std::time::Duration::from_millis(200);
     cfg.max_retries = 1;
     let err = match client(&cfg).stream(&request("gpt-4o-mini")).await {
@@ -288,30 +248,19 @@ async fn exhausted_quota_is_a_config_error() {
         "message": "You exceeded your current quota, please check your plan and billing details.",
         "type": "insufficient_quota", "param": null, "code": "insufficient_quota"
     }});
-    Mock::given(method("POST"))
-        .and(path(PATH))
-        .respond_with(ResponseTemplate::new(429).set_body_json(body))
-        .mount(&server)
-        .await;
+    answer(
+        &server,
+        PATH,
+        ResponseTemplate::new(429).set_body_json(body),
+        None,
+    )
+    .await;
     let cfg = config(ProviderKind::Openai, &server);
     let err = client(&cfg)
         .complete(&request("gpt-4o-mini"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LlmError::Config {
-                status: Some(429),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("exceeded your current quota"),
-        "{err}"
-    );
+    assert_config_error(&err, 429, "exceeded your current quota");
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -392,7 +341,6 @@ async fn tool_calls_are_read_and_answered() {
 
 #[tokio::test]
 async fn streamed_tool_calls_are_assembled_from_their_pieces() {
-    let server = MockServer::start().await;
     let mut body = common::sse(&[
         (
             "",
@@ -420,12 +368,12 @@ async fn streamed_tool_calls_are_assembled_from_their_pieces() {
         ("", chunk(json!({}), Some("tool_calls"))),
     ]);
     body.push_str("data: [DONE]\n\n");
-    Mock::given(method("POST"))
-        .and(path("/chat/completions"))
-        .respond_with(sse_response(body))
-        .mount(&server)
-        .await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (_server, cfg) = serve(
+        ProviderKind::Openai,
+        "/chat/completions",
+        sse_response(body),
+    )
+    .await;
     let s = client(&cfg)
         .stream(&with_tools("gpt-4o-mini"))
         .await
@@ -440,9 +388,7 @@ async fn streamed_tool_calls_are_assembled_from_their_pieces() {
 
 #[tokio::test]
 async fn web_search_is_asked_for_as_chat_completions_documents_it() {
-    let server = MockServer::start().await;
-    mount_ok(&server).await;
-    let cfg = config(ProviderKind::Openai, &server);
+    let (server, cfg) = provider().serve_ok().await;
     client(&cfg)
         .complete(&with_web_search("gpt-4o-search-preview"))
         .await

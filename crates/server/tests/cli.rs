@@ -16,17 +16,8 @@ fn chatstudio(app: &TestApp) -> Binary {
 }
 
 /// `chatbot apply --team acme` of a file holding `text`: it must be refused; the error.
-fn apply_refused(cli: &Binary, app: &TestApp, text: &str) -> String {
-    let yaml = app.data_dir.path().join("refused.yaml");
-    std::fs::write(&yaml, text).unwrap();
-    let (ok, _, err) = cli.run(&[
-        "chatbot",
-        "apply",
-        "--team",
-        "acme",
-        "--file",
-        yaml.to_str().unwrap(),
-    ]);
+fn apply_refused(cli: &Binary, text: &str) -> String {
+    let (ok, _, err) = cli.apply("acme", "refused.yaml", text);
     assert!(!ok, "applied: {text}");
     err
 }
@@ -59,46 +50,25 @@ both_backends!(admin_cli_round_trip, async |app: &TestApp| {
     let rw = last_line(&cli.ok(&["key", "create", "--team", "acme", "--read-write"]));
     assert!(ro.contains('.') && rw.contains('.'));
 
-    let yaml = app.data_dir.path().join("bot.yaml");
-    std::fs::write(
-        &yaml,
-        "name: Helper\ndescription: Helps\nconfig:\n  greeting: hi\n",
-    )
-    .unwrap();
     // A setting the platform does not know is refused, by name, and nothing is created.
-    let (ok, _, err) = cli.run(&[
-        "chatbot",
-        "apply",
-        "--team",
+    let (ok, _, err) = cli.apply(
         "acme",
-        "--file",
-        yaml.to_str().unwrap(),
-    ]);
+        "bot.yaml",
+        "name: Helper\ndescription: Helps\nconfig:\n  greeting: hi\n",
+    );
     assert!(!ok);
     assert!(err.contains("unknown setting \"greeting\""), "{err}");
-    std::fs::write(
-        &yaml,
+    let id = last_line(&cli.apply_ok(
+        "acme",
+        "bot.yaml",
         "name: Helper\ndescription: Helps\nconfig:\n  public_chat: true\n",
-    )
-    .unwrap();
-    let id = last_line(&cli.ok(&[
-        "chatbot",
-        "apply",
-        "--team",
-        "acme",
-        "--file",
-        yaml.to_str().unwrap(),
-    ]));
+    ));
     // Applying again updates the same chatbot (matched by name).
-    std::fs::write(&yaml, "name: Helper\ndescription: Helps more\n").unwrap();
-    let again = last_line(&cli.ok(&[
-        "chatbot",
-        "apply",
-        "--team",
+    let again = last_line(&cli.apply_ok(
         "acme",
-        "--file",
-        yaml.to_str().unwrap(),
-    ]));
+        "bot.yaml",
+        "name: Helper\ndescription: Helps more\n",
+    ));
     assert_eq!(id, again);
     let other = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Other"]));
     cli.ok(&["chatbot", "publish", &id, "--description", "v1"]);
@@ -221,7 +191,6 @@ both_backends!(
         // A bad pipeline file fails with a message naming the problem.
         let err = apply_refused(
             &cli,
-            app,
             "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: start, type: start}\n      - {id: llm, type: llm, params: {provider: local, model: echo, prompt: 'Hi {unknown_var}'}}\n      - {id: end, type: end}\n    edges:\n      - {from: start, to: llm}\n      - {from: llm, to: end}\n",
         );
         assert!(err.contains("{unknown_var}"), "{err}");
@@ -689,7 +658,6 @@ both_backends!(
         // A chatbot file with a bad pipeline: the node and the field are named.
         let err = apply_refused(
             &cli,
-            app,
             "name: Bad\nconfig:\n  pipeline:\n    nodes:\n      - {id: s, type: start}\n      - {id: r, type: static_router, params: {route_key: x, keywords: [a], defualt_keyword_index: 0}}\n      - {id: e, type: end}\n    edges:\n      - {from: s, to: r}\n      - {from: r, to: e, handle: output_0}\n",
         );
         assert!(
@@ -797,32 +765,23 @@ both_backends!(
                 "name: Forecaster\nactions:\n  - name: forecasts\n    server_url: {uri}\n    schema_file: weather.yaml\n    auth: {auth}\nconfig:\n  pipeline:\n    nodes:\n      - {{id: start, type: start}}\n      - {{id: llm, type: llm, params: {{provider: local, model: echo, custom_actions: [{refs}]}}}}\n      - {{id: end, type: end}}\n    edges:\n      - {{from: start, to: llm}}\n      - {{from: llm, to: end}}\n"
             )
         };
-        let yaml = app.data_dir.path().join("forecaster.yaml");
-        let apply = [
-            "chatbot",
-            "apply",
-            "--team",
-            "acme",
-            "--file",
-            yaml.to_str().unwrap(),
-        ];
+        let key = [("FORECAST_KEY", "fk")];
         // Refused together: an unknown auth setting, then a pipeline naming a missing operation.
-        std::fs::write(
-            &yaml,
-            bot("forecasts:get_forecast", "{type: api_key, token: x}"),
-        )
-        .unwrap();
-        let (ok, _, err) = cli.run(&apply);
+        let (ok, _, err) = cli.apply(
+            "acme",
+            "forecaster.yaml",
+            &bot("forecasts:get_forecast", "{type: api_key, token: x}"),
+        );
         assert!(!ok && err.contains("unknown field `token`"), "{err}");
-        std::fs::write(
-            &yaml,
-            bot(
+        let (ok, _, err) = cli.apply_with_env(
+            &key,
+            "acme",
+            "forecaster.yaml",
+            &bot(
                 "forecasts:nope",
                 "{type: api_key, secret_env: FORECAST_KEY}",
             ),
-        )
-        .unwrap();
-        let (ok, _, err) = cli.run_with_env(&[("FORECAST_KEY", "fk")], &apply);
+        );
         assert!(!ok && err.contains("has no operation \"nope\""), "{err}");
         let names = app
             .rows("SELECT name FROM custom_actions ORDER BY name", &["n"])
@@ -832,20 +791,23 @@ both_backends!(
             1,
             "nothing of a refused file is kept: {names:?}"
         );
-        std::fs::write(
-            &yaml,
-            bot(
+        let (ok, out, err) = cli.apply_with_env(
+            &key,
+            "acme",
+            "forecaster.yaml",
+            &bot(
                 "forecasts:get_forecast",
                 "{type: api_key, secret_env: FORECAST_KEY}",
             ),
-        )
-        .unwrap();
-        let (ok, out, err) = cli.run_with_env(&[("FORECAST_KEY", "fk")], &apply);
+        );
         assert!(ok, "{err}");
         assert!(out.starts_with("created chatbot"), "{out}");
         // Applying again without the variable keeps the stored secret.
-        std::fs::write(&yaml, bot("forecasts:get_forecast", "{type: api_key}")).unwrap();
-        cli.ok(&apply);
+        cli.apply_ok(
+            "acme",
+            "forecaster.yaml",
+            &bot("forecasts:get_forecast", "{type: api_key}"),
+        );
         let l: Value =
             serde_json::from_str(&cli.ok(&["action", "list", "--team", "acme", "--json"])).unwrap();
         assert_eq!(l[0]["name"], "forecasts");

@@ -516,20 +516,12 @@ both_backends!(
         let cli = Binary::new(env!("CARGO_BIN_EXE_chatstudio"), app);
         cli.ok(&["team", "create", "acme"]);
         let refused = |source: &str| {
-            let yaml = app.data_dir.path().join("bot.yaml");
             let body = json!({
                 "name": "Py",
                 "config": {"pipeline": chain(vec![json!({"id": "py", "type": "code", "params": {"code": source}})])},
             });
-            std::fs::write(&yaml, serde_json::to_string(&body).unwrap()).unwrap();
-            let (ok, _, err) = cli.run(&[
-                "chatbot",
-                "apply",
-                "--team",
-                "acme",
-                "--file",
-                yaml.to_str().unwrap(),
-            ]);
+            let (ok, _, err) =
+                cli.apply("acme", "bot.yaml", &serde_json::to_string(&body).unwrap());
             assert!(!ok, "{source} was accepted");
             err
         };

@@ -71,6 +71,19 @@ pub async fn status_json(rb: RequestBuilder) -> (u16, Value) {
     (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
+/// Sends a request that must answer 200 with a `text/event-stream`: its
+/// server-sent events, blank separators dropped.
+pub async fn event_stream(rb: RequestBuilder) -> Vec<String> {
+    let r = rb.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A multipart body of one `files` part.
 pub fn file_form(name: &str, bytes: Vec<u8>, content_type: &str) -> reqwest::multipart::Form {
     reqwest::multipart::Form::new().part(
@@ -364,6 +377,36 @@ impl TestApp {
             &serde_json::json!({ "message": text }),
         )
         .await
+    }
+
+    /// `POST /api/trigger_bot`: `bot` sends `text` to the participant
+    /// `identifier` on `platform`, as the team's key user.
+    pub async fn trigger_bot(
+        &self,
+        team: &TestTeam,
+        bot: Uuid,
+        platform: &str,
+        identifier: &str,
+        text: &str,
+    ) -> (u16, Value) {
+        let body = serde_json::json!({"identifier": identifier, "platform": platform, "experiment": bot, "message_text": text});
+        self.post_json("/api/trigger_bot", &team.key, &body).await
+    }
+
+    /// [`TestApp::trigger_bot`] that must be accepted, then [`TestApp::settle`].
+    pub async fn trigger_bot_settled(
+        &self,
+        team: &TestTeam,
+        bot: Uuid,
+        platform: &str,
+        identifier: &str,
+        text: &str,
+    ) {
+        let (s, v) = self
+            .trigger_bot(team, bot, platform, identifier, text)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        self.settle().await;
     }
 
     /// POST a JSON body; returns the status and the parsed body (`Null` if not JSON).

@@ -127,6 +127,34 @@ impl Binary {
         out
     }
 
+    /// `chatbot apply --team TEAM --file FILE` after writing `text` to `FILE`
+    /// in the data dir, with extra environment variables: (exit success,
+    /// stdout, stderr).
+    pub fn apply_with_env(
+        &self,
+        env: &[(&str, &str)],
+        team: &str,
+        file: &str,
+        text: &str,
+    ) -> (bool, String, String) {
+        let path = self.data_dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        self.run_with_env(env, &["chatbot", "apply", "--team", team, "--file", path])
+    }
+
+    /// [`Binary::apply_with_env`] with the test's environment.
+    pub fn apply(&self, team: &str, file: &str, text: &str) -> (bool, String, String) {
+        self.apply_with_env(&[], team, file, text)
+    }
+
+    /// [`Binary::apply`] that must succeed; returns its stdout.
+    pub fn apply_ok(&self, team: &str, file: &str, text: &str) -> String {
+        let (success, out, err) = self.apply(team, file, text);
+        assert!(success, "chatstudio chatbot apply {file} failed: {err}");
+        out
+    }
+
     /// Starts a long-running command (e.g. `worker`); it is killed on drop.
     pub fn spawn(&self, args: &[&str]) -> Launched<'_> {
         let (child, log) = self.start(args, Stdio::null());

@@ -383,11 +383,8 @@ impl Channel for Telegram {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            max_text_len: MAX_TEXT_LEN,
-            markdown: false,
-            voice: true,
-            files: true,
             commands: true,
+            ..Capabilities::plain_with_media(MAX_TEXT_LEN)
         }
     }
 

@@ -6,7 +6,7 @@ pub mod telegram;
 pub mod whatsapp;
 pub mod widget;
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -142,17 +142,17 @@ pub async fn first_time<C: ConnectionTrait + Reads + Writes>(
     channel_id: ChannelId,
     event_id: &str,
 ) -> Result<bool> {
-    let stmt = Query::insert()
-        .into_table("inbound_events")
-        .columns(["channel_id", "event_id", "created_at"])
-        .values_panic([channel_id.0.into(), event_id.into(), store::now().into()])
-        .on_conflict(
-            OnConflict::columns(["channel_id", "event_id"])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    Ok(db.execute(&stmt).await?.rows_affected() == 1)
+    crate::conn::insert_new(
+        db,
+        "inbound_events",
+        [
+            ("channel_id", channel_id.0.into()),
+            ("event_id", event_id.into()),
+            ("created_at", store::now().into()),
+        ],
+        ["channel_id", "event_id"],
+    )
+    .await
 }
 
 /// A live channel of a chatbot (any platform), by its public id.

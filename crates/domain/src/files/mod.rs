@@ -14,10 +14,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use store::entity::{file, session_file};
 
-use crate::conn::{Reads, Writes};
+use crate::conn::{Reads, Writes, insert_new};
 use crate::ids::TeamId;
 use crate::{Error, Result};
 
@@ -269,32 +269,22 @@ pub async fn attach_to_session(
     tool_type: &str,
 ) -> Result<()> {
     let db = db.writer();
-    use sea_orm::sea_query::{OnConflict, Query};
-    let stmt = Query::insert()
-        .into_table(session_file::Entity)
-        .columns([
+    insert_new(
+        db,
+        session_file::Entity,
+        [
+            (session_file::Column::SessionId, session_id.into()),
+            (session_file::Column::FileId, file_id.into()),
+            (session_file::Column::ToolType, tool_type.into()),
+            (session_file::Column::CreatedAt, store::now().into()),
+        ],
+        [
             session_file::Column::SessionId,
             session_file::Column::FileId,
             session_file::Column::ToolType,
-            session_file::Column::CreatedAt,
-        ])
-        .values_panic([
-            session_id.into(),
-            file_id.into(),
-            tool_type.into(),
-            store::now().into(),
-        ])
-        .on_conflict(
-            OnConflict::columns([
-                session_file::Column::SessionId,
-                session_file::Column::FileId,
-                session_file::Column::ToolType,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .to_owned();
-    db.execute(&stmt).await?;
+        ],
+    )
+    .await?;
     Ok(())
 }
 

@@ -229,17 +229,27 @@ pub async fn written_by(
     session_id: SessionId,
     origin: Origin,
 ) -> Result<Option<String>> {
+    Ok(recent_marked(db, session_id, MessageRole::Ai, origin)
+        .await?
+        .map(|m| m.content))
+}
+
+/// The newest of the session's last 20 `role` messages that `origin` marks
+/// (a retried job's message is among the last few).
+async fn recent_marked(
+    db: &impl Reads,
+    session_id: SessionId,
+    role: MessageRole,
+    origin: Origin,
+) -> Result<Option<message::Model>> {
     let rows = message::Entity::find()
         .filter(message::Column::SessionId.eq(session_id))
-        .filter(message::Column::Role.eq(MessageRole::Ai))
+        .filter(message::Column::Role.eq(role))
         .order_by_desc(message::Column::Id)
         .limit(20)
         .all(db.reader())
         .await?;
-    Ok(rows
-        .into_iter()
-        .find(|m| origin.marks(&m.metadata))
-        .map(|m| m.content))
+    Ok(rows.into_iter().find(|m| origin.marks(&m.metadata)))
 }
 
 /// When the participant last wrote on a channel, in any of their sessions
@@ -273,17 +283,11 @@ pub async fn human_by_task(
     session_id: SessionId,
     task_id: uuid::Uuid,
 ) -> Result<Option<(MessageId, String)>> {
-    let rows = message::Entity::find()
-        .filter(message::Column::SessionId.eq(session_id))
-        .filter(message::Column::Role.eq(MessageRole::Human))
-        .order_by_desc(message::Column::Id)
-        .limit(20)
-        .all(db.reader())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .find(|m| Origin::Task(task_id).marks(&m.metadata))
-        .map(|m| (MessageId(m.id), m.content)))
+    Ok(
+        recent_marked(db, session_id, MessageRole::Human, Origin::Task(task_id))
+            .await?
+            .map(|m| (MessageId(m.id), m.content)),
+    )
 }
 
 /// A file a participant sent, stored: what [`with_file`] records.

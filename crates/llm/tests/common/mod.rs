@@ -105,12 +105,52 @@ pub async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
+/// The one request the fake received.
+pub async fn only_request(server: &MockServer) -> wiremock::Request {
+    let mut reqs = requests(server).await;
+    assert_eq!(reqs.len(), 1);
+    reqs.remove(0)
+}
+
+/// Answers POSTs to `at` with `resp`; only the first `times` of them when given.
+pub async fn answer(server: &MockServer, at: &str, resp: ResponseTemplate, times: Option<u64>) {
+    let mock = Mock::given(method("POST")).and(path(at)).respond_with(resp);
+    let mock = match times {
+        Some(n) => mock.up_to_n_times(n),
+        None => mock,
+    };
+    mock.mount(server).await;
+}
+
+/// A fake `kind` provider answering POSTs to `at` with `resp`, and a config
+/// pointing at it. The server stops when dropped.
+pub async fn serve(
+    kind: ProviderKind,
+    at: &str,
+    resp: ResponseTemplate,
+) -> (MockServer, ProviderConfig) {
+    let server = MockServer::start().await;
+    answer(&server, at, resp, None).await;
+    let cfg = config(kind, &server);
+    (server, cfg)
+}
+
 pub fn json_body(req: &wiremock::Request) -> Value {
     serde_json::from_slice(&req.body).expect("request body is JSON")
 }
 
 pub fn header<'a>(req: &'a wiremock::Request, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `err` is permanent (the provider's configuration or the request is at
+/// fault), from an HTTP `status`, and says `why`.
+pub fn assert_config_error(err: &LlmError, status: u16, why: &str) {
+    assert!(
+        matches!(err, LlmError::Config { status: Some(s), .. } if *s == status),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(why), "{err}");
 }
 
 /// One provider's plain-call endpoint and a successful answer for it.
@@ -123,19 +163,21 @@ pub struct Provider {
 }
 
 impl Provider {
-    async fn mount(&self, server: &MockServer, resp: ResponseTemplate, times: Option<u64>) {
-        let mock = Mock::given(method("POST"))
-            .and(path(self.path))
-            .respond_with(resp);
-        let mock = match times {
-            Some(n) => mock.up_to_n_times(n),
-            None => mock,
-        };
-        mock.mount(server).await;
+    pub async fn mount(&self, server: &MockServer, resp: ResponseTemplate, times: Option<u64>) {
+        answer(server, self.path, resp, times).await;
     }
 
-    fn ok(&self) -> ResponseTemplate {
+    pub fn ok(&self) -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_json(&self.ok_body)
+    }
+
+    /// This provider's fake answering its endpoint with `resp`.
+    pub async fn serve(&self, resp: ResponseTemplate) -> (MockServer, ProviderConfig) {
+        serve(self.kind, self.path, resp).await
+    }
+
+    pub async fn serve_ok(&self) -> (MockServer, ProviderConfig) {
+        self.serve(self.ok()).await
     }
 
     async fn run(&self, cfg: &ProviderConfig) -> Result<Completion, LlmError> {
@@ -174,9 +216,7 @@ impl Provider {
     }
 
     pub async fn server_error_forever(&self) {
-        let server = MockServer::start().await;
-        self.mount(&server, ResponseTemplate::new(503), None).await;
-        let mut cfg = config(self.kind, &server);
+        let (server, mut cfg) = self.serve(ResponseTemplate::new(503)).await;
         cfg.max_retries = 3;
         let err = self.run(&cfg).await.unwrap_err();
         assert!(
@@ -195,95 +235,45 @@ impl Provider {
     /// 401 fails at once, says why, and never echoes the key even when the
     /// provider's body quotes it.
     pub async fn unauthorized(&self) {
-        let server = MockServer::start().await;
         let body = serde_json::json!({"error": {"message": format!("Incorrect API key provided: {API_KEY}"), "type": "authentication_error"}});
-        self.mount(
-            &server,
-            ResponseTemplate::new(401).set_body_json(body),
-            None,
-        )
-        .await;
-        let cfg = config(self.kind, &server);
+        let (server, cfg) = self
+            .serve(ResponseTemplate::new(401).set_body_json(body))
+            .await;
         // Through `client_for`, as the engine builds it.
         let client = chatstudio_llm::client_for(&cfg, &chatstudio_llm::http::client());
         let err = client.complete(&request(self.model)).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LlmError::Config {
-                    status: Some(401),
-                    ..
-                }
-            ),
-            "{err:?}"
+        assert_config_error(
+            &err,
+            401,
+            "authentication failed: check the provider's API key",
         );
-        let msg = err.to_string();
-        assert!(
-            msg.contains("authentication failed: check the provider's API key"),
-            "{msg}"
-        );
-        assert!(!msg.contains(API_KEY), "{msg}");
+        assert!(!err.to_string().contains(API_KEY), "{err}");
         assert_eq!(requests(&server).await.len(), 1);
     }
 
     /// 400 is permanent and carries the provider's own explanation.
     pub async fn bad_request(&self) {
-        let server = MockServer::start().await;
         let body =
             serde_json::json!({"error": {"message": "temperature must be at most 2", "code": 400}});
-        self.mount(
-            &server,
-            ResponseTemplate::new(400).set_body_json(body),
-            None,
-        )
-        .await;
-        let cfg = config(self.kind, &server);
+        let (server, cfg) = self
+            .serve(ResponseTemplate::new(400).set_body_json(body))
+            .await;
         let err = self.run(&cfg).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LlmError::Config {
-                    status: Some(400),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string().contains("temperature must be at most 2"),
-            "{err}"
-        );
+        assert_config_error(&err, 400, "temperature must be at most 2");
         assert_eq!(requests(&server).await.len(), 1);
     }
 
     pub async fn not_found(&self) {
-        let server = MockServer::start().await;
-        self.mount(&server, ResponseTemplate::new(404), None).await;
-        let cfg = config(self.kind, &server);
+        let (server, cfg) = self.serve(ResponseTemplate::new(404)).await;
         let err = self.run(&cfg).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LlmError::Config {
-                    status: Some(404),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string().contains("unknown model or endpoint"),
-            "{err}"
-        );
+        assert_config_error(&err, 404, "unknown model or endpoint");
         assert!(err.to_string().contains(self.model), "{err}");
         assert_eq!(requests(&server).await.len(), 1);
     }
 
     pub async fn malformed_json(&self) {
-        let server = MockServer::start().await;
         let resp = ResponseTemplate::new(200).set_body_raw("{\"choices\": [", "application/json");
-        self.mount(&server, resp, None).await;
-        let cfg = config(self.kind, &server);
+        let (server, cfg) = self.serve(resp).await;
         let err = self.run(&cfg).await.unwrap_err();
         assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
         assert_eq!(requests(&server).await.len(), 1);
@@ -291,21 +281,18 @@ impl Provider {
 
     /// Valid JSON that lacks what the provider always sends.
     pub async fn missing_fields(&self) {
-        let server = MockServer::start().await;
         let resp =
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"unexpected": true}));
-        self.mount(&server, resp, None).await;
-        let cfg = config(self.kind, &server);
+        let (_server, cfg) = self.serve(resp).await;
         let err = self.run(&cfg).await.unwrap_err();
         assert!(matches!(err, LlmError::InvalidResponse { .. }), "{err:?}");
     }
 
     /// A response slower than the timeout is a retryable timeout, retried.
     pub async fn slow_response(&self) {
-        let server = MockServer::start().await;
-        self.mount(&server, self.ok().set_delay(Duration::from_secs(5)), None)
+        let (server, mut cfg) = self
+            .serve(self.ok().set_delay(Duration::from_secs(5)))
             .await;
-        let mut cfg = config(self.kind, &server);
         cfg.timeout = Duration::from_millis(200);
         cfg.max_retries = 1;
         let err = self.run(&cfg).await.unwrap_err();

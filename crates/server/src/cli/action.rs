@@ -4,8 +4,8 @@ use clap::Subcommand;
 use domain::actions::{Auth, AuthKind, Health, NewAction};
 use serde_json::{Value, json};
 
-use super::Cli;
 use super::provider::read_key;
+use super::{Cli, TeamArg, TeamItem};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -16,24 +16,11 @@ pub enum ActionCmd {
     /// stored encrypted.
     Add(Box<AddArgs>),
     /// List a team's custom actions and their operations (secrets are never shown).
-    List {
-        #[arg(long)]
-        team: String,
-    },
+    List(TeamArg),
     /// Remove a custom action no working or published version uses.
-    Remove {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-    },
+    Remove(TeamItem),
     /// Call the action's health path and record whether it is up.
-    Check {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-    },
+    Check(TeamItem),
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,7 +121,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ActionCmd) -> anyhow::Result<(
                 ));
             }
         }
-        ActionCmd::List { team } => {
+        ActionCmd::List(TeamArg { team }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let list = domain::actions::list(&db.read, t.id).await?;
             output::rows(cli.json, &list, |a| {
@@ -148,7 +135,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ActionCmd) -> anyhow::Result<(
                 )
             });
         }
-        ActionCmd::Remove { team, name } => {
+        ActionCmd::Remove(TeamItem { team, name }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             domain::actions::remove(&db.write, t.id, name).await?;
             if cli.json {
@@ -157,7 +144,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ActionCmd) -> anyhow::Result<(
                 output::line(&format!("removed action {name}"));
             }
         }
-        ActionCmd::Check { team, name } => {
+        ActionCmd::Check(TeamItem { team, name }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
             let outbound = engine::outbound::Outbound::new(cli.storage.outbound());

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use domain::messaging::{self, Credentials, MessagingKind};
 use serde_json::json;
 
-use super::Cli;
 use super::provider::read_key;
+use super::{Cli, TeamArg, TeamItem};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -17,17 +17,9 @@ pub enum MessagingCmd {
     /// Add a messaging provider to a team.
     Add(Box<AddArgs>),
     /// List a team's messaging providers (secrets are never shown).
-    List {
-        #[arg(long)]
-        team: String,
-    },
+    List(TeamArg),
     /// Remove a messaging provider no channel uses.
-    Remove {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-    },
+    Remove(TeamItem),
 }
 
 #[derive(Debug, Args)]
@@ -152,14 +144,14 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &MessagingCmd) -> anyhow::Resul
                 ));
             }
         }
-        MessagingCmd::List { team } => {
+        MessagingCmd::List(TeamArg { team }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let list = messaging::list(&db.read, t.id).await?;
             output::rows(cli.json, &list, |p| {
                 format!("{}\t{}\t{}", p.name, p.kind.as_str(), p.settings)
             });
         }
-        MessagingCmd::Remove { team, name } => {
+        MessagingCmd::Remove(TeamItem { team, name }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             messaging::remove(&db.write, t.id, name).await?;
             output::line(&format!("removed messaging provider {name:?}"));

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::StorageArgs;
 
@@ -20,6 +20,22 @@ mod pricing;
 mod provider;
 mod team;
 mod user;
+
+// `--team SLUG`: a command over all of a team's items of one kind.
+#[derive(Debug, Args)]
+pub struct TeamArg {
+    #[arg(long)]
+    pub team: String,
+}
+
+// `--team SLUG --name NAME`: one of a team's named items.
+#[derive(Debug, Args)]
+pub struct TeamItem {
+    #[arg(long)]
+    pub team: String,
+    #[arg(long)]
+    pub name: String,
+}
 
 #[derive(Debug, Parser)]
 #[command(

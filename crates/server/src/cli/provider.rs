@@ -4,7 +4,7 @@ use clap::Subcommand;
 use domain::providers::NewProvider;
 use serde_json::json;
 
-use super::Cli;
+use super::{Cli, TeamArg, TeamItem};
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -35,17 +35,9 @@ pub enum ProviderCmd {
         timeout: Option<i32>,
     },
     /// List a team's providers (credentials are never shown).
-    List {
-        #[arg(long)]
-        team: String,
-    },
+    List(TeamArg),
     /// Remove a provider.
-    Remove {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-    },
+    Remove(TeamItem),
 }
 
 pub(super) fn read_key(
@@ -109,7 +101,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ProviderCmd) -> anyhow::Result
                 ));
             }
         }
-        ProviderCmd::List { team } => {
+        ProviderCmd::List(TeamArg { team }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             let list = domain::providers::list(&db.read, t.id).await?;
             output::rows(cli.json, &list, |p| {
@@ -118,7 +110,7 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ProviderCmd) -> anyhow::Result
                 format!("{}\t{}\t{url}\t{key}", p.name, p.kind)
             });
         }
-        ProviderCmd::Remove { team, name } => {
+        ProviderCmd::Remove(TeamItem { team, name }) => {
             let t = domain::teams::by_slug(&db.read, team).await?;
             domain::providers::remove(&db.write, t.id, name).await?;
             if cli.json {

@@ -6,8 +6,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use super::util::{fk, index, ts};
-use ForeignKeyAction::Cascade;
+use super::util::{NewTable, add_column, drop_column, drop_index, drop_tables, index, ts};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -15,76 +14,37 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
-            Table::create()
-                .table("messaging_providers")
-                .col(big_pk_auto("id"))
-                .col(uuid_uniq("public_id"))
-                .col(big_integer("team_id"))
-                .col(string("name"))
-                .col(string("kind"))
-                .col(json_binary("config"))
-                .col(text("secret"))
-                .col(string_null("lookup_hash"))
-                .col(ts("created_at"))
-                .foreign_key(&mut fk("messaging_providers", "team_id", "teams", Cascade))
-                .to_owned(),
-        )
-        .await?;
-        m.create_index(index(
-            "messaging_providers_team_name_key",
-            "messaging_providers",
-            &["team_id", "name"],
-            true,
-        ))
-        .await?;
-        // Meta's verification handshake finds its provider by the token's hash.
-        m.create_index(index(
-            "messaging_providers_lookup_hash",
-            "messaging_providers",
-            &["lookup_hash"],
-            false,
-        ))
-        .await?;
-        // SQLite takes one column per ALTER TABLE.
-        m.alter_table(
-            Table::alter()
-                .table("channels")
-                .add_column(big_integer_null("messaging_provider_id"))
-                .to_owned(),
-        )
-        .await?;
-        m.alter_table(
-            Table::alter()
-                .table("channels")
-                .add_column(string_null("address"))
-                .to_owned(),
-        )
-        .await?;
+        NewTable::new("messaging_providers")
+            .col(uuid_uniq("public_id"))
+            .col(big_integer("team_id"))
+            .col(string("name"))
+            .col(string("kind"))
+            .col(json_binary("config"))
+            .col(text("secret"))
+            .col(string_null("lookup_hash"))
+            .col(ts("created_at"))
+            .fk("team_id", "teams", ForeignKeyAction::Cascade)
+            .unique("messaging_providers_team_name_key", &["team_id", "name"])
+            // Meta's verification handshake finds its provider by the token's hash.
+            .index("messaging_providers_lookup_hash", &["lookup_hash"])
+            .create(m)
+            .await?;
+        add_column(m, "channels", big_integer_null("messaging_provider_id")).await?;
+        add_column(m, "channels", string_null("address")).await?;
         m.create_index(index(
             "channels_platform_address",
             "channels",
             &["platform", "address"],
             false,
         ))
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(
-            Index::drop()
-                .name("channels_platform_address")
-                .table("channels")
-                .to_owned(),
-        )
-        .await?;
+        drop_index(m, "channels_platform_address", "channels").await?;
         for col in ["address", "messaging_provider_id"] {
-            m.alter_table(Table::alter().table("channels").drop_column(col).to_owned())
-                .await?;
+            drop_column(m, "channels", col).await?;
         }
-        m.drop_table(Table::drop().table("messaging_providers").to_owned())
-            .await?;
-        Ok(())
+        drop_tables(m, &["messaging_providers"]).await
     }
 }

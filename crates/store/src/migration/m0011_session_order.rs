@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::util::index;
+use super::util::{drop_index, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -21,12 +21,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(
-            Index::drop()
-                .name("jobs_session_status")
-                .table("jobs")
-                .to_owned(),
-        )
-        .await
+        drop_index(m, "jobs_session_status", "jobs").await
     }
 }

@@ -1,7 +1,7 @@
 //! The chat widget API over HTTP, as the widget and server integrations use it.
 
 use chatstudio_testkit::contract::assert_schema;
-use chatstudio_testkit::{Options, TestApp, both_backends};
+use chatstudio_testkit::{Options, TestApp, both_backends, event_stream};
 use domain::channels::widget::AuthLevel;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -848,23 +848,17 @@ both_backends!(streamed_replies, async |app: &TestApp| {
     )
     .await;
     let task = v["task_id"].as_str().unwrap();
-    let r = widget(
+    let events = event_stream(widget(
         app.request(
             Method::GET,
             &format!("/api/chat/{sid}/{task}/stream/"),
             None,
         ),
         &key,
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let text = r.text().await.unwrap();
-    let events: Vec<(&str, Value)> = text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
+    ))
+    .await;
+    let events: Vec<(&str, Value)> = events
+        .iter()
         .map(|e| {
             let mut lines = e.lines();
             let ev = lines.next().unwrap().strip_prefix("event: ").unwrap();

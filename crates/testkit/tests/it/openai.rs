@@ -1,7 +1,7 @@
 //! The OpenAI-compatible endpoint: plain and streamed.
 
 use chatstudio_testkit::contract::assert_schema;
-use chatstudio_testkit::{TestApp, both_backends};
+use chatstudio_testkit::{TestApp, both_backends, event_stream};
 use serde_json::{Value, json};
 
 fn url(bot: &uuid::Uuid) -> String {
@@ -136,20 +136,15 @@ both_backends!(
     async |app: &TestApp| {
         let team = app.team("a").await;
         let bot = app.echo_bot(&team).await;
-        let r = app
-            .request(reqwest::Method::POST, &url(&bot), Some(&team.key))
-            .json(
-                &json!({"stream": true, "stream_options": {"include_usage": true},
+        let frames = event_stream(
+            app.request(reqwest::Method::POST, &url(&bot), Some(&team.key))
+                .json(
+                    &json!({"stream": true, "stream_options": {"include_usage": true},
                       "messages": [{"role": "user", "content": "stream me a reply"}]}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "text/event-stream");
-        let text = r.text().await.unwrap();
-        let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
-        assert_eq!(frames.last(), Some(&"data: [DONE]"));
+                ),
+        )
+        .await;
+        assert_eq!(frames.last().map(String::as_str), Some("data: [DONE]"));
         let chunks: Vec<Value> = frames[..frames.len() - 1]
             .iter()
             .map(|f| serde_json::from_str(f.strip_prefix("data: ").unwrap()).unwrap())

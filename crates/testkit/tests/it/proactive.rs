@@ -10,17 +10,17 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::telegram::{
-    SECRET, TOKEN, fake_telegram, sent, telegram_accepts, telegram_channel, update, webhook,
+    EchoBot, SECRET, TOKEN, fake_telegram, sent, telegram_accepts, telegram_channel,
+    telegram_echo_bot, update, webhook,
 };
 
 both_backends!(
     telegram_end_to_end,
     fake_telegram(),
     async |app: &TestApp| {
-        let fake = telegram_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        let ch = telegram_channel(app, bot).await;
+        let EchoBot {
+            fake, channel: ch, ..
+        } = telegram_echo_bot(app).await;
         assert_eq!(
             webhook(app, ch, "wrong", &update(1, 42, Some("hi"))).await,
             403
@@ -109,11 +109,8 @@ both_backends!(
         let meta: Value = serde_json::from_str(meta[0]["m"].as_str().unwrap()).unwrap();
         assert_eq!(meta["blocked"], true);
         // trigger_bot to a blocked participant sends nothing more.
-        let (s, _) = app
-        .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "99", "platform": "telegram", "experiment": bot, "message_text": "hello?"}))
-        .await;
-        assert_eq!(s, 200);
-        app.settle().await;
+        app.trigger_bot_settled(&team, bot, "telegram", "99", "hello?")
+            .await;
         assert_eq!(sent(fake).await.len(), 1);
     }
 );
@@ -122,10 +119,9 @@ both_backends!(
     trigger_bot_both_modes_and_merges,
     fake_telegram(),
     async |app: &TestApp| {
-        let fake = telegram_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        telegram_channel(app, bot).await;
+        let EchoBot {
+            fake, team, bot, ..
+        } = telegram_echo_bot(app).await;
         let body = |extra: Value| {
             let mut b = json!({"identifier": "555", "platform": "telegram", "experiment": bot});
             for (k, v) in extra.as_object().unwrap() {

@@ -1,6 +1,6 @@
 //! A fake Telegram Bot API and the webhook, as the Telegram tests drive them.
 
-use chatstudio_testkit::{Options, TestApp};
+use chatstudio_testkit::{Options, TestApp, TestTeam};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::matchers::{method, path_regex};
@@ -40,6 +40,28 @@ pub async fn telegram_channel(app: &TestApp, bot: Uuid) -> Uuid {
     .await
     .unwrap()
     .id
+}
+
+/// Team "a"'s echo chatbot on a channel whose sends the platform's fake accepts.
+pub struct EchoBot<'a> {
+    pub fake: &'a MockServer,
+    pub team: TestTeam,
+    pub bot: Uuid,
+    pub channel: Uuid,
+}
+
+/// [`EchoBot`] on a Telegram channel.
+pub async fn telegram_echo_bot(app: &TestApp) -> EchoBot<'_> {
+    let fake = telegram_accepts(app).await;
+    let team = app.team("a").await;
+    let bot = app.echo_bot(&team).await;
+    let channel = telegram_channel(app, bot).await;
+    EchoBot {
+        fake,
+        team,
+        bot,
+        channel,
+    }
 }
 
 /// The sendMessage calls the fake received: (chat_id, text).

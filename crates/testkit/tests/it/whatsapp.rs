@@ -10,6 +10,8 @@ use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::telegram::EchoBot;
+
 pub const PHONE_ID: &str = "106540352242922";
 pub const APP_SECRET: &str = "meta-app-secret";
 pub const VERIFY_TOKEN: &str = "meta-verify-token";
@@ -61,6 +63,20 @@ pub async fn meta_provider(app: &TestApp, team: &TestTeam, language: &str) {
     )
     .await
     .unwrap();
+}
+
+/// [`EchoBot`] on a Meta channel on [`PHONE_ID`].
+pub async fn meta_echo_bot(app: &TestApp) -> EchoBot<'_> {
+    let fake = meta_accepts(app).await;
+    let team = app.team("a").await;
+    let bot = app.echo_bot(&team).await;
+    let channel = meta_channel(app, &team, bot).await;
+    EchoBot {
+        fake,
+        team,
+        bot,
+        channel,
+    }
 }
 
 /// A Meta provider and a channel on [`PHONE_ID`] for the chatbot.
@@ -168,10 +184,7 @@ both_backends!(
     meta_messages_are_answered_once_and_signed_ones_only,
     fake_whatsapp(),
     async |app: &TestApp| {
-        let fake = meta_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        meta_channel(app, &team, bot).await;
+        let EchoBot { fake, .. } = meta_echo_bot(app).await;
         let hi = notification(PHONE_ID, json!([text("wamid.1", "hi")]));
         // Bad or missing signatures: 403 and nothing stored.
         assert_eq!(post(app, &hi, Some("not-the-secret")).await, 403);
@@ -275,16 +288,12 @@ both_backends!(
     outside_the_window_bot_messages_go_as_the_template,
     fake_whatsapp(),
     async |app: &TestApp| {
-        let fake = meta_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        meta_channel(app, &team, bot).await;
+        let EchoBot {
+            fake, team, bot, ..
+        } = meta_echo_bot(app).await;
         let trigger = async |text: &str| {
-            let (s, v) = app
-                .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": text}))
+            app.trigger_bot_settled(&team, bot, "whatsapp", "+27821234567", text)
                 .await;
-            assert_eq!(s, 200, "{v}");
-            app.settle().await;
         };
         // Never wrote: the template, in the provider's language.
         trigger("Your appointment is tomorrow.").await;
@@ -366,20 +375,14 @@ both_backends!(
             .respond_with(error(131_026, 400))
             .mount(fake)
             .await;
-        let (s, _) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "hello?"}))
+        app.trigger_bot_settled(&team, bot, "whatsapp", "+27821234567", "hello?")
             .await;
-        assert_eq!(s, 200);
-        app.settle().await;
         assert_eq!(
             app.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'bot.send' AND status = 'failed' AND attempts = 1").await,
             1
         );
-        let (s, _) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "again?"}))
+        app.trigger_bot_settled(&team, bot, "whatsapp", "+27821234567", "again?")
             .await;
-        assert_eq!(s, 200);
-        app.settle().await;
         assert_eq!(
             sent(fake).await.len(),
             1,
@@ -419,10 +422,13 @@ both_backends!(
     a_disabled_channel_says_so_and_stores_nothing,
     fake_whatsapp(),
     async |app: &TestApp| {
-        let fake = meta_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        let ch = meta_channel(app, &team, bot).await;
+        let EchoBot {
+            fake,
+            team,
+            bot,
+            channel: ch,
+            ..
+        } = meta_echo_bot(app).await;
         domain::channels::set_enabled(
             &app.domain.db.write,
             ch,
@@ -465,7 +471,7 @@ both_backends!(
             .await
             .unwrap();
         let (s, v) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "psst"}))
+            .trigger_bot(&team, bot, "whatsapp", "+27821234567", "psst")
             .await;
         assert_eq!(
             (s, &v["detail"]),
@@ -483,10 +489,9 @@ both_backends!(
     schedules_reach_whatsapp_participants,
     fake_whatsapp(),
     async |app: &TestApp| {
-        let fake = meta_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        meta_channel(app, &team, bot).await;
+        let EchoBot {
+            fake, team, bot, ..
+        } = meta_echo_bot(app).await;
         let (s, v) = app
             .post_json("/api/participants", &team.key, &json!({"identifier": "27821234567", "platform": "whatsapp", "data": [{"experiment": bot, "schedules": [{"id": "wa", "name": "Wa", "prompt": "Say hi", "date": "2030-01-02T09:00:00Z"}]}]}))
             .await;
@@ -514,10 +519,7 @@ both_backends!(
     messages_sent_together_are_answered_in_order,
     fake_whatsapp(),
     async |app: &TestApp| {
-        let fake = meta_accepts(app).await;
-        let team = app.team("a").await;
-        let bot = app.echo_bot(&team).await;
-        meta_channel(app, &team, bot).await;
+        let EchoBot { fake, .. } = meta_echo_bot(app).await;
         let burst: Vec<Value> = (1..=6)
             .map(|i| text(&format!("wamid.{i}"), &format!("part {i}")))
             .collect();

@@ -148,11 +148,8 @@ both_backends!(
             .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": 63016, "message": "Failed to send freeform message because you are outside the allowed window.", "status": 400})))
             .mount(fake)
             .await;
-        let (s, _) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": "hello?"}))
+        app.trigger_bot_settled(&team, bot, "whatsapp", "+27821234567", "hello?")
             .await;
-        assert_eq!(s, 200);
-        app.settle().await;
         let failed = app
             .rows(
                 "SELECT status, last_error, CAST(result AS TEXT) FROM jobs WHERE kind = 'bot.send'",
@@ -264,11 +261,8 @@ both_backends!(
             .respond_with(ResponseTemplate::new(400).set_body_json(json!({"errors": [{"code": 1013, "title": "User is not valid", "details": "the recipient is not a WhatsApp user"}]})))
             .mount(fake)
             .await;
-        let (s, _) = app
-            .post_json("/api/trigger_bot", &other.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot_b, "message_text": "ping"}))
+        app.trigger_bot_settled(&other, bot_b, "whatsapp", "+27821234567", "ping")
             .await;
-        assert_eq!(s, 200);
-        app.settle().await;
         let job = app
             .rows(
                 "SELECT status, CAST(result AS TEXT) FROM jobs WHERE kind = 'bot.send'",
@@ -479,7 +473,7 @@ both_backends!(
         );
         // The API's platform choices are the contract's: `sms` is not one.
         let (s, v) = app
-            .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "sms", "experiment": bot, "message_text": "x"}))
+            .trigger_bot(&team, bot, "sms", "+27821234567", "x")
             .await;
         assert_eq!(s, 400, "{v}");
     }
@@ -564,11 +558,8 @@ both_backends!(
         };
         channel(app, &team, bot, creds, TWILIO_NUMBER).await;
         let trigger = async |text: &str| {
-            let (s, v) = app
-                .post_json("/api/trigger_bot", &team.key, &json!({"identifier": "+27821234567", "platform": "whatsapp", "experiment": bot, "message_text": text}))
+            app.trigger_bot_settled(&team, bot, "whatsapp", "+27821234567", text)
                 .await;
-            assert_eq!(s, 200, "{v}");
-            app.settle().await;
         };
         // Never wrote: the template, the text as its variable.
         trigger("Your results are ready.").await;

@@ -16,9 +16,8 @@ use uuid::Uuid;
 use api::AppState;
 use api::url::BaseUrl;
 
-use crate::chatbots::parse_id;
-use crate::error::{PageError, redirect};
-use crate::member::Member;
+use crate::error::PageError;
+use crate::member::{BotId, Member};
 use crate::render;
 
 /// What a page shows once: a new embed key and the snippet that uses it.
@@ -72,9 +71,9 @@ async fn page(
 pub async fn list(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
 ) -> Result<Response, PageError> {
-    page(&state, &m, parse_id(&id)?, StatusCode::OK, None, None).await
+    page(&state, &m, id, StatusCode::OK, None, None).await
 }
 
 /// The person's mistake, shown on the page; anything else is ours.
@@ -110,11 +109,10 @@ pub async fn add_widget(
     State(state): State<AppState>,
     m: Member,
     base: BaseUrl,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
     Form(f): Form<NewWidget>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let id = parse_id(&id)?;
     // The chatbot must be this team's before anything is added to it.
     domain::chatbots::get(&state.domain, m.team.id, id).await?;
     let level = match f.auth_level.as_str() {
@@ -151,11 +149,10 @@ pub struct NewTelegram {
 pub async fn add_telegram(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
     Form(f): Form<NewTelegram>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let id = parse_id(&id)?;
     domain::chatbots::get(&state.domain, m.team.id, id).await?;
     let token = f.token.trim();
     if token.is_empty() || token.len() > 200 || token.contains(['/', '?', '#']) {
@@ -193,10 +190,7 @@ pub async fn add_telegram(
             return page(&state, &m, id, StatusCode::BAD_GATEWAY, None, Some(msg)).await;
         }
     }
-    Ok(redirect(&format!(
-        "/a/{}/chatbots/{id}/channels/",
-        m.team.slug
-    )))
+    Ok(m.go(&format!("chatbots/{id}/channels/")))
 }
 
 #[derive(Deserialize)]
@@ -226,11 +220,11 @@ pub async fn act(
     State(state): State<AppState>,
     m: Member,
     base: BaseUrl,
-    Path((_, id, channel, action)): Path<(String, String, String, String)>,
+    BotId(id): BotId,
+    Path((_, _, channel, action)): Path<(String, String, String, String)>,
     Form(f): Form<ChannelAction>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let id = parse_id(&id)?;
     let ch = own_channel(&state, &m, id, &channel).await?;
     let db = &state.domain;
     match action.as_str() {
@@ -250,8 +244,5 @@ pub async fn act(
         }
         _ => return Err(PageError::NotFound),
     }
-    Ok(redirect(&format!(
-        "/a/{}/chatbots/{id}/channels/",
-        m.team.slug
-    )))
+    Ok(m.go(&format!("chatbots/{id}/channels/")))
 }

@@ -1,24 +1,23 @@
 //! Chatbot pages: the team's chatbots (and a new one from a chatbot file),
 //! one chatbot's settings and versions (and a new version, published or not).
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use domain::chatbots::{self, BotFile, Chatbot};
 use domain::teams::Permission;
 use minijinja::{Value, context};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use api::AppState;
 
 use crate::error::{PageError, redirect};
-use crate::member::Member;
+use crate::member::{BotId, Member};
 use crate::render;
 
 /// `/a/{team}/`: the team's first page.
 pub async fn team_home(m: Member) -> Response {
-    redirect(&format!("/a/{}/chatbots/", m.team.slug))
+    m.go("chatbots/")
 }
 
 fn row(c: &Chatbot) -> Value {
@@ -120,16 +119,12 @@ pub async fn create(
     }
 }
 
-pub fn parse_id(id: &str) -> Result<Uuid, PageError> {
-    Uuid::parse_str(id).map_err(|_| PageError::NotFound)
-}
-
 pub async fn show(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
 ) -> Result<Response, PageError> {
-    let bot = chatbots::get(&state.domain, m.team.id, parse_id(&id)?).await?;
+    let bot = chatbots::get(&state.domain, m.team.id, id).await?;
     let config = bot
         .config
         .as_object()
@@ -177,11 +172,10 @@ pub struct NewVersion {
 pub async fn new_version(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
     Form(f): Form<NewVersion>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let id = parse_id(&id)?;
     chatbots::create_version(
         &state.domain.db.write,
         m.team.id,
@@ -190,7 +184,7 @@ pub async fn new_version(
         f.publish.is_some(),
     )
     .await?;
-    Ok(redirect(&format!("/a/{}/chatbots/{id}/", m.team.slug)))
+    Ok(m.go(&format!("chatbots/{id}/")))
 }
 
 /// The try-it panel: a chat with the published version or any other, through
@@ -198,10 +192,10 @@ pub async fn new_version(
 pub async fn try_it(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
 ) -> Result<Response, PageError> {
     m.require(Permission::ManageChatbots)?;
-    let bot = chatbots::get(&state.domain, m.team.id, parse_id(&id)?).await?;
+    let bot = chatbots::get(&state.domain, m.team.id, id).await?;
     render::page(
         "try.html",
         context! {

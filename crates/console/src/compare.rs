@@ -1,7 +1,7 @@
 //! Two versions of a chatbot side by side: their configurations as YAML,
 //! line by line, only the changed parts with a little context.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use domain::versions::{Which, config_of};
 use minijinja::context;
@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use api::AppState;
 
-use crate::chatbots::{parse_id, yaml_text};
+use crate::chatbots::yaml_text;
 use crate::diff::{self, Change};
 use crate::error::PageError;
-use crate::member::Member;
+use crate::member::{BotId, Member};
 use crate::render;
 
 #[derive(Debug, Deserialize)]
@@ -33,10 +33,10 @@ fn label(w: Which) -> String {
 pub async fn show(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
     Query(q): Query<Pair>,
 ) -> Result<Response, PageError> {
-    let uuid = parse_id(&id)?;
+    let uuid = id;
     let bot = domain::chatbots::get(&state.domain, m.team.id, uuid).await?;
     let from: Which = q.from.parse()?;
     let to: Which = q.to.parse()?;

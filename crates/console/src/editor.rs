@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use api::AppState;
 
-use crate::chatbots::{parse_id, yaml_text};
-use crate::error::{PageError, redirect};
-use crate::member::Member;
+use crate::chatbots::yaml_text;
+use crate::error::PageError;
+use crate::member::{BotId, Member};
 use crate::render;
 
 /// Where in the YAML text an error points: the line (1-based) and the node.
@@ -94,7 +94,7 @@ pub struct EditForm {
 
 fn edit_page(
     m: &Member,
-    id: &str,
+    id: &uuid::Uuid,
     status: StatusCode,
     form: &EditForm,
     error: Option<(String, Place)>,
@@ -109,7 +109,7 @@ fn edit_page(
         context! {
             ..m.frame("chatbots"),
             ..context! {
-                id => id,
+                id => id.to_string(),
                 name => form.name,
                 description => form.description,
                 config => form.config,
@@ -126,10 +126,10 @@ fn edit_page(
 pub async fn form(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
 ) -> Result<Response, PageError> {
     m.require(Permission::ManageChatbots)?;
-    let bot = chatbots::get(&state.domain, m.team.id, parse_id(&id)?).await?;
+    let bot = chatbots::get(&state.domain, m.team.id, id).await?;
     let f = EditForm {
         name: bot.name,
         description: bot.description,
@@ -142,11 +142,11 @@ pub async fn form(
 pub async fn save(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id)): Path<(String, String)>,
+    BotId(id): BotId,
     Form(f): Form<EditForm>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let uuid = parse_id(&id)?;
+    let uuid = id;
     let config: Result<serde_json::Value, String> = if f.config.trim().is_empty() {
         Ok(serde_json::json!({}))
     } else {
@@ -169,7 +169,7 @@ pub async fn save(
         Err(msg) => Err(Ok(msg)),
     };
     match saved {
-        Ok(_) => Ok(redirect(&format!("/a/{}/chatbots/{uuid}/", m.team.slug))),
+        Ok(_) => Ok(m.go(&format!("chatbots/{uuid}/"))),
         Err(Ok(msg)) => {
             let at = place(&f.config, &msg);
             edit_page(&m, &id, StatusCode::BAD_REQUEST, &f, Some((msg, at)))
@@ -188,14 +188,15 @@ pub struct RestoreForm {
 pub async fn restore(
     State(state): State<AppState>,
     m: Member,
-    Path((_, id, number)): Path<(String, String, String)>,
+    BotId(id): BotId,
+    Path((_, _, number)): Path<(String, String, String)>,
     Form(f): Form<RestoreForm>,
 ) -> Result<Response, PageError> {
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
-    let uuid = parse_id(&id)?;
+    let uuid = id;
     let number: i32 = number.parse().map_err(|_| PageError::NotFound)?;
     domain::versions::restore(&state.domain, m.team.id, uuid, number).await?;
-    Ok(redirect(&format!("/a/{}/chatbots/{uuid}/", m.team.slug)))
+    Ok(m.go(&format!("chatbots/{uuid}/")))
 }
 
 #[cfg(test)]

@@ -55,6 +55,25 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// The chatbot a page's path names (`{id}`): a malformed id is a 404 page.
+pub struct BotId(pub uuid::Uuid);
+
+impl FromRequestParts<AppState> for BotId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| PageError::NotFound)?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .and_then(|(_, v)| uuid::Uuid::parse_str(v).ok())
+            .map(BotId)
+            .ok_or(PageError::NotFound)
+    }
+}
+
 /// A member of the path's team.
 pub struct Member {
     pub sign_in: SignIn,
@@ -109,6 +128,11 @@ impl Member {
         } else {
             Err(PageError::Csrf)
         }
+    }
+
+    /// A `303` to one of the team's pages (`rest` after `/a/{team}/`).
+    pub fn go(&self, rest: &str) -> axum::response::Response {
+        crate::error::redirect(&format!("/a/{}/{rest}", self.team.slug))
     }
 
     /// An action: the role's permission first, then the form's token.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use api::AppState;
 
-use crate::error::{PageError, redirect};
+use crate::error::PageError;
 use crate::member::Member;
 use crate::render;
 use crate::sessions::when;
@@ -81,7 +81,7 @@ pub async fn show(State(state): State<AppState>, m: Member) -> Result<Response, 
 }
 
 fn back(m: &Member) -> Response {
-    redirect(&format!("/a/{}/team/", m.team.slug))
+    m.go("team/")
 }
 
 /// A refusal the person can act on, shown on the team page.

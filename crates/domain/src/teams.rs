@@ -11,7 +11,7 @@ use crate::conn::{Reads, Writes};
 use crate::ids::{TeamId, UserId};
 use crate::text_enum::text_enum;
 use crate::{Error, Result};
-use store::constraints::{TEAM_SLUG, USER_USERNAME};
+use store::constraints::TEAM_SLUG;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Team {
@@ -199,20 +199,7 @@ async fn insert_member<C: ConnectionTrait>(
     role: Role,
 ) -> Result<i64> {
     let now = store::now();
-    let u = user::ActiveModel {
-        username: Set(username.to_string()),
-        email: Set(email.to_string()),
-        is_active: Set(true),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(db)
-    .await
-    .map_err(|e| {
-        Error::unique(e, USER_USERNAME, || {
-            format!("user {username} already exists")
-        })
-    })?;
+    let u = crate::users::insert_user(db, username, email).await?;
     membership::ActiveModel {
         team_id: Set(team_id.0),
         user_id: Set(u.id),

@@ -152,16 +152,7 @@ pub async fn add_to_team<C: TransactionTrait + Reads + Writes>(
     let now = store::now();
     let u = match by_email(&txn, &email).await? {
         Some(u) => u,
-        None => user::ActiveModel {
-            username: Set(email.to_lowercase()),
-            email: Set(email.clone()),
-            is_active: Set(true),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(|e| Error::unique(e, USER_USERNAME, || format!("user {email} already exists")))?,
+        None => insert_user(&txn, &email.to_lowercase(), &email).await?,
     };
     let taken = membership::Entity::find()
         .filter(membership::Column::TeamId.eq(team_id))
@@ -194,6 +185,28 @@ pub async fn add_to_team<C: TransactionTrait + Reads + Writes>(
         role,
         can_sign_in: u.password_hash.is_some(),
         is_active: u.is_active,
+    })
+}
+
+/// A new active user (no password yet).
+pub(crate) async fn insert_user<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    username: &str,
+    email: &str,
+) -> Result<user::Model> {
+    user::ActiveModel {
+        username: Set(username.to_string()),
+        email: Set(email.to_string()),
+        is_active: Set(true),
+        created_at: Set(store::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        Error::unique(e, USER_USERNAME, || {
+            format!("user {username} already exists")
+        })
     })
 }
 

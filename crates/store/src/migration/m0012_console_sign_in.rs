@@ -5,7 +5,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use super::util::{fk, index, ts};
+use super::util::{NewTable, add_column, drop_column, drop_tables, ts};
 use ForeignKeyAction::Cascade;
 
 #[derive(DeriveMigrationName)]
@@ -14,48 +14,25 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.alter_table(
-            Table::alter()
-                .table("users")
-                .add_column(text_null("password_hash"))
-                .to_owned(),
-        )
-        .await?;
-        m.create_table(
-            Table::create()
-                .table("console_sessions")
-                .col(big_pk_auto("id"))
-                .col(string_uniq("token_hash"))
-                .col(big_integer("user_id"))
-                .col(string("csrf_token"))
-                // The team last opened in the console: API v1 calls made with
-                // the session's cookie act in it.
-                .col(big_integer_null("team_id"))
-                .col(ts("created_at"))
-                .col(ts("expires_at"))
-                .foreign_key(&mut fk("console_sessions", "user_id", "users", Cascade))
-                .foreign_key(&mut fk("console_sessions", "team_id", "teams", Cascade))
-                .to_owned(),
-        )
-        .await?;
-        m.create_index(index(
-            "console_sessions_expires",
-            "console_sessions",
-            &["expires_at"],
-            false,
-        ))
-        .await
+        add_column(m, "users", text_null("password_hash")).await?;
+        NewTable::new("console_sessions")
+            .col(string_uniq("token_hash"))
+            .col(big_integer("user_id"))
+            .col(string("csrf_token"))
+            // The team last opened in the console: API v1 calls made with the
+            // session's cookie act in it.
+            .col(big_integer_null("team_id"))
+            .col(ts("created_at"))
+            .col(ts("expires_at"))
+            .fk("user_id", "users", Cascade)
+            .fk("team_id", "teams", Cascade)
+            .index("console_sessions_expires", &["expires_at"])
+            .create(m)
+            .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table("console_sessions").to_owned())
-            .await?;
-        m.alter_table(
-            Table::alter()
-                .table("users")
-                .drop_column("password_hash")
-                .to_owned(),
-        )
-        .await
+        drop_tables(m, &["console_sessions"]).await?;
+        drop_column(m, "users", "password_hash").await
     }
 }

@@ -339,6 +339,7 @@ pub async fn list(
         tags: split_list(query_param(&pairs, "tags")),
         versions: split_list(query_param(&pairs, "versions")),
         order,
+        ..Default::default()
     };
     let page = sessions::list(
         &state.domain,

@@ -15,6 +15,7 @@ mod export;
 pub mod graph;
 mod login;
 mod member;
+mod participants;
 mod render;
 mod sessions;
 mod team;
@@ -91,6 +92,16 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/sessions/export.csv", get(export::messages))
         .route("/a/{team}/sessions/{id}/", get(sessions::show))
         .route("/a/{team}/sessions/{id}/end/", post(sessions::end))
+        .route(
+            "/a/{team}/sessions/{id}/tags/{action}/",
+            post(sessions::tag),
+        )
+        .route("/a/{team}/participants/", get(participants::list))
+        .route("/a/{team}/participants/{id}/", get(participants::show))
+        .route(
+            "/a/{team}/participants/{id}/data/{chatbot}/",
+            post(participants::set_data),
+        )
         .route("/a/{team}/team/", get(team::show))
         .route("/a/{team}/team/keys/", post(team::create_key))
         .route(

@@ -22,6 +22,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("edit.html", include_str!("../templates/edit.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     ("channels.html", include_str!("../templates/channels.html")),
+    (
+        "participants.html",
+        include_str!("../templates/participants.html"),
+    ),
+    (
+        "participant.html",
+        include_str!("../templates/participant.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -59,4 +67,17 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         context! { title => title, message => message, status => status.as_u16() },
     )
     .unwrap_or_else(|_| (status, message.to_string()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            assert!(env.add_template(name, source).is_ok(), "{name}");
+        }
+    }
 }

@@ -36,7 +36,58 @@ pub struct ListQuery {
     #[serde(default)]
     tag: String,
     #[serde(default)]
+    status: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    participant: String,
+    /// First day (UTC), `YYYY-MM-DD`.
+    #[serde(default)]
+    from: String,
+    /// Last day (UTC), inclusive.
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
     cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The filters as a query string (links keep them).
+    fn keep(&self) -> String {
+        [
+            ("chatbot", &self.chatbot),
+            ("tag", &self.tag),
+            ("status", &self.status),
+            ("channel", &self.channel),
+            ("participant", &self.participant),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn day(text: &str, field: &str) -> Result<Option<chrono::NaiveDate>, PageError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                PageError::BadRequest(format!("{field}: {t:?} is not a date (YYYY-MM-DD)"))
+            }),
+    }
+}
+
+fn named<T>(text: &str, field: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>, PageError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => parse(t).map(Some).ok_or_else(|| {
+            PageError::BadRequest(format!("{field}: {t:?} is not one of the choices"))
+        }),
+    }
 }
 
 /// The list's filters from its query.
@@ -57,6 +108,13 @@ pub fn filter_of(q: &ListQuery) -> Result<Filter, PageError> {
             .filter(|t| !t.is_empty())
             .map(str::to_string)
             .collect(),
+        status: named(&q.status, "status", SessionStatus::parse)?,
+        platform: named(&q.channel, "channel", domain::channels::Platform::parse)?,
+        participant: Some(q.participant.trim().to_string()).filter(|p| !p.is_empty()),
+        since: day(&q.from, "from")?.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
+        until: day(&q.to, "to")?
+            .and_then(|d| d.succ_opt())
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
         ..Default::default()
     })
 }
@@ -73,11 +131,7 @@ pub async fn list(
     };
     let page = listing::list(&state.domain, m.team.id, &filter, &req).await?;
     let bots = domain::chatbots::list_all(&state.domain, m.team.id).await?;
-    let keep = format!(
-        "chatbot={}&tag={}",
-        encode(q.chatbot.trim()),
-        encode(q.tag.trim())
-    );
+    let keep = q.keep();
     let link = |c: &Option<String>| c.as_ref().map(|c| format!("?{keep}&cursor={}", encode(c)));
     render::page(
         "sessions.html",
@@ -94,7 +148,13 @@ pub async fn list(
                     created_at => when(s.created_at),
                 }).collect::<Vec<_>>(),
                 chatbots => bots.iter().map(|b| context! { id => b.id.to_string(), name => b.name }).collect::<Vec<_>>(),
-                filter => context! { chatbot => q.chatbot.trim(), tag => q.tag.trim() },
+                filter => context! {
+                    chatbot => q.chatbot.trim(), tag => q.tag.trim(), status => q.status.trim(),
+                    channel => q.channel.trim(), participant => q.participant.trim(),
+                    from => q.from.trim(), to => q.to.trim(),
+                },
+                statuses => SessionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                channels => domain::channels::Platform::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                 next => link(&page.next),
                 previous => link(&page.previous),
                 count => page.count,
@@ -171,6 +231,51 @@ pub async fn show(
             }
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct TagForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// Adds (`add`) or takes off (`remove`) one of the session's tags.
+pub async fn tag(
+    State(state): State<AppState>,
+    m: Member,
+    Path((_, id, action)): Path<(String, String, String)>,
+    Form(f): Form<TagForm>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
+    let sid = sessions::exists(&state.domain, m.team.id, &id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let name = f.name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(PageError::BadRequest(
+            "A tag is 1 to 255 characters.".into(),
+        ));
+    }
+    let names = [name.to_string()];
+    match action.as_str() {
+        "add" => {
+            domain::tags::add_to_session(
+                &state.domain,
+                m.team.id,
+                sid.0,
+                &names,
+                Some(m.sign_in.user_id.0),
+            )
+            .await?
+        }
+        "remove" => {
+            domain::tags::remove_from_session(&state.domain, m.team.id, sid.0, &names).await?
+        }
+        _ => return Err(PageError::NotFound),
+    }
+    Ok(m.go(&format!("sessions/{}/", encode(&id))))
 }
 
 #[derive(Deserialize)]

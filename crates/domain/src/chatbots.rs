@@ -326,6 +326,11 @@ pub(crate) async fn head_row<C: ConnectionTrait + Reads + Writes>(
         .ok_or_else(|| Error::not_found(NOT_FOUND))
 }
 
+/// The row id of a team's chatbot family (its working version), by public id.
+pub async fn family_of(db: &impl Writes, team_id: TeamId, id: Uuid) -> Result<ChatbotId> {
+    Ok(ChatbotId(head_row(db.writer(), team_id, id).await?.id))
+}
+
 /// The working version with its live snapshots; snapshots, archived chatbots and
 /// other teams' chatbots are all "not found".
 pub async fn get(db: &impl Reads, team_id: TeamId, id: Uuid) -> Result<Chatbot> {

@@ -422,3 +422,48 @@ mod tests {
         );
     }
 }
+
+/// A participant's schedule still to fire, as a list shows it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub chatbot: String,
+    pub name: String,
+    pub prompt: String,
+    pub next_at: DateTime<Utc>,
+    pub repetitions: i32,
+    pub total_triggers: i32,
+}
+
+/// Every schedule of a participant still to fire (any chatbot), soonest
+/// first: two queries.
+pub async fn pending_of(
+    db: &impl crate::conn::Reads,
+    participant_id: crate::ParticipantId,
+) -> Result<Vec<Pending>> {
+    use sea_orm::QueryOrder;
+    let db = db.reader();
+    let rows = schedule::Entity::find()
+        .filter(schedule::Column::ParticipantId.eq(participant_id))
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Scheduled))
+        .order_by_asc(schedule::Column::NextTriggerAt)
+        .all(db)
+        .await?;
+    let names: std::collections::HashMap<i64, String> = store::entity::chatbot::Entity::find()
+        .filter(store::entity::chatbot::Column::Id.is_in(rows.iter().map(|r| r.chatbot_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|s| Pending {
+            chatbot: names.get(&s.chatbot_id).cloned().unwrap_or_default(),
+            name: s.name,
+            prompt: s.prompt,
+            next_at: s.next_trigger_at,
+            repetitions: s.repetitions,
+            total_triggers: s.total_triggers,
+        })
+        .collect())
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::channels::Platform;
 use crate::conn::{Reads, Writes};
-use crate::ids::TeamId;
+use crate::ids::{ParticipantId, TeamId};
 use crate::pagination::{self, Listing, Order, Page, PageRequest, Position};
 use crate::text_enum::stored;
 use crate::{Domain, Result};
@@ -156,4 +156,20 @@ pub async fn list(
         let d = data.remove(&p.id).unwrap_or_default();
         detail(p, d)
     })
+}
+
+/// One of the team's participants (by public id) with their data per
+/// chatbot, and their row id.
+pub async fn one(domain: &Domain, team_id: TeamId, id: Uuid) -> Result<(ParticipantId, Detail)> {
+    let db = &domain.db.read;
+    let p = participant::Entity::find()
+        .filter(participant::Column::TeamId.eq(team_id))
+        .filter(participant::Column::PublicId.eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| crate::Error::not_found("No Participant matches the given query."))?;
+    let row = ParticipantId(p.id);
+    let mut data = data_rows(db, &[p.id], None).await?;
+    let d = data.remove(&p.id).unwrap_or_default();
+    Ok((row, detail(p, d)?))
 }

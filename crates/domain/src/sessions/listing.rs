@@ -26,6 +26,14 @@ pub struct Filter {
     pub tags: Vec<String>,
     pub versions: Vec<String>,
     pub order: Option<Order>,
+    pub status: Option<SessionStatus>,
+    pub platform: Option<Platform>,
+    /// The participant's identifier, exactly (as the platform names them).
+    pub participant: Option<String>,
+    /// Started at or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Started before.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +164,30 @@ pub async fn list(
             session::Column::Id
                 .in_subquery(tags::sessions_with_version_tags(team_id, &filter.versions)),
         );
+    }
+    if let Some(status) = filter.status {
+        q = q.filter(session::Column::Status.eq(status));
+    }
+    if let Some(platform) = filter.platform {
+        q = q.filter(session::Column::Platform.eq(platform));
+    }
+    if let Some(who) = &filter.participant {
+        q = q.filter(
+            session::Column::ParticipantId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(participant::Column::Id)
+                    .from(participant::Entity)
+                    .and_where(participant::Column::TeamId.eq(team_id))
+                    .and_where(participant::Column::Identifier.eq(who.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(since) = filter.since {
+        q = q.filter(session::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        q = q.filter(session::Column::CreatedAt.lt(until));
     }
     let listing = Listing::<session::Entity> {
         kind: "sessions",

@@ -1310,3 +1310,225 @@ both_backends!(
         assert!(!p.body.contains("42:GOOD"), "the token is never shown");
     }
 );
+
+both_backends!(sessions_filtered_and_tagged, async |app: &TestApp| {
+    let team = app.team("acme").await;
+    let bot = app.echo_bot(&team).await;
+    for who in ["ada@acme.org", "bo@acme.org"] {
+        let (s, body) = app
+            .post_json(
+                "/api/sessions/",
+                &team.key,
+                &json!({"experiment": bot, "participant": who}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    app.api_message(&team, bot, "hello").await;
+    let ada = app
+        .rows(
+            "SELECT s.external_id FROM sessions s JOIN participants p ON p.id = s.participant_id WHERE p.identifier = 'ada@acme.org'",
+            &["external_id"],
+        )
+        .await[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let total = app.scalar("SELECT COUNT(*) FROM sessions").await;
+    assert_eq!(total, 3);
+    let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+    let count = |body: &str| -> usize { body.matches("/a/acme/sessions/").count() };
+    let all = c.get("/a/acme/sessions/").await;
+    let baseline = count(&all.body);
+    let p = c.get("/a/acme/sessions/?participant=ada%40acme.org").await;
+    assert_eq!(p.status, 200);
+    assert!(
+        p.body.contains(&ada[..8]) && p.body.contains("1 sessions"),
+        "{}",
+        p.body
+    );
+    assert_eq!(count(&p.body), baseline - 2);
+    // The API's own sessions name no channel; the chat API's turn is on `api`.
+    let p = c.get("/a/acme/sessions/?channel=api").await;
+    assert!(p.body.contains("1 sessions"), "{}", p.body);
+    let p = c.get("/a/acme/sessions/?channel=telegram").await;
+    assert!(p.body.contains("No sessions match"));
+    let p = c.get("/a/acme/sessions/?status=active").await;
+    assert!(p.body.contains("sessions."), "{}", p.body);
+    let today = chrono::Utc::now().date_naive();
+    let p = c
+        .get(&format!("/a/acme/sessions/?from={today}&to={today}"))
+        .await;
+    assert!(p.body.contains("3 sessions"), "{}", p.body);
+    let tomorrow = today.succ_opt().unwrap();
+    let p = c.get(&format!("/a/acme/sessions/?from={tomorrow}")).await;
+    assert!(p.body.contains("No sessions match"));
+    for bad in [
+        "status=sleeping",
+        "channel=pigeon",
+        "from=yesterday",
+        "to=2026-13-01",
+    ] {
+        assert_eq!(
+            c.get(&format!("/a/acme/sessions/?{bad}")).await.status,
+            400,
+            "{bad}"
+        );
+    }
+
+    // Tags added and taken off; the tag filter finds them; the CSV keeps the filters.
+    let page = format!("/a/acme/sessions/{ada}/");
+    let p = c
+        .submit(&format!("{page}tags/add/"), &[("name", "needs-review")])
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let p = c.get(&page).await;
+    assert!(p.body.contains("needs-review"));
+    let p = c.get("/a/acme/sessions/?tag=needs-review").await;
+    assert!(p.body.contains("1 sessions"), "{}", p.body);
+    assert!(
+        p.body.contains("export.csv?chatbot=&amp;tag=needs-review"),
+        "{}",
+        p.body
+    );
+    assert_eq!(
+        c.submit(&format!("{page}tags/add/"), &[("name", " ")])
+            .await
+            .status,
+        400
+    );
+    let viewer = app.signed_in(&team, Role::ChatViewer).await;
+    assert_eq!(
+        viewer
+            .submit(&format!("{page}tags/remove/"), &[("name", "needs-review")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        c.post(&format!("{page}tags/remove/"), &[("name", "needs-review")])
+            .await
+            .status,
+        403
+    );
+    let p = c
+        .submit(&format!("{page}tags/remove/"), &[("name", "needs-review")])
+        .await;
+    assert_eq!(p.status, 303);
+    let p = c.get("/a/acme/sessions/?tag=needs-review").await;
+    assert!(p.body.contains("No sessions match"));
+    let rival = app.team("rival").await;
+    let stranger = app.signed_in(&rival, Role::Owner).await;
+    assert_eq!(
+        stranger
+            .submit(
+                &format!("/a/rival/sessions/{ada}/tags/add/"),
+                &[("name", "x")]
+            )
+            .await
+            .status,
+        404
+    );
+});
+
+both_backends!(
+    participants_their_data_and_schedules,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        let (s, body) = app
+        .post_json(
+            "/api/participants/",
+            &team.key,
+            &json!({"identifier": "ada@acme.org", "platform": "api", "data": [{
+                "experiment": bot, "data": {"name": "Ada", "age": 36},
+                "schedules": [{"name": "check-in", "prompt": "Ask how Ada is", "date": "2031-01-01T09:00:00Z"}]
+            }]}),
+        )
+        .await;
+        assert!(s == 200 || s == 201, "{s} {body}");
+        let viewer = app.signed_in(&team, Role::ChatViewer).await;
+        let p = viewer.get("/a/acme/participants/").await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("ada@acme.org"), "{}", p.body);
+        let href = p
+            .body
+            .split("href=\"/a/acme/participants/")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .find(|s| s.len() > 36)
+            .unwrap()
+            .to_string();
+        let page = format!("/a/acme/participants/{href}");
+        let p = viewer.get(&page).await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains("&quot;age&quot;: 36"), "{}", p.body);
+        assert!(
+            p.body.contains("check-in") && p.body.contains("Ask how Ada is"),
+            "{}",
+            p.body
+        );
+        assert!(!p.body.contains("Save the data"), "a viewer reads only");
+        let p = viewer.get("/a/acme/participants/?identifier=nobody").await;
+        assert!(p.body.contains("No participants match"));
+        assert_eq!(
+            viewer
+                .get("/a/acme/participants/?channel=pigeon")
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            viewer.get("/a/acme/participants/not-a-uuid/").await.status,
+            404
+        );
+        let save = format!("{page}data/{bot}/");
+        assert_eq!(
+            viewer
+                .submit(&save, &[("data", "{\"age\": 1}")])
+                .await
+                .status,
+            403
+        );
+
+        let admin = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let p = admin.submit(&save, &[("data", "[1, 2]")]).await;
+        assert_eq!(p.status, 400);
+        assert!(p.body.contains("must be a JSON object"));
+        let p = admin.submit(&save, &[("data", "{oops")]).await;
+        assert_eq!(p.status, 400);
+        assert_eq!(
+            admin.post(&save, &[("data", "{}")]).await.status,
+            403,
+            "no CSRF token"
+        );
+        let p = admin
+            .submit(&save, &[("data", "{\"name\": \"Ada L.\", \"age\": 37}")])
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let p = admin.get(&page).await;
+        assert!(
+            p.body.contains("&quot;age&quot;: 37") && p.body.contains("Ada L."),
+            "{}",
+            p.body
+        );
+
+        // Another team's participant is not here.
+        let rival = app.team("rival").await;
+        let stranger = app.signed_in(&rival, Role::Owner).await;
+        assert_eq!(
+            stranger
+                .get(&page.replace("/a/acme/", "/a/rival/"))
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            stranger
+                .submit(&save.replace("/a/acme/", "/a/rival/"), &[("data", "{}")])
+                .await
+                .status,
+            404
+        );
+    }
+);

@@ -16,6 +16,7 @@ pub mod graph;
 mod login;
 mod member;
 mod participants;
+mod providers;
 mod render;
 mod sessions;
 mod team;
@@ -103,6 +104,15 @@ pub fn routes(state: &AppState) -> Routes {
             post(participants::set_data),
         )
         .route("/a/{team}/team/", get(team::show))
+        .route("/a/{team}/team/providers/", post(providers::add))
+        .route(
+            "/a/{team}/team/providers/{name}/remove/",
+            post(providers::remove),
+        )
+        .route(
+            "/a/{team}/team/providers/{name}/test/",
+            post(providers::test),
+        )
         .route("/a/{team}/team/keys/", post(team::create_key))
         .route(
             "/a/{team}/team/keys/{prefix}/revoke/",

@@ -24,12 +24,27 @@ struct Shown {
     text: String,
 }
 
+/// The team page with the outcome of an action that has no page of its own
+/// (a provider's test: what it answered, or why it failed).
+pub async fn notice(
+    state: &AppState,
+    m: &Member,
+    status: StatusCode,
+    outcome: Result<String, String>,
+) -> Result<Response, PageError> {
+    match outcome {
+        Ok(note) => page(state, m, status, None, None, Some(note)).await,
+        Err(error) => page(state, m, status, None, Some(error), None).await,
+    }
+}
+
 async fn page(
     state: &AppState,
     m: &Member,
     status: StatusCode,
     shown: Option<Shown>,
     error: Option<String>,
+    note: Option<String>,
 ) -> Result<Response, PageError> {
     let members = domain::users::members(&state.domain, m.team.id).await?;
     let keys = domain::keys::list(&state.domain, m.team.id).await?;
@@ -70,6 +85,8 @@ async fn page(
                 roles => roles,
                 shown => shown.map(|s| context! { what => s.what, text => s.text }),
                 error => error,
+                note => note,
+                kinds => domain::providers::KINDS,
             }
         },
     )
@@ -77,7 +94,7 @@ async fn page(
 
 pub async fn show(State(state): State<AppState>, m: Member) -> Result<Response, PageError> {
     m.require(Permission::ManageTeam)?;
-    page(&state, &m, StatusCode::OK, None, None).await
+    page(&state, &m, StatusCode::OK, None, None, None).await
 }
 
 fn back(m: &Member) -> Response {
@@ -88,10 +105,10 @@ fn back(m: &Member) -> Response {
 async fn refused(state: &AppState, m: &Member, e: domain::Error) -> Result<Response, PageError> {
     match e {
         domain::Error::Conflict(msg) | domain::Error::BadRequest(msg) => {
-            page(state, m, StatusCode::BAD_REQUEST, None, Some(msg)).await
+            page(state, m, StatusCode::BAD_REQUEST, None, Some(msg), None).await
         }
         domain::Error::Field { message, .. } => {
-            page(state, m, StatusCode::BAD_REQUEST, None, Some(message)).await
+            page(state, m, StatusCode::BAD_REQUEST, None, Some(message), None).await
         }
         other => Err(other.into()),
     }
@@ -145,7 +162,7 @@ pub async fn create_key(
                 what: "API key",
                 text: full,
             };
-            page(&state, &m, StatusCode::OK, Some(shown), None).await
+            page(&state, &m, StatusCode::OK, Some(shown), None, None).await
         }
         Err(e) => refused(&state, &m, e).await,
     }
@@ -202,7 +219,7 @@ pub async fn add_member(
                 what: "password for the new member",
                 text: format!("{}: {}", member.email, domain::users::reveal(&password)),
             };
-            page(&state, &m, StatusCode::OK, Some(shown), None).await
+            page(&state, &m, StatusCode::OK, Some(shown), None, None).await
         }
         Err(e) => refused(&state, &m, e).await,
     }

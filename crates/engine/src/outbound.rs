@@ -264,6 +264,26 @@ impl Outbound {
         }
     }
 
+    /// As [`Outbound::check`], and a name must resolve only to addresses the
+    /// policy allows (for URLs kept to call later by other clients, such as
+    /// an LLM provider's endpoint).
+    pub async fn check_resolved(&self, url: &url::Url) -> Result<(), OutboundError> {
+        self.check(url)?;
+        let Some(url::Host::Domain(name)) = url.host() else {
+            return Ok(());
+        };
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs = tokio::net::lookup_host((name, port))
+            .await
+            .map_err(|e| OutboundError::Invalid(format!("{name} does not resolve: {e}")))?;
+        for a in addrs {
+            if !allowed(&self.settings.allow, a.ip()) {
+                return Err(OutboundError::Refused(a.ip().to_string()));
+            }
+        }
+        Ok(())
+    }
+
     /// Sends a request and reads its answer up to the size cap.
     pub async fn fetch(&self, rb: reqwest::RequestBuilder) -> Result<Fetched, OutboundError> {
         let req = rb

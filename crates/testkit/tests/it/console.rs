@@ -1532,3 +1532,140 @@ both_backends!(
         );
     }
 );
+
+both_backends!(providers_added_tested_and_removed, async |app: &TestApp| {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let fake = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer sk-good"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-test",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+        })))
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer sk-bad"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}),
+        ))
+        .mount(&fake)
+        .await;
+    let team = app.team("acme").await;
+    let c = app.signed_in(&team, Role::TeamAdmin).await;
+    let endpoint = format!("{}/v1", fake.uri());
+    for (name, key) in [("good", "sk-good"), ("bad", "sk-bad")] {
+        let p = c
+            .submit(
+                "/a/acme/team/providers/",
+                &[
+                    ("name", name),
+                    ("kind", "openai"),
+                    ("base_url", &endpoint),
+                    ("api_key", key),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+    }
+    let p = c.get("/a/acme/team/").await;
+    assert!(
+        p.body.contains("set (never shown)") && !p.body.contains("sk-good"),
+        "{}",
+        p.body
+    );
+    let stored = app.rows("SELECT secret FROM providers", &["secret"]).await;
+    assert!(
+        stored
+            .iter()
+            .all(|r| !r["secret"].as_str().unwrap_or("").contains("sk-")),
+        "sealed"
+    );
+
+    let p = c
+        .submit(
+            "/a/acme/team/providers/good/test/",
+            &[("model", "gpt-test")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        p.body.contains("good answered with gpt-test in"),
+        "{}",
+        p.body
+    );
+    let p = c
+        .submit("/a/acme/team/providers/bad/test/", &[("model", "gpt-test")])
+        .await;
+    assert!(p.body.contains("bad did not answer"), "{}", p.body);
+    assert!(!p.body.contains("sk-bad"), "the key is never shown");
+    assert_eq!(
+        c.submit("/a/acme/team/providers/nobody/test/", &[("model", "m")])
+            .await
+            .status,
+        400
+    );
+
+    // Refused: a bad type, a taken name, a private endpoint.
+    let p = c
+        .submit(
+            "/a/acme/team/providers/",
+            &[("name", "x"), ("kind", "oracle"), ("api_key", "k")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    let p = c
+        .submit(
+            "/a/acme/team/providers/",
+            &[("name", "good"), ("kind", "openai"), ("api_key", "k")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("already has a provider"));
+    for private in [
+        "http://10.0.0.5/v1",
+        "http://169.254.169.254/",
+        "http://[::1]:9/v1",
+    ] {
+        let p = c
+            .submit(
+                "/a/acme/team/providers/",
+                &[
+                    ("name", "local"),
+                    ("kind", "openai"),
+                    ("base_url", private),
+                    ("api_key", "k"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 400, "{private}");
+        assert!(p.body.contains("The endpoint is refused"), "{}", p.body);
+    }
+
+    let p = c.submit("/a/acme/team/providers/bad/remove/", &[]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM providers").await, 1);
+    let viewer = app.signed_in(&team, Role::ChatbotAdmin).await;
+    assert_eq!(
+        viewer
+            .submit("/a/acme/team/providers/good/remove/", &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        viewer
+            .submit(
+                "/a/acme/team/providers/",
+                &[("name", "z"), ("kind", "builtin")]
+            )
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM providers").await, 1);
+});

@@ -5,6 +5,7 @@
 //! binary; pages work without JavaScript.
 
 mod assets;
+mod chart;
 mod chatbots;
 mod compare;
 pub mod diff;
@@ -17,6 +18,7 @@ mod member;
 mod render;
 mod sessions;
 mod team;
+mod usage;
 
 use std::sync::Arc;
 
@@ -77,6 +79,7 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/a/{team}/sessions/export.csv", get(export::messages))
         .route("/a/{team}/sessions/{id}/", get(sessions::show))
         .route("/a/{team}/sessions/{id}/end/", post(sessions::end))
+        .route("/a/{team}/usage/", get(usage::show))
         .route("/a/{team}/team/", get(team::show))
         .route("/a/{team}/team/keys/", post(team::create_key))
         .route(

@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("try.html", include_str!("../templates/try.html")),
     ("edit.html", include_str!("../templates/edit.html")),
     ("compare.html", include_str!("../templates/compare.html")),
+    ("usage.html", include_str!("../templates/usage.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -6,6 +6,7 @@
 
 mod assets;
 mod channels;
+mod chart;
 mod chatbots;
 mod compare;
 pub mod diff;
@@ -20,6 +21,7 @@ mod providers;
 mod render;
 mod sessions;
 mod team;
+mod usage;
 
 use std::sync::Arc;
 
@@ -103,6 +105,7 @@ pub fn routes(state: &AppState) -> Routes {
             "/a/{team}/participants/{id}/data/{chatbot}/",
             post(participants::set_data),
         )
+        .route("/a/{team}/usage/", get(usage::show))
         .route("/a/{team}/team/", get(team::show))
         .route("/a/{team}/team/providers/", post(providers::add))
         .route(

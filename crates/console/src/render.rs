@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "participant.html",
         include_str!("../templates/participant.html"),
     ),
+    ("usage.html", include_str!("../templates/usage.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

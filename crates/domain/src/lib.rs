@@ -39,6 +39,7 @@ pub mod timeouts;
 pub mod traces;
 pub mod trigger;
 pub mod turns;
+pub mod usage;
 pub mod users;
 pub mod values;
 pub mod versions;

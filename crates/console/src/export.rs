@@ -1,5 +1,6 @@
-//! CSV exports, streamed a page at a time so that any number of sessions
-//! leaves memory flat: the messages of the filtered sessions.
+//! CSV exports, streamed a page at a time so that any number of rows leaves
+//! memory flat: the messages of the filtered sessions, and participants'
+//! data (one row per participant and chatbot, the data as JSON).
 //!
 //! Cells that a spreadsheet would run as a formula (starting with `=`, `+`,
 //! `-`, `@`, tab or carriage return) are prefixed with `'`: participants write
@@ -107,20 +108,103 @@ pub async fn messages(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|s| (Ok::<_, Infallible>(s), rx))
-    });
-    Ok((
+    Ok(attachment("messages.csv", stream_of(rx)))
+}
+
+fn attachment(name: &str, body: Body) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"messages.csv\"",
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        Body::from_stream(stream),
+        body,
     )
-        .into_response())
+        .into_response()
+}
+
+fn participant_lines(page: &[domain::participants::listing::Detail]) -> String {
+    let mut out = String::new();
+    for p in page {
+        if p.data.is_empty() {
+            out.push_str(&line(&[
+                &p.identifier,
+                &p.name,
+                p.platform.as_str(),
+                "",
+                "{}",
+            ]));
+        }
+        for d in &p.data {
+            let json = d.data.to_string();
+            out.push_str(&line(&[
+                &p.identifier,
+                &p.name,
+                p.platform.as_str(),
+                &d.chatbot,
+                &json,
+            ]));
+        }
+    }
+    out
+}
+
+/// `GET /a/{team}/participants/export.csv`: every participant (the list's
+/// filters), their data per chatbot.
+pub async fn participants(
+    State(state): State<AppState>,
+    m: Member,
+    Query(q): Query<crate::participants::ListQuery>,
+) -> Result<Response, PageError> {
+    m.require(Permission::Read)?;
+    let filter = crate::participants::filter_of(&q)?;
+    let page_of = |cursor: Option<String>| domain::pagination::PageRequest {
+        cursor: Some(cursor.unwrap_or_default()),
+        page_size: Some("500".into()),
+    };
+    let first =
+        domain::participants::listing::list(&state.domain, m.team.id, &filter, &page_of(None))
+            .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    let team = m.team.id;
+    tokio::spawn(async move {
+        let mut chunk = line(&["identifier", "name", "channel", "chatbot", "data"]);
+        chunk.push_str(&participant_lines(&first.items));
+        if tx.send(chunk).await.is_err() {
+            return;
+        }
+        let mut cursor = first.next;
+        while let Some(c) = cursor.take() {
+            match domain::participants::listing::list(
+                &state.domain,
+                team,
+                &filter,
+                &page_of(Some(c)),
+            )
+            .await
+            {
+                Ok(page) => {
+                    if tx.send(participant_lines(&page.items)).await.is_err() {
+                        return;
+                    }
+                    cursor = page.next;
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e.chain(), "console: participant export failed mid-way");
+                    return;
+                }
+            }
+        }
+    });
+    Ok(attachment("participants.csv", stream_of(rx)))
+}
+
+fn stream_of(rx: tokio::sync::mpsc::Receiver<String>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|s| (Ok::<_, Infallible>(s), rx))
+    }))
 }
 
 #[cfg(test)]

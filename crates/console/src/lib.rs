@@ -100,6 +100,10 @@ pub fn routes(state: &AppState) -> Routes {
             post(sessions::tag),
         )
         .route("/a/{team}/participants/", get(participants::list))
+        .route(
+            "/a/{team}/participants/export.csv",
+            get(export::participants),
+        )
         .route("/a/{team}/participants/{id}/", get(participants::show))
         .route(
             "/a/{team}/participants/{id}/data/{chatbot}/",
@@ -116,6 +120,7 @@ pub fn routes(state: &AppState) -> Routes {
             "/a/{team}/team/providers/{name}/test/",
             post(providers::test),
         )
+        .route("/a/{team}/team/prices/", post(providers::set_price))
         .route("/a/{team}/team/keys/", post(team::create_key))
         .route(
             "/a/{team}/team/keys/{prefix}/revoke/",

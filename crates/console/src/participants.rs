@@ -32,15 +32,12 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    m: Member,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, PageError> {
+/// The list's filters from its query.
+pub fn filter_of(q: &ListQuery) -> Result<Filter, PageError> {
     let bad = |what: &str, v: &str| {
         PageError::BadRequest(format!("{what}: {v:?} is not one of the choices"))
     };
-    let filter = Filter {
+    Ok(Filter {
         identifier: Some(q.identifier.trim().to_string()).filter(|s| !s.is_empty()),
         platform: match q.channel.trim() {
             "" => None,
@@ -50,7 +47,15 @@ pub async fn list(
             "" => None,
             c => Some(Uuid::parse_str(c).map_err(|_| bad("chatbot", c))?),
         },
-    };
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    m: Member,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let filter = filter_of(&q)?;
     let req = PageRequest {
         cursor: q.cursor.clone(),
         page_size: Some("50".into()),
@@ -82,6 +87,7 @@ pub async fn list(
                 next => link(&page.next),
                 previous => link(&page.previous),
                 count => page.count,
+                export => format!("export.csv?{keep}"),
             }
         },
     )

@@ -1,6 +1,7 @@
 //! A team's LLM providers on the team page: added with their key (sealed,
 //! never shown again), removed, and a "test connection" that asks the
-//! provider for a one-word answer with the model given.
+//! provider for a one-word answer with the model given; and the team's own
+//! prices for models (overriding the shipped price table from now on).
 //!
 //! An endpoint typed into the console must resolve to public addresses (the
 //! outbound policy: `--outbound-allow` lets an operator permit a local model
@@ -164,4 +165,58 @@ pub async fn test(
         Err(e) => Err(format!("{name} did not answer: {e}")),
     };
     team::notice(&state, &m, StatusCode::OK, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct PriceForm {
+    #[serde(default)]
+    provider_kind: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    usd_per_1m: String,
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// Sets the team's price for a model and token kind, in force from now.
+pub async fn set_price(
+    State(state): State<AppState>,
+    m: Member,
+    Form(f): Form<PriceForm>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageTeam, &f.csrfmiddlewaretoken)?;
+    let model = f.model.trim();
+    let checked = if !domain::providers::KINDS.contains(&f.provider_kind.as_str()) {
+        Err(format!("{:?} is not a provider type", f.provider_kind))
+    } else if model.is_empty() || model.len() > 200 {
+        Err("Name the model (as the provider reports it).".to_string())
+    } else {
+        domain::pricing::ServiceKind::parse(&f.kind)
+            .ok_or_else(|| format!("{:?} is not a token kind", f.kind))
+    };
+    let set = match checked {
+        Ok(kind) => domain::pricing::set_override(
+            &state.domain.db.write,
+            m.team.id,
+            &f.provider_kind,
+            model,
+            kind,
+            &f.usd_per_1m,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            domain::Error::BadRequest(msg) => Ok(msg),
+            other => Err(other),
+        }),
+        Err(msg) => Err(Ok(msg)),
+    };
+    match set {
+        Ok(_) => Ok(m.go("team/")),
+        Err(Ok(msg)) => team::notice(&state, &m, StatusCode::BAD_REQUEST, Err(msg)).await,
+        Err(Err(e)) => Err(e.into()),
+    }
 }

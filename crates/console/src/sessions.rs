@@ -41,6 +41,9 @@ pub struct ListQuery {
     channel: String,
     #[serde(default)]
     participant: String,
+    /// A version's number (`3` or `v3`): sessions with a reply from it.
+    #[serde(default)]
+    version: String,
     /// First day (UTC), `YYYY-MM-DD`.
     #[serde(default)]
     from: String,
@@ -60,6 +63,7 @@ impl ListQuery {
             ("status", &self.status),
             ("channel", &self.channel),
             ("participant", &self.participant),
+            ("version", &self.version),
             ("from", &self.from),
             ("to", &self.to),
         ]
@@ -111,6 +115,15 @@ pub fn filter_of(q: &ListQuery) -> Result<Filter, PageError> {
         status: named(&q.status, "status", SessionStatus::parse)?,
         platform: named(&q.channel, "channel", domain::channels::Platform::parse)?,
         participant: Some(q.participant.trim().to_string()).filter(|p| !p.is_empty()),
+        versions: match q.version.trim().trim_start_matches('v') {
+            "" => Vec::new(),
+            n => vec![format!(
+                "v{}",
+                n.parse::<u32>().map_err(|_| PageError::BadRequest(format!(
+                    "version: {n:?} is not a version number"
+                )))?
+            )],
+        },
         since: day(&q.from, "from")?.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
         until: day(&q.to, "to")?
             .and_then(|d| d.succ_opt())
@@ -150,7 +163,7 @@ pub async fn list(
                 chatbots => bots.iter().map(|b| context! { id => b.id.to_string(), name => b.name }).collect::<Vec<_>>(),
                 filter => context! {
                     chatbot => q.chatbot.trim(), tag => q.tag.trim(), status => q.status.trim(),
-                    channel => q.channel.trim(), participant => q.participant.trim(),
+                    channel => q.channel.trim(), participant => q.participant.trim(), version => q.version.trim(),
                     from => q.from.trim(), to => q.to.trim(),
                 },
                 statuses => SessionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),

@@ -49,6 +49,7 @@ async fn page(
     let members = domain::users::members(&state.domain, m.team.id).await?;
     let keys = domain::keys::list(&state.domain, m.team.id).await?;
     let providers = domain::providers::list(&state.domain, m.team.id).await?;
+    let prices = domain::pricing::overrides(&state.domain, m.team.id).await?;
     let roles: Vec<Value> = Role::ASSIGNABLE
         .iter()
         .filter(|r| **r != Role::Owner || m.role == Role::Owner)
@@ -87,6 +88,13 @@ async fn page(
                 error => error,
                 note => note,
                 kinds => domain::providers::KINDS,
+                prices => prices.iter().map(|p| context! {
+                    provider_kind => p.provider_kind,
+                    model => p.model,
+                    kind => p.kind.trim_start_matches("llm_"),
+                    usd_per_1m => p.usd_per_1m,
+                    since => when(p.since),
+                }).collect::<Vec<_>>(),
             }
         },
     )

@@ -470,3 +470,36 @@ mod tests {
         );
     }
 }
+
+/// A team price in force, as the team page lists it.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub provider_kind: String,
+    pub model: String,
+    pub kind: String,
+    /// USD per 1M tokens, 8 places.
+    pub usd_per_1m: String,
+    pub since: DateTime<Utc>,
+}
+
+/// The team's own prices in force, by provider, model and kind.
+pub async fn overrides(db: &impl Reads, team_id: TeamId) -> Result<Vec<Override>> {
+    use sea_orm::QueryOrder;
+    Ok(pricing_rule::Entity::find()
+        .filter(pricing_rule::Column::TeamId.eq(team_id))
+        .filter(pricing_rule::Column::EffectiveTo.is_null())
+        .order_by_asc(pricing_rule::Column::ProviderKind)
+        .order_by_asc(pricing_rule::Column::ModelName)
+        .order_by_asc(pricing_rule::Column::ServiceKind)
+        .all(db.reader())
+        .await?
+        .into_iter()
+        .map(|r| Override {
+            usd_per_1m: format_e8(r.unit_price_e8.saturating_mul(1000)),
+            provider_kind: r.provider_kind,
+            model: r.model_name,
+            kind: r.service_kind,
+            since: r.effective_from,
+        })
+        .collect())
+}

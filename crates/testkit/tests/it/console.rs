@@ -1669,3 +1669,120 @@ both_backends!(providers_added_tested_and_removed, async |app: &TestApp| {
     );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM providers").await, 1);
 });
+
+both_backends!(
+    team_prices_versions_and_participant_csv,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        let admin = app.signed_in(&team, Role::TeamAdmin).await;
+        let p = admin
+            .submit(
+                "/a/acme/team/prices/",
+                &[
+                    ("provider_kind", "builtin"),
+                    ("model", "echo"),
+                    ("kind", "input"),
+                    ("usd_per_1m", "2.50"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let p = admin.get("/a/acme/team/").await;
+        assert!(
+            p.body
+                .contains("<td>echo</td><td>input</td><td>2.50000000</td>"),
+            "{}",
+            p.body
+        );
+        for (field, value) in [
+            ("usd_per_1m", "cheap"),
+            ("kind", "tips"),
+            ("provider_kind", "oracle"),
+            ("model", " "),
+        ] {
+            let mut form = vec![
+                ("provider_kind", "builtin"),
+                ("model", "echo"),
+                ("kind", "input"),
+                ("usd_per_1m", "1"),
+            ];
+            for f in form.iter_mut() {
+                if f.0 == field {
+                    f.1 = value;
+                }
+            }
+            assert_eq!(
+                admin.submit("/a/acme/team/prices/", &form).await.status,
+                400,
+                "{field}"
+            );
+        }
+        let bots = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let p = bots
+            .submit(
+                "/a/acme/team/prices/",
+                &[
+                    ("provider_kind", "builtin"),
+                    ("model", "echo"),
+                    ("kind", "output"),
+                    ("usd_per_1m", "9"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        // The price is used from now on.
+        app.api_message(&team, bot, "hello").await;
+        let cost = app.scalar("SELECT COUNT(*) FROM usage_records WHERE service_kind = 'llm_input' AND cost_e8 > 0").await;
+        assert!(cost > 0, "priced at the team's price");
+
+        // Sessions by the version that answered.
+        app.publish(&team, bot, "first", true).await;
+        app.api_message(&team, bot, "again").await;
+        let c = app.signed_in(&team, Role::ChatViewer).await;
+        let v1 = c.get("/a/acme/sessions/?version=v1").await;
+        assert!(v1.body.contains("1 sessions"), "{}", v1.body);
+        let v9 = c.get("/a/acme/sessions/?version=9").await;
+        assert!(v9.body.contains("No sessions match"));
+        assert_eq!(c.get("/a/acme/sessions/?version=latest").await.status, 400);
+
+        // Participants' data as CSV.
+        let (s, body) = app
+        .post_json(
+            "/api/participants/",
+            &team.key,
+            &json!({"identifier": "ada@acme.org", "platform": "api", "data": [{"experiment": bot, "data": {"age": 36, "note": "likes, commas"}}]}),
+        )
+        .await;
+        assert!(s == 200 || s == 201, "{s} {body}");
+        let p = c.get("/a/acme/participants/").await;
+        assert!(
+            p.body
+                .contains("export.csv?identifier=&amp;channel=&amp;chatbot="),
+            "{}",
+            p.body
+        );
+        let csv = c
+            .get("/a/acme/participants/export.csv?identifier=ada%40acme.org")
+            .await;
+        assert_eq!(csv.status, 200);
+        assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+        let lines: Vec<&str> = csv.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines[0], "identifier,name,channel,chatbot,data");
+        assert_eq!(lines.len(), 2, "{}", csv.body);
+        assert!(
+            lines[1].starts_with("ada@acme.org,,api,Bot,\"{"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[1].contains("\"\"note\"\":\"\"likes, commas\"\""),
+            "{}",
+            lines[1]
+        );
+        let rival = app.team("rival").await;
+        let stranger = app.signed_in(&rival, Role::Owner).await;
+        let theirs = stranger.get("/a/rival/participants/export.csv").await;
+        assert!(!theirs.body.contains("ada@acme.org"));
+    }
+);

@@ -98,6 +98,25 @@ async fn the_console_in_a_browser() {
     }
     b.screenshot("06-transcript").await;
 
+    // The other pages a chatbot admin uses, each drawn once.
+    for (path, heading, shot) in [
+        ("/a/acme/participants/", "Participants", "07-participants"),
+        ("/a/acme/usage/", "Usage", "08-usage"),
+    ] {
+        b.goto(&app.url(path)).await;
+        b.wait_text("h1", heading).await;
+        b.screenshot(shot).await;
+    }
+    b.goto(&app.url("/a/acme/chatbots/")).await;
+    b.click("main table a").await;
+    b.click("a[href$='/channels/']").await;
+    b.wait_text("h1", "Channels of Greeter").await;
+    b.type_in("#domains", "www.example.org").await;
+    b.click("form[action$='/channels/widget/'] button").await;
+    let shown = b.wait_text(".shown", "embed key").await;
+    assert!(shown.contains("shown once"), "{shown}");
+    b.screenshot("09-channels").await;
+
     // The CSV the list links to, fetched as the page would.
     b.goto(&app.url("/a/acme/sessions/")).await;
     let csv = b
@@ -126,7 +145,7 @@ async fn the_console_in_a_browser() {
     );
     b.goto(&app.url("/a/acme/team/")).await;
     b.wait_text("main", "does not allow").await;
-    b.screenshot("07-viewer-refused").await;
+    b.screenshot("10-viewer-refused").await;
 
     b.close().await;
     app.finish().await;

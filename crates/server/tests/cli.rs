@@ -528,8 +528,25 @@ async fn serve_seeds_a_fresh_database_once(backend: Backend) {
     };
     let (status, body) = talk(server.base()).await;
     assert_eq!(status, 200, "{body}");
+    // The banner's console sign-in opens the demo team's chatbots.
+    let (email, password) = server
+        .console_login()
+        .expect("first start prints a console sign-in");
+    let console = testkit::console::ConsoleClient::new(&server.base());
+    let signed = console.sign_in(&email, &password).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let home = console.get("/").await;
+    assert_eq!(home.location(), "/a/demo/chatbots/");
+    assert!(
+        console
+            .get("/a/demo/chatbots/")
+            .await
+            .body
+            .contains("Demo bot")
+    );
     let server = server.restart().await;
     assert_eq!(server.api_key(), None, "the banner is shown once");
+    assert_eq!(server.console_login(), None, "the password is shown once");
     let (status, body) = talk(server.base()).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -865,3 +882,139 @@ async fn refused_floods_of_huge_ids_leave_memory_flat() {
         "RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+both_backends!(console_users_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme"]);
+    // The password from an environment variable, never the command line.
+    let (ok, out, err) = cli.run_with_env(
+        &[("CHATSTUDIO_PASSWORD", "correct horse battery")],
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ada@Acme.org",
+            "--team",
+            "acme",
+            "--role",
+            "chatbot_admin",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("added Ada@Acme.org to team acme as chatbot_admin"),
+        "{out}"
+    );
+    let c = app.console();
+    assert_eq!(
+        c.sign_in("ada@acme.org", "correct horse battery")
+            .await
+            .status,
+        303
+    );
+
+    // A generated password, shown once; a short one and an unknown role refused.
+    let out = cli.ok(&[
+        "user",
+        "create",
+        "--email",
+        "bo@acme.org",
+        "--team",
+        "acme",
+        "--role",
+        "chat_viewer",
+        "--generate-password",
+        "--json",
+    ]);
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let password = made["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 20);
+    assert_eq!(
+        app.console().sign_in("bo@acme.org", &password).await.status,
+        303
+    );
+    let (ok, _, err) = cli.run_with_env(
+        &[("CHATSTUDIO_PASSWORD", "short")],
+        &[
+            "user",
+            "create",
+            "--email",
+            "cy@acme.org",
+            "--team",
+            "acme",
+            "--role",
+            "chat_viewer",
+        ],
+    );
+    assert!(!ok && err.contains("too short"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "user",
+        "create",
+        "--email",
+        "cy@acme.org",
+        "--team",
+        "acme",
+        "--role",
+        "wizard",
+        "--generate-password",
+    ]);
+    assert!(!ok && err.contains("unknown role"), "{err}");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE email = 'cy@acme.org'")
+            .await,
+        0
+    );
+
+    let list: Value =
+        serde_json::from_str(&cli.ok(&["user", "list", "--team", "acme", "--json"])).unwrap();
+    let emails: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        ["Ada@Acme.org", "bo@acme.org", "owner@acme.chatstudio.local"]
+    );
+    assert!(
+        !cli.ok(&["user", "list", "--team", "acme", "--json"])
+            .contains("argon2"),
+        "no hashes listed"
+    );
+
+    // A new password ends the open sign-ins.
+    let (ok, _, err) = cli.run_with_env(
+        &[("CHATSTUDIO_PASSWORD", "another long password")],
+        &["user", "set-password", "--email", "ada@acme.org"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(c.get("/a/acme/chatbots/").await.status, 303);
+    assert_eq!(
+        app.console()
+            .sign_in("ada@acme.org", "another long password")
+            .await
+            .status,
+        303
+    );
+
+    cli.ok(&["user", "remove", "--email", "bo@acme.org", "--team", "acme"]);
+    let (ok, _, err) = cli.run(&[
+        "user",
+        "remove",
+        "--email",
+        "owner@acme.chatstudio.local",
+        "--team",
+        "acme",
+    ]);
+    assert!(!ok && err.contains("at least one owner"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "user",
+        "remove",
+        "--email",
+        "nobody@acme.org",
+        "--team",
+        "acme",
+    ]);
+    assert!(!ok && err.contains("not a member"), "{err}");
+});

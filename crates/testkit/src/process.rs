@@ -258,6 +258,16 @@ impl<'b> Launched<'b> {
             .map(|l| l.trim().to_string())
     }
 
+    /// The console sign-in (email, password) from the first-start banner.
+    pub fn console_login(&self) -> Option<(String, String)> {
+        let field = |name: &str| {
+            self.output
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        Some((field("email:")?, field("password:")?))
+    }
+
     /// The demo chatbot's id from the first-start banner.
     pub fn demo_chatbot(&self) -> Option<String> {
         let line = self.output.iter().find(|l| l.contains("demo chatbot ("))?;

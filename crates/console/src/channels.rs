@@ -20,6 +20,9 @@ use crate::error::PageError;
 use crate::member::{BotId, Member};
 use crate::render;
 
+/// What a page tells once: where a provider must send a number's messages.
+struct Told(String);
+
 /// What a page shows once: a new embed key and the snippet that uses it.
 struct NewKey {
     key: String,
@@ -42,8 +45,20 @@ async fn page(
     shown: Option<NewKey>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
+    page_told(state, m, id, status, (shown, None), error).await
+}
+
+async fn page_told(
+    state: &AppState,
+    m: &Member,
+    id: Uuid,
+    status: StatusCode,
+    (shown, told): (Option<NewKey>, Option<Told>),
+    error: Option<String>,
+) -> Result<Response, PageError> {
     let bot = domain::chatbots::get(&state.domain, m.team.id, id).await?;
     let list = domain::channels::of_chatbot(&state.domain, m.team.id, id).await?;
+    let messaging = domain::messaging::list(&state.domain, m.team.id).await?;
     render::page_with(
         status,
         "channels.html",
@@ -62,6 +77,8 @@ async fn page(
                     widget => c.platform == "embedded_widget",
                 }).collect::<Vec<_>>(),
                 shown => shown.map(|s| context! { key => s.key, snippet => s.snippet }),
+                told => told.map(|t| t.0),
+                messaging => messaging.iter().map(|p| context! { name => p.name, kind => p.kind.as_str() }).collect::<Vec<_>>(),
                 error => error,
             }
         },
@@ -191,6 +208,51 @@ pub async fn add_telegram(
         }
     }
     Ok(m.go(&format!("chatbots/{id}/channels/")))
+}
+
+#[derive(Deserialize)]
+pub struct NewNumber {
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    csrfmiddlewaretoken: String,
+}
+
+/// A WhatsApp number through one of the team's messaging providers; the page
+/// then says where the provider must send the number's messages.
+pub async fn add_whatsapp(
+    State(state): State<AppState>,
+    m: Member,
+    base: BaseUrl,
+    BotId(id): BotId,
+    Form(f): Form<NewNumber>,
+) -> Result<Response, PageError> {
+    m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
+    let meta = engine::connect::MetaApi {
+        base_url: &state.engine.settings.meta_api_url,
+        http: llm::http::client(),
+    };
+    let connected = engine::connect::whatsapp(
+        &state.domain.db,
+        &state.domain.secrets,
+        meta,
+        m.team.id,
+        id,
+        (&f.provider, &f.number),
+    )
+    .await;
+    match connected {
+        Ok(c) => {
+            let told = Told(format!(
+                "Connected {}. Point the provider's webhook at {}{}",
+                c.number, base.origin, c.webhook_path
+            ));
+            page_told(&state, &m, id, StatusCode::OK, (None, Some(told)), None).await
+        }
+        Err(e) => refused(&state, &m, id, e).await,
+    }
 }
 
 #[derive(Deserialize)]

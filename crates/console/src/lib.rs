@@ -76,6 +76,10 @@ pub fn routes(state: &AppState) -> Routes {
             post(channels::add_telegram),
         )
         .route(
+            "/a/{team}/chatbots/{id}/channels/whatsapp/",
+            post(channels::add_whatsapp),
+        )
+        .route(
             "/a/{team}/chatbots/{id}/channels/{channel}/{action}/",
             post(channels::act),
         )

@@ -2,6 +2,7 @@
 //! its node types, prompt context and history. It reaches providers only
 //! through `llm::LlmClient` and storage only through the domain layer.
 
+pub mod connect;
 pub mod delivery;
 pub mod dry_run;
 pub mod error;

@@ -221,52 +221,26 @@ async fn add_whatsapp(
     number: &str,
     public_url: Option<&str>,
 ) -> anyhow::Result<()> {
-    use domain::channels::whatsapp;
-    use domain::messaging::Credentials;
     let (team, _) = domain::chatbots::find_any_team(&db.read, chatbot).await?;
     let secrets = domain::secrets::SecretBox::load(&cli.storage.data_dir)?;
-    let access = domain::messaging::by_name(&db.read, &secrets, team, provider).await?;
-    let number = whatsapp::e164(number)?;
-    let (address, webhook) = match &access.credentials {
-        Credentials::MetaCloudApi {
-            business_id,
-            access_token,
-            ..
-        } => {
-            let meta = channels::MetaCloud::new(
-                &cli.storage.meta_api_url,
-                access_token,
-                "",
-                llm::http::client(),
-            );
-            let id = meta
-                .resolve_number(business_id, &number)
-                .await
-                .map_err(|e| anyhow::anyhow!("looking the number up with Meta failed: {e}"))?
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{number} is not a number of WhatsApp Business Account {business_id}"
-                    )
-                })?;
-            (id, "/channels/whatsapp/meta/incoming_message".to_string())
-        }
-        Credentials::Twilio { .. } => (number.clone(), "/channels/twilio/incoming_message".into()),
-        Credentials::Turnio { .. } => (
-            number.clone(),
-            format!("/channels/whatsapp/turn/{chatbot}/incoming_message"),
-        ),
+    let meta = engine::connect::MetaApi {
+        base_url: &cli.storage.meta_api_url,
+        http: llm::http::client(),
     };
-    let ch = whatsapp::add(&db.write, chatbot, &access, &number, &address).await?;
+    let c =
+        engine::connect::whatsapp(db, &secrets, meta, team, chatbot, (provider, number)).await?;
     let base = public_url
         .unwrap_or("https://<your server>")
         .trim_end_matches('/');
+    let webhook = format!("{base}{}", c.webhook_path);
     if cli.json {
-        output::json(&json!({"channel_id": ch.id, "webhook": format!("{base}{webhook}")}));
+        output::json(&json!({"channel_id": c.channel_id, "webhook": webhook}));
     } else {
         output::line(&format!(
-            "connected WhatsApp {number}; point the provider's webhook at {base}{webhook}"
+            "connected WhatsApp {}; point the provider's webhook at {webhook}",
+            c.number
         ));
-        output::line(&ch.id.to_string());
+        output::line(&c.channel_id.to_string());
     }
     Ok(())
 }

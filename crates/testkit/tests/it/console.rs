@@ -1786,3 +1786,88 @@ both_backends!(
         assert!(!theirs.body.contains("ada@acme.org"));
     }
 );
+
+both_backends!(
+    a_whatsapp_number_connected_in_the_console,
+    async |app: &TestApp| {
+        use domain::messaging::{self, Credentials};
+        let team = app.team("acme").await;
+        let bot = app.echo_bot(&team).await;
+        let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let base = format!("/a/acme/chatbots/{bot}/channels/");
+        let p = c.get(&base).await;
+        assert!(p.body.contains("no messaging provider yet"), "{}", p.body);
+        messaging::add(
+            &app.domain.db.write,
+            &app.domain.secrets,
+            team.id,
+            "twilio",
+            Credentials::Twilio {
+                account_sid: "AC0123".into(),
+                auth_token: "twilio-secret".into(),
+                template_content_sid: None,
+            },
+        )
+        .await
+        .unwrap();
+        let p = c.get(&base).await;
+        assert!(p.body.contains("twilio (twilio)"), "{}", p.body);
+        let p = c
+            .submit(
+                &format!("{base}whatsapp/"),
+                &[("provider", "twilio"), ("number", "+1 415 523 8886")],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(p.body.contains("Connected +14155238886"), "{}", p.body);
+        assert!(
+            p.body
+                .contains("channels&#x2f;twilio&#x2f;incoming_message"),
+            "{}",
+            p.body
+        );
+        assert!(!p.body.contains("twilio-secret"));
+        let listed = domain::channels::of_chatbot(&app.domain, team.id, bot)
+            .await
+            .unwrap();
+        assert_eq!(listed[0].platform, "whatsapp");
+        assert_eq!(listed[0].address.as_deref(), Some("+14155238886"));
+        // The same number again, a bad number, another team's provider name: refused.
+        let p = c
+            .submit(
+                &format!("{base}whatsapp/"),
+                &[("provider", "twilio"), ("number", "+14155238886")],
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        let p = c
+            .submit(
+                &format!("{base}whatsapp/"),
+                &[("provider", "twilio"), ("number", "call me")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+        let p = c
+            .submit(
+                &format!("{base}whatsapp/"),
+                &[("provider", "nobody"), ("number", "+14155550000")],
+            )
+            .await;
+        assert_eq!(p.status, 404);
+        let viewer = app.signed_in(&team, Role::ChatViewer).await;
+        let p = viewer
+            .submit(
+                &format!("{base}whatsapp/"),
+                &[("provider", "twilio"), ("number", "+14155550001")],
+            )
+            .await;
+        assert_eq!(p.status, 403);
+        assert_eq!(
+            domain::channels::of_chatbot(&app.domain, team.id, bot)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);

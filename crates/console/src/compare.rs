@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use domain::versions::{Which, config_of};
+use domain::chatbot_versions::{Which, config_of};
 use minijinja::context;
 use serde::Deserialize;
 

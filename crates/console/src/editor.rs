@@ -195,7 +195,7 @@ pub async fn restore(
     m.may(Permission::ManageChatbots, &f.csrfmiddlewaretoken)?;
     let uuid = id;
     let number: i32 = number.parse().map_err(|_| PageError::NotFound)?;
-    domain::versions::restore(&state.domain, m.team.id, uuid, number).await?;
+    domain::chatbot_versions::restore(&state.domain, m.team.id, uuid, number).await?;
     Ok(m.go(&format!("chatbots/{uuid}/")))
 }
 

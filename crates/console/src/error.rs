@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Error;
+use minijinja::context;
 
 #[derive(Debug)]
 pub enum PageError {
@@ -75,7 +76,7 @@ impl IntoResponse for PageError {
             return redirect(&format!("/login/?next={}", encode(next)));
         }
         let (status, message) = self.status_and_message();
-        let mut resp = crate::render::error_page(status, &message);
+        let mut resp = error_page(status, &message);
         if let PageError::TooManyAttempts(secs) = self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
@@ -83,6 +84,17 @@ impl IntoResponse for PageError {
         }
         resp
     }
+}
+
+/// The error page; plain text should even it fail to render.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    crate::templates::render(
+        "error.html",
+        context! { title => title, message => message, status => status.as_u16() },
+    )
+    .map(|html| (status, axum::response::Html(html)).into_response())
+    .unwrap_or_else(|_| (status, message.to_string()).into_response())
 }
 
 /// A `303 See Other` to a path of ours.

@@ -21,6 +21,7 @@ mod providers;
 mod render;
 mod sessions;
 mod team;
+mod templates;
 mod usage;
 
 use std::sync::Arc;

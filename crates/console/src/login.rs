@@ -39,10 +39,10 @@ pub async fn home(
     let place = who
         .sign_in
         .team_id
-        .and_then(|t| places.iter().find(|p| p.team.id == t))
+        .and_then(|t| places.iter().find(|p| p.team_id == t))
         .or(places.first());
     match place {
-        Some(p) => Ok(redirect(&format!("/a/{}/chatbots/", p.team.slug))),
+        Some(p) => Ok(redirect(&format!("/a/{}/chatbots/", p.slug))),
         None => Err(PageError::BadRequest(
             "You are not a member of any team. Ask a team admin to add you.".into(),
         )),
@@ -186,7 +186,7 @@ pub async fn submit(
     };
     let places = domain::users::places(&state.domain, user_id).await?;
     let (token, sign_in) =
-        domain::signins::open(&state.domain, user_id, places.first().map(|p| p.team.id)).await?;
+        domain::signins::open(&state.domain, user_id, places.first().map(|p| p.team_id)).await?;
     let mut resp = redirect(next);
     let secure = secure(&console, &headers);
     let age = domain::signins::LIFETIME.num_seconds();

@@ -97,7 +97,7 @@ impl FromRequestParts<AppState> for Member {
             .ok_or(PageError::NotFound)?;
         let team = domain::teams::by_slug(&state.domain, &slug).await?;
         // Another team's pages do not exist for this person.
-        let role = signins::role_in(&state.domain, sign_in.user_id, team.id)
+        let role = domain::users::role_in(&state.domain, sign_in.user_id, team.id)
             .await?
             .ok_or(PageError::NotFound)?;
         signins::set_team(&state.domain, &sign_in, team.id).await?;

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::conn::Reads;
 use crate::ids::{TeamId, UserId};
-use crate::teams::Role;
+use crate::roles::Role;
 use crate::text_enum::stored;
 use crate::{Error, Result};
 

@@ -122,7 +122,7 @@ pub async fn seed_demo<C: ConnectionTrait + sea_orm::TransactionTrait + Reads + 
     )
     .await?;
     chatbots::create_version(db, team.id, bot.id, "Initial version", true).await?;
-    let console_email = crate::teams::user_email(db, crate::UserId(owner)).await?;
+    let console_email = crate::users::email(db, crate::UserId(owner)).await?;
     let console_password = crate::keys::random_alnum(20);
     crate::users::set_password(
         db,

@@ -9,13 +9,11 @@ use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
-use store::entity::{console_session, membership, user};
+use store::entity::{console_session, user};
 
 use crate::auth::AuthContext;
 use crate::conn::{Reads, Writes};
 use crate::ids::{TeamId, UserId};
-use crate::teams::Role;
-use crate::text_enum::stored;
 use crate::{Error, Result};
 
 /// How long a sign-in lasts (Django's default session age).
@@ -126,15 +124,6 @@ pub async fn end(db: &impl Writes, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ends every sign-in of a user (their password changed).
-pub async fn end_all_of(db: &impl Writes, user_id: UserId) -> Result<()> {
-    console_session::Entity::delete_many()
-        .filter(console_session::Column::UserId.eq(user_id))
-        .exec(db.writer())
-        .await?;
-    Ok(())
-}
-
 /// Deletes sign-ins past their expiry (housekeeping).
 pub async fn sweep_expired(db: &impl Writes) -> Result<u64> {
     let r = console_session::Entity::delete_many()
@@ -142,17 +131,6 @@ pub async fn sweep_expired(db: &impl Writes) -> Result<u64> {
         .exec(db.writer())
         .await?;
     Ok(r.rows_affected)
-}
-
-/// The member's role in a team, when they are one.
-pub async fn role_in(db: &impl Reads, user_id: UserId, team_id: TeamId) -> Result<Option<Role>> {
-    membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user_id))
-        .filter(membership::Column::TeamId.eq(team_id))
-        .one(db.reader())
-        .await?
-        .map(|m| stored(&m.role))
-        .transpose()
 }
 
 /// The API caller a sign-in stands for: its user in the team last opened in
@@ -163,19 +141,19 @@ pub async fn api_caller(db: &impl Reads, sign_in: &SignIn) -> Result<AuthContext
         None => {
             let places = crate::users::places(db, sign_in.user_id).await?;
             match places.as_slice() {
-                [only] => only.team.id,
+                [only] => only.team_id,
                 _ => return Err(Error::Unauthenticated(crate::auth::NO_MEMBERSHIP)),
             }
         }
     };
-    let role = role_in(db, sign_in.user_id, team_id)
+    let role = crate::users::role_in(db, sign_in.user_id, team_id)
         .await?
         .ok_or(Error::Unauthenticated(crate::auth::NO_MEMBERSHIP))?;
     Ok(AuthContext {
         team_id,
         user_id: Some(sign_in.user_id),
         key_id: None,
-        read_only: !role.allows(crate::teams::Permission::ManageChatbots),
+        read_only: !role.allows(crate::roles::Permission::ManageChatbots),
         role,
     })
 }

@@ -15,7 +15,7 @@ use store::entity::{membership, team, user};
 
 use crate::conn::{Reads, Writes};
 use crate::ids::{TeamId, UserId};
-use crate::teams::{Role, Team};
+use crate::roles::Role;
 use crate::text_enum::stored;
 use crate::{Error, Result};
 
@@ -36,7 +36,8 @@ pub struct Member {
 /// A team the user belongs to, with their role in it.
 #[derive(Debug, Clone)]
 pub struct Place {
-    pub team: Team,
+    pub team_id: TeamId,
+    pub slug: String,
     pub role: Role,
 }
 
@@ -251,7 +252,12 @@ pub async fn set_password(db: &impl Writes, email: &str, password: &Password) ->
     let mut u: user::ActiveModel = u.into();
     u.password_hash = Set(Some(hash));
     u.update(db.writer()).await?;
-    crate::signins::end_all_of(db, UserId(id)).await
+    // A new password ends every open console sign-in of the person.
+    store::entity::console_session::Entity::delete_many()
+        .filter(store::entity::console_session::Column::UserId.eq(id))
+        .exec(db.writer())
+        .await?;
+    Ok(())
 }
 
 /// Whether the team would keep an owner if `membership` stopped being one.
@@ -298,9 +304,20 @@ pub async fn set_role<C: TransactionTrait + Reads + Writes>(
 
 /// The role of a team's member, by user id.
 pub async fn role_of(db: &impl Reads, team_id: TeamId, user_id: UserId) -> Result<Role> {
-    crate::signins::role_in(db, user_id, team_id)
+    role_in(db, user_id, team_id)
         .await?
         .ok_or_else(|| Error::not_found("not a member of this team"))
+}
+
+/// The person's role in a team, when they are a member.
+pub async fn role_in(db: &impl Reads, user_id: UserId, team_id: TeamId) -> Result<Option<Role>> {
+    membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::TeamId.eq(team_id))
+        .one(db.reader())
+        .await?
+        .map(|m| stored(&m.role))
+        .transpose()
 }
 
 /// The email of a team's member, by user id (another team's user is not found).
@@ -370,16 +387,21 @@ pub async fn places(db: &impl Reads, user_id: UserId) -> Result<Vec<Place>> {
         .filter_map(|m| teams.get(&m.team_id).map(|t| (m, t.clone())))
         .map(|(m, t)| {
             Ok(Place {
-                team: t.into(),
+                team_id: TeamId(t.id),
+                slug: t.slug,
                 role: stored(&m.role)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    out.sort_by(|a, b| a.team.slug.cmp(&b.team.slug));
+    out.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(out)
 }
 
-/// The user's email.
+/// The email of a user (a key's user is the participant on API channels).
 pub async fn email(db: &impl Reads, user_id: UserId) -> Result<String> {
-    crate::teams::user_email(db, user_id).await
+    user::Entity::find_by_id(user_id.0)
+        .one(db.reader())
+        .await?
+        .map(|u| u.email)
+        .ok_or_else(|| Error::internal(format!("user {user_id} vanished")))
 }

@@ -88,7 +88,7 @@ impl Engine {
         let domain = &self.domain;
         let identifier = match (identifier, user_id) {
             (Some(i), _) if !i.trim().is_empty() => i.trim().to_string(),
-            (_, Some(u)) => domain::teams::user_email(domain, u).await?,
+            (_, Some(u)) => domain::users::email(domain, u).await?,
             _ => {
                 return Err(TurnError::Domain(domain::Error::field(
                     "participant",

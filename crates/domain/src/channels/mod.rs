@@ -183,7 +183,10 @@ pub struct Listed {
 /// Every live channel of a team's chatbot (any platform), oldest first.
 pub async fn of_chatbot(db: &impl Reads, team_id: TeamId, chatbot: Uuid) -> Result<Vec<Listed>> {
     let db = db.reader();
-    let head = crate::chatbots::head_row(db, team_id, chatbot).await?;
+    let head = family_head(db, chatbot).await?;
+    if head.team_id != team_id.0 {
+        return Err(Error::not_found(format!("no chatbot with id {chatbot}")));
+    }
     Ok(channel::Entity::find()
         .filter(channel::Column::ChatbotId.eq(head.id))
         .filter(channel::Column::Deleted.eq(false))

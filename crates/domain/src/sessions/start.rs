@@ -128,7 +128,7 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
         Caller::Member { team_id, user_id } => {
             let identifier = match (&s.participant_remote_id, user_id) {
                 (Some(r), _) => r.clone(),
-                (None, Some(u)) => crate::teams::user_email(&tx, *u).await?,
+                (None, Some(u)) => crate::users::email(&tx, *u).await?,
                 (None, None) => {
                     return Err(Error::field(
                         "participant_remote_id",
@@ -269,7 +269,7 @@ pub async fn create_seeded(
     }
     let identifier = match (c.participant, user_id) {
         (Some(p), _) => p,
-        (None, Some(u)) => crate::teams::user_email(domain, u).await?,
+        (None, Some(u)) => crate::users::email(domain, u).await?,
         (None, None) => return Err(Error::ParticipantRequired),
     };
     let tx = domain.begin().await?;

@@ -703,7 +703,7 @@ both_backends!(trying_a_chatbot_in_the_console, async |app: &TestApp| {
 });
 
 async fn working_config(app: &TestApp, team: &TestTeam, bot: uuid::Uuid) -> serde_json::Value {
-    use domain::versions::{Which, config_of};
+    use domain::chatbot_versions::{Which, config_of};
     config_of(&app.domain, team.id, bot, Which::Working)
         .await
         .unwrap()
@@ -843,11 +843,11 @@ both_backends!(
         assert!(same.body.contains("The two configurations are the same."));
 
         let admin = app.signed_in(&team, Role::ChatbotAdmin).await;
-        let mut config = domain::versions::config_of(
+        let mut config = domain::chatbot_versions::config_of(
             &app.domain,
             team.id,
             bot,
-            domain::versions::Which::Working,
+            domain::chatbot_versions::Which::Working,
         )
         .await
         .unwrap();
@@ -1456,7 +1456,7 @@ both_backends!(
             .split("href=\"/a/acme/participants/")
             .skip(1)
             .filter_map(|s| s.split('"').next())
-            .find(|s| s.len() > 36)
+            .find(|s| s.len() == 37 && s.ends_with('/'))
             .unwrap()
             .to_string();
         let page = format!("/a/acme/participants/{href}");

@@ -6,7 +6,6 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use domain::channels::Platform;
-use domain::pagination::PageRequest;
 use domain::participants::listing::{self, Filter};
 use domain::teams::Permission;
 use minijinja::context;
@@ -56,11 +55,13 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let filter = filter_of(&q)?;
-    let req = PageRequest {
-        cursor: q.cursor.clone(),
-        page_size: Some("50".into()),
-    };
-    let page = listing::list(&state.domain, m.team.id, &filter, &req).await?;
+    let page = listing::list(
+        &state.domain,
+        m.team.id,
+        &filter,
+        &render::page_of(&q.cursor),
+    )
+    .await?;
     let bots = domain::chatbots::list_all(&state.domain, m.team.id).await?;
     let keep = format!(
         "identifier={}&channel={}&chatbot={}",
@@ -68,7 +69,6 @@ pub async fn list(
         encode(q.channel.trim()),
         encode(q.chatbot.trim())
     );
-    let link = |c: &Option<String>| c.as_ref().map(|c| format!("?{keep}&cursor={}", encode(c)));
     render::page(
         "participants.html",
         context! {
@@ -84,10 +84,7 @@ pub async fn list(
                 chatbots => bots.iter().map(|b| context! { id => b.id.to_string(), name => b.name }).collect::<Vec<_>>(),
                 channels => Platform::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                 filter => context! { identifier => q.identifier.trim(), channel => q.channel.trim(), chatbot => q.chatbot.trim() },
-                next => link(&page.next),
-                previous => link(&page.previous),
-                count => page.count,
-                export => format!("export.csv?{keep}"),
+                pages => render::pager(&keep, &page),
             }
         },
     )

@@ -3,7 +3,6 @@
 
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
-use domain::pagination::PageRequest;
 use domain::sessions::listing::{self, Filter};
 use domain::sessions::{self, EndedBy, SessionStatus};
 use domain::teams::Permission;
@@ -138,14 +137,15 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let filter = filter_of(&q)?;
-    let req = PageRequest {
-        cursor: q.cursor.clone(),
-        page_size: Some("50".into()),
-    };
-    let page = listing::list(&state.domain, m.team.id, &filter, &req).await?;
+    let page = listing::list(
+        &state.domain,
+        m.team.id,
+        &filter,
+        &render::page_of(&q.cursor),
+    )
+    .await?;
     let bots = domain::chatbots::list_all(&state.domain, m.team.id).await?;
     let keep = q.keep();
-    let link = |c: &Option<String>| c.as_ref().map(|c| format!("?{keep}&cursor={}", encode(c)));
     render::page(
         "sessions.html",
         context! {
@@ -168,10 +168,7 @@ pub async fn list(
                 },
                 statuses => SessionStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                 channels => domain::channels::Platform::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-                next => link(&page.next),
-                previous => link(&page.previous),
-                count => page.count,
-                export => format!("export.csv?{keep}"),
+                pages => render::pager(&keep, &page),
             }
         },
     )

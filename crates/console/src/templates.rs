@@ -7,6 +7,7 @@ use minijinja::{Environment, Value};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("pages.html", include_str!("../templates/pages.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("chatbots.html", include_str!("../templates/chatbots.html")),

@@ -1871,3 +1871,45 @@ both_backends!(
         );
     }
 );
+
+both_backends!(session_pages_follow_their_cursor, async |app: &TestApp| {
+    let team = app.team("acme").await;
+    let bot = app.echo_bot(&team).await;
+    for i in 0..55 {
+        let (s, body) = app
+            .post_json(
+                "/api/sessions/",
+                &team.key,
+                &json!({"experiment": bot, "participant": format!("p{i}@acme.org")}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let c = app.signed_in(&team, Role::ChatViewer).await;
+    let first = c.get(&format!("/a/acme/sessions/?chatbot={bot}")).await;
+    assert!(first.body.contains("55 sessions"), "{}", first.body);
+    let rows = |body: &str| body.matches("<td><a href=\"/a/acme/sessions/").count();
+    assert_eq!(rows(&first.body), 50);
+    let older = first
+        .body
+        .split("<a href=\"")
+        .find_map(|s| {
+            s.split_once("\" rel=\"next\"")
+                .map(|(href, _)| href.replace("&amp;", "&"))
+        })
+        .expect("an Older link");
+    assert!(
+        older.contains(&format!("chatbot={bot}")),
+        "the filter is kept: {older}"
+    );
+    let second = c.get(&format!("/a/acme/sessions/{older}")).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(rows(&second.body), 5);
+    assert!(second.body.contains("rel=\"prev\"") && !second.body.contains("rel=\"next\""));
+    let bad = c.get("/a/acme/sessions/?cursor=forged").await;
+    assert!(
+        matches!(bad.status, 400 | 404),
+        "a cursor we did not issue: {}",
+        bad.status
+    );
+});

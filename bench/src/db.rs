@@ -213,10 +213,44 @@ fn values_list(row: &str, n: usize) -> String {
     s
 }
 
-/// Seeds `sessions` sessions (one participant per ten sessions) for the demo
-/// chatbot, newest `created_at` last, in multi-row INSERTs and large
-/// transactions. Returns how long it took.
-pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Result<Duration> {
+/// How seeded sessions vary: spread over `span` up to an hour ago, over
+/// chatbots, statuses and channels, so that each console filter selects a
+/// share of them rather than all or none.
+pub struct Mix {
+    pub chatbots: Vec<i64>,
+    pub span: chrono::Duration,
+}
+
+impl Mix {
+    /// 5% pending review, 20% active, the rest complete.
+    pub fn status(i: usize) -> &'static str {
+        match i % 20 {
+            0 => "pending-review",
+            1..=4 => "active",
+            _ => "complete",
+        }
+    }
+
+    /// 10% telegram, 10% web, the rest api.
+    pub fn platform(i: usize) -> &'static str {
+        match i % 10 {
+            3 => "telegram",
+            5 => "web",
+            _ => "api",
+        }
+    }
+}
+
+/// Seeds `sessions` sessions (one participant per ten sessions) for the
+/// demo team as `mix` spreads them, newest `created_at` last, in multi-row
+/// INSERTs and large transactions. Returns how long it took.
+pub async fn seed_sessions(
+    conn: &mut Conn,
+    demo: &Demo,
+    sessions: usize,
+    mix: &Mix,
+) -> Result<Duration> {
+    anyhow::ensure!(!mix.chatbots.is_empty(), "no chatbot to seed sessions for");
     let t0 = Instant::now();
     if let Conn::Sqlite(_) = conn {
         // A large page cache only for this connection: the random UUID index
@@ -224,13 +258,15 @@ pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Res
         conn.exec("PRAGMA cache_size = -262144", &[]).await?;
     }
     let participants = sessions.div_ceil(10).max(1);
-    let base = Utc::now() - chrono::Duration::seconds(i64::try_from(sessions)? + 3600);
+    let step_ms = (mix.span.num_milliseconds() / i64::try_from(sessions.max(1))?).max(1);
+    let base = Utc::now()
+        - chrono::Duration::hours(1)
+        - chrono::Duration::milliseconds(step_ms * i64::try_from(sessions)?);
     let json = conn.empty_json();
-    let (team, bot) = (demo.team_id, demo.chatbot_row_id);
+    let team = demo.team_id;
     let part_row = format!("(?, {team}, 'api', ?, '', '', NULL, ?, ?)");
-    let sess_row = format!(
-        "(?, {team}, ?, {bot}, NULL, 'active', '{{}}', 'api', 0, {json}, NULL, NULL, ?, ?, ?, ?)"
-    );
+    let sess_row =
+        format!("(?, {team}, ?, ?, NULL, ?, '{{}}', ?, 0, {json}, NULL, NULL, ?, ?, ?, ?)");
     let mut part_ids: Vec<i64> = Vec::with_capacity(participants);
     let mut in_txn = 0usize;
     conn.exec("BEGIN", &[]).await?;
@@ -244,7 +280,7 @@ pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Res
         );
         let mut vals = Vec::with_capacity(n * 4);
         for i in done..done + n {
-            let at = base + chrono::Duration::seconds(i64::try_from(i)?);
+            let at = base + chrono::Duration::milliseconds(step_ms * i64::try_from(i)?);
             vals.push(Val::Uuid(Uuid::new_v4()));
             vals.push(Val::Text(format!("bench-participant-{i}")));
             vals.push(Val::Time(at));
@@ -262,11 +298,16 @@ pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Res
              first_activity_at, last_activity_at, created_at, updated_at) VALUES {}",
             values_list(&sess_row, n)
         );
-        let mut vals = Vec::with_capacity(n * 6);
+        let mut vals = Vec::with_capacity(n * 9);
         for i in done..done + n {
-            let at = base + chrono::Duration::seconds(i64::try_from(i)?);
+            let at = base + chrono::Duration::milliseconds(step_ms * i64::try_from(i)?);
             vals.push(Val::Text(Uuid::new_v4().to_string()));
             vals.push(Val::I64(part_ids[i % part_ids.len()]));
+            // Runs of seven, so a chatbot's sessions are not one status or channel.
+            let bot = mix.chatbots[(i / 7) % mix.chatbots.len()];
+            vals.push(Val::I64(bot));
+            vals.push(Val::Text(Mix::status(i).into()));
+            vals.push(Val::Text(Mix::platform(i).into()));
             for _ in 0..4 {
                 vals.push(Val::Time(at));
             }
@@ -290,19 +331,19 @@ pub async fn seed_sessions(conn: &mut Conn, demo: &Demo, sessions: usize) -> Res
     Ok(t0.elapsed())
 }
 
-/// Arms a timeout timer for every session of the demo chatbot: all due in a
+/// Arms a timeout timer for every session of the demo team: all due in a
 /// day but `due` of them, due a minute ago. Returns how many were armed.
 pub async fn seed_timers(conn: &mut Conn, demo: &Demo, due: i64) -> Result<i64> {
     let now = Utc::now();
     let later = now + chrono::Duration::days(1);
     let past = now - chrono::Duration::minutes(1);
     let json = conn.empty_json();
-    let (team, bot) = (demo.team_id, demo.chatbot_row_id);
+    let team = demo.team_id;
     conn.exec(
         &format!(
             "INSERT INTO timeout_timers (team_id, session_id, chatbot_row, trigger_index, \
              reference_message_id, seconds, times, fired, action, next_at, created_at, updated_at) \
-             SELECT {team}, id, {bot}, 0, 0, 86400, 1, 0, {json}, ?, ?, ? FROM sessions WHERE chatbot_id = {bot}"
+             SELECT {team}, id, chatbot_id, 0, 0, 86400, 1, 0, {json}, ?, ?, ? FROM sessions WHERE team_id = {team}"
         ),
         &[Val::Time(later), Val::Time(now), Val::Time(now)],
     )

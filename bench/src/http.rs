@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -49,6 +49,19 @@ impl Req {
             path: path.into(),
             body: Bytes::from(body.to_string()),
             headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        }
+    }
+
+    /// A form post as browsers encode it (`fields` already percent-encoded).
+    pub fn post_form(path: impl Into<String>, fields: &str) -> Self {
+        Req {
+            method: Method::POST,
+            path: path.into(),
+            body: Bytes::from(fields.to_string()),
+            headers: vec![(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )],
         }
     }
 
@@ -97,6 +110,12 @@ impl Client {
     }
 
     pub async fn send(&mut self, req: &Req) -> Result<(StatusCode, Bytes)> {
+        let (status, _, body) = self.exchange(req).await?;
+        Ok((status, body))
+    }
+
+    /// Like [`Client::send`], with the answer's headers (for cookies).
+    pub async fn exchange(&mut self, req: &Req) -> Result<(StatusCode, HeaderMap, Bytes)> {
         let result = tokio::time::timeout(self.timeout, self.send_inner(req)).await;
         match result {
             Ok(r) => r,
@@ -112,7 +131,7 @@ impl Client {
         }
     }
 
-    async fn send_inner(&mut self, req: &Req) -> Result<(StatusCode, Bytes)> {
+    async fn send_inner(&mut self, req: &Req) -> Result<(StatusCode, HeaderMap, Bytes)> {
         if self.conn.as_ref().is_none_or(SendRequest::is_closed) {
             self.conn = Some(Self::connect(self.addr).await?);
         }
@@ -129,8 +148,9 @@ impl Client {
             sender.ready().await?;
             let resp = sender.send_request(request).await?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             let body = resp.into_body().collect().await?.to_bytes();
-            Ok::<_, anyhow::Error>((status, body))
+            Ok::<_, anyhow::Error>((status, headers, body))
         }
         .await;
         if result.is_err() {

@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p bench -- [--quick] [--postgres URL] [--out FILE]`
 
+mod console;
 mod db;
 mod fake_openai;
 mod http;
@@ -121,7 +122,8 @@ impl Args {
     }
 
     fn wants(&self, name: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|n| n == name)
+        let measure = report::measure_of(name);
+        self.only.is_empty() || self.only.iter().any(|n| n == measure)
     }
 }
 
@@ -212,6 +214,8 @@ struct Bench<'a> {
     conn: Conn,
     rows: Vec<Row>,
     nofile: u64,
+    /// How long the sessions seed took, once it has run.
+    seeded: Option<Duration>,
 }
 
 impl Bench<'_> {
@@ -450,9 +454,7 @@ impl Bench<'_> {
     }
 
     async fn sessions_list(&mut self) -> Result<()> {
-        progress(&format!("seeding {} sessions", self.plan.sessions));
-        let took = db::seed_sessions(&mut self.conn, &self.demo, self.plan.sessions).await?;
-        progress(&format!("seeded in {:.1} s", took.as_secs_f64()));
+        let took = self.seed_sessions().await?;
         progress("sessions_list c=10");
         let s = self
             .point(self.authed(Req::get("/api/sessions/?page_size=100"))?, 10)
@@ -706,6 +708,9 @@ async fn measure(b: &mut Bench<'_>) -> Result<()> {
     if b.args.wants("timeout_scan") {
         b.timeout_scan().await?;
     }
+    if b.args.wants("console_pages") {
+        b.console_pages().await?;
+    }
     // Last on the main instance: the memory it takes is not all given back,
     // and would show in the peak RSS of any later point.
     if b.args.wants("in_flight") {
@@ -775,6 +780,7 @@ async fn bench(args: &Args, pg: Option<&PgScratch>) -> Result<Vec<Row>> {
         conn,
         rows: Vec::new(),
         nofile,
+        seeded: None,
     };
     let measured = measure(&mut b).await;
     if let Err(e) = measured {

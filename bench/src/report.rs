@@ -20,6 +20,7 @@ pub const ORDER: &[&str] = &[
     "sessions_list",
     "timeout_scan",
     "session_detail",
+    "console_pages",
     "widget_flow",
     "in_flight",
     "idle",
@@ -106,6 +107,18 @@ impl Row {
         self
     }
 
+    /// Compared by median latency instead of throughput: `ratio` is this
+    /// row's p50 ÷ the baseline's (how many times the floor a request costs).
+    pub fn baseline_p50(mut self, name: &str, p50_ms: f64) -> Row {
+        self.baseline_name = Some(format!("{name} p50 {p50_ms:.2} ms"));
+        self.baseline_rps = None;
+        self.ratio = match self.p50_ms {
+            Some(p) if p50_ms > 0.0 => Some(round(p / p50_ms, 3)),
+            _ => None,
+        };
+        self
+    }
+
     pub fn original(mut self, rps: f64) -> Row {
         self.original_rps = Some(rps);
         self
@@ -117,12 +130,23 @@ impl Row {
     }
 }
 
+/// The measure (`--only` name) a row belongs to: the console's rows are one
+/// measure, `console_pages`.
+pub fn measure_of(row: &str) -> &str {
+    if row.starts_with("console_") {
+        "console_pages"
+    } else {
+        row
+    }
+}
+
 pub fn sort(rows: &mut [Row]) {
+    // Stable: the console's rows keep the order they were measured in.
     rows.sort_by_key(|r| {
         (
             ORDER
                 .iter()
-                .position(|n| *n == r.name)
+                .position(|n| *n == measure_of(r.name))
                 .unwrap_or(ORDER.len()),
             r.concurrency,
         )

@@ -238,6 +238,20 @@ impl Server {
             .ok_or_else(|| anyhow!("the API key line is missing from the banner"))
     }
 
+    /// The demo team owner's console sign-in, from the banner's `email:` and
+    /// `password:` lines.
+    pub fn console_login(&self) -> Result<(String, String)> {
+        let field = |label: &str| {
+            self.banner
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| anyhow!("no console {label} line in the first-start banner"))
+        };
+        Ok((field("email:")?, field("password:")?))
+    }
+
     /// The demo chatbot id from "created team `demo` with a demo chatbot (<uuid>)".
     pub fn demo_chatbot(&self) -> Result<uuid::Uuid> {
         let marker = "with a demo chatbot (";

@@ -15,6 +15,7 @@ mod m0009_timeout_timers;
 mod m0010_messaging;
 mod m0011_session_order;
 mod m0012_console_sign_in;
+mod m0013_console_list_indexes;
 mod util;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_messaging::Migration),
             Box::new(m0011_session_order::Migration),
             Box::new(m0012_console_sign_in::Migration),
+            Box::new(m0013_console_list_indexes::Migration),
         ]
     }
 }

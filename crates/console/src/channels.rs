@@ -100,16 +100,8 @@ async fn refused(
     id: Uuid,
     e: domain::Error,
 ) -> Result<Response, PageError> {
-    match e {
-        domain::Error::BadRequest(msg) | domain::Error::Conflict(msg) => {
-            page(state, m, id, StatusCode::BAD_REQUEST, None, Some(msg)).await
-        }
-        domain::Error::Field { field, message } => {
-            let msg = format!("{field}: {message}");
-            page(state, m, id, StatusCode::BAD_REQUEST, None, Some(msg)).await
-        }
-        other => Err(other.into()),
-    }
+    let msg = crate::error::refusal(e)?;
+    page(state, m, id, StatusCode::BAD_REQUEST, None, Some(msg)).await
 }
 
 #[derive(Deserialize)]

@@ -66,15 +66,6 @@ pub struct NewChatbot {
     csrfmiddlewaretoken: String,
 }
 
-/// Whether a domain error is the person's input (shown on the form) rather
-/// than a failure of ours.
-fn input_error(e: &domain::Error) -> bool {
-    matches!(
-        e,
-        domain::Error::BadRequest(_) | domain::Error::Field { .. } | domain::Error::Conflict(_)
-    )
-}
-
 /// A chatbot from a chatbot file (the format `chatbot apply` reads); a file
 /// naming an existing chatbot updates its working version.
 pub async fn create(
@@ -105,17 +96,10 @@ pub async fn create(
             "/a/{}/chatbots/{}/",
             m.team.slug, bot.id
         ))),
-        Err(e) if input_error(&e) => {
-            list_page(
-                &state,
-                &m,
-                StatusCode::BAD_REQUEST,
-                &f.yaml,
-                Some(e.to_string()),
-            )
-            .await
+        Err(e) => {
+            let msg = crate::error::refusal(e)?;
+            list_page(&state, &m, StatusCode::BAD_REQUEST, &f.yaml, Some(msg)).await
         }
-        Err(e) => Err(e.into()),
     }
 }
 

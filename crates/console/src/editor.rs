@@ -153,28 +153,26 @@ pub async fn save(
         yaml_serde::from_str(&f.config).map_err(|e| format!("invalid YAML: {e}"))
     };
     let saved = match config {
-        Ok(c) => chatbots::update_working(
-            &state.domain,
-            m.team.id,
-            uuid,
-            &f.name,
-            Some(f.description.trim()),
-            Some(c),
-        )
-        .await
-        .map_err(|e| match e {
-            domain::Error::BadRequest(_) | domain::Error::Field { .. } => Ok(e.to_string()),
-            other => Err(other),
-        }),
-        Err(msg) => Err(Ok(msg)),
+        Ok(c) => {
+            chatbots::update_working(
+                &state.domain,
+                m.team.id,
+                uuid,
+                &f.name,
+                Some(f.description.trim()),
+                Some(c),
+            )
+            .await
+        }
+        Err(msg) => Err(domain::Error::BadRequest(msg)),
     };
     match saved {
         Ok(_) => Ok(m.go(&format!("chatbots/{uuid}/"))),
-        Err(Ok(msg)) => {
+        Err(e) => {
+            let msg = crate::error::refusal(e)?;
             let at = place(&f.config, &msg);
             edit_page(&m, &id, StatusCode::BAD_REQUEST, &f, Some((msg, at)))
         }
-        Err(Err(e)) => Err(e.into()),
     }
 }
 

@@ -97,6 +97,16 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     .unwrap_or_else(|_| (status, message.to_string()).into_response())
 }
 
+/// A domain refusal the person can act on, as the message its form shows
+/// (a 400 page); anything else is a failure of ours and stays an error.
+pub fn refusal(e: Error) -> Result<String, PageError> {
+    match e {
+        Error::BadRequest(m) | Error::Conflict(m) => Ok(m),
+        Error::Field { field, message } => Ok(format!("{field}: {message}")),
+        other => Err(other.into()),
+    }
+}
+
 /// A `303 See Other` to a path of ours.
 pub fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();

@@ -9,10 +9,7 @@ use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::context;
-use rand::RngCore;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -64,12 +61,6 @@ fn safe_next(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    URL_SAFE_NO_PAD.encode(b)
-}
-
 /// Whether cookies must be `Secure`: served over https here or, by a proxy's
 /// word, in front of us.
 fn secure(console: &Console, headers: &HeaderMap) -> bool {
@@ -111,7 +102,7 @@ fn form_page(
     let existing = cookie(headers, CSRF_COOKIE)
         .filter(|t| t.len() >= 32 && t.len() <= 64)
         .map(str::to_string);
-    let token = existing.clone().unwrap_or_else(random_token);
+    let token = existing.clone().unwrap_or_else(domain::signins::new_token);
     let mut resp = render::page(
         "login.html",
         context! { csrf => token, next => next, email => email, error => error },

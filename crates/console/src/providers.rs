@@ -75,10 +75,7 @@ pub async fn add(
     .await;
     match added {
         Ok(_) => Ok(m.go("team/")),
-        Err(domain::Error::BadRequest(msg) | domain::Error::Conflict(msg)) => {
-            team::notice(&state, &m, StatusCode::BAD_REQUEST, Err(msg)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => team::refused(&state, &m, e).await,
     }
 }
 
@@ -97,10 +94,7 @@ pub async fn remove(
     m.may(Permission::ManageTeam, &f.csrfmiddlewaretoken)?;
     match domain::providers::remove(&state.domain, m.team.id, &name).await {
         Ok(()) => Ok(m.go("team/")),
-        Err(domain::Error::BadRequest(msg) | domain::Error::Conflict(msg)) => {
-            team::notice(&state, &m, StatusCode::BAD_REQUEST, Err(msg)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => team::refused(&state, &m, e).await,
     }
 }
 
@@ -198,25 +192,22 @@ pub async fn set_price(
             .ok_or_else(|| format!("{:?} is not a token kind", f.kind))
     };
     let set = match checked {
-        Ok(kind) => domain::pricing::set_override(
-            &state.domain.db.write,
-            m.team.id,
-            &f.provider_kind,
-            model,
-            kind,
-            &f.usd_per_1m,
-            chrono::Utc::now(),
-        )
-        .await
-        .map_err(|e| match e {
-            domain::Error::BadRequest(msg) => Ok(msg),
-            other => Err(other),
-        }),
-        Err(msg) => Err(Ok(msg)),
+        Ok(kind) => {
+            domain::pricing::set_override(
+                &state.domain.db.write,
+                m.team.id,
+                &f.provider_kind,
+                model,
+                kind,
+                &f.usd_per_1m,
+                chrono::Utc::now(),
+            )
+            .await
+        }
+        Err(msg) => Err(domain::Error::BadRequest(msg)),
     };
     match set {
         Ok(_) => Ok(m.go("team/")),
-        Err(Ok(msg)) => team::notice(&state, &m, StatusCode::BAD_REQUEST, Err(msg)).await,
-        Err(Err(e)) => Err(e.into()),
+        Err(e) => team::refused(&state, &m, e).await,
     }
 }

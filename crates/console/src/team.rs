@@ -110,16 +110,13 @@ fn back(m: &Member) -> Response {
 }
 
 /// A refusal the person can act on, shown on the team page.
-async fn refused(state: &AppState, m: &Member, e: domain::Error) -> Result<Response, PageError> {
-    match e {
-        domain::Error::Conflict(msg) | domain::Error::BadRequest(msg) => {
-            page(state, m, StatusCode::BAD_REQUEST, None, Some(msg), None).await
-        }
-        domain::Error::Field { message, .. } => {
-            page(state, m, StatusCode::BAD_REQUEST, None, Some(message), None).await
-        }
-        other => Err(other.into()),
-    }
+pub async fn refused(
+    state: &AppState,
+    m: &Member,
+    e: domain::Error,
+) -> Result<Response, PageError> {
+    let msg = crate::error::refusal(e)?;
+    notice(state, m, StatusCode::BAD_REQUEST, Err(msg)).await
 }
 
 fn parse_role(s: &str) -> Result<Role, PageError> {

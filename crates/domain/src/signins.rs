@@ -29,7 +29,8 @@ pub struct SignIn {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn random_token() -> String {
+/// 32 random bytes, URL-safe: sign-in and CSRF tokens.
+pub fn new_token() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
@@ -46,12 +47,12 @@ pub async fn open(
     user_id: UserId,
     team_id: Option<TeamId>,
 ) -> Result<(String, SignIn)> {
-    let token = random_token();
+    let token = new_token();
     let now = store::now();
     let m = console_session::ActiveModel {
         token_hash: Set(token_hash(&token)),
         user_id: Set(user_id.0),
-        csrf_token: Set(random_token()),
+        csrf_token: Set(new_token()),
         team_id: Set(team_id.map(|t| t.0)),
         created_at: Set(now),
         expires_at: Set(now + LIFETIME),

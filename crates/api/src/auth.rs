@@ -3,15 +3,17 @@
 //! `sessionid` cookie (the contract's `cookieAuth`; unsafe methods then need
 //! the sign-in's CSRF token in `X-CSRFToken`, as Django asks). Read-only
 //! callers may only use safe methods. Handlers take the caller as the `Auth`
-//! extractor.
+//! extractor. An OAuth2 access token (`Authorization: Bearer`) is a caller
+//! too, limited by its scopes ([`scoped`]).
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domain::Error;
 use domain::auth::{AuthContext, INVALID_TOKEN, NOT_PROVIDED};
+use domain::oauth::Scope;
 
 use crate::{ApiError, AppState};
 
@@ -35,6 +37,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 enum Presented<'a> {
     None,
     Key(&'a str),
+    /// `Authorization: Bearer`: an OAuth2 access token or an API key.
+    Bearer(&'a str),
     Malformed,
 }
 
@@ -53,7 +57,7 @@ fn presented_key(headers: &HeaderMap) -> Presented<'_> {
         let scheme = parts.next().unwrap_or("");
         if scheme.eq_ignore_ascii_case("bearer") {
             return match parts.next().map(str::trim) {
-                Some(token) if !token.is_empty() => Presented::Key(token),
+                Some(token) if !token.is_empty() => Presented::Bearer(token),
                 _ => Presented::Malformed,
             };
         }
@@ -112,6 +116,79 @@ pub async fn console_caller(
     ))
 }
 
+/// A bearer token is tried as an OAuth2 access token first, then as an API
+/// key (the original's authenticator order). OAuth tokens never contain a
+/// `.` and API keys always do, so each is looked up only where it can be.
+/// When neither admits it, the challenge says the token was refused.
+async fn bearer_caller(state: &AppState, token: &str) -> Result<AuthContext, Response> {
+    let found = if token.contains('.') {
+        domain::auth::authenticate_api_key(&state.domain, token)
+            .await
+            .map(Some)
+    } else {
+        domain::oauth::tokens::caller(&state.domain, token).await
+    };
+    match found {
+        Ok(Some(ctx)) => Ok(ctx),
+        Ok(None) => Err(invalid_token(Error::Unauthenticated(INVALID_TOKEN))),
+        Err(e @ Error::Unauthenticated(_)) => Err(invalid_token(e)),
+        Err(e) => Err(ApiError::Domain(e).into_response()),
+    }
+}
+
+fn invalid_token(e: Error) -> Response {
+    let mut r = ApiError::Domain(e).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer realm=\"api\",error=\"invalid_token\",error_description=\"The access token is invalid.\"",
+        ),
+    );
+    r
+}
+
+/// The OAuth2 scopes a group of routes needs: `read` for safe methods,
+/// `write` for the rest (the contract's per-operation scopes).
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub read: Scope,
+    pub write: Scope,
+}
+
+/// Puts a group of routes behind its scopes; callers with an access token
+/// lacking the scope get 403 and a challenge naming it (RFC 6750 §3.1).
+/// API keys and console cookies carry no scopes and pass.
+pub fn scoped(routes: crate::Routes, read: Scope, write: Scope) -> crate::Routes {
+    routes.map(|r| {
+        r.layer(axum::middleware::from_fn_with_state(
+            Needs { read, write },
+            require_scope,
+        ))
+    })
+}
+
+async fn require_scope(State(needs): State<Needs>, req: Request, next: Next) -> Response {
+    let scope = if is_safe(req.method()) {
+        needs.read
+    } else {
+        needs.write
+    };
+    let grant = req
+        .extensions()
+        .get::<AuthContext>()
+        .and_then(|c| c.oauth.as_ref());
+    if !domain::oauth::tokens::allows(grant, scope) {
+        let mut r = ApiError::Domain(Error::PermissionDenied).into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "Bearer realm=\"api\",error=\"insufficient_scope\",scope=\"{scope}\""
+        )) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return r;
+    }
+    next.run(req).await
+}
+
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = match presented_key(req.headers()) {
         Presented::None => {
@@ -130,6 +207,10 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
         Presented::Key(key) => match domain::auth::authenticate_api_key(&state.domain, key).await {
             Ok(ctx) => ctx,
             Err(e) => return ApiError::Domain(e).into_response(),
+        },
+        Presented::Bearer(token) => match bearer_caller(&state, token).await {
+            Ok(ctx) => ctx,
+            Err(r) => return r,
         },
     };
     if !is_safe(req.method()) && ctx.read_only {

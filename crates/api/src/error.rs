@@ -85,6 +85,17 @@ fn domain_response(e: &Error) -> (StatusCode, Value) {
                 .map(|id| json!({"message": format!("Experiment {id} not found")}))
                 .collect::<Vec<_>>()}),
         ),
+        Error::OAuth(f) => {
+            let status = if f.code == domain::oauth::ErrorCode::InvalidClient {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                status,
+                json!({"error": f.code.as_str(), "error_description": f.description}),
+            )
+        }
         Error::Internal { .. } => {
             // Logged once, here; the client only learns that it failed.
             tracing::error!(cause = %e.chain(), "internal error");
@@ -98,6 +109,7 @@ fn domain_response(e: &Error) -> (StatusCode, Value) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let oauth = matches!(self, ApiError::Domain(Error::OAuth(_)));
         let (status, body) = match self {
             ApiError::Domain(e) => domain_response(&e),
             ApiError::Plain(status, m) => (status, error_body(m)),
@@ -110,9 +122,15 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
+            // A token endpoint's client authenticates with HTTP Basic.
+            let challenge = if oauth {
+                "Basic realm=\"oauth\""
+            } else {
+                WWW_AUTHENTICATE
+            };
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(WWW_AUTHENTICATE),
+                HeaderValue::from_static(challenge),
             );
         }
         resp

@@ -12,6 +12,7 @@ pub mod health;
 mod inbound;
 pub mod input;
 mod nul;
+pub mod oauth;
 pub mod openai;
 pub mod openapi;
 mod overflow;
@@ -49,15 +50,40 @@ pub struct AppState {
 
 /// Every route: the public ones and, behind authentication, the rest.
 pub fn routes(state: &AppState) -> Routes {
+    use domain::oauth::Scope::*;
     let protected = Routes::new()
-        .merge(experiments::router())
-        .merge(channels_api::router())
-        .merge(openai::router())
-        .merge(sessions::router())
-        .merge(traces::router())
-        .merge(participants::router())
-        .merge(files::router())
-        .merge(trigger::router())
+        .merge(auth::scoped(
+            experiments::router(),
+            ChatbotsRead,
+            ChatbotsRead,
+        ))
+        .merge(auth::scoped(
+            channels_api::router(),
+            ChatbotsInteract,
+            ChatbotsInteract,
+        ))
+        .merge(auth::scoped(
+            openai::router(),
+            ChatbotsInteract,
+            ChatbotsInteract,
+        ))
+        .merge(auth::scoped(
+            sessions::router(),
+            SessionsRead,
+            SessionsWrite,
+        ))
+        .merge(auth::scoped(traces::router(), SessionsRead, SessionsWrite))
+        .merge(auth::scoped(
+            participants::router(),
+            ParticipantsRead,
+            ParticipantsWrite,
+        ))
+        .merge(auth::scoped(files::router(), FilesRead, FilesRead))
+        .merge(auth::scoped(
+            trigger::router(),
+            ChatbotsInteract,
+            ChatbotsInteract,
+        ))
         .map(|r| {
             r.layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -72,6 +98,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(files::shared_router())
         .merge(health::router())
         .merge(openapi::router())
+        .merge(oauth::router())
         .merge(protected)
 }
 

@@ -25,6 +25,9 @@ pub struct AuthContext {
     pub key_id: Option<i64>,
     pub read_only: bool,
     pub role: Role,
+    /// The OAuth2 grant, when the caller presented an access token (its
+    /// scopes then limit what it may do; API keys and cookies have none).
+    pub oauth: Option<crate::oauth::tokens::Grant>,
 }
 
 impl AuthContext {
@@ -103,5 +106,6 @@ pub async fn authenticate_api_key(db: &impl Reads, presented: &str) -> Result<Au
         key_id: Some(row.try_get("", "id")?),
         read_only: row.try_get("", "read_only")?,
         role: stored(&role)?,
+        oauth: None,
     })
 }

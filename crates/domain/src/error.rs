@@ -64,6 +64,10 @@ pub enum Error {
     #[error("chatbots not found: {0:?}")]
     ChatbotsNotFound(Vec<Uuid>),
 
+    /// An OAuth2 protocol refusal (answered with RFC 6749 §5.2's body).
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthFailure),
+
     /// Logged once with its cause where it is turned into a response; never
     /// sent to the client.
     #[error("internal error: {context}")]

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
+pub mod oauth;
 pub mod onboarding;
 pub mod pagination;
 pub mod participants;

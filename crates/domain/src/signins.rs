@@ -156,5 +156,6 @@ pub async fn api_caller(db: &impl Reads, sign_in: &SignIn) -> Result<AuthContext
         key_id: None,
         read_only: !role.allows(crate::roles::Permission::ManageChatbots),
         role,
+        oauth: None,
     })
 }

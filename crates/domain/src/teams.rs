@@ -105,6 +105,14 @@ pub async fn by_slug(db: &impl Reads, slug: &str) -> Result<Team> {
         .ok_or_else(|| Error::not_found(format!("no team with slug {slug:?}")))
 }
 
+pub async fn by_id(db: &impl Reads, id: TeamId) -> Result<Team> {
+    team::Entity::find_by_id(id.0)
+        .one(db.reader())
+        .await?
+        .map(Team::from)
+        .ok_or_else(|| Error::not_found(format!("no team {id}")))
+}
+
 /// The user that owns a team (the first owner membership).
 pub async fn owner_user_id(db: &impl Reads, team_id: TeamId) -> Result<i64> {
     let db = db.reader();

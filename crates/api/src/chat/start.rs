@@ -105,6 +105,16 @@ async fn chatbot_view(
     }
 }
 
+/// An `Authorization: Bearer` value shaped as an OAuth2 access token (API
+/// keys, which carry a `.`, keep their own path).
+fn oauth_token(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, "authorization")?;
+    let (scheme, token) = value.split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains('.'))
+        .then_some(token)
+}
+
 /// Start a chat session
 #[utoipa::path(
     post,
@@ -113,7 +123,7 @@ async fn chatbot_view(
     tag = "Chat",
     request_body = StartRequest,
     responses((status = 201, body = StartView)),
-    security((), ("embedKeyAuth" = []), ("apiKeyAuth" = []))
+    security((), ("chatOAuth2" = ["chat:start"]), ("embedKeyAuth" = []), ("apiKeyAuth" = []))
 )]
 pub async fn start(
     State(state): State<AppState>,
@@ -125,7 +135,30 @@ pub async fn start(
     let identity = start_bucket(header_str(&headers, "x-embed-key"), peer);
     let st = state.clone();
     limited(&state, peer, identity, async move {
-        let caller = if let Some(key) = api_key(&headers) {
+        let oauth = match oauth_token(&headers).zip(body.0.get("chatbot_id")) {
+            Some((token, id)) => {
+                let id = id
+                    .as_str()
+                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                    .ok_or_else(|| {
+                        ApiError::Domain(Error::BadRequest(
+                            "chatbot_id must be a valid UUID".into(),
+                        ))
+                    })?;
+                let origin = super::origin(&headers);
+                match domain::oauth::chat_start::admit(&st.domain, id, token, origin.as_deref())
+                    .await?
+                {
+                    Some(ch) => Some(Caller::Widget(ch)),
+                    // No such chatbot: nothing to admit to (the start answers 404).
+                    None => Some(Caller::Anonymous),
+                }
+            }
+            None => None,
+        };
+        let caller = if let Some(caller) = oauth {
+            caller
+        } else if let Some(key) = api_key(&headers) {
             let ctx = domain::auth::authenticate_api_key(&st.domain, key).await?;
             if ctx.read_only {
                 return Err(ApiError::Domain(Error::PermissionDenied));
@@ -140,7 +173,12 @@ pub async fn start(
                     "Experiment ID required for embedded widget authentication".into(),
                 )));
             }
-            Caller::Widget(embed_channel(&st, &headers, key).await?)
+            let ch = embed_channel(&st, &headers, key).await?;
+            // An embed key alone never admits to an OAuth channel.
+            if ch.credential_mode == widget::CredentialMode::OAuth {
+                return Err(ApiError::Domain(Error::ChatAccessDenied));
+            }
+            Caller::Widget(ch)
         } else if let Some(ctx) = crate::auth::console_caller(&st, &headers, true).await? {
             // A signed-in member trying a chatbot in the console.
             if ctx.read_only {

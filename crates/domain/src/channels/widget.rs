@@ -52,6 +52,16 @@ impl AuthLevel {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// What admits a widget to `start/` (the original's `credential_mode`):
+    /// its embed key, or, in `oauth` mode, a machine application's access
+    /// token sent by the page's server (an embed key alone is then refused).
+    pub enum CredentialMode {
+        EmbedKey = "embed_key",
+        OAuth = "oauth",
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WidgetChannel {
     #[serde(skip)]
@@ -64,6 +74,7 @@ pub struct WidgetChannel {
     pub name: String,
     pub allowed_domains: Vec<String>,
     pub auth_level: AuthLevel,
+    pub credential_mode: CredentialMode,
     pub token_lifetime_secs: i64,
     pub enabled: bool,
     pub disabled_message: Option<String>,
@@ -86,6 +97,11 @@ fn from_row(m: channel::Model) -> WidgetChannel {
             .and_then(Value::as_str)
             .and_then(AuthLevel::parse)
             .unwrap_or(AuthLevel::SessionToken),
+        credential_mode: cfg
+            .get("credential_mode")
+            .and_then(Value::as_str)
+            .and_then(CredentialMode::parse)
+            .unwrap_or(CredentialMode::EmbedKey),
         token_lifetime_secs: cfg
             .get("token_lifetime_secs")
             .and_then(Value::as_i64)
@@ -194,13 +210,36 @@ pub async fn add(
     level: AuthLevel,
     token_lifetime_secs: Option<i64>,
 ) -> Result<(WidgetChannel, String)> {
+    add_with_mode(
+        db,
+        chatbot_id,
+        domains,
+        level,
+        token_lifetime_secs,
+        CredentialMode::EmbedKey,
+    )
+    .await
+}
+
+/// Adds a widget channel admitted as `mode` says. An `oauth` channel with
+/// no allowed domains is server-only: `start/` is called by the page's
+/// server (no origin), and any browser origin is refused. Its sessions
+/// always need their session token.
+pub async fn add_with_mode(
+    db: &impl Writes,
+    chatbot_id: Uuid,
+    domains: &[String],
+    level: AuthLevel,
+    token_lifetime_secs: Option<i64>,
+    mode: CredentialMode,
+) -> Result<(WidgetChannel, String)> {
     let db = db.writer();
     let bot = chatbot_head(db, chatbot_id).await?;
     let domains = domains
         .iter()
         .map(|d| validate_domain(d))
         .collect::<Result<Vec<_>>>()?;
-    if domains.is_empty() {
+    if domains.is_empty() && mode == CredentialMode::EmbedKey {
         return Err(Error::BadRequest(
             "a widget channel needs at least one allowed domain (--domain)".into(),
         ));
@@ -211,7 +250,15 @@ pub async fn add(
         ));
     }
     let key = new_key();
-    let mut cfg = json!({"allowed_domains": domains, "auth_level": level.as_str()});
+    let level = match mode {
+        CredentialMode::EmbedKey => level,
+        CredentialMode::OAuth => AuthLevel::SessionToken,
+    };
+    let mut cfg = json!({
+        "allowed_domains": domains,
+        "auth_level": level.as_str(),
+        "credential_mode": mode.as_str(),
+    });
     if let Some(s) = token_lifetime_secs {
         cfg["token_lifetime_secs"] = json!(s);
     }

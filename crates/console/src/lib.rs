@@ -5,6 +5,7 @@
 //! binary; pages work without JavaScript.
 
 mod assets;
+mod authorize;
 mod channels;
 mod chart;
 mod chatbots;
@@ -61,6 +62,10 @@ pub fn routes(state: &AppState) -> Routes {
         .route("/login/", get(login::form).post(login::submit))
         .route("/logout/", post(login::logout))
         .route("/static/{name}", get(assets::asset))
+        .route(
+            "/o/authorize/",
+            get(authorize::form).post(authorize::decide),
+        )
         .route("/a/{team}/", get(chatbots::team_home))
         .route("/a/{team}/chatbots/", get(chatbots::list))
         .route("/a/{team}/chatbots/new/", post(chatbots::create))

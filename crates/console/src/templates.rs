@@ -28,6 +28,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/participant.html"),
     ),
     ("usage.html", include_str!("../templates/usage.html")),
+    (
+        "authorize.html",
+        include_str!("../templates/authorize.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

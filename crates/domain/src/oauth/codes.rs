@@ -264,7 +264,7 @@ mod tests {
     fn s256_verifier_matches_its_challenge() {
         // RFC 7636 Appendix B.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWW2WKZPIvlps";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verifier_matches(challenge, ChallengeMethod::S256, verifier));
         assert!(!verifier_matches(
             challenge,

@@ -155,6 +155,10 @@ text_enum! {
         AccessDenied = "access_denied",
         UnsupportedResponseType = "unsupported_response_type",
         UnsupportedTokenType = "unsupported_token_type",
+        /// `prompt=none` without a sign-in (OpenID Connect's code).
+        LoginRequired = "login_required",
+        /// `prompt=none` when the person would have to consent.
+        ConsentRequired = "consent_required",
     }
 }
 

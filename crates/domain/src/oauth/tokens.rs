@@ -145,6 +145,30 @@ pub async fn exchange_code(
             "the code was already used; the tokens it gave are revoked",
         ));
     }
+    // A failed redemption still uses the code up, so a verifier cannot be
+    // guessed at by retrying.
+    if let Err(e) = redeemable(&txn, app, &c, redirect_uri, verifier).await {
+        txn.commit().await?;
+        return Err(e);
+    }
+    let holder = Holder {
+        team_id: TeamId(c.team_id),
+        app_id: app.id,
+        user_id: Some(UserId(c.user_id)),
+        family: c.family.clone(),
+    };
+    let issued = issue_pair(&txn, &holder, Scopes::parse(&c.scope)?).await?;
+    txn.commit().await?;
+    Ok(issued)
+}
+
+async fn redeemable(
+    txn: &DatabaseTransaction,
+    app: &App,
+    c: &oauth_code::Model,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<()> {
     if c.expires_at <= store::now() {
         return Err(grant_refused("the authorization code has expired"));
     }
@@ -167,20 +191,10 @@ pub async fn exchange_code(
             Some(_) => {}
         }
     }
-    let user = UserId(c.user_id);
-    let team = TeamId(c.team_id);
-    if !still_member(&txn, user, team).await? {
+    if !still_member(txn, UserId(c.user_id), TeamId(c.team_id)).await? {
         return Err(grant_refused("the user is no longer a member of the team"));
     }
-    let holder = Holder {
-        team_id: team,
-        app_id: app.id,
-        user_id: Some(user),
-        family: c.family.clone(),
-    };
-    let issued = issue_pair(&txn, &holder, Scopes::parse(&c.scope)?).await?;
-    txn.commit().await?;
-    Ok(issued)
+    Ok(())
 }
 
 /// `grant_type=refresh_token` (RFC 6749 §6): the refresh token is rotated;
@@ -205,6 +219,18 @@ pub async fn refresh(
             "the refresh token was issued to another client",
         ));
     }
+    if t.revoked_at.is_none() {
+        if t.expires_at <= store::now() {
+            return Err(grant_refused("the refresh token has expired"));
+        }
+        let granted = Scopes::parse(&t.scope)?;
+        if scope.is_some_and(|s| !s.is_empty() && !s.is_subset_of(granted)) {
+            return Err(failure(
+                ErrorCode::InvalidScope,
+                "a refresh cannot widen the granted scope",
+            ));
+        }
+    }
     let rotated = oauth_token::Entity::update_many()
         .col_expr(oauth_token::Column::RevokedAt, Expr::value(store::now()))
         .filter(oauth_token::Column::Id.eq(t.id))
@@ -220,20 +246,10 @@ pub async fn refresh(
             "the refresh token was already used or revoked; every token of its grant is now revoked",
         ));
     }
-    if t.expires_at <= store::now() {
-        return Err(grant_refused("the refresh token has expired"));
-    }
-    let granted = Scopes::parse(&t.scope)?;
     let scope = match scope {
         Some(s) if !s.is_empty() => s,
-        _ => granted,
+        _ => Scopes::parse(&t.scope)?,
     };
-    if !scope.is_subset_of(granted) {
-        return Err(failure(
-            ErrorCode::InvalidScope,
-            "a refresh cannot widen the granted scope",
-        ));
-    }
     let user = t.user_id.map(UserId);
     let team = TeamId(t.team_id);
     if let Some(u) = user

@@ -20,6 +20,8 @@ mod files;
 mod fuzz;
 mod hardening;
 mod jobs;
+mod oauth;
+mod oauth_client;
 mod onboarding;
 mod openai;
 mod openai_sdk;

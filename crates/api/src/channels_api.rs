@@ -104,7 +104,7 @@ async fn handle(
     params(("experiment_id" = String, Path, description = "Experiment ID")),
     request_body = ApiMessageRequest,
     responses((status = 200, body = ApiResponseView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:interact"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn incoming(
     State(state): State<AppState>,
@@ -127,7 +127,7 @@ pub async fn incoming(
     ),
     request_body = ApiMessageRequest,
     responses((status = 200, body = ApiResponseView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:interact"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn incoming_versioned(
     State(state): State<AppState>,

@@ -82,7 +82,7 @@ fn view(base: &BaseUrl, c: Chatbot) -> ExperimentView {
         ("page_size" = Option<i64>, Query, description = "Number of results to return per page."),
     ),
     responses((status = 200, body = PaginatedExperimentListDoc)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -102,7 +102,7 @@ pub async fn list(
     tag = "Experiments",
     params(("id" = String, Path, description = "Experiment ID")),
     responses((status = 200, body = ExperimentView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn retrieve(
     State(state): State<AppState>,

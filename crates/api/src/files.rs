@@ -77,7 +77,7 @@ fn disposition(name: &str) -> String {
     tag = "Files",
     params(("id" = i64, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["files:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn content(
     State(state): State<AppState>,

@@ -405,7 +405,7 @@ fn stream_response(state: AppState, p: Prepared, include_usage: bool) -> Respons
         (status = 200, body = CompletionView, description = "The reply; with `stream: true`, `text/event-stream` chunks"),
         (status = 404, description = "No chatbot with the given ID exists in the team"),
     ),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:interact"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn completions(
     State(state): State<AppState>,
@@ -431,7 +431,7 @@ pub async fn completions(
         (status = 200, body = CompletionView, description = "The reply; with `stream: true`, `text/event-stream` chunks"),
         (status = 404, description = "No chatbot with the given ID exists in the team"),
     ),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:interact"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn completions_versioned(
     State(state): State<AppState>,

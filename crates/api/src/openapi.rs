@@ -7,7 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, AuthorizationCode, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder,
+    OAuth2, Scopes, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -71,6 +74,35 @@ impl Modify for Security {
         components.add_security_scheme(
             "embedKeyAuth",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Embed-Key"))),
+        );
+        let scopes = || {
+            Scopes::from_iter(
+                domain::oauth::Scope::ALL
+                    .iter()
+                    .map(|s| (s.as_str(), s.description())),
+            )
+        };
+        components.add_security_scheme(
+            "OAuth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::AuthorizationCode(
+                AuthorizationCode::new("/o/authorize/", "/o/token/", scopes()),
+            )])),
+        );
+        components.add_security_scheme(
+            "chatOAuth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
+                ClientCredentials::new(
+                    "/o/token/",
+                    Scopes::from_iter([(
+                        domain::oauth::Scope::ChatStart.as_str(),
+                        domain::oauth::Scope::ChatStart.description(),
+                    )]),
+                ),
+            )])),
+        );
+        components.add_security_scheme(
+            "cookieAuth",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sessionid"))),
         );
         components.add_security_scheme(
             "tokenAuth",

@@ -103,7 +103,7 @@ fn view(d: Detail) -> ParticipantDetailView {
         ("platform" = Option<String>, Query, description = "Exact platform."),
     ),
     responses((status = 200, body = PaginatedParticipantsDoc)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["participants:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -278,7 +278,7 @@ impl UpsertRequest {
     tag = "Participants",
     request_body = UpsertRequest,
     responses((status = 200, body = ParticipantDetailView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["participants:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn upsert(
     State(state): State<AppState>,

@@ -312,7 +312,7 @@ fn split_list(v: Option<&str>) -> Vec<String> {
         ("ordering" = Option<String>, Query, description = "`created_at` or `-created_at` (default)."),
     ),
     responses((status = 200, body = PaginatedSessionsDoc)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -359,7 +359,7 @@ pub async fn list(
     tag = "Experiment Sessions",
     request_body = CreateRequest,
     responses((status = 201, body = SessionView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -391,7 +391,7 @@ pub async fn create(
     tag = "Experiment Sessions",
     params(("id" = String, Path, description = "ID of the session")),
     responses((status = 200, body = SessionDetailView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -411,7 +411,7 @@ pub async fn retrieve(
     tag = "Experiment Sessions",
     params(("id" = String, Path, description = "ID of the session")),
     responses((status = 200, description = "Ended (empty body)")),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn end(
     State(state): State<AppState>,
@@ -493,7 +493,7 @@ async fn session_for_action(
     params(("id" = String, Path, description = "ID of the session")),
     request_body = TagsView,
     responses((status = 200, body = TagsView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn add_tags(
     State(state): State<AppState>,
@@ -535,7 +535,7 @@ async fn change_tags(
     params(("id" = String, Path, description = "ID of the session")),
     request_body = TagsView,
     responses((status = 200, body = TagsView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn remove_tags(
     State(state): State<AppState>,
@@ -562,7 +562,7 @@ pub struct UpdateStateView {
     tag = "Experiment Sessions",
     params(("id" = String, Path, description = "ID of the session")),
     responses((status = 200, body = UpdateStateView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:write"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn update_state(
     State(state): State<AppState>,

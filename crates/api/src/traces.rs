@@ -152,7 +152,7 @@ fn trace_view(t: SessionTrace) -> TraceView {
     tag = "Experiment Sessions",
     params(("id" = String, Path, description = "ID of the session")),
     responses((status = 200, body = TracesView), (status = 404, description = "No such session")),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["sessions:read"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn list(
     State(state): State<AppState>,

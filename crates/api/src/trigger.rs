@@ -107,7 +107,7 @@ impl TriggerRequest {
     tag = "Channels",
     request_body = TriggerRequest,
     responses((status = 200, body = TriggeredView)),
-    security(("apiKeyAuth" = []), ("tokenAuth" = []))
+    security(("OAuth2" = ["chatbots:interact"]), ("apiKeyAuth" = []), ("tokenAuth" = []))
 )]
 pub async fn trigger_bot(
     State(state): State<AppState>,

@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
+const AXE_RUN: &str = "const done = arguments[arguments.length - 1]; \
+    axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}}) \
+      .then(r => done(r.violations \
+        .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+        .map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', ')))) \
+      .catch(e => done(['axe failed: ' + e]));";
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
@@ -18,6 +25,33 @@ pub struct Browser {
     session: String,
     http: reqwest::Client,
     shots: PathBuf,
+    /// axe-core's source, when installed: every screenshotted page is audited.
+    axe: Option<String>,
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+/// axe-core (Deque's WCAG checker), from `CHATSTUDIO_AXE_JS` or where
+/// `.ci/run` installs it. CI must have it; elsewhere the audit is skipped.
+fn axe_source() -> Option<String> {
+    let path = std::env::var("CHATSTUDIO_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/chatstudio-ci-npm/node_modules/axe-core/axe.min.js")
+        });
+    let source = std::fs::read_to_string(&path).ok();
+    if source.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI needs axe-core at {} (.ci/run installs it)",
+            path.display()
+        );
+        eprintln!(
+            "accessibility audit skipped: no axe-core at {}",
+            path.display()
+        );
+    }
+    source
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
@@ -85,6 +119,8 @@ impl Browser {
             session,
             http,
             shots: shots.to_path_buf(),
+            axe: axe_source(),
+            violations: Default::default(),
         })
     }
 
@@ -199,6 +235,30 @@ impl Browser {
             .decode(v.as_str().unwrap())
             .unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        self.audit(name).await;
+    }
+
+    /// Runs axe-core's WCAG 2 A and AA rules on the page; what fails with a
+    /// serious or critical impact is kept for [`Browser::accessibility`].
+    pub async fn audit(&self, name: &str) {
+        let Some(axe) = &self.axe else { return };
+        self.script(axe, json!([])).await;
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({"script": AXE_RUN, "args": []})),
+            )
+            .await;
+        let mut v = self.violations.lock().unwrap();
+        for f in found.as_array().unwrap() {
+            v.push(format!("{name}: {}", f.as_str().unwrap()));
+        }
+    }
+
+    /// The accessibility failures the audited pages had.
+    pub fn accessibility(&self) -> Vec<String> {
+        self.violations.lock().unwrap().clone()
     }
 
     pub async fn close(mut self) {

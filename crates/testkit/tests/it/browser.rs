@@ -2,7 +2,9 @@
 //! create a chatbot from YAML, publish it, try it with a streamed reply,
 //! find the session by filter, read its transcript with trace and cost,
 //! export CSV, and check that a chat viewer cannot edit. Screenshots of each
-//! page go to `target/console-screenshots/` (not committed).
+//! page go to `target/console-screenshots/` (not committed), and each page is
+//! audited with axe-core (WCAG 2 A and AA; serious and critical failures fail
+//! the test).
 
 use std::path::PathBuf;
 
@@ -116,6 +118,11 @@ async fn the_console_in_a_browser() {
     let shown = b.wait_text(".shown", "embed key").await;
     assert!(shown.contains("shown once"), "{shown}");
     b.screenshot("09-channels").await;
+    let here = b.url().await;
+    let at = here.find("/chatbots/").unwrap() + "/chatbots/".len();
+    b.goto(&format!("{}edit/", &here[..at + 37])).await;
+    b.wait_text("h1", "Edit").await;
+    b.screenshot("09b-edit").await;
 
     // The CSV the list links to, fetched as the page would.
     b.goto(&app.url("/a/acme/sessions/")).await;
@@ -147,6 +154,12 @@ async fn the_console_in_a_browser() {
     b.wait_text("main", "does not allow").await;
     b.screenshot("10-viewer-refused").await;
 
+    let failures = b.accessibility();
+    assert!(
+        failures.is_empty(),
+        "accessibility (axe-core, WCAG 2 AA):\n{}",
+        failures.join("\n")
+    );
     b.close().await;
     app.finish().await;
 }

@@ -220,8 +220,7 @@ both_backends!(
         let out = app.console().get(&path).await;
         assert_eq!(out.status, 303);
         assert!(
-            out.location()
-                .starts_with("/login/?next=/o/authorize/%3F"),
+            out.location().starts_with("/login/?next=/o/authorize/%3F"),
             "{}",
             out.location()
         );
@@ -688,6 +687,58 @@ both_backends!(revocation_and_introspection, async |app: &TestApp| {
     assert_eq!(bearer_get(app, "/api/experiments/", access).await.0, 401);
     let (_, info) = endpoint(app, "/o/introspect/", &client, &[("token", access)]).await;
     assert_eq!(info, json!({"active": false}));
+
+    // An expired token fails at once, and a code past its minute too.
+    let t = code_flow(app, &c, &client, "chatbots:read").await;
+    let tok = t["access_token"].as_str().unwrap();
+    assert_eq!(bearer_get(app, "/api/experiments/", tok).await.0, 200);
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.domain.db.write,
+        "UPDATE oauth_tokens SET expires_at = created_at",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bearer_get(app, "/api/experiments/", tok).await.0, 401);
+    let (s, body) = token(
+        app,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    let q = consent(
+        &c,
+        &authorize_path(
+            &client,
+            &[
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+        true,
+    )
+    .await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.domain.db.write,
+        "UPDATE oauth_codes SET expires_at = created_at",
+    )
+    .await
+    .unwrap();
+    let (s, body) = token(
+        app,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", param(&q, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
 
     // Revoking a refresh token ends its whole grant.
     let t = code_flow(app, &c, &client, "chatbots:read").await;

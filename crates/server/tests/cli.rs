@@ -1221,3 +1221,116 @@ both_backends!(oauth_apps_from_the_cli, async |app: &TestApp| {
     let (ok, _, err) = cli.run(&["oauth-app", "remove", "--team", "acme", machine_id]);
     assert!(!ok && err.contains("no OAuth application"), "{err}");
 });
+
+both_backends!(oauth_widget_channels_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
+    // An embed-key channel still needs a domain.
+    let (ok, _, err) = cli.run(&["channel", "add-widget", "--chatbot", &bot]);
+    assert!(!ok && err.contains("at least one allowed domain"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "oauth",
+        "--auth-level",
+        "embed-key",
+    ]);
+    assert!(!ok && err.contains("session token"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "magic",
+    ]);
+    assert!(!ok && err.contains("magic"), "{err}");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM channels WHERE platform = 'embedded_widget'")
+            .await,
+        0
+    );
+
+    // A server-only oauth channel: no domain, the channel id on the last line.
+    let out = cli.ok(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "oauth",
+    ]);
+    assert!(out.contains("servers only"), "{out}");
+    let id = last_line(&out);
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{out}");
+    let list: Value =
+        serde_json::from_str(&cli.ok(&["channel", "list", "--chatbot", &bot, "--json"])).unwrap();
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["credential_mode"], "oauth");
+    assert_eq!(list[0]["auth_level"], "session-token");
+    assert_eq!(list[0]["allowed_domains"], serde_json::json!([]));
+    let text = cli.ok(&["channel", "list", "--chatbot", &bot]);
+    assert!(
+        text.starts_with(&format!("{id}\toauth\tsession-token\tenabled\t")),
+        "{text}"
+    );
+
+    // A machine application's token starts a chat through it, from a server.
+    let last = last_line(&cli.ok(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "acme",
+        "--name",
+        "Backend",
+        "--kind",
+        "machine",
+        "--chatbot",
+        &bot,
+    ]));
+    let (client_id, secret) = last.split_once(' ').unwrap();
+    let token: Value = form(
+        app.client
+            .post(app.url("/o/token/"))
+            .basic_auth(client_id, Some(secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "chat:start"),
+        ],
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let start = async |origin: Option<&str>| {
+        let mut rb = app
+            .client
+            .post(app.url("/api/chat/start/"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({"chatbot_id": bot}));
+        if let Some(o) = origin {
+            rb = rb.header("Origin", o);
+        }
+        rb.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(start(None).await, 201);
+    assert_eq!(start(Some("https://www.example.org")).await, 401);
+
+    // The default mode is unchanged: an embed key on the last line.
+    let key = last_line(&cli.ok(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--domain",
+        "example.org",
+    ]));
+    assert!(key.starts_with("ek_"), "{key}");
+});

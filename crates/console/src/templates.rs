@@ -28,6 +28,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/participant.html"),
     ),
     ("usage.html", include_str!("../templates/usage.html")),
+    (
+        "oauth_apps.html",
+        include_str!("../templates/oauth_apps.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

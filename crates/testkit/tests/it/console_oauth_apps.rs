@@ -1,7 +1,8 @@
 //! The console's OAuth applications page over HTTP: a team admin lists,
 //! registers (the client secret shown once, and real) and removes them;
 //! other roles, forms without the CSRF token and another team's application
-//! are refused with nothing changed.
+//! are refused with nothing changed. And the widget channel form's OAuth
+//! credential mode.
 
 use chatstudio_testkit::{TestApp, TestTeam, both_backends};
 use domain::teams::Role;
@@ -341,5 +342,95 @@ both_backends!(
         }
         assert_eq!(apps_of(app, &team).await, 1);
         assert!(owner.get(PAGE).await.body.contains(&client_id));
+    }
+);
+
+both_backends!(
+    console_widget_channels_in_oauth_mode,
+    async |app: &TestApp| {
+        let team = app.team("acme").await;
+        let bot = app.chatbot(&team, "Helper").await;
+        let c = app.signed_in(&team, Role::ChatbotAdmin).await;
+        let base = format!("/a/acme/chatbots/{bot}/channels/");
+        let p = c.get(&base).await;
+        assert!(p.body.contains("name=\"credential_mode\" value=\"oauth\""));
+
+        // An embed-key widget still needs a page host; a mode we do not know is refused.
+        let p = c
+            .submit(
+                &format!("{base}widget/"),
+                &[("credential_mode", "embed_key")],
+            )
+            .await;
+        assert_eq!(p.status, 400);
+        assert!(
+            p.body.contains("needs at least one page host"),
+            "{}",
+            p.body
+        );
+        let p = c
+            .submit(&format!("{base}widget/"), &[("credential_mode", "magic")])
+            .await;
+        assert_eq!(p.status, 400);
+        let widgets = "SELECT COUNT(*) FROM channels WHERE platform = 'embedded_widget'";
+        assert_eq!(app.scalar(widgets).await, 0);
+
+        // Server-only OAuth: no domains, no embed key shown, the mode listed.
+        let p = c
+            .submit(
+                &format!("{base}widget/"),
+                &[("credential_mode", "oauth"), ("domains", "")],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(!p.body.contains("shown-secret"), "no embed key for OAuth");
+        assert!(p.body.contains("from servers only"), "{}", p.body);
+        assert!(p.body.contains("embedded_widget (OAuth)"), "{}", p.body);
+        assert!(p.body.contains("servers only</td>"), "{}", p.body);
+        assert!(!p.body.contains("/rotate/"), "no embed key to replace");
+        assert_eq!(app.scalar(widgets).await, 1);
+
+        // A machine application of the team starts a chat through it.
+        let (made, secret) = domain::oauth::apps::create(
+            &app.domain,
+            team.id,
+            None,
+            domain::oauth::NewApp {
+                name: "Backend".into(),
+                kind: domain::oauth::AppKind::Machine,
+                public: false,
+                redirect_uris: Vec::new(),
+                chatbots: vec![bot],
+                pkce_required: true,
+            },
+        )
+        .await
+        .unwrap();
+        let secret = secret.unwrap();
+        let (s, token) = machine_token(app, (&made.client_id, &secret)).await;
+        assert_eq!(s, 200, "{token}");
+        let r = app
+            .client
+            .post(app.url("/api/chat/start/"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"chatbot_id": bot}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+
+        // An embed-key widget beside it is listed as such, with its key.
+        let p = c
+            .submit(
+                &format!("{base}widget/"),
+                &[
+                    ("credential_mode", "embed_key"),
+                    ("domains", "www.example.org"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(shown(&p.body, "shown-secret").starts_with("ek_"));
+        assert!(p.body.contains("embedded_widget (embed key)"), "{}", p.body);
     }
 );

@@ -1,12 +1,13 @@
 //! A chatbot's channels: the list (every platform), a chat widget added with
-//! its embed key shown once beside the HTML to paste, a Telegram bot
+//! its embed key shown once beside the HTML to paste (or, in OAuth mode,
+//! admitted by a machine application's token, with no key), a Telegram bot
 //! connected by its token (checked with Telegram, the webhook registered
 //! when the public URL is known), and turning channels off, on, or away.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use domain::channels::widget::{self, AuthLevel};
+use domain::channels::widget::{self, AuthLevel, CredentialMode};
 use domain::teams::Permission;
 use minijinja::context;
 use serde::Deserialize;
@@ -75,6 +76,7 @@ async fn page_told(
                     address => c.address,
                     domains => c.allowed_domains.join(", "),
                     widget => c.platform == "embedded_widget",
+                    oauth => c.credential_mode == Some(CredentialMode::OAuth),
                 }).collect::<Vec<_>>(),
                 shown => shown.map(|s| context! { key => s.key, snippet => s.snippet }),
                 told => told.map(|t| t.0),
@@ -111,6 +113,8 @@ pub struct NewWidget {
     #[serde(default)]
     auth_level: String,
     #[serde(default)]
+    credential_mode: String,
+    #[serde(default)]
     csrfmiddlewaretoken: String,
 }
 
@@ -128,6 +132,11 @@ pub async fn add_widget(
         "" | "embed_key" | "embed-key" => AuthLevel::EmbedKey,
         _ => AuthLevel::SessionToken,
     };
+    let mode = match f.credential_mode.as_str() {
+        "" => CredentialMode::EmbedKey,
+        m => CredentialMode::parse(m)
+            .ok_or_else(|| PageError::BadRequest(format!("{m:?} is not a credential mode")))?,
+    };
     let domains: Vec<String> = f
         .domains
         .split([',', '\n', ' '])
@@ -135,13 +144,31 @@ pub async fn add_widget(
         .filter(|d| !d.is_empty())
         .map(str::to_string)
         .collect();
-    match widget::add(&state.domain, id, &domains, level, None).await {
-        Ok((_, key)) => {
+    // The domain's own refusal names the CLI's flag; this page has a field.
+    if domains.is_empty() && mode == CredentialMode::EmbedKey {
+        let msg = "An embed-key widget needs at least one page host.".to_string();
+        return page(&state, &m, id, StatusCode::BAD_REQUEST, None, Some(msg)).await;
+    }
+    match widget::add_with_mode(&state.domain, id, &domains, level, None, mode).await {
+        Ok((_, key)) if mode == CredentialMode::EmbedKey => {
             let shown = NewKey {
                 snippet: snippet(&base, id, &key),
                 key,
             };
             page(&state, &m, id, StatusCode::OK, Some(shown), None).await
+        }
+        // An embed key never admits to an OAuth channel, so it is not shown:
+        // the page says what does instead.
+        Ok((ch, _)) => {
+            let reach = if ch.allowed_domains.is_empty() {
+                "from servers only (no browser page)".to_string()
+            } else {
+                format!("from pages on {}", ch.allowed_domains.join(", "))
+            };
+            let told = Told(format!(
+                "Added an OAuth widget channel: chats start {reach} with the access token of a machine OAuth application listed for this chatbot (scope chat:start); no embed key is used."
+            ));
+            page_told(&state, &m, id, StatusCode::OK, (None, Some(told)), None).await
         }
         Err(e) => refused(&state, &m, id, e).await,
     }

@@ -17,6 +17,7 @@ mod export;
 pub mod graph;
 mod login;
 mod member;
+mod oauth_apps;
 mod participants;
 mod providers;
 mod render;
@@ -135,6 +136,14 @@ pub fn routes(state: &AppState) -> Routes {
         .route(
             "/a/{team}/team/keys/{prefix}/revoke/",
             post(team::revoke_key),
+        )
+        .route(
+            "/a/{team}/team/oauth-apps/",
+            get(oauth_apps::list).post(oauth_apps::create),
+        )
+        .route(
+            "/a/{team}/team/oauth-apps/{client_id}/remove/",
+            post(oauth_apps::remove),
         )
         .route("/a/{team}/team/members/", post(team::add_member))
         .route("/a/{team}/team/members/{user}/role/", post(team::set_role))

@@ -32,6 +32,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "authorize.html",
         include_str!("../templates/authorize.html"),
     ),
+    (
+        "oauth_apps.html",
+        include_str!("../templates/oauth_apps.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -1018,3 +1018,319 @@ both_backends!(console_users_from_the_cli, async |app: &TestApp| {
     ]);
     assert!(!ok && err.contains("not a member"), "{err}");
 });
+
+/// A form body as an OAuth client sends it.
+fn form(rb: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    rb.header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// `SELECT COUNT(*) FROM oauth_apps`.
+async fn oauth_apps(app: &TestApp) -> i64 {
+    app.scalar("SELECT COUNT(*) FROM oauth_apps").await
+}
+
+both_backends!(oauth_apps_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme"]);
+    cli.ok(&["team", "create", "rival"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
+    let rival_bot =
+        last_line(&cli.ok(&["chatbot", "create", "--team", "rival", "--name", "Theirs"]));
+
+    // A user-facing application: `<client_id> <client_secret>` alone on the last line.
+    let out = cli.ok(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "acme",
+        "--name",
+        "Dashboard",
+        "--kind",
+        "user",
+        "--redirect-uri",
+        "https://dash.example.org/callback",
+        "--redirect-uri",
+        "http://localhost:8080/cb",
+    ]);
+    assert!(out.contains("shown once"), "{out}");
+    let last = last_line(&out);
+    let parts: Vec<&str> = last.split(' ').collect();
+    assert_eq!(parts.len(), 2, "{last}");
+    let (user_id, user_secret) = (parts[0].to_string(), parts[1].to_string());
+    assert!(user_id.len() >= 32 && user_secret.len() >= 32, "{last}");
+    assert!(user_id.chars().all(|c| c.is_ascii_alphanumeric()), "{last}");
+
+    // A machine application for one chatbot, whose secret gets a token.
+    let last = last_line(&cli.ok(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "acme",
+        "--name",
+        "Backend",
+        "--kind",
+        "machine",
+        "--chatbot",
+        &bot,
+    ]));
+    let (machine_id, machine_secret) = last.split_once(' ').unwrap();
+    let token = form(
+        app.client.post(app.url("/o/token/")),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", machine_id),
+            ("client_secret", machine_secret),
+            ("scope", "chat:start"),
+        ],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(token.status(), 200);
+    let token: Value = token.json().await.unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+
+    // A public client: no secret, `-` in its place; PKCE stays required.
+    let last = last_line(&cli.ok(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "acme",
+        "--name",
+        "Mobile",
+        "--kind",
+        "user",
+        "--public",
+        "--no-pkce",
+        "--redirect-uri",
+        "https://app.example.org/cb",
+    ]));
+    let (public_id, dash) = last.split_once(' ').unwrap();
+    assert_eq!(dash, "-");
+
+    // The list: every application, no secret anywhere.
+    let text = cli.ok(&["oauth-app", "list", "--team", "acme"]);
+    let rows: Vec<&str> = text.trim_end().lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!(
+        rows[0],
+        format!(
+            "{user_id}\tDashboard\tuser\tconfidential\thttps://dash.example.org/callback,http://localhost:8080/cb\t-"
+        )
+    );
+    assert_eq!(
+        rows[1],
+        format!("{machine_id}\tBackend\tmachine\tconfidential\t-\t{bot}")
+    );
+    assert_eq!(
+        rows[2],
+        format!("{public_id}\tMobile\tuser\tpublic\thttps://app.example.org/cb\t-")
+    );
+    let json = cli.ok(&["oauth-app", "list", "--team", "acme", "--json"]);
+    for shown in [&text, &json] {
+        assert!(!shown.contains(&user_secret), "{shown}");
+        assert!(!shown.contains(machine_secret), "{shown}");
+    }
+    let listed: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(listed[2]["confidential"], false);
+    assert_eq!(listed[2]["pkce_required"], true, "public clients use PKCE");
+    assert_eq!(listed[1]["allowed_chatbots"], serde_json::json!([bot]));
+    assert!(
+        cli.ok(&["oauth-app", "list", "--team", "rival"])
+            .trim()
+            .is_empty()
+    );
+
+    // Refusals: one clear line, a non-zero exit, nothing written.
+    let before = oauth_apps(app).await;
+    let refused = |args: &[&str], says: &str| {
+        let mut all = vec!["oauth-app", "create", "--team", "acme", "--name", "Bad"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = cli.run(&all);
+        assert!(!ok, "{all:?} succeeded: {out}");
+        assert!(err.starts_with("error:") && err.contains(says), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+    refused(
+        &[
+            "--kind",
+            "machine",
+            "--redirect-uri",
+            "https://x.example.org/cb",
+        ],
+        "a machine application has no redirect URIs",
+    );
+    refused(&["--kind", "user"], "needs at least one redirect URI");
+    refused(
+        &[
+            "--kind",
+            "user",
+            "--redirect-uri",
+            "http://evil.example.org/cb",
+        ],
+        "https",
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    refused(
+        &["--kind", "machine", "--chatbot", &unknown],
+        &format!("no chatbot {unknown} in team acme"),
+    );
+    refused(
+        &["--kind", "machine", "--chatbot", &rival_bot],
+        &format!("no chatbot {rival_bot} in team acme"),
+    );
+    refused(&["--kind", "machine", "--public"], "cannot be public");
+    let (ok, _, err) = cli.run(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "nobody",
+        "--name",
+        "X",
+        "--kind",
+        "machine",
+    ]);
+    assert!(!ok && err.starts_with("error:"), "{err}");
+    assert_eq!(oauth_apps(app).await, before);
+
+    // Removing: another team's client is not found, and the tokens go with the app.
+    let (ok, _, err) = cli.run(&["oauth-app", "remove", "--team", "rival", machine_id]);
+    assert!(!ok && err.contains("no OAuth application"), "{err}");
+    let introspect = async || {
+        let r = form(
+            app.client
+                .post(app.url("/o/introspect/"))
+                .basic_auth(&user_id, Some(&user_secret)),
+            &[("token", access.as_str())],
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["active"].clone()
+    };
+    assert_eq!(introspect().await, true);
+    let out = cli.ok(&["oauth-app", "remove", "--team", "acme", machine_id]);
+    assert!(out.contains("removed application \"Backend\""), "{out}");
+    assert_eq!(oauth_apps(app).await, before - 1);
+    assert_eq!(introspect().await, false);
+    let (ok, _, err) = cli.run(&["oauth-app", "remove", "--team", "acme", machine_id]);
+    assert!(!ok && err.contains("no OAuth application"), "{err}");
+});
+
+both_backends!(oauth_widget_channels_from_the_cli, async |app: &TestApp| {
+    let cli = chatstudio(app);
+    cli.ok(&["team", "create", "acme"]);
+    let bot = last_line(&cli.ok(&["chatbot", "create", "--team", "acme", "--name", "Helper"]));
+    // An embed-key channel still needs a domain.
+    let (ok, _, err) = cli.run(&["channel", "add-widget", "--chatbot", &bot]);
+    assert!(!ok && err.contains("at least one allowed domain"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "oauth",
+        "--auth-level",
+        "embed-key",
+    ]);
+    assert!(!ok && err.contains("session token"), "{err}");
+    let (ok, _, err) = cli.run(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "magic",
+    ]);
+    assert!(!ok && err.contains("magic"), "{err}");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM channels WHERE platform = 'embedded_widget'")
+            .await,
+        0
+    );
+
+    // A server-only oauth channel: no domain, the channel id on the last line.
+    let out = cli.ok(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--credential-mode",
+        "oauth",
+    ]);
+    assert!(out.contains("servers only"), "{out}");
+    let id = last_line(&out);
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{out}");
+    let list: Value =
+        serde_json::from_str(&cli.ok(&["channel", "list", "--chatbot", &bot, "--json"])).unwrap();
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["credential_mode"], "oauth");
+    assert_eq!(list[0]["auth_level"], "session-token");
+    assert_eq!(list[0]["allowed_domains"], serde_json::json!([]));
+    let text = cli.ok(&["channel", "list", "--chatbot", &bot]);
+    assert!(
+        text.starts_with(&format!("{id}\toauth\tsession-token\tenabled\t")),
+        "{text}"
+    );
+
+    // A machine application's token starts a chat through it, from a server.
+    let last = last_line(&cli.ok(&[
+        "oauth-app",
+        "create",
+        "--team",
+        "acme",
+        "--name",
+        "Backend",
+        "--kind",
+        "machine",
+        "--chatbot",
+        &bot,
+    ]));
+    let (client_id, secret) = last.split_once(' ').unwrap();
+    let token: Value = form(
+        app.client
+            .post(app.url("/o/token/"))
+            .basic_auth(client_id, Some(secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "chat:start"),
+        ],
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let start = async |origin: Option<&str>| {
+        let mut rb = app
+            .client
+            .post(app.url("/api/chat/start/"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({"chatbot_id": bot}));
+        if let Some(o) = origin {
+            rb = rb.header("Origin", o);
+        }
+        rb.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(start(None).await, 201);
+    assert_eq!(start(Some("https://www.example.org")).await, 401);
+
+    // The default mode is unchanged: an embed key on the last line.
+    let key = last_line(&cli.ok(&[
+        "channel",
+        "add-widget",
+        "--chatbot",
+        &bot,
+        "--domain",
+        "example.org",
+    ]));
+    assert!(key.starts_with("ek_"), "{key}");
+});

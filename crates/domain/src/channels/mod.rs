@@ -178,6 +178,8 @@ pub struct Listed {
     pub address: Option<String>,
     /// A widget's allowed page hosts.
     pub allowed_domains: Vec<String>,
+    /// What admits a widget's chats (none for other platforms).
+    pub credential_mode: Option<widget::CredentialMode>,
 }
 
 /// Every live channel of a team's chatbot (any platform), oldest first.
@@ -195,6 +197,8 @@ pub async fn of_chatbot(db: &impl Reads, team_id: TeamId, chatbot: Uuid) -> Resu
         .await?
         .into_iter()
         .map(|m| Listed {
+            credential_mode: (m.platform == widget::PLATFORM.as_str())
+                .then(|| widget::credential_mode(&m.config)),
             allowed_domains: m
                 .config
                 .get("allowed_domains")

@@ -80,6 +80,15 @@ pub struct WidgetChannel {
     pub disabled_message: Option<String>,
 }
 
+/// A widget channel's credential mode from its config; one stored before
+/// oauth mode existed has none and is admitted by its embed key.
+pub(crate) fn credential_mode(cfg: &Value) -> CredentialMode {
+    cfg.get("credential_mode")
+        .and_then(Value::as_str)
+        .and_then(CredentialMode::parse)
+        .unwrap_or(CredentialMode::EmbedKey)
+}
+
 fn from_row(m: channel::Model) -> WidgetChannel {
     let cfg = &m.config;
     WidgetChannel {
@@ -97,11 +106,7 @@ fn from_row(m: channel::Model) -> WidgetChannel {
             .and_then(Value::as_str)
             .and_then(AuthLevel::parse)
             .unwrap_or(AuthLevel::SessionToken),
-        credential_mode: cfg
-            .get("credential_mode")
-            .and_then(Value::as_str)
-            .and_then(CredentialMode::parse)
-            .unwrap_or(CredentialMode::EmbedKey),
+        credential_mode: credential_mode(cfg),
         token_lifetime_secs: cfg
             .get("token_lifetime_secs")
             .and_then(Value::as_i64)

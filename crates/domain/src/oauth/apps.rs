@@ -182,38 +182,58 @@ pub async fn create(
 }
 
 async fn allowed(db: &impl Reads, app_id: i64) -> Result<Vec<Uuid>> {
-    let rows = oauth_app_chatbot::Entity::find()
-        .filter(oauth_app_chatbot::Column::AppId.eq(app_id))
-        .order_by_asc(oauth_app_chatbot::Column::Id)
-        .all(db.reader())
-        .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.chatbot_id).collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(chatbot::Entity::find()
-        .filter(chatbot::Column::Id.is_in(ids))
-        .order_by_asc(chatbot::Column::Id)
-        .all(db.reader())
+    Ok(allowed_of(db, &[app_id])
         .await?
         .into_iter()
-        .map(|c| c.public_id)
+        .map(|(_, id)| id)
         .collect())
 }
 
-/// The team's applications, oldest first.
+/// The allowlists of several applications in one query: (app, chatbot) pairs.
+async fn allowed_of(db: &impl Reads, app_ids: &[i64]) -> Result<Vec<(i64, Uuid)>> {
+    if app_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = oauth_app_chatbot::Entity::find()
+        .filter(oauth_app_chatbot::Column::AppId.is_in(app_ids.iter().copied()))
+        .order_by_asc(oauth_app_chatbot::Column::Id)
+        .all(db.reader())
+        .await?;
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let public: std::collections::HashMap<i64, Uuid> = chatbot::Entity::find()
+        .filter(chatbot::Column::Id.is_in(links.iter().map(|l| l.chatbot_id)))
+        .all(db.reader())
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.public_id))
+        .collect();
+    Ok(links
+        .into_iter()
+        .filter_map(|l| public.get(&l.chatbot_id).map(|id| (l.app_id, *id)))
+        .collect())
+}
+
+/// The team's applications, oldest first (two queries, however many).
 pub async fn list(db: &impl Reads, team_id: TeamId) -> Result<Vec<App>> {
     let rows = oauth_app::Entity::find()
         .filter(oauth_app::Column::TeamId.eq(team_id))
         .order_by_asc(oauth_app::Column::Id)
         .all(db.reader())
         .await?;
-    let mut apps = Vec::with_capacity(rows.len());
-    for m in rows {
-        let chatbots = allowed(db, m.id).await?;
-        apps.push(from_row(m, chatbots)?);
-    }
-    Ok(apps)
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let links = allowed_of(db, &ids).await?;
+    rows.into_iter()
+        .map(|m| {
+            let chatbots = links
+                .iter()
+                .filter(|(app, _)| *app == m.id)
+                .map(|(_, id)| *id)
+                .collect();
+            from_row(m, chatbots)
+        })
+        .collect()
 }
 
 /// An application by client id, in any team.

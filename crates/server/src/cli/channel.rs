@@ -1,5 +1,5 @@
 use clap::Subcommand;
-use domain::channels::widget::{self, AuthLevel};
+use domain::channels::widget::{self, AuthLevel, CredentialMode};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -8,12 +8,15 @@ use crate::output;
 
 #[derive(Debug, Subcommand)]
 pub enum ChannelCmd {
-    /// Add a chat widget channel; prints the embed key alone on the last line.
+    /// Add a chat widget channel; prints the embed key alone on the last
+    /// line (in `oauth` mode, which takes no embed key, the channel id).
     AddWidget {
         #[arg(long)]
         chatbot: Uuid,
-        /// Allowed page host: `example.com`, `*.example.com` or `*` (repeatable).
-        #[arg(long = "domain", required = true)]
+        /// Allowed page host: `example.com`, `*.example.com` or `*`
+        /// (repeatable; at least one, except in `oauth` mode, where none
+        /// means only servers, never browsers, may start chats).
+        #[arg(long = "domain")]
         domains: Vec<String>,
         /// `session-token` (default: embed key to start, then a session token)
         /// or `embed-key` (embed key only; what the published widget 0.6 sends).
@@ -22,6 +25,11 @@ pub enum ChannelCmd {
         /// Session token lifetime in seconds (default 7 days).
         #[arg(long)]
         token_lifetime: Option<i64>,
+        /// What admits a chat: `embed_key` (the page's embed key) or `oauth`
+        /// (a machine OAuth application's `chat:start` token, sent by the
+        /// page's server; its sessions always need their session token).
+        #[arg(long, default_value = "embed_key", value_parser = ["embed_key", "oauth"])]
+        credential_mode: String,
     },
     /// Connect a Telegram bot: checks the token (getMe) and, with a public URL,
     /// registers the webhook. Prints the channel id alone on the last line.
@@ -95,20 +103,48 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             domains,
             auth_level,
             token_lifetime,
+            credential_mode,
         } => {
             let level = AuthLevel::parse(auth_level)
                 .ok_or_else(|| anyhow::anyhow!("unknown auth level {auth_level}"))?;
+            let mode = CredentialMode::parse(credential_mode)
+                .ok_or_else(|| anyhow::anyhow!("unknown credential mode {credential_mode}"))?;
+            // The domain quietly gives an oauth channel session tokens; an
+            // explicit request for less is refused rather than ignored.
+            if mode == CredentialMode::OAuth && level == AuthLevel::EmbedKey {
+                anyhow::bail!(
+                    "an oauth channel's sessions always need their session token: drop --auth-level embed-key"
+                );
+            }
             let (ch, key) =
-                widget::add(&db.write, *chatbot, domains, level, *token_lifetime).await?;
-            if cli.json {
-                output::json(&json!({"channel": ch, "embed_key": key}));
-            } else {
-                output::line(&format!(
-                    "added widget channel {} ({}) — embed key (shown once):",
-                    ch.id,
-                    ch.auth_level.as_str()
-                ));
-                output::line(&key);
+                widget::add_with_mode(&db.write, *chatbot, domains, level, *token_lifetime, mode)
+                    .await?;
+            match (mode, cli.json) {
+                (CredentialMode::EmbedKey, true) => {
+                    output::json(&json!({"channel": ch, "embed_key": key}));
+                }
+                (CredentialMode::EmbedKey, false) => {
+                    output::line(&format!(
+                        "added widget channel {} ({}) — embed key (shown once):",
+                        ch.id,
+                        ch.auth_level.as_str()
+                    ));
+                    output::line(&key);
+                }
+                // An embed key never admits to an oauth channel, so none is
+                // shown: it would only invite pasting a useless secret.
+                (CredentialMode::OAuth, true) => output::json(&json!({"channel": ch})),
+                (CredentialMode::OAuth, false) => {
+                    let reach = if ch.allowed_domains.is_empty() {
+                        "servers only (no browser origin)".to_string()
+                    } else {
+                        ch.allowed_domains.join(", ")
+                    };
+                    output::line(&format!(
+                        "added widget channel in oauth mode ({reach}): a machine application's chat:start token starts its chats; channel id:"
+                    ));
+                    output::line(&ch.id.to_string());
+                }
             }
         }
         ChannelCmd::AddTelegram {
@@ -185,7 +221,12 @@ pub async fn run(cli: &Cli, db: &store::Db, cmd: &ChannelCmd) -> anyhow::Result<
             output::rows(cli.json, &list, |c| {
                 let state = if c.enabled { "enabled" } else { "disabled" };
                 let domains = c.allowed_domains.join(",");
-                format!("{}\t{}\t{state}\t{domains}", c.id, c.auth_level.as_str())
+                format!(
+                    "{}\t{}\t{}\t{state}\t{domains}",
+                    c.id,
+                    c.credential_mode,
+                    c.auth_level.as_str()
+                )
             });
         }
         ChannelCmd::RotateKey { id } => {

@@ -16,6 +16,7 @@ mod chatbot_test;
 mod events;
 mod key;
 mod messaging;
+mod oauth_app;
 mod pricing;
 mod provider;
 mod team;
@@ -139,6 +140,9 @@ pub enum Command {
     /// Manage a chatbot's channels (the chat widget).
     #[command(subcommand)]
     Channel(channel::ChannelCmd),
+    /// Manage a team's OAuth2 applications (client ids and secrets).
+    #[command(subcommand)]
+    OauthApp(oauth_app::OauthAppCmd),
 
     /// Messaging providers: a team's WhatsApp credentials (Meta, Twilio, Turn).
     #[command(subcommand)]
@@ -272,6 +276,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         // A dry run opens the whole domain (secrets, files) itself.
         Command::Chatbot(chatbot::ChatbotCmd::Test(a)) => chatbot_test::run(&cli, a).await,
+        // So do OAuth applications (their services take the domain).
+        Command::OauthApp(cmd) => oauth_app::run(&cli, cmd).await,
         Command::Team(_)
         | Command::Key(_)
         | Command::User(_)

@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod chat;
 mod console;
+mod console_oauth_apps;
 mod console_usage;
 mod contract;
 mod conversations;

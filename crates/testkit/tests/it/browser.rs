@@ -1,7 +1,8 @@
 //! The console in a real browser (Debian's Chromium, headless): sign in,
 //! create a chatbot from YAML, publish it, try it with a streamed reply,
 //! find the session by filter, read its transcript with trace and cost,
-//! export CSV, and check that a chat viewer cannot edit. Screenshots of each
+//! export CSV, check that a chat viewer cannot edit, and open an OAuth
+//! application's consent page. Screenshots of each
 //! page go to `target/console-screenshots/` (not committed), and each page is
 //! audited with axe-core (WCAG 2 A and AA; serious and critical failures fail
 //! the test).
@@ -153,6 +154,32 @@ async fn the_console_in_a_browser() {
     b.goto(&app.url("/a/acme/team/")).await;
     b.wait_text("main", "does not allow").await;
     b.screenshot("10-viewer-refused").await;
+
+    // The OAuth consent page: the application, its scopes, allow.
+    let (client, _) = domain::oauth::apps::create(
+        &app.domain,
+        team.id,
+        None,
+        domain::oauth::NewApp {
+            name: "Reporting dashboard".into(),
+            kind: domain::oauth::AppKind::User,
+            public: true,
+            redirect_uris: vec!["http://127.0.0.1:9/callback".into()],
+            chatbots: vec![],
+            pkce_required: true,
+        },
+    )
+    .await
+    .unwrap();
+    b.goto(&app.url(&format!(
+        "/o/authorize/?response_type=code&client_id={}&scope=sessions:read&state=s1\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        client.client_id
+    )))
+    .await;
+    let consent = b.wait_text("main", "List and Read Sessions").await;
+    assert!(consent.contains("Reporting dashboard"), "{consent}");
+    b.screenshot("11-consent").await;
 
     let failures = b.accessibility();
     assert!(

@@ -829,9 +829,10 @@ async fn run(args: Args) -> Result<()> {
         "SQLite"
     };
     let heading = format!(
-        "chatstudio bench ({}, {backend}) — results in {}",
+        "chatstudio bench ({}, {backend}) — results in {}\n{}",
         if args.quick { "quick" } else { "full" },
-        args.out.display()
+        args.out.display(),
+        report::machine_facts()
     );
     report::print_table(&rows, &heading).context("cannot print the table")
 }

@@ -165,6 +165,43 @@ fn opt(v: Option<f64>, places: usize) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.places$}"))
 }
 
+/// What the figures were measured on: the commit (with `+dirty` when the
+/// tree has changes), the CPU and its cores, the memory. Read beside the
+/// table, they make runs on different machines or sources comparable.
+pub fn machine_facts() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!(
+        "commit {commit}{} · {model} · {cores} cores · {mem_gib:.1} GiB",
+        if dirty { "+dirty" } else { "" }
+    )
+}
+
 pub fn print_table(rows: &[Row], heading: &str) -> Result<()> {
     let header = [
         "name",
@@ -257,4 +294,15 @@ pub fn print_table(rows: &[Row], heading: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn machine_facts_name_the_commit_and_the_machine() {
+        let f = super::machine_facts();
+        assert!(f.starts_with("commit "), "{f}");
+        assert!(f.contains(" cores · "), "{f}");
+        assert!(f.ends_with(" GiB"), "{f}");
+    }
 }

@@ -98,7 +98,7 @@ pub fn routes(state: &AppState) -> Routes {
         .merge(files::shared_router())
         .merge(health::router())
         .merge(openapi::router())
-        .merge(oauth::router())
+        .merge(oauth::router(state))
         .merge(protected)
 }
 

@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -26,11 +27,12 @@ use crate::routes::Routes;
 use crate::url::BaseUrl;
 use crate::{ApiError, AppState};
 
-pub fn router() -> Routes {
+pub fn router(state: &AppState) -> Routes {
     Routes::new()
         .route("/o/token/", post(token))
         .route("/o/revoke_token/", post(revoke))
         .route("/o/introspect/", post(introspect))
+        .map(|r| r.layer(axum::middleware::from_fn_with_state(state.clone(), guard)))
         .route("/.well-known/oauth-authorization-server", get(metadata))
 }
 
@@ -119,35 +121,46 @@ fn client_credentials(
     ))
 }
 
-/// Runs an endpoint that authenticates its client, under the client
-/// address's `credentials` bucket.
-async fn with_client<F, Fut>(
-    state: &AppState,
+/// The client a request to the token, revocation or introspection endpoint
+/// authenticated as, with the request's form.
+struct Client {
+    app: App,
+    form: Form,
+}
+
+impl FromRequest<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| refused(ErrorCode::InvalidRequest, "the body could not be read"))?;
+        let form = Form::read(&headers, &body)?;
+        let (id, secret) = client_credentials(&headers, &form)?;
+        let app = apps::authenticate(&state.domain, &id, secret.as_deref()).await?;
+        Ok(Client { app, form })
+    }
+}
+
+/// Around the client-authenticating endpoints: the client address's
+/// `credentials` bucket (refused client authentications count against it),
+/// and no caching of what they answer (RFC 6749 §5.1).
+async fn guard(
+    State(state): State<AppState>,
     peer: PeerAddr,
-    headers: &HeaderMap,
-    body: &Bytes,
-    f: F,
-) -> Response
-where
-    F: FnOnce(App, Form) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, ApiError>>,
-{
+    req: Request,
+    next: Next,
+) -> Response {
     let bucket = format!("credentials:{}", client_ip(peer.0));
     let over = state.chat_limits.peek(&bucket);
     if !over.allowed {
         return over.refusal();
     }
-    let run = async {
-        let form = Form::read(headers, body)?;
-        let (id, secret) = client_credentials(headers, &form)?;
-        let app = apps::authenticate(&state.domain, &id, secret.as_deref()).await?;
-        f(app, form).await
-    };
-    let mut r = run.await.unwrap_or_else(|e| e.into_response());
+    let mut r = next.run(req).await;
     if r.status() == StatusCode::UNAUTHORIZED {
         state.chat_limits.check(&bucket);
     }
-    // Token responses are never cached (RFC 6749 §5.1).
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
@@ -177,104 +190,83 @@ fn scope_param(form: &Form) -> Result<Option<Scopes>, ApiError> {
 
 async fn token(
     State(state): State<AppState>,
-    peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let st = state.clone();
-    with_client(&state, peer, &headers, &body, |app, form| async move {
-        let d = &st.domain;
-        let grant = form.required("grant_type")?;
-        let out = match grant {
-            "authorization_code" => {
-                tokens::exchange_code(
-                    d,
-                    &app,
-                    form.required("code")?,
-                    form.get("redirect_uri"),
-                    form.get("code_verifier"),
-                )
-                .await?
-            }
-            "refresh_token" => {
-                tokens::refresh(
-                    d,
-                    &app,
-                    form.required("refresh_token")?,
-                    scope_param(&form)?,
-                )
-                .await?
-            }
-            "client_credentials" => {
-                tokens::client_credentials(d, &app, scope_param(&form)?).await?
-            }
-            other => {
-                return Err(refused(
-                    ErrorCode::UnsupportedGrantType,
-                    &format!("grant_type {other:?} is not supported"),
-                ));
-            }
-        };
-        Ok(issued(out))
-    })
-    .await
+    Client { app, form }: Client,
+) -> Result<Response, ApiError> {
+    let d = &state.domain;
+    let out = match form.required("grant_type")? {
+        "authorization_code" => {
+            tokens::exchange_code(
+                d,
+                &app,
+                form.required("code")?,
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            )
+            .await?
+        }
+        "refresh_token" => {
+            tokens::refresh(
+                d,
+                &app,
+                form.required("refresh_token")?,
+                scope_param(&form)?,
+            )
+            .await?
+        }
+        "client_credentials" => tokens::client_credentials(d, &app, scope_param(&form)?).await?,
+        other => {
+            return Err(refused(
+                ErrorCode::UnsupportedGrantType,
+                &format!("grant_type {other:?} is not supported"),
+            ));
+        }
+    };
+    Ok(issued(out))
 }
 
 async fn revoke(
     State(state): State<AppState>,
-    peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let st = state.clone();
-    with_client(&state, peer, &headers, &body, |app, form| async move {
-        tokens::revoke(&st.domain, &app, form.required("token")?).await?;
-        Ok(StatusCode::OK.into_response())
-    })
-    .await
+    Client { app, form }: Client,
+) -> Result<Response, ApiError> {
+    tokens::revoke(&state.domain, &app, form.required("token")?).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn introspect(
     State(state): State<AppState>,
-    peer: PeerAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let st = state.clone();
-    with_client(&state, peer, &headers, &body, |app, form| async move {
-        // Only a client that can prove who it is learns about tokens.
-        if !app.confidential {
-            return Err(refused(
-                ErrorCode::InvalidClient,
-                "introspection needs a confidential client",
-            ));
-        }
-        let token = form.required("token")?;
-        let body = match tokens::introspect(&st.domain.db.read, &app, token).await? {
-            None => json!({"active": false}),
-            Some(t) => {
-                let mut b = json!({
-                    "active": true,
-                    "scope": t.scope.to_string(),
-                    "client_id": t.client_id,
-                    "token_type": match t.kind {
-                        tokens::TokenKind::Access => "access_token",
-                        tokens::TokenKind::Refresh => "refresh_token",
-                    },
-                    "iat": t.issued_at.timestamp(),
-                    "exp": t.expires_at.timestamp(),
-                    "team": t.team_slug,
-                });
-                if let Some(u) = t.username {
-                    b["username"] = Value::from(u.clone());
-                    b["sub"] = Value::from(u);
-                }
-                b
+    Client { app, form }: Client,
+) -> Result<Response, ApiError> {
+    // Only a client that can prove who it is learns about tokens.
+    if !app.confidential {
+        return Err(refused(
+            ErrorCode::InvalidClient,
+            "introspection needs a confidential client",
+        ));
+    }
+    let token = form.required("token")?;
+    let body = match tokens::introspect(&state.domain.db.read, &app, token).await? {
+        None => json!({"active": false}),
+        Some(t) => {
+            let mut b = json!({
+                "active": true,
+                "scope": t.scope.to_string(),
+                "client_id": t.client_id,
+                "token_type": match t.kind {
+                    tokens::TokenKind::Access => "access_token",
+                    tokens::TokenKind::Refresh => "refresh_token",
+                },
+                "iat": t.issued_at.timestamp(),
+                "exp": t.expires_at.timestamp(),
+                "team": t.team_slug,
+            });
+            if let Some(u) = t.username {
+                b["username"] = Value::from(u.clone());
+                b["sub"] = Value::from(u);
             }
-        };
-        Ok(Json(body).into_response())
-    })
-    .await
+            b
+        }
+    };
+    Ok(Json(body).into_response())
 }
 
 /// RFC 8414 authorization server metadata.

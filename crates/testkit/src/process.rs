@@ -370,3 +370,22 @@ pub fn code_workers(binary: &str, workers: usize) -> engine::CodeSettings {
         maximum: engine::sandbox::Limits::maximum(),
     }
 }
+
+/// Whether `python3` can import `modules` (comma separated, as Python's
+/// `import` takes them). A client library a test drives is skipped where it
+/// is not installed, except in CI, which installs it (`.ci/run`): there its
+/// absence fails the test.
+pub fn python_has(modules: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI must have the Python modules {modules} (.ci/run installs them)"
+        );
+        eprintln!("skipping: python3 cannot import {modules}");
+    }
+    ok
+}

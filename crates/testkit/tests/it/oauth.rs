@@ -139,6 +139,25 @@ async fn token(app: &TestApp, client: &Client, form: &[(&str, &str)]) -> (u16, V
     status_json(rb).await
 }
 
+/// Redeems a code at the token endpoint.
+async fn redeem(
+    app: &TestApp,
+    client: &Client,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    token(app, client, &form).await
+}
+
 async fn endpoint(
     app: &TestApp,
     path: &str,
@@ -180,17 +199,7 @@ async fn code_flow(app: &TestApp, c: &ConsoleClient, client: &Client, scope: &st
     .await;
     assert_eq!(param(&q, "state"), Some("st-42"));
     let code = param(&q, "code").unwrap().to_string();
-    let (s, body) = token(
-        app,
-        client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (s, body) = redeem(app, client, &code, REDIRECT, Some(VERIFIER)).await;
     assert_eq!(s, 200, "{body}");
     let mut body = body;
     body["code"] = Value::from(code);
@@ -277,17 +286,7 @@ both_backends!(
 
         // The code is single use: a second redemption fails and revokes what it gave.
         let code = body["code"].as_str().unwrap();
-        let (s, again) = token(
-            app,
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
+        let (s, again) = redeem(app, &client, code, REDIRECT, Some(VERIFIER)).await;
         assert_eq!(s, 400);
         assert_eq!(again["error"], "invalid_grant");
         let r = app
@@ -372,15 +371,7 @@ both_backends!(pkce_is_enforced, async |app: &TestApp| {
     ] {
         let q = consent(&c, &authorize_path(&client, &s256), true).await;
         let code = param(&q, "code").unwrap().to_string();
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-        ];
-        if let Some(v) = verifier {
-            form.push(("code_verifier", v));
-        }
-        let (s, body) = token(app, &client, &form).await;
+        let (s, body) = redeem(app, &client, &code, REDIRECT, verifier).await;
         assert_eq!(
             (s, body["error"].as_str()),
             (400, Some("invalid_grant")),
@@ -391,17 +382,7 @@ both_backends!(pkce_is_enforced, async |app: &TestApp| {
     // A public client proves itself with the verifier alone.
     let q = consent(&c, &authorize_path(&public, &s256), true).await;
     let code = param(&q, "code").unwrap().to_string();
-    let (s, body) = token(
-        app,
-        &public,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (s, body) = redeem(app, &public, &code, REDIRECT, Some(VERIFIER)).await;
     assert_eq!(s, 200, "{body}");
 
     // A confidential client registered without the requirement may use plain or none.
@@ -418,30 +399,11 @@ both_backends!(pkce_is_enforced, async |app: &TestApp| {
     )
     .await;
     let code = param(&q, "code").unwrap().to_string();
-    let (s, _) = token(
-        app,
-        &lax,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (s, _) = redeem(app, &lax, &code, REDIRECT, Some(VERIFIER)).await;
     assert_eq!(s, 200);
     let q = consent(&c, &authorize_path(&lax, &[]), true).await;
     let code = param(&q, "code").unwrap().to_string();
-    let (s, _) = token(
-        app,
-        &lax,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (s, _) = redeem(app, &lax, &code, REDIRECT, None).await;
     assert_eq!(s, 200);
 });
 
@@ -478,15 +440,12 @@ both_backends!(
         // The exchange must name the same redirect URI.
         let q = consent(&c, &authorize_path(&client, &s256), true).await;
         let code = param(&q, "code").unwrap().to_string();
-        let (s, body) = token(
+        let (s, body) = redeem(
             app,
             &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "https://dash.example.org/cb"),
-                ("code_verifier", VERIFIER),
-            ],
+            &code,
+            "https://dash.example.org/cb",
+            Some(VERIFIER),
         )
         .await;
         assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
@@ -727,15 +686,12 @@ both_backends!(revocation_and_introspection, async |app: &TestApp| {
     )
     .await
     .unwrap();
-    let (s, body) = token(
+    let (s, body) = redeem(
         app,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", param(&q, "code").unwrap()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
+        param(&q, "code").unwrap(),
+        REDIRECT,
+        Some(VERIFIER),
     )
     .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));

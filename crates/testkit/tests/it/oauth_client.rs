@@ -11,20 +11,8 @@ use domain::oauth::{AppKind, NewApp};
 use domain::teams::Role;
 use serde_json::{Value, json};
 
-fn authlib_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import authlib, requests"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("authlib must be installed in CI (pip install authlib requests)");
-    }
-    ok
-}
-
 both_backends!(authlib_runs_the_code_flow, async |app: &TestApp| {
-    if !authlib_available() {
-        eprintln!("skipping: python3 with authlib is not available");
+    if !chatstudio_testkit::process::python_has("authlib, requests") {
         return;
     }
     let team = app.team("a").await;

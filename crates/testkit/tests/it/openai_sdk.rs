@@ -7,20 +7,8 @@ use std::process::Command;
 use chatstudio_testkit::{TestApp, both_backends};
 use serde_json::Value;
 
-fn sdk_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import openai"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the openai Python SDK must be installed in CI (pip install openai)");
-    }
-    ok
-}
-
 both_backends!(the_official_python_sdk_works, async |app: &TestApp| {
-    if !sdk_available() {
-        eprintln!("skipping: python3 with the openai package is not available");
+    if !chatstudio_testkit::process::python_has("openai") {
         return;
     }
     let team = app.team("a").await;

@@ -15,12 +15,14 @@ use std::collections::BTreeMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, UpdateMany,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    QueryTrait, UpdateMany,
 };
 use store::entity::{session, session_count};
 
 use super::SessionStatus;
-use crate::ids::SessionId;
+use crate::channels::Platform;
+use crate::ids::{SessionId, TeamId};
 use crate::{Error, Result, Tx};
 
 /// One counter: a team's sessions of one chatbot row, status and platform
@@ -117,4 +119,31 @@ pub(crate) async fn move_status(
     tx.count_session(now.with_status(from), -1);
     tx.count_session(now, 1);
     Ok(Some(row))
+}
+
+/// How many of the team's sessions have one of `chatbots` (rows; any when
+/// `None`), `status` and `platform` (any when `None`), from the counters.
+pub(crate) async fn total<C: ConnectionTrait>(
+    db: &C,
+    team_id: TeamId,
+    chatbots: Option<&[i64]>,
+    status: Option<SessionStatus>,
+    platform: Option<Platform>,
+) -> Result<u64> {
+    use session_count::Column as C;
+    let n: Option<i64> = session_count::Entity::find()
+        .select_only()
+        // SUM of a bigint is numeric on PostgreSQL; the cast reads alike on both.
+        .column_as(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"), "n")
+        .filter(C::TeamId.eq(team_id))
+        .apply_if(chatbots, |q, rows| {
+            q.filter(C::ChatbotId.is_in(rows.iter().copied()))
+        })
+        .apply_if(status, |q, s| q.filter(C::Status.eq(s)))
+        .apply_if(platform, |q, p| q.filter(C::Platform.eq(p)))
+        .into_tuple()
+        .one(db)
+        .await?;
+    // Never below zero: a counter only goes down for a session it counted.
+    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }

@@ -4,14 +4,17 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use serde_json::{Value, json};
 use store::entity::{chatbot, message, participant, session, team};
 use uuid::Uuid;
 
 pub use crate::messages::transcript::{Attachment, TranscriptMessage};
 
-use super::{NOT_FOUND, SessionStatus};
+use super::{NOT_FOUND, SessionStatus, counts};
 use crate::channels::Platform;
 use crate::conn::{Reads, Writes};
 use crate::ids::{SessionId, TeamId};
@@ -133,26 +136,59 @@ async fn summarize<C: ConnectionTrait + Reads + Writes>(
         .collect()
 }
 
+/// How a first page counts a filter the session counters cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Every matching session (the API: its `count` is the total).
+    Exact,
+    /// Up to this many; beyond it the page says there are more (the console:
+    /// a person reads "more than 10000" as well as the number, and a wide
+    /// filter then costs a bounded scan).
+    UpTo(u64),
+}
+
+/// What the console counts up to for the filters the counters cannot answer.
+pub const CONSOLE_COUNT_LIMIT: u64 = 10_000;
+
+impl Filter {
+    /// Whether the session counters answer this filter's count exactly: no
+    /// filter, or any of chatbot, status and channel (the counters' grain).
+    /// Tags, versions, participant and days are counted from the sessions.
+    pub fn counted_by_counters(&self) -> bool {
+        self.tags.is_empty()
+            && self.versions.is_empty()
+            && self.participant.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
 /// A page of the team's sessions. Tag filters use subqueries, so a session
-/// carrying several of the listed tags appears (and counts) once.
+/// carrying several of the listed tags appears (and counts) once. The first
+/// page's count sums the session counters when they answer the filter
+/// ([`Filter::counted_by_counters`]), else counts the sessions as `counting`
+/// says.
 pub async fn list(
     domain: &Domain,
     team_id: TeamId,
     filter: &Filter,
     req: &PageRequest,
+    counting: Counting,
 ) -> Result<Page<Summary>> {
     let db = &domain.db.read;
     let mut q = session::Entity::find().filter(session::Column::TeamId.eq(team_id));
+    let mut bots = None;
     if let Some(exp) = filter.experiment {
         let rows: Vec<i64> = chatbot::Entity::find()
+            .select_only()
+            .column(chatbot::Column::Id)
             .filter(chatbot::Column::TeamId.eq(team_id))
             .filter(chatbot::Column::PublicId.eq(exp))
+            .into_tuple()
             .all(db)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        q = q.filter(session::Column::ChatbotId.is_in(rows));
+            .await?;
+        q = q.filter(session::Column::ChatbotId.is_in(rows.iter().copied()));
+        bots = Some(rows);
     }
     if !filter.tags.is_empty() {
         q = q.filter(
@@ -195,18 +231,64 @@ pub async fn list(
         created_at: session::Column::CreatedAt,
         id: session::Column::Id,
     };
-    let page = pagination::paginate(db, &domain.cursors, &listing, q, req, |m| Position {
+    let limit = match counting {
+        Counting::Exact => None,
+        Counting::UpTo(n) => Some(n),
+    };
+    let (count, count_capped) = if !req.wants_count() {
+        (None, false)
+    } else if filter.counted_by_counters() {
+        let n = counts::total(db, team_id, bots.as_deref(), filter.status, filter.platform).await?;
+        (Some(n), false)
+    } else {
+        let ids = q
+            .clone()
+            .select_only()
+            .column(session::Column::Id)
+            .into_query();
+        let (n, capped) = count_of(db, ids, limit).await?;
+        (Some(n), capped)
+    };
+    let page = pagination::rows(db, &domain.cursors, &listing, q, req, |m| Position {
         created_at: m.created_at,
         id: m.id,
     })
     .await?;
-    let (next, previous, count) = (page.next, page.previous, page.count);
+    let (next, previous) = (page.next, page.previous);
     let items = summarize(db, team_id, page.items).await?;
     Ok(Page {
         items,
         next,
         previous,
         count,
+        count_capped,
+    })
+}
+
+/// The rows `q` selects, counted to `limit` at most: `(limit, true)` when
+/// there are more.
+async fn count_of<C: ConnectionTrait>(
+    db: &C,
+    mut q: SelectStatement,
+    limit: Option<u64>,
+) -> Result<(u64, bool)> {
+    if let Some(n) = limit {
+        // One more than the limit, to know there are more.
+        q.limit(n + 1);
+    }
+    let stmt = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(q, "counted")
+        .to_owned();
+    let n: i64 = db
+        .query_one(&stmt)
+        .await?
+        .ok_or_else(|| Error::internal("COUNT(*) gave no row"))?
+        .try_get_by_index(0)?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok(match limit {
+        Some(cap) if n > cap => (cap, true),
+        _ => (n, false),
     })
 }
 

@@ -322,11 +322,31 @@ pub async fn seed_sessions(
         }
     }
     conn.exec("COMMIT", &[]).await?;
+    // The server counts sessions as it writes them (session_counts); these
+    // went in by SQL, so they are counted here as the migration that made
+    // the counters counts existing sessions.
+    conn.exec("BEGIN", &[]).await?;
+    conn.exec(
+        &format!("DELETE FROM session_counts WHERE team_id = {team}"),
+        &[],
+    )
+    .await?;
+    conn.exec(
+        &format!(
+            "INSERT INTO session_counts (team_id, chatbot_id, status, platform, n) \
+             SELECT team_id, chatbot_id, status, COALESCE(platform, ''), COUNT(*) FROM sessions \
+             WHERE team_id = {team} GROUP BY team_id, chatbot_id, status, COALESCE(platform, '')"
+        ),
+        &[],
+    )
+    .await?;
+    conn.exec("COMMIT", &[]).await?;
     if conn.is_pg() {
         // Autovacuum would analyze a table that grew this much within a minute;
         // do it now so the first point does not run on stale statistics.
         conn.exec("ANALYZE participants", &[]).await?;
         conn.exec("ANALYZE sessions", &[]).await?;
+        conn.exec("ANALYZE session_counts", &[]).await?;
     }
     Ok(t0.elapsed())
 }

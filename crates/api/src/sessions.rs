@@ -341,11 +341,13 @@ pub async fn list(
         order,
         ..Default::default()
     };
+    // The contract's `count` is the total: exact for every filter.
     let page = sessions::list(
         &state.domain,
         auth.team_id,
         &filter,
         &page_request(base.query.as_deref()),
+        sessions::listing::Counting::Exact,
     )
     .await?;
     Ok(Json(envelope(&base, page, |s| summary_view(&base, s))))

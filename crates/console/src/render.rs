@@ -31,6 +31,7 @@ pub fn pager<T>(keep: &str, page: &domain::pagination::Page<T>) -> Value {
         next => link(&page.next),
         previous => link(&page.previous),
         count => page.count,
+        count_capped => page.count_capped,
         export => format!("export.csv?{keep}"),
     }
 }

@@ -142,6 +142,7 @@ pub async fn list(
         m.team.id,
         &filter,
         &render::page_of(&q.cursor),
+        listing::Counting::UpTo(listing::CONSOLE_COUNT_LIMIT),
     )
     .await?;
     let bots = domain::chatbots::list_all(&state.domain, m.team.id).await?;

@@ -113,6 +113,7 @@ impl Domain {
             domain: self,
             events: Vec::new(),
             jobs: std::sync::atomic::AtomicUsize::new(0),
+            session_counts: Default::default(),
         })
     }
 }
@@ -128,6 +129,9 @@ pub struct Tx<'d> {
     /// Jobs enqueued (counted behind `&self`, so services that only read
     /// the transaction can still enqueue).
     jobs: std::sync::atomic::AtomicUsize,
+    /// Changes to the session counters, written just before commit (behind
+    /// `&self`, like `jobs`: session writes take `&Tx`).
+    session_counts: std::sync::Mutex<sessions::counts::Deltas>,
 }
 
 impl Tx<'_> {
@@ -143,7 +147,26 @@ impl Tx<'_> {
         Ok(id)
     }
 
+    /// Counts a session leaving one counter (`-1`) or joining one (`+1`).
+    pub(crate) fn count_session(&self, key: sessions::counts::Key, delta: i64) {
+        // A poisoned lock only means another holder panicked mid-insert;
+        // the map itself is still whole.
+        let mut counts = self
+            .session_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry(key).or_default() += delta;
+    }
+
     pub async fn commit(self) -> Result<()> {
+        let counts = self
+            .session_counts
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Last, so the counter rows stay locked (PostgreSQL) only for the
+        // commit itself, and in key order, so two transactions never wait
+        // on each other's counters in a circle.
+        sessions::counts::write(&self.txn, counts).await?;
         self.txn.commit().await?;
         for e in self.events {
             self.domain.events.emit(e);

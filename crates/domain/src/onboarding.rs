@@ -356,14 +356,11 @@ async fn move_status(
     from: SessionStatus,
     to: SessionStatus,
 ) -> Result<()> {
-    let moved = session::Entity::update_many()
-        .col_expr(session::Column::Status, Expr::value(to))
-        .col_expr(session::Column::UpdatedAt, Expr::value(store::now()))
-        .filter(session::Column::Id.eq(id))
-        .filter(session::Column::Status.eq(from))
-        .exec(&**tx)
-        .await?;
-    if moved.rows_affected == 0 {
+    let moved = crate::sessions::counts::move_status(tx, id, from, to, |q| {
+        q.col_expr(session::Column::UpdatedAt, Expr::value(store::now()))
+    })
+    .await?;
+    if moved.is_none() {
         // Another message moved it first; this one's transaction retries from the new state.
         return Err(Error::Conflict("the session changed; try again".into()));
     }

@@ -193,6 +193,11 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// Only a request without a `cursor` parameter gets a `count`.
+    pub fn wants_count(&self) -> bool {
+        self.cursor.is_none()
+    }
+
     /// Strictly positive integers are honoured (capped at 1500); anything else
     /// falls back to the default, as the original does.
     pub fn page_size(&self) -> u64 {
@@ -214,6 +219,9 @@ pub struct Page<T> {
     pub next: Option<String>,
     pub previous: Option<String>,
     pub count: Option<u64>,
+    /// The count stopped at a bound: there are more than `count` (a listing
+    /// that bounds what it counts for a filter; never the API's lists).
+    pub count_capped: bool,
 }
 
 impl<T> Page<T> {
@@ -224,6 +232,7 @@ impl<T> Page<T> {
             next: None,
             previous: None,
             count: Some(0),
+            count_capped: false,
         }
     }
 
@@ -233,6 +242,7 @@ impl<T> Page<T> {
             next: self.next,
             previous: self.previous,
             count: self.count,
+            count_capped: self.count_capped,
         }
     }
 
@@ -242,6 +252,7 @@ impl<T> Page<T> {
             next: self.next,
             previous: self.previous,
             count: self.count,
+            count_capped: self.count_capped,
         })
     }
 }
@@ -269,6 +280,31 @@ where
     E::Model: Send + Sync,
     C: ConnectionTrait,
 {
+    let count = if req.wants_count() {
+        Some(select.clone().count(db).await?)
+    } else {
+        None
+    };
+    let mut page = rows(db, signer, listing, select, req, key).await?;
+    page.count = count;
+    Ok(page)
+}
+
+/// The keyset page of `select` alone, without a count (for listings that
+/// count their own way): one query.
+pub async fn rows<E, C>(
+    db: &C,
+    signer: &CursorSigner,
+    listing: &Listing<'_, E>,
+    select: Select<E>,
+    req: &PageRequest,
+    key: impl Fn(&E::Model) -> Position,
+) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ConnectionTrait,
+{
     let size = req.page_size();
     let cursor = match req.cursor.as_deref() {
         None | Some("") => None,
@@ -279,11 +315,6 @@ where
             }
             Some(c)
         }
-    };
-    let count = if req.cursor.is_none() {
-        Some(select.clone().count(db).await?)
-    } else {
-        None
     };
     let direction = cursor.as_ref().map_or(Direction::Forward, |c| c.direction);
     let scan = match direction {
@@ -352,7 +383,8 @@ where
         items: rows,
         next,
         previous,
-        count,
+        count: None,
+        count_capped: false,
     })
 }
 

@@ -304,12 +304,16 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         .exec(txn)
         .await?;
     if t.error.is_none() {
-        session::Entity::update_many()
-            .col_expr(session::Column::Status, Expr::value(SessionStatus::Active))
-            .filter(session::Column::Id.eq(t.session_id))
-            .filter(session::Column::Status.eq(SessionStatus::Setup))
-            .exec(txn)
-            .await?;
+        // Only a session still in setup becomes active (not one that
+        // consent holds as pending, nor one that has ended).
+        sessions::counts::move_status(
+            &tx,
+            t.session_id,
+            SessionStatus::Setup,
+            SessionStatus::Active,
+            |q| q,
+        )
+        .await?;
     }
     session::Entity::update_many()
         .col_expr(session::Column::FirstActivityAt, Expr::value(now))

@@ -41,7 +41,7 @@ pub async fn page(
         cursor: Some(cursor.unwrap_or_default()),
         page_size: Some(PAGE_SIZE.to_string()),
     };
-    let sessions = listing::list(domain, team_id, filter, &req).await?;
+    let sessions = listing::list(domain, team_id, filter, &req, listing::Counting::Exact).await?;
     let ids: Vec<i64> = sessions.items.iter().map(|s| s.id.0).collect();
     let msgs = message::Entity::find()
         .filter(message::Column::TeamId.eq(team_id))

@@ -2,16 +2,19 @@
 //! summary and the detail with its transcript and usage. Every read is a
 //! fixed number of queries whatever the page size or transcript length.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use serde_json::{Value, json};
-use store::entity::{chatbot, message, participant, session, team};
+use store::entity::{chatbot, message, participant, session, session_tag, team};
 use uuid::Uuid;
 
 pub use crate::messages::transcript::{Attachment, TranscriptMessage};
 
-use super::{NOT_FOUND, SessionStatus};
+use super::{NOT_FOUND, SessionStatus, counts};
 use crate::channels::Platform;
 use crate::conn::{Reads, Writes};
 use crate::ids::{SessionId, TeamId};
@@ -133,80 +136,292 @@ async fn summarize<C: ConnectionTrait + Reads + Writes>(
         .collect()
 }
 
+/// How a first page counts a filter the session counters cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Every matching session (the API: its `count` is the total).
+    Exact,
+    /// Up to this many; beyond it the page says there are more (the console:
+    /// a person reads "more than 10000" as well as the number, and a wide
+    /// filter then costs a bounded scan).
+    UpTo(u64),
+}
+
+/// What the console counts up to for the filters the counters cannot answer.
+pub const CONSOLE_COUNT_LIMIT: u64 = 10_000;
+
+impl Filter {
+    /// Whether the session counters answer this filter's count exactly: no
+    /// filter, or any of chatbot, status and channel (the counters' grain).
+    /// Tags, versions, participant and days are counted from the sessions.
+    pub fn counted_by_counters(&self) -> bool {
+        self.tags.is_empty()
+            && self.versions.is_empty()
+            && self.participant.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    /// Tags and nothing else: counted from the tags' rows alone.
+    fn only_tags(&self) -> bool {
+        !self.tags.is_empty()
+            && self.versions.is_empty()
+            && self.experiment.is_none()
+            && self.status.is_none()
+            && self.platform.is_none()
+            && self.participant.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
+/// Tag and version filters that match at most this many rows are read as
+/// their sessions' ids first, so the page looks those sessions up by key
+/// rather than walking the team's list for the few that carry them.
+const FEW_TAGGED: u64 = 1000;
+
+/// A filter's names resolved to row ids.
+struct Resolved {
+    /// The chatbot filter's rows.
+    bots: Option<Vec<i64>>,
+    /// The participant filter's participants.
+    participants: Option<Vec<i64>>,
+    /// The sessions the tag and version filters allow, when they are few.
+    few: Option<Vec<i64>>,
+    /// The tag and version filters matching more, as subqueries.
+    many: Vec<SelectStatement>,
+}
+
+impl Resolved {
+    async fn of<C: ConnectionTrait>(db: &C, team_id: TeamId, filter: &Filter) -> Result<Self> {
+        let mut r = Resolved {
+            bots: None,
+            participants: None,
+            few: None,
+            many: Vec::new(),
+        };
+        if let Some(exp) = filter.experiment {
+            r.bots = Some(
+                chatbot::Entity::find()
+                    .select_only()
+                    .column(chatbot::Column::Id)
+                    .filter(chatbot::Column::TeamId.eq(team_id))
+                    .filter(chatbot::Column::PublicId.eq(exp))
+                    .into_tuple()
+                    .all(db)
+                    .await?,
+            );
+        }
+        if let Some(who) = &filter.participant {
+            // Values, not a subquery: SQLite, which keeps no statistics,
+            // walks the whole team in list order for a subquery's few
+            // participants, where values read one range of
+            // sessions_team_participant_idx each.
+            r.participants = Some(
+                participant::Entity::find()
+                    .select_only()
+                    .column(participant::Column::Id)
+                    .filter(participant::Column::TeamId.eq(team_id))
+                    .filter(participant::Column::Identifier.eq(who.as_str()))
+                    .into_tuple()
+                    .all(db)
+                    .await?,
+            );
+        }
+        let tagged = [
+            (!filter.tags.is_empty()).then(|| tags::sessions_with_tags(team_id, &filter.tags)),
+            (!filter.versions.is_empty())
+                .then(|| tags::sessions_with_version_tags(team_id, &filter.versions)),
+        ];
+        for sub in tagged.into_iter().flatten() {
+            // Rows, not distinct sessions (a hashed DISTINCT would read all
+            // of a large tag's rows before the limit): a session tagged
+            // twice counts twice toward the bound, never toward the result.
+            let first = sub.clone().limit(FEW_TAGGED + 1).to_owned();
+            let ids: Vec<i64> = db
+                .query_all(&first)
+                .await?
+                .iter()
+                .map(|row| row.try_get_by_index::<i64>(0))
+                .collect::<Result<_, _>>()?;
+            if u64::try_from(ids.len()).unwrap_or(u64::MAX) > FEW_TAGGED {
+                r.many.push(sub);
+                continue;
+            }
+            let ids: HashSet<i64> = ids.into_iter().collect();
+            r.few = Some(match r.few.take() {
+                None => ids.into_iter().collect(),
+                Some(mut both) => {
+                    both.retain(|id| ids.contains(id));
+                    both
+                }
+            });
+        }
+        Ok(r)
+    }
+
+    /// The sessions the filter selects, reached as `access` says.
+    fn select(
+        &self,
+        team_id: TeamId,
+        filter: &Filter,
+        access: Access,
+    ) -> sea_orm::Select<session::Entity> {
+        let col = |c: session::Column| -> Expr {
+            let c = Expr::col((session::Entity, c));
+            match access {
+                Access::Team => c,
+                Access::Keys => c.add(0),
+            }
+        };
+        let mut q = session::Entity::find().filter(col(session::Column::TeamId).eq(team_id.0));
+        if let Some(rows) = &self.bots {
+            q = q.filter(col(session::Column::ChatbotId).is_in(rows.iter().copied()));
+        }
+        if let Some(ids) = &self.few {
+            q = q.filter(session::Column::Id.is_in(ids.iter().copied()));
+        }
+        for sub in &self.many {
+            q = q.filter(session::Column::Id.in_subquery(sub.clone()));
+        }
+        if let Some(status) = filter.status {
+            q = q.filter(session::Column::Status.eq(status));
+        }
+        if let Some(platform) = filter.platform {
+            q = q.filter(session::Column::Platform.eq(platform));
+        }
+        if let Some(ids) = &self.participants {
+            q = q.filter(col(session::Column::ParticipantId).is_in(ids.iter().copied()));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(session::Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            q = q.filter(session::Column::CreatedAt.lt(until));
+        }
+        q
+    }
+}
+
+/// How a query reaches the sessions it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Through the team's indexes: the list's order, or a filter's range.
+    Team,
+    /// By key, from the sessions the tag and version filters name: team,
+    /// chatbot and participant are compared as `column + 0`, which no index
+    /// serves, so neither planner walks a team index instead (SQLite,
+    /// without statistics, takes any index on the team as selective).
+    Keys,
+}
+
 /// A page of the team's sessions. Tag filters use subqueries, so a session
-/// carrying several of the listed tags appears (and counts) once.
+/// carrying several of the listed tags appears (and counts) once. The first
+/// page's count sums the session counters when they answer the filter
+/// ([`Filter::counted_by_counters`]), else counts the sessions as `counting`
+/// says.
 pub async fn list(
     domain: &Domain,
     team_id: TeamId,
     filter: &Filter,
     req: &PageRequest,
+    counting: Counting,
 ) -> Result<Page<Summary>> {
     let db = &domain.db.read;
-    let mut q = session::Entity::find().filter(session::Column::TeamId.eq(team_id));
-    if let Some(exp) = filter.experiment {
-        let rows: Vec<i64> = chatbot::Entity::find()
-            .filter(chatbot::Column::TeamId.eq(team_id))
-            .filter(chatbot::Column::PublicId.eq(exp))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        q = q.filter(session::Column::ChatbotId.is_in(rows));
-    }
-    if !filter.tags.is_empty() {
-        q = q.filter(
-            session::Column::Id.in_subquery(tags::sessions_with_tags(team_id, &filter.tags)),
-        );
-    }
-    if !filter.versions.is_empty() {
-        q = q.filter(
-            session::Column::Id
-                .in_subquery(tags::sessions_with_version_tags(team_id, &filter.versions)),
-        );
-    }
-    if let Some(status) = filter.status {
-        q = q.filter(session::Column::Status.eq(status));
-    }
-    if let Some(platform) = filter.platform {
-        q = q.filter(session::Column::Platform.eq(platform));
-    }
-    if let Some(who) = &filter.participant {
-        q = q.filter(
-            session::Column::ParticipantId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(participant::Column::Id)
-                    .from(participant::Entity)
-                    .and_where(participant::Column::TeamId.eq(team_id))
-                    .and_where(participant::Column::Identifier.eq(who.as_str()))
-                    .to_owned(),
-            ),
-        );
-    }
-    if let Some(since) = filter.since {
-        q = q.filter(session::Column::CreatedAt.gte(since));
-    }
-    if let Some(until) = filter.until {
-        q = q.filter(session::Column::CreatedAt.lt(until));
-    }
+    let r = Resolved::of(db, team_id, filter).await?;
+    let page_access = if r.few.is_some() {
+        Access::Keys
+    } else {
+        Access::Team
+    };
     let listing = Listing::<session::Entity> {
         kind: "sessions",
         order: filter.order.unwrap_or(Order::Desc),
         created_at: session::Column::CreatedAt,
         id: session::Column::Id,
     };
-    let page = pagination::paginate(db, &domain.cursors, &listing, q, req, |m| Position {
+    let limit = match counting {
+        Counting::Exact => None,
+        Counting::UpTo(n) => Some(n),
+    };
+    let (count, count_capped) = if !req.wants_count() {
+        (None, false)
+    } else if filter.counted_by_counters() {
+        let n = counts::total(
+            db,
+            team_id,
+            r.bots.as_deref(),
+            filter.status,
+            filter.platform,
+        )
+        .await?;
+        (Some(n), false)
+    } else if r.few.is_none() && filter.only_tags() {
+        // The tag rows carry the team and go with their session: counting
+        // them reads one index range and no session.
+        let mut tagged = tags::sessions_with_tags(team_id, &filter.tags);
+        tagged
+            .distinct()
+            .and_where(Expr::col((session_tag::Entity, session_tag::Column::TeamId)).eq(team_id.0));
+        let (n, capped) = count_of(db, tagged, limit).await?;
+        (Some(n), capped)
+    } else {
+        // Many tagged sessions and more filters: from the tagged sessions
+        // by key still (a participant's own range is smaller).
+        let access = if r.few.is_some() || (!r.many.is_empty() && r.participants.is_none()) {
+            Access::Keys
+        } else {
+            Access::Team
+        };
+        let ids = r
+            .select(team_id, filter, access)
+            .select_only()
+            .column(session::Column::Id)
+            .into_query();
+        let (n, capped) = count_of(db, ids, limit).await?;
+        (Some(n), capped)
+    };
+    let q = r.select(team_id, filter, page_access);
+    let page = pagination::rows(db, &domain.cursors, &listing, q, req, |m| Position {
         created_at: m.created_at,
         id: m.id,
     })
     .await?;
-    let (next, previous, count) = (page.next, page.previous, page.count);
+    let (next, previous) = (page.next, page.previous);
     let items = summarize(db, team_id, page.items).await?;
     Ok(Page {
         items,
         next,
         previous,
         count,
+        count_capped,
+    })
+}
+
+/// The rows `q` selects, counted to `limit` at most: `(limit, true)` when
+/// there are more.
+async fn count_of<C: ConnectionTrait>(
+    db: &C,
+    mut q: SelectStatement,
+    limit: Option<u64>,
+) -> Result<(u64, bool)> {
+    if let Some(n) = limit {
+        // One more than the limit, to know there are more.
+        q.limit(n + 1);
+    }
+    let stmt = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(q, "counted")
+        .to_owned();
+    let n: i64 = db
+        .query_one(&stmt)
+        .await?
+        .ok_or_else(|| Error::internal("COUNT(*) gave no row"))?
+        .try_get_by_index(0)?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok(match limit {
+        Some(cap) if n > cap => (cap, true),
+        _ => (n, false),
     })
 }
 

@@ -3,13 +3,14 @@
 //! and raises `ConversationEnded`.
 
 pub mod access;
+pub(crate) mod counts;
 pub mod listing;
 pub mod start;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set,
+    QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use store::entity::{chatbot, session};
@@ -219,6 +220,7 @@ pub async fn create(tx: &Tx<'_>, s: NewSession) -> Result<Session> {
     }
     .insert(db.writer())
     .await?;
+    tx.count_session(counts::Key::of(&m), 1);
     let session = Session::from_row(m)?;
     started(tx, &session).await?;
     Ok(session)
@@ -266,25 +268,35 @@ pub async fn end(
     session_id: SessionId,
     ended_by: EndedBy,
 ) -> Result<()> {
-    let now = store::now();
-    session::Entity::update_many()
-        .col_expr(
-            session::Column::Status,
-            Expr::value(SessionStatus::PendingReview),
-        )
-        .col_expr(session::Column::EndedAt, Expr::value(now))
-        .col_expr(session::Column::EndedBy, Expr::value(ended_by))
-        .col_expr(session::Column::UpdatedAt, Expr::value(now))
-        .filter(session::Column::Id.eq(session_id))
+    // Locked (PostgreSQL; SQLite has one writer) so the status it leaves,
+    // and so the counter it leaves, is the one read here.
+    let row = session::Entity::find_by_id(session_id.0)
         .filter(session::Column::TeamId.eq(team_id))
-        .exec(tx.writer())
+        .lock_exclusive()
+        .one(&**tx)
         .await?;
+    if let Some(row) = &row {
+        let now = store::now();
+        counts::move_status(
+            tx,
+            session_id,
+            stored(&row.status)?,
+            SessionStatus::PendingReview,
+            |q| {
+                q.col_expr(session::Column::EndedAt, Expr::value(now))
+                    .col_expr(session::Column::EndedBy, Expr::value(ended_by))
+                    .col_expr(session::Column::UpdatedAt, Expr::value(now))
+            },
+        )
+        .await?
+        .ok_or_else(|| crate::Error::Conflict("the session changed; try again".into()))?;
+    }
     tx.raise(Event::ConversationEnded {
         team_id,
         session_id,
         ended_by,
     });
-    let Some(row) = session::Entity::find_by_id(session_id.0).one(&**tx).await? else {
+    let Some(row) = row else {
         return Ok(());
     };
     let Some(st) = crate::event_triggers::session_triggers(tx, ChatbotId(row.chatbot_id)).await?

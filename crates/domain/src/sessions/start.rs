@@ -181,16 +181,23 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
         if let Some(n) = s.version_number.filter(|n| *n != 0) {
             metadata["experiment_version"] = json!(n);
         }
-        session::Entity::update_many()
-            .col_expr(session::Column::Status, Expr::value(SessionStatus::Active))
-            .col_expr(
-                session::Column::SessionTokenRequired,
-                Expr::value(token_required),
-            )
-            .col_expr(session::Column::Metadata, Expr::value(metadata))
-            .filter(session::Column::Id.eq(session.id))
-            .exec(&*tx)
-            .await?;
+        // Created in setup just above, in this transaction: no one else
+        // can have moved it.
+        super::counts::move_status(
+            &tx,
+            session.id,
+            SessionStatus::Setup,
+            SessionStatus::Active,
+            |q| {
+                q.col_expr(
+                    session::Column::SessionTokenRequired,
+                    Expr::value(token_required),
+                )
+                .col_expr(session::Column::Metadata, Expr::value(metadata))
+            },
+        )
+        .await?
+        .ok_or_else(|| Error::internal("a new session left setup before it started"))?;
     }
     seed(&tx, &session, &p.identifier).await?;
     tx.commit().await?;

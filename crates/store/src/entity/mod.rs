@@ -23,6 +23,7 @@ pub mod pricing_rule;
 pub mod provider;
 pub mod schedule;
 pub mod session;
+pub mod session_count;
 pub mod session_file;
 pub mod session_tag;
 pub mod setting;

@@ -16,6 +16,7 @@ mod m0010_messaging;
 mod m0011_session_order;
 mod m0012_console_sign_in;
 mod m0013_console_list_indexes;
+mod m0014_session_counts;
 mod m0015_oauth;
 mod util;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_session_order::Migration),
             Box::new(m0012_console_sign_in::Migration),
             Box::new(m0013_console_list_indexes::Migration),
+            Box::new(m0014_session_counts::Migration),
             Box::new(m0015_oauth::Migration),
         ]
     }

@@ -93,6 +93,16 @@ impl NewTable {
         self
     }
 
+    /// A primary key of these columns (for tables without an `id`).
+    pub(super) fn primary_key(mut self, cols: &[&'static str]) -> Self {
+        let mut key = Index::create();
+        for c in cols {
+            key.col(*c);
+        }
+        self.table.primary_key(&mut key);
+        self
+    }
+
     pub(super) fn check(mut self, sql: &'static str) -> Self {
         self.table.check(Expr::cust(sql));
         self

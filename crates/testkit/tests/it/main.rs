@@ -31,6 +31,7 @@ mod pipelines;
 mod proactive;
 mod reliability;
 mod routing;
+mod session_counts;
 mod sessions;
 mod telegram;
 mod tools;

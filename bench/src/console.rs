@@ -300,8 +300,53 @@ impl Bench<'_> {
                 &[],
             )
             .await?;
+        // The server keeps the usage page's daily rollups as it writes; these
+        // rows went in by SQL, so they are rolled up here as the migration
+        // that made the rollups does (store::usage_rollups::recount).
+        let day = |alias: &str| {
+            if conn.is_pg() {
+                format!("CAST(CAST({alias}.created_at AT TIME ZONE 'UTC' AS DATE) AS TEXT)")
+            } else {
+                format!("date({alias}.created_at)")
+            }
+        };
+        let (m, s, u) = (day("m"), day("s"), day("u"));
+        for sql in [
+            format!("DELETE FROM usage_days WHERE team_id = {team}"),
+            format!("DELETE FROM usage_active WHERE team_id = {team}"),
+            format!(
+                "INSERT INTO usage_days (team_id, day, chatbot_id, model, messages, sessions, tokens, cost_e8) \
+                 SELECT team_id, day, chatbot_id, model, CAST(SUM(messages) AS BIGINT), \
+                 CAST(SUM(sessions) AS BIGINT), CAST(SUM(tokens) AS BIGINT), CAST(SUM(cost_e8) AS BIGINT) FROM (\
+                 SELECT m.team_id AS team_id, {m} AS day, s.chatbot_id AS chatbot_id, '' AS model, \
+                 COUNT(*) AS messages, 0 AS sessions, 0 AS tokens, 0 AS cost_e8 \
+                 FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.team_id = {team} \
+                 AND m.role IN ('human', 'ai') AND s.status <> 'setup' GROUP BY m.team_id, {m}, s.chatbot_id \
+                 UNION ALL SELECT s.team_id, {s}, s.chatbot_id, '', 0, COUNT(*), 0, 0 FROM sessions s \
+                 WHERE s.team_id = {team} AND s.status <> 'setup' GROUP BY s.team_id, {s}, s.chatbot_id \
+                 UNION ALL SELECT u.team_id, {u}, COALESCE(u.chatbot_id, 0), u.model_name, 0, 0, \
+                 SUM(u.quantity), SUM(u.cost_e8) FROM usage_records u WHERE u.team_id = {team} \
+                 GROUP BY u.team_id, {u}, COALESCE(u.chatbot_id, 0), u.model_name) x \
+                 GROUP BY team_id, day, chatbot_id, model"
+            ),
+            format!(
+                "INSERT INTO usage_active (team_id, day, chatbot_id, participant_id) \
+                 SELECT DISTINCT m.team_id, {m}, s.chatbot_id, s.participant_id \
+                 FROM messages m JOIN sessions s ON s.id = m.session_id \
+                 WHERE m.team_id = {team} AND m.role = 'human' AND s.status <> 'setup'"
+            ),
+        ] {
+            conn.exec(&sql, &[]).await?;
+        }
         if conn.is_pg() {
-            for table in ["session_tags", "messages", "traces", "usage_records"] {
+            for table in [
+                "session_tags",
+                "messages",
+                "traces",
+                "usage_records",
+                "usage_days",
+                "usage_active",
+            ] {
                 conn.exec(&format!("ANALYZE {table}"), &[]).await?;
             }
         }

@@ -114,6 +114,7 @@ impl Domain {
             events: Vec::new(),
             jobs: std::sync::atomic::AtomicUsize::new(0),
             session_counts: Default::default(),
+            usage: Default::default(),
         })
     }
 }
@@ -132,6 +133,8 @@ pub struct Tx<'d> {
     /// Changes to the session counters, written just before commit (behind
     /// `&self`, like `jobs`: session writes take `&Tx`).
     session_counts: std::sync::Mutex<sessions::counts::Deltas>,
+    /// Rows the usage rollups count, counted just before commit.
+    usage: std::sync::Mutex<usage::rollups::Pending>,
 }
 
 impl Tx<'_> {
@@ -158,7 +161,20 @@ impl Tx<'_> {
         *counts.entry(key).or_default() += delta;
     }
 
+    /// What this transaction wrote that the usage rollups count.
+    pub(crate) fn usage(&self) -> std::sync::MutexGuard<'_, usage::rollups::Pending> {
+        // As with the session counters: a poisoned lock leaves a whole list.
+        self.usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub async fn commit(self) -> Result<()> {
+        let usage = self
+            .usage
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        usage::rollups::write(&self.txn, usage).await?;
         let counts = self
             .session_counts
             .into_inner()

@@ -296,6 +296,7 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     }
     if !rows.is_empty() {
         usage_record::Entity::insert_many(rows).exec(txn).await?;
+        tx.usage().usage_of_trace(tr.id);
     }
     session::Entity::update_many()
         .col_expr(session::Column::LastActivityAt, Expr::value(now))

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod constraints;
 pub mod entity;
 pub mod migration;
+pub mod usage_rollups;
 
 pub use connect::{Db, DbConfig, connect};
 pub use sea_orm::{DbErr, TransactionTrait};

@@ -17,7 +17,7 @@ pub use accept::{Incoming, accept};
 pub use transcript::TranscriptMessage;
 
 use crate::Result;
-use crate::conn::{Reads, Writes};
+use crate::conn::Reads;
 use crate::ids::{MessageId, ScheduleId, SessionId, TeamId};
 use crate::text_enum::{stored, text_enum};
 
@@ -79,8 +79,9 @@ impl StoredMessage {
     }
 }
 
+/// Inserts a message in `tx` (which counts it in the usage rollups).
 pub async fn insert(
-    db: &impl Writes,
+    tx: &crate::Tx<'_>,
     team_id: TeamId,
     session_id: SessionId,
     role: MessageRole,
@@ -97,8 +98,9 @@ pub async fn insert(
         created_at: Set(store::now()),
         ..Default::default()
     }
-    .insert(db.writer())
+    .insert(&**tx)
     .await?;
+    tx.usage().message(m.id, role == MessageRole::Human);
     Ok(MessageId(m.id))
 }
 

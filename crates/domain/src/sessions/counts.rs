@@ -115,6 +115,9 @@ pub(crate) async fn move_status(
     let Some(row) = also(q).exec_with_returning(&**tx).await?.pop() else {
         return Ok(None);
     };
+    if from == SessionStatus::Setup {
+        tx.usage().left_setup(row.id);
+    }
     let now = Key::of(&row);
     tx.count_session(now.with_status(from), -1);
     tx.count_session(now, 1);

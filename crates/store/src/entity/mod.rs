@@ -31,5 +31,7 @@ pub mod tag;
 pub mod team;
 pub mod timeout_timer;
 pub mod trace;
+pub mod usage_active;
+pub mod usage_day;
 pub mod usage_record;
 pub mod user;

@@ -35,6 +35,7 @@ mod session_counts;
 mod sessions;
 mod telegram;
 mod tools;
+mod usage_rollups;
 mod voice;
 mod whatsapp;
 mod whatsapp_providers;

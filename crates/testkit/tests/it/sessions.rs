@@ -768,9 +768,10 @@ both_backends!(
                 "SELECT id FROM sessions WHERE external_id = '{id}'"
             ))
             .await;
+        let tx = app.domain.begin().await.unwrap();
         for _ in 0..50 {
             domain::messages::insert(
-                &app.domain.db.write,
+                &tx,
                 team.id,
                 domain::SessionId(sid),
                 domain::messages::MessageRole::Ai,
@@ -780,6 +781,7 @@ both_backends!(
             .await
             .unwrap();
         }
+        tx.commit().await.unwrap();
         assert_eq!(
             statements("/api/sessions/".into()).await,
             list_small,

@@ -2,15 +2,21 @@
 //! activity definitions: messages are human and AI messages only, active
 //! participants are those who wrote a human message, sessions still in
 //! `setup` never count, and a day is the half-open UTC window
-//! `[00:00, 24:00)`. Archived chatbots count like any other. Everything is
-//! summed by the database; Rust only lays the grouped rows out per day.
+//! `[00:00, 24:00)`. Archived chatbots count like any other.
+//!
+//! The numbers come from the daily rollups ([`rollups`],
+//! `store::usage_rollups`), kept in the write path: a page over any range is
+//! a few index ranges of a few hundred rows, whatever the team's size. Rust
+//! only lays the grouped rows out per day and chatbot family.
+
+pub(crate) mod rollups;
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryResult};
-use store::entity::{chatbot, message, session, usage_record};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
+use store::entity::{chatbot, usage_active, usage_day};
 use uuid::Uuid;
 
 use crate::conn::Reads;
@@ -127,100 +133,100 @@ pub async fn daily(
 ) -> Result<Usage> {
     let w = window(from, to)?;
     let db = domain.reader();
-    let family = match chatbot {
-        Some(id) => Some(family_of(domain, team_id, id).await?),
+    // Every chatbot row of the team (versions and archived ones too): they
+    // name the families and say which rows a family filter takes.
+    let rows = chatbot::Entity::find()
+        .filter(chatbot::Column::TeamId.eq(team_id))
+        .all(db)
+        .await?;
+    let family_of_row: HashMap<i64, i64> = rows
+        .iter()
+        .map(|c| (c.id, c.working_version_id.unwrap_or(c.id)))
+        .collect();
+    let only = match chatbot {
+        Some(id) => {
+            let head = rows
+                .iter()
+                .find(|c| c.public_id == id)
+                .ok_or_else(|| Error::not_found(crate::chatbots::NOT_FOUND))?;
+            let family = head.working_version_id.unwrap_or(head.id);
+            Some(
+                family_of_row
+                    .iter()
+                    .filter(|(_, f)| **f == family)
+                    .map(|(row, _)| *row)
+                    .collect::<Vec<i64>>(),
+            )
+        }
         None => None,
     };
     let f = Filter {
         team_id,
         window: w,
-        family,
-        day_sql: DaySql(db.get_database_backend()),
+        rows: only,
     };
 
     let mut per_day: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    let mut per_family: HashMap<Option<i64>, (i64, i64)> = HashMap::new();
     let mut totals = Counts::default();
-
-    for row in db.query_all(&f.messages()).await? {
-        let (day, fam, n) = (day_of(&row)?, row.try_get("", "family")?, n_of(&row)?);
-        per_day.entry(day).or_default().messages += n;
-        per_family.entry(fam).or_default().0 += n;
-        totals.messages += n;
+    for row in db.query_all(&f.per_day()).await? {
+        let c = per_day.entry(day_of(&row)?).or_default();
+        c.messages = sum_of(&row, "messages")?;
+        c.sessions = sum_of(&row, "sessions")?;
+        c.cost_e8 = sum_of(&row, "cost_e8")?;
+        totals.messages += c.messages;
+        totals.sessions += c.sessions;
+        totals.cost_e8 += c.cost_e8;
     }
-    for row in db.query_all(&f.sessions()).await? {
-        let n = n_of(&row)?;
-        per_day.entry(day_of(&row)?).or_default().sessions += n;
-        totals.sessions += n;
+    for row in db.query_all(&f.active(true)).await? {
+        per_day.entry(day_of(&row)?).or_default().participants = sum_of(&row, "n")?;
     }
-    for row in db.query_all(&f.participants(true)).await? {
-        per_day.entry(day_of(&row)?).or_default().participants += n_of(&row)?;
+    if let Some(row) = db.query_one(&f.active(false)).await? {
+        totals.participants = sum_of(&row, "n")?;
     }
-    if let Some(row) = db.query_one(&f.participants(false)).await? {
-        totals.participants = n_of(&row)?;
-    }
-    for row in db.query_all(&f.costs()).await? {
-        let (day, fam, n) = (day_of(&row)?, row.try_get("", "family")?, n_of(&row)?);
-        per_day.entry(day).or_default().cost_e8 += n;
-        per_family.entry(fam).or_default().1 += n;
-        totals.cost_e8 += n;
+    let mut per_family: HashMap<Option<i64>, (i64, i64)> = HashMap::new();
+    for row in db.query_all(&f.per_chatbot_row()).await? {
+        let id: i64 = row.try_get("", "chatbot_id")?;
+        // A row of another team's or a removed chatbot is spend no chatbot
+        // of this team made.
+        let family = family_of_row.get(&id).copied();
+        let e = per_family.entry(family).or_default();
+        e.0 += sum_of(&row, "messages")?;
+        e.1 += sum_of(&row, "cost_e8")?;
     }
     let mut models = Vec::new();
     for row in db.query_all(&f.models()).await? {
         models.push(ModelUsage {
             model: row.try_get("", "model")?,
-            tokens: row.try_get("", "tokens")?,
-            cost_e8: n_of(&row)?,
+            tokens: sum_of(&row, "tokens")?,
+            cost_e8: sum_of(&row, "cost_e8")?,
         });
     }
     models.sort_by(|a, b| b.tokens.cmp(&a.tokens).then_with(|| a.model.cmp(&b.model)));
 
-    let chatbots = name_families(domain, per_family).await?;
     Ok(Usage {
         from: w.from,
         to: w.to,
         days: fill(&w, &per_day),
         totals,
-        chatbots,
+        chatbots: name_families(&rows, per_family),
         models,
     })
 }
 
-/// The family row id of a team's chatbot or chatbot version (archived too:
-/// their usage still happened).
-async fn family_of(db: &impl Reads, team_id: TeamId, id: Uuid) -> Result<i64> {
-    let row = chatbot::Entity::find()
-        .filter(chatbot::Column::TeamId.eq(team_id))
-        .filter(chatbot::Column::PublicId.eq(id))
-        .one(db.reader())
-        .await?
-        .ok_or_else(|| Error::not_found(crate::chatbots::NOT_FOUND))?;
-    Ok(row.working_version_id.unwrap_or(row.id))
-}
-
-async fn name_families(
-    db: &impl Reads,
+fn name_families(
+    rows: &[chatbot::Model],
     per_family: HashMap<Option<i64>, (i64, i64)>,
-) -> Result<Vec<ChatbotUsage>> {
-    let ids: Vec<i64> = per_family.keys().flatten().copied().collect();
-    let heads: HashMap<i64, (Uuid, String)> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        chatbot::Entity::find()
-            .filter(chatbot::Column::Id.is_in(ids))
-            .all(db.reader())
-            .await?
-            .into_iter()
-            .map(|c| (c.id, (c.public_id, c.name)))
-            .collect()
-    };
+) -> Vec<ChatbotUsage> {
+    let heads: HashMap<i64, &chatbot::Model> = rows.iter().map(|c| (c.id, c)).collect();
     let mut out: Vec<ChatbotUsage> = per_family
         .into_iter()
+        // A family with nothing in the range (only a zero row) is left out.
+        .filter(|(_, (messages, cost_e8))| *messages != 0 || *cost_e8 != 0)
         .map(|(fam, (messages, cost_e8))| {
             let head = fam.and_then(|f| heads.get(&f));
             ChatbotUsage {
-                id: head.map(|h| h.0),
-                name: head.map_or_else(|| "No chatbot".to_string(), |h| h.1.clone()),
+                id: head.map(|h| h.public_id),
+                name: head.map_or_else(|| "No chatbot".to_string(), |h| h.name.clone()),
                 messages,
                 cost_e8,
             }
@@ -232,7 +238,7 @@ async fn name_families(
             .then_with(|| b.cost_e8.cmp(&a.cost_e8))
             .then_with(|| a.name.cmp(&b.name))
     });
-    Ok(out)
+    out
 }
 
 fn day_of(row: &QueryResult) -> Result<NaiveDate> {
@@ -241,28 +247,8 @@ fn day_of(row: &QueryResult) -> Result<NaiveDate> {
         .map_err(|e| Error::internal_from(format!("a day the database gave: {text:?}"), e))
 }
 
-fn n_of(row: &QueryResult) -> Result<i64> {
-    Ok(row.try_get::<Option<i64>>("", "n")?.unwrap_or(0))
-}
-
-/// The UTC day of a timestamp column, as `YYYY-MM-DD` text on both backends
-/// (SQLite stores RFC 3339 text with an offset, which `date()` reads).
-struct DaySql(DbBackend);
-
-impl DaySql {
-    fn of(&self, table: &str) -> Expr {
-        match self.0 {
-            DbBackend::Postgres => Expr::cust(format!(
-                r#"CAST(CAST("{table}"."created_at" AT TIME ZONE 'UTC' AS DATE) AS TEXT)"#
-            )),
-            _ => Expr::cust(format!(r#"date("{table}"."created_at")"#)),
-        }
-    }
-}
-
-/// The family a `chatbots` row belongs to (itself for a working version).
-fn family_expr() -> Expr {
-    Expr::cust(r#"COALESCE("chatbots"."working_version_id", "chatbots"."id")"#)
+fn sum_of(row: &QueryResult, column: &str) -> Result<i64> {
+    Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
 }
 
 // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for one decode path.
@@ -270,136 +256,96 @@ fn sum(column: &str) -> Expr {
     Expr::cust(format!("CAST(SUM({column}) AS BIGINT)"))
 }
 
+/// One range of rollup rows: a team's days in the window, of some chatbot
+/// rows or all.
 struct Filter {
     team_id: TeamId,
     window: Window,
-    family: Option<i64>,
-    day_sql: DaySql,
+    rows: Option<Vec<i64>>,
 }
 
 impl Filter {
-    /// Sessions (out of setup) of the team and chatbot, with their chatbot row.
-    fn sessions_of(&self, q: &mut SelectStatement) {
-        q.inner_join(
-            chatbot::Entity,
-            Expr::col((chatbot::Entity, chatbot::Column::Id))
-                .equals((session::Entity, session::Column::ChatbotId)),
-        )
-        .and_where(Expr::col((session::Entity, session::Column::TeamId)).eq(self.team_id.0))
-        .and_where(Expr::col((session::Entity, session::Column::Status)).ne("setup"));
-        if let Some(f) = self.family {
-            q.and_where(family_expr().eq(f));
+    fn days(&self) -> (String, String) {
+        let f = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        (f(self.window.from), f(self.window.to))
+    }
+
+    fn of<T: sea_orm::Iden + Copy + 'static>(
+        &self,
+        q: &mut SelectStatement,
+        table: T,
+        team: impl sea_orm::Iden + 'static,
+        day: impl sea_orm::Iden + 'static,
+        chatbot: impl sea_orm::Iden + 'static,
+    ) {
+        let (from, to) = self.days();
+        q.from(table)
+            .and_where(Expr::col((table, team)).eq(self.team_id.0))
+            .and_where(Expr::col((table, day)).between(from, to));
+        if let Some(rows) = &self.rows {
+            q.and_where(Expr::col((table, chatbot)).is_in(rows.iter().copied()));
         }
     }
 
-    /// The team's messages in the window, of `roles`, in counted sessions.
-    fn messages_of(&self, roles: &[&str]) -> SelectStatement {
+    fn days_of(&self) -> SelectStatement {
+        use usage_day::Column as C;
         let mut q = Query::select();
-        q.from(message::Entity)
-            .inner_join(
-                session::Entity,
-                Expr::col((session::Entity, session::Column::Id))
-                    .equals((message::Entity, message::Column::SessionId)),
-            )
-            .and_where(Expr::col((message::Entity, message::Column::TeamId)).eq(self.team_id.0))
-            .and_where(
-                Expr::col((message::Entity, message::Column::Role))
-                    .is_in(roles.iter().map(|r| (*r).to_string())),
-            )
-            .and_where(
-                Expr::col((message::Entity, message::Column::CreatedAt)).gte(self.window.start),
-            )
-            .and_where(
-                Expr::col((message::Entity, message::Column::CreatedAt)).lt(self.window.end),
-            );
-        self.sessions_of(&mut q);
+        self.of(&mut q, usage_day::Entity, C::TeamId, C::Day, C::ChatbotId);
         q
     }
 
-    fn messages(&self) -> SelectStatement {
-        let day = self.day_sql.of("messages");
-        let mut q = self.messages_of(&["human", "ai"]);
-        q.expr_as(day.clone(), "day")
-            .expr_as(family_expr(), "family")
-            .expr_as(Expr::cust("COUNT(*)"), "n")
-            .add_group_by([day, family_expr()]);
+    fn per_day(&self) -> SelectStatement {
+        let mut q = self.days_of();
+        q.column(usage_day::Column::Day)
+            .expr_as(sum("messages"), "messages")
+            .expr_as(sum("sessions"), "sessions")
+            .expr_as(sum("cost_e8"), "cost_e8")
+            .group_by_col(usage_day::Column::Day);
         q
     }
 
-    fn participants(&self, per_day: bool) -> SelectStatement {
-        let mut q = self.messages_of(&["human"]);
-        q.expr_as(
-            Expr::cust(r#"COUNT(DISTINCT "sessions"."participant_id")"#),
-            "n",
-        );
-        if per_day {
-            let day = self.day_sql.of("messages");
-            q.expr_as(day.clone(), "day").add_group_by([day]);
-        }
+    fn per_chatbot_row(&self) -> SelectStatement {
+        let mut q = self.days_of();
+        q.column(usage_day::Column::ChatbotId)
+            .expr_as(sum("messages"), "messages")
+            .expr_as(sum("cost_e8"), "cost_e8")
+            .group_by_col(usage_day::Column::ChatbotId);
         q
     }
 
-    fn sessions(&self) -> SelectStatement {
-        let day = self.day_sql.of("sessions");
-        let mut q = Query::select();
-        q.from(session::Entity)
-            .expr_as(day.clone(), "day")
-            .expr_as(Expr::cust("COUNT(*)"), "n")
-            .and_where(
-                Expr::col((session::Entity, session::Column::CreatedAt)).gte(self.window.start),
-            )
-            .and_where(Expr::col((session::Entity, session::Column::CreatedAt)).lt(self.window.end))
-            .add_group_by([day]);
-        self.sessions_of(&mut q);
-        q
-    }
-
-    /// The team's usage records in the window; with a chatbot, only that
-    /// family's (spend no chatbot made is then left out).
-    fn records(&self) -> SelectStatement {
-        let mut q = Query::select();
-        q.from(usage_record::Entity)
-            .left_join(
-                chatbot::Entity,
-                Expr::col((chatbot::Entity, chatbot::Column::Id))
-                    .equals((usage_record::Entity, usage_record::Column::ChatbotId)),
-            )
-            .and_where(
-                Expr::col((usage_record::Entity, usage_record::Column::TeamId)).eq(self.team_id.0),
-            )
-            .and_where(
-                Expr::col((usage_record::Entity, usage_record::Column::CreatedAt))
-                    .gte(self.window.start),
-            )
-            .and_where(
-                Expr::col((usage_record::Entity, usage_record::Column::CreatedAt))
-                    .lt(self.window.end),
-            );
-        if let Some(f) = self.family {
-            q.and_where(family_expr().eq(f));
-        }
-        q
-    }
-
-    fn costs(&self) -> SelectStatement {
-        let day = self.day_sql.of("usage_records");
-        let mut q = self.records();
-        q.expr_as(day.clone(), "day")
-            .expr_as(family_expr(), "family")
-            .expr_as(sum(r#""usage_records"."cost_e8""#), "n")
-            .add_group_by([day, family_expr()]);
-        q
-    }
-
+    /// Spend per model; the rows of messages and sessions (model `''`
+    /// without tokens or cost) are not a model's.
     fn models(&self) -> SelectStatement {
-        let mut q = self.records();
-        q.expr_as(
-            Expr::col((usage_record::Entity, usage_record::Column::ModelName)),
-            "model",
-        )
-        .expr_as(sum(r#""usage_records"."quantity""#), "tokens")
-        .expr_as(sum(r#""usage_records"."cost_e8""#), "n")
-        .group_by_col((usage_record::Entity, usage_record::Column::ModelName));
+        use usage_day::Column as C;
+        let mut q = self.days_of();
+        q.expr_as(Expr::col(C::Model), "model")
+            .expr_as(sum("tokens"), "tokens")
+            .expr_as(sum("cost_e8"), "cost_e8")
+            .and_where(
+                Expr::col(C::Model)
+                    .ne("")
+                    .or(Expr::col(C::Tokens).ne(0))
+                    .or(Expr::col(C::CostE8).ne(0)),
+            )
+            .group_by_col(C::Model);
+        q
+    }
+
+    /// Distinct active participants per day, or over the whole range.
+    fn active(&self, per_day: bool) -> SelectStatement {
+        use usage_active::Column as C;
+        let mut q = Query::select();
+        self.of(
+            &mut q,
+            usage_active::Entity,
+            C::TeamId,
+            C::Day,
+            C::ChatbotId,
+        );
+        q.expr_as(Expr::cust("COUNT(DISTINCT participant_id)"), "n");
+        if per_day {
+            q.column(C::Day).group_by_col(C::Day);
+        }
         q
     }
 }

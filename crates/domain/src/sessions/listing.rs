@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::{Value, json};
-use store::entity::{chatbot, message, participant, session, session_tag, team};
+use store::entity::{chatbot, message, participant, session, team};
 use uuid::Uuid;
 
 pub use crate::messages::transcript::{Attachment, TranscriptMessage};
@@ -190,6 +190,8 @@ struct Resolved {
     few: Option<Vec<i64>>,
     /// The tag and version filters matching more, as subqueries.
     many: Vec<SelectStatement>,
+    /// The tag filter's tags.
+    tag_ids: Vec<i64>,
 }
 
 impl Resolved {
@@ -199,6 +201,7 @@ impl Resolved {
             participants: None,
             few: None,
             many: Vec::new(),
+            tag_ids: Vec::new(),
         };
         if let Some(exp) = filter.experiment {
             r.bots = Some(
@@ -228,8 +231,11 @@ impl Resolved {
                     .await?,
             );
         }
+        if !filter.tags.is_empty() {
+            r.tag_ids = tags::ids_named(db, team_id, &filter.tags).await?;
+        }
         let tagged = [
-            (!filter.tags.is_empty()).then(|| tags::sessions_with_tags(team_id, &filter.tags)),
+            (!filter.tags.is_empty()).then(|| tags::sessions_with_tag_ids(team_id, &r.tag_ids)),
             (!filter.versions.is_empty())
                 .then(|| tags::sessions_with_version_tags(team_id, &filter.versions)),
         ];
@@ -359,10 +365,8 @@ pub async fn list(
     } else if r.few.is_none() && filter.only_tags() {
         // The tag rows carry the team and go with their session: counting
         // them reads one index range and no session.
-        let mut tagged = tags::sessions_with_tags(team_id, &filter.tags);
-        tagged
-            .distinct()
-            .and_where(Expr::col((session_tag::Entity, session_tag::Column::TeamId)).eq(team_id.0));
+        let mut tagged = tags::sessions_with_tag_ids(team_id, &r.tag_ids);
+        tagged.distinct();
         let (n, capped) = count_of(db, tagged, limit).await?;
         (Some(n), capped)
     } else {

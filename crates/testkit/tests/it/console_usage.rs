@@ -4,7 +4,6 @@
 //! they refuse; another team's usage never shows.
 
 use chatstudio_testkit::{TestApp, TestTeam, both_backends};
-use domain::pricing::ServiceKind;
 use domain::teams::Role;
 use serde_json::json;
 
@@ -69,17 +68,7 @@ struct Acme {
 async fn acme(app: &TestApp) -> Acme {
     let team = app.team("acme").await;
     app.provider(&team, "local", "builtin", None, None).await;
-    domain::pricing::set_override(
-        &app.domain.db.write,
-        team.id,
-        "builtin",
-        "echo",
-        ServiceKind::Input,
-        "1000",
-        chrono::Utc::now() - chrono::Duration::hours(1),
-    )
-    .await
-    .unwrap();
+    app.price_echo_input(&team, "1000").await;
     let alpha = echo(app, &team, "Alpha").await;
     app.publish(&team, alpha, "v1", true).await;
     let beta = echo(app, &team, "Beta").await;

@@ -12,7 +12,6 @@ use domain::channels::widget::AuthLevel;
 use domain::teams::Role;
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
-use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -451,20 +450,7 @@ both_backends!(
         assert_eq!(app.api_message(&team, bot, "hello").await.0, 200);
         // Back to before the counters (and anything after them), then up again:
         // the migration counts the sessions already there.
-        let db = &app.domain.db.write;
-        let names: Vec<String> = store::migration::Migrator::migrations()
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect();
-        let at = names
-            .iter()
-            .position(|n| n == "m0014_session_counts")
-            .unwrap();
-        let steps = u32::try_from(names.len() - at).unwrap();
-        store::migration::Migrator::down(db, Some(steps))
-            .await
-            .unwrap();
-        store::migration::Migrator::up(db, None).await.unwrap();
+        app.remigrate_from("m0014_session_counts").await;
         counters_match_sessions(app).await;
         assert_eq!(
             app.get_json("/api/sessions/", &team.key).await["count"],

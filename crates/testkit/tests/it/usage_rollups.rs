@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use chatstudio_testkit::{TestApp, TestTeam, both_backends};
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
 
 use crate::telegram::{SECRET, fake_telegram, telegram_accepts, telegram_channel, update, webhook};
@@ -91,17 +90,7 @@ both_backends!(
         let team = app.team("a").await;
         let other = app.team("b").await;
         app.provider(&team, "local", "builtin", None, None).await;
-        domain::pricing::set_override(
-            &app.domain.db.write,
-            team.id,
-            "builtin",
-            "echo",
-            domain::pricing::ServiceKind::Input,
-            "1000",
-            Utc::now() - chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
+        app.price_echo_input(&team, "1000").await;
         let pipeline = domain::pipeline::Pipeline::single_llm("local", "echo", "");
         let consenting = app
             .chatbot_with(
@@ -215,20 +204,7 @@ both_backends!(
             assert_eq!(app.api_message(&team, bot, text).await.0, 200);
         }
         let before: Value = json!(format!("{:?}", read(&app.domain.db.write).await));
-        let db = &app.domain.db.write;
-        let names: Vec<String> = store::migration::Migrator::migrations()
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect();
-        let at = names
-            .iter()
-            .position(|n| n == "m0016_usage_rollups")
-            .unwrap();
-        let steps = u32::try_from(names.len() - at).unwrap();
-        store::migration::Migrator::down(db, Some(steps))
-            .await
-            .unwrap();
-        store::migration::Migrator::up(db, None).await.unwrap();
+        app.remigrate_from("m0016_usage_rollups").await;
         let after: Value = json!(format!("{:?}", read(&app.domain.db.write).await));
         assert_eq!(before, after);
         let totals = today(app, &team).await;

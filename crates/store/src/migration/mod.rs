@@ -18,6 +18,7 @@ mod m0012_console_sign_in;
 mod m0013_console_list_indexes;
 mod m0014_session_counts;
 mod m0015_oauth;
+mod m0017_config_epoch;
 mod util;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_console_list_indexes::Migration),
             Box::new(m0014_session_counts::Migration),
             Box::new(m0015_oauth::Migration),
+            Box::new(m0017_config_epoch::Migration),
         ]
     }
 }

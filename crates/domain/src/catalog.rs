@@ -219,9 +219,12 @@ impl Catalog {
     }
 
     /// [`crate::versions::session_version`], cached (`None`: no such row).
+    /// Loaded through `db`: a caller inside a transaction passes it, since on
+    /// PostgreSQL a second connection from the shared pool could wait on
+    /// transactions that wait on it.
     pub async fn session_version(
         &self,
-        db: &Domain,
+        db: &impl Reads,
         at: Epoch,
         row: ChatbotId,
     ) -> Result<Option<Arc<SessionVersion>>> {

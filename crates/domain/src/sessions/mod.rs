@@ -235,7 +235,7 @@ async fn started(tx: &Tx<'_>, s: &Session, at: Option<crate::catalog::Epoch>) ->
         Some(at) => tx
             .domain()
             .catalog
-            .session_version(tx.domain(), at, s.chatbot_id)
+            .session_version(tx, at, s.chatbot_id)
             .await?
             .map(|v| triggers::SessionTriggers::of(&v)),
         None => triggers::session_triggers(tx, s.chatbot_id).await?,

@@ -215,8 +215,14 @@ async fn handle(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    // The chatbot is looked up before the body is judged, as the original does.
-    if let Err(e) = domain::chatbots::resolve(&state.domain, auth.team_id, chatbot, None).await {
+    // The chatbot is looked up before the body is judged, as the original
+    // does; the turn goes on with the catalog count read here.
+    let d = &state.domain;
+    let at = match d.catalog.refresh(d).await {
+        Ok(at) => at,
+        Err(e) => return ApiError::Domain(e).into_response(),
+    };
+    if let Err(e) = d.catalog.resolve(d, at, auth.team_id, chatbot, None).await {
         return ApiError::Domain(e).into_response();
     }
     let p = match parse(&body) {
@@ -231,6 +237,7 @@ async fn handle(
         participant: p.user.clone(),
         history: p.messages,
         message: p.last,
+        epoch: Some(at),
     };
     let engine = state.engine.clone();
     if !p.stream {
@@ -348,12 +355,13 @@ fn stream_response(state: AppState, p: Prepared, include_usage: bool) -> Respons
                 Value::Null,
             )))
             .await;
-        let run = state.engine.run_turn(
+        let run = state.engine.run_turn_at(
             &p.session,
             &p.chatbot,
             p.input_message_id,
             p.message.clone(),
             Some(delta_tx),
+            Some(p.epoch),
         );
         let forward = async {
             while let Some(d) = delta_rx.recv().await {

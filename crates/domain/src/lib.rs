@@ -8,6 +8,7 @@ pub(crate) mod text_enum;
 pub mod actions;
 pub mod auth;
 pub mod bootstrap;
+pub mod catalog;
 pub mod channels;
 pub mod chatbot_versions;
 pub mod chatbots;
@@ -72,6 +73,8 @@ pub struct Domain {
     pub session_tokens: channels::widget::SessionTokens,
     /// Wakes in-process workers when a job is enqueued.
     pub job_signal: std::sync::Arc<tokio::sync::Notify>,
+    /// What turns read and rarely changes, cached per process.
+    pub catalog: std::sync::Arc<catalog::Catalog>,
 }
 
 impl Domain {
@@ -103,6 +106,7 @@ impl Domain {
             files,
             session_tokens: channels::widget::SessionTokens::new(&token_key),
             job_signal: Default::default(),
+            catalog: Default::default(),
         })
     }
 
@@ -138,6 +142,11 @@ pub struct Tx<'d> {
 }
 
 impl Tx<'_> {
+    /// The domain the transaction is on (its caches, its secrets).
+    pub(crate) fn domain(&self) -> &Domain {
+        self.domain
+    }
+
     /// The event is emitted after commit.
     pub fn raise(&mut self, event: events::Event) {
         self.events.push(event);

@@ -9,8 +9,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession, TransactionTrait,
 };
 use store::entity::pricing_rule;
 
@@ -326,33 +326,49 @@ pub async fn prices(
     model: &str,
     at: DateTime<Utc>,
 ) -> Result<Prices> {
-    let db = db.reader();
-    let rules = pricing_rule::Entity::find()
+    let rules = rules(db, team_id, provider, model).await?;
+    Ok(prices_in(&rules, provider, model, at))
+}
+
+/// Every rule a team has for one (provider, model), whatever its dates,
+/// newest first: what [`prices_in`] picks from (the turn caches them).
+pub async fn rules(
+    db: &impl Reads,
+    team_id: TeamId,
+    provider: &str,
+    model: &str,
+) -> Result<Vec<pricing_rule::Model>> {
+    Ok(pricing_rule::Entity::find()
         .filter(pricing_rule::Column::TeamId.eq(team_id))
         .filter(pricing_rule::Column::ProviderKind.eq(provider))
         .filter(pricing_rule::Column::ModelName.eq(model))
-        .filter(pricing_rule::Column::EffectiveFrom.lte(at))
-        .filter(
-            Condition::any()
-                .add(pricing_rule::Column::EffectiveTo.is_null())
-                .add(pricing_rule::Column::EffectiveTo.gt(at)),
-        )
         .order_by_desc(pricing_rule::Column::EffectiveFrom)
-        .all(db)
-        .await?;
+        .all(db.reader())
+        .await?)
+}
+
+/// The prices in force at `at` among a (provider, model)'s `rules` (newest
+/// first): the team's own rule per kind where one applies, else the shipped table.
+pub fn prices_in(
+    rules: &[pricing_rule::Model],
+    provider: &str,
+    model: &str,
+    at: DateTime<Utc>,
+) -> Prices {
     let kinds = [
         ServiceKind::Input,
         ServiceKind::Output,
         ServiceKind::CachedInput,
         ServiceKind::CacheWrite,
     ];
-    Ok(Prices(kinds.map(|k| {
+    Prices(kinds.map(|k| {
         let own = rules
             .iter()
+            .filter(|r| r.effective_from <= at && r.effective_to.is_none_or(|to| to > at))
             .find(|r| r.service_kind == k.as_str())
             .map(|r| r.unit_price_e8);
         (k, own.or_else(|| shipped_price(provider, model, k, at)))
-    })))
+    }))
 }
 
 /// Per-1K prices (e8) of one model by kind; `None` = unpriced.

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use store::entity::{message_tag, session_tag, tag};
 
 use crate::conn::{Reads, Writes, insert_new};
@@ -194,6 +196,38 @@ pub async fn tag_message(
     category: &str,
 ) -> Result<()> {
     let db = db.writer();
+    // The tag usually exists (a version tag is on every reply of the
+    // version): one statement then, the tag's id read in the insert.
+    let existing = Query::select()
+        .expr(Expr::val(team_id.0))
+        .expr(Expr::val(message_id))
+        .column(tag::Column::Id)
+        .expr(Expr::val(store::now()))
+        .from(tag::Entity)
+        .and_where(tag::Column::TeamId.eq(team_id))
+        .and_where(tag::Column::Name.eq(name))
+        .and_where(tag::Column::IsSystem.eq(true))
+        .and_where(tag::Column::Category.eq(category))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(message_tag::Entity)
+        .columns([
+            message_tag::Column::TeamId,
+            message_tag::Column::MessageId,
+            message_tag::Column::TagId,
+            message_tag::Column::CreatedAt,
+        ])
+        .select_from(existing)
+        .map_err(|e| Error::internal(format!("message tag: {e}")))?
+        .on_conflict(
+            OnConflict::columns([message_tag::Column::MessageId, message_tag::Column::TagId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    if db.execute(&insert).await?.rows_affected() == 1 {
+        return Ok(());
+    }
     let tag_id = ensure(db, team_id, name, true, category, None).await?;
     insert_new(
         db,

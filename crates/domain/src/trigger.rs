@@ -80,6 +80,7 @@ pub async fn trigger(domain: &Domain, team_id: TeamId, t: Trigger) -> Result<Tri
         platform: Some(t.platform),
         version_number: 0,
         state: json!({}),
+        epoch: None,
     };
     let s = match (open, t.start_new_session) {
         (Some(s), false) => s,

@@ -115,6 +115,12 @@ pub struct TurnOutcome {
     pub from_event: bool,
     /// The version that ran is the published one (whose timeout triggers arm).
     pub published: bool,
+    /// The session's status when the turn began: only a session in setup
+    /// can need activating (no session ever goes back to setup).
+    pub session_status: SessionStatus,
+    /// The catalog count the turn read when it began: prices then come from
+    /// the catalog instead of a query.
+    pub epoch: Option<crate::catalog::Epoch>,
 }
 
 /// What a successful turn changes besides its reply, committed with it.
@@ -176,6 +182,8 @@ impl TurnOutcome {
             triggers: crate::event_triggers::of_config(&chatbot.config),
             from_event: false,
             published: chatbot.is_published,
+            session_status: session.status,
+            epoch: None,
             changes: TurnChanges {
                 family_id: Some(chatbot.family_id),
                 ..Default::default()
@@ -195,6 +203,10 @@ pub struct Recorded {
 /// activity and status.
 pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     let now = store::now();
+    // Priced before the transaction: on SQLite the transaction holds the one
+    // writer, and prices are reads.
+    let usage = merge_usage(&t.usage);
+    let priced = price(domain, t.epoch, t.team_id, &usage, now).await?;
     let mut tx = domain.begin().await?;
     let txn: &sea_orm::DatabaseTransaction = &tx;
     let mut metadata = t.reply_metadata.clone();
@@ -245,8 +257,6 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
             .exec(txn)
             .await?;
     }
-    let usage = merge_usage(&t.usage);
-    let priced = price(txn, t.team_id, &usage, now).await?;
     let spans = priced_spans(&t.spans, &priced);
     let tr = trace::ActiveModel {
         team_id: Set(t.team_id.0),
@@ -298,30 +308,35 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
         usage_record::Entity::insert_many(rows).exec(txn).await?;
         tx.usage().usage_of_trace(tr.id);
     }
-    session::Entity::update_many()
-        .col_expr(session::Column::LastActivityAt, Expr::value(now))
-        .col_expr(session::Column::UpdatedAt, Expr::value(now))
-        .filter(session::Column::Id.eq(t.session_id))
-        .exec(txn)
-        .await?;
-    if t.error.is_none() {
-        // Only a session still in setup becomes active (not one that
-        // consent holds as pending, nor one that has ended).
-        sessions::counts::move_status(
+    // The session's activity, in one statement with its activation when
+    // there can be one.
+    let activity = |q: sea_orm::UpdateMany<session::Entity>| {
+        q.col_expr(session::Column::LastActivityAt, Expr::value(now))
+            .col_expr(session::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                session::Column::FirstActivityAt,
+                sea_orm::ExprTrait::if_null(Expr::col(session::Column::FirstActivityAt), now),
+            )
+    };
+    // Only a session still in setup becomes active (not one that consent
+    // holds as pending, nor one that has ended).
+    let activated = t.error.is_none()
+        && t.session_status == SessionStatus::Setup
+        && sessions::counts::move_status(
             &tx,
             t.session_id,
             SessionStatus::Setup,
             SessionStatus::Active,
-            |q| q,
+            activity,
         )
-        .await?;
+        .await?
+        .is_some();
+    if !activated {
+        activity(session::Entity::update_many())
+            .filter(session::Column::Id.eq(t.session_id))
+            .exec(txn)
+            .await?;
     }
-    session::Entity::update_many()
-        .col_expr(session::Column::FirstActivityAt, Expr::value(now))
-        .filter(session::Column::Id.eq(t.session_id))
-        .filter(session::Column::FirstActivityAt.is_null())
-        .exec(txn)
-        .await?;
     // A failed turn changes nothing but its own record.
     if t.error.is_none() {
         apply_changes(&mut tx, &t, reply_message_id).await?;
@@ -395,7 +410,8 @@ type Priced = Vec<(String, String, pricing::Prices)>;
 /// The prices of every model used: one lookup per model, whatever the number
 /// of kinds it used.
 async fn price(
-    txn: &sea_orm::DatabaseTransaction,
+    domain: &Domain,
+    epoch: Option<crate::catalog::Epoch>,
     team_id: TeamId,
     usage: &[UsageItem],
     now: chrono::DateTime<chrono::Utc>,
@@ -406,8 +422,18 @@ async fn price(
             .iter()
             .any(|(p, m, _)| *p == u.provider_kind && *m == u.model)
         {
-            let x = pricing::prices(txn, team_id, &u.provider_kind, &u.model, now).await?;
-            priced.push((u.provider_kind.clone(), u.model.clone(), x));
+            let (p, m) = (&u.provider_kind, &u.model);
+            let x = match epoch {
+                Some(at) => {
+                    let rules = domain
+                        .catalog
+                        .price_rules(domain, at, team_id, p, m)
+                        .await?;
+                    pricing::prices_in(&rules, p, m, now)
+                }
+                None => pricing::prices(domain, team_id, p, m, now).await?,
+            };
+            priced.push((p.clone(), m.clone(), x));
         }
     }
     Ok(priced)

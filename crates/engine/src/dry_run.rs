@@ -50,6 +50,7 @@ impl Engine {
                 input_message_id: None,
                 input: d.message.to_string(),
                 actions: chatbot.actions.as_ref(),
+                epoch: None,
             })
             .await?;
         self.run_pipeline(run).await

@@ -161,7 +161,27 @@ impl Engine {
         team_id: domain::TeamId,
         name: &str,
     ) -> Result<(ProviderAccess, Arc<dyn LlmClient>), TurnError> {
-        let access = self.provider_access(team_id, name).await?;
+        self.provider_at(None, team_id, name).await
+    }
+
+    /// `provider`, from the catalog when the turn read its count `at`.
+    pub async fn provider_at(
+        &self,
+        at: Option<domain::catalog::Epoch>,
+        team_id: domain::TeamId,
+        name: &str,
+    ) -> Result<(ProviderAccess, Arc<dyn LlmClient>), TurnError> {
+        let access = match at {
+            Some(at) => {
+                let d = &self.domain;
+                d.catalog
+                    .provider(d, &d.secrets, at, team_id, name)
+                    .await
+                    .map(|p| (*p).clone())
+                    .map_err(provider_error)?
+            }
+            None => self.provider_access(team_id, name).await?,
+        };
         let client = self.client(&access)?;
         Ok((access, client))
     }
@@ -174,10 +194,7 @@ impl Engine {
     ) -> Result<ProviderAccess, TurnError> {
         domain::providers::access(&self.domain, &self.domain.secrets, team_id, name)
             .await
-            .map_err(|e| match e {
-                domain::Error::BadRequest(m) => TurnError::Config(m),
-                other => TurnError::Domain(other),
-            })
+            .map_err(provider_error)
     }
 
     /// A client for a team provider, with the retry policy applied.
@@ -221,5 +238,13 @@ impl Engine {
             .map_or(self.settings.provider_timeout, Duration::from_secs);
         cfg.max_retries = self.settings.max_retries;
         Ok(cfg)
+    }
+}
+
+/// A provider the team does not have is the chatbot's configuration problem.
+fn provider_error(e: domain::Error) -> TurnError {
+    match e {
+        domain::Error::BadRequest(m) => TurnError::Config(m),
+        other => TurnError::Domain(other),
     }
 }

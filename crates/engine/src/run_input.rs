@@ -27,6 +27,8 @@ pub struct Reading<'a> {
     pub input: String,
     /// The version's frozen custom action operations (a snapshot's).
     pub actions: Option<&'a domain::actions::Snapshot>,
+    /// The catalog count the turn read when it began, if it did.
+    pub epoch: Option<domain::catalog::Epoch>,
 }
 
 impl Engine {
@@ -78,6 +80,7 @@ impl Engine {
             stream: None,
             schedules_of: r.participant_id.map(|p| (p, r.family_id)),
             timezone: tz,
+            epoch: r.epoch,
         })
     }
 }

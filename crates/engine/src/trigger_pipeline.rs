@@ -74,6 +74,7 @@ impl Engine {
                 input_message_id: None,
                 input: text,
                 actions: runs.actions.as_ref(),
+                epoch: None,
             })
             .await?;
         let base = TurnOutcome {

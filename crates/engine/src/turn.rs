@@ -7,8 +7,11 @@
 
 use std::time::Instant;
 
-use domain::channels::{self, Platform};
-use domain::chatbots::{self, Resolved};
+use std::sync::Arc;
+
+use domain::catalog::Epoch;
+use domain::channels::Platform;
+use domain::chatbots::Resolved;
 use domain::messages::{self, MessageRole};
 use domain::participants::{self, Participant};
 use domain::pipeline::{HistoryScope, Pipeline, ValidPipeline};
@@ -49,6 +52,8 @@ pub struct OpenAiTurn {
     /// Earlier messages, in order.
     pub history: Vec<(MessageRole, String)>,
     pub message: String,
+    /// The catalog count the caller read for this turn, if it did.
+    pub epoch: Option<Epoch>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,9 +71,11 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub session: Session,
-    pub chatbot: Resolved,
+    pub chatbot: Arc<Resolved>,
     pub input_message_id: MessageId,
     pub message: String,
+    /// The catalog count read when the turn began.
+    pub epoch: Epoch,
 }
 
 fn not_found() -> TurnError {
@@ -84,11 +91,12 @@ impl Engine {
         user_id: Option<UserId>,
         identifier: Option<String>,
         chatbot: &Resolved,
+        at: Epoch,
     ) -> Result<Participant, TurnError> {
         let domain = &self.domain;
         let identifier = match (identifier, user_id) {
             (Some(i), _) if !i.trim().is_empty() => i.trim().to_string(),
-            (_, Some(u)) => domain::users::email(domain, u).await?,
+            (_, Some(u)) => domain.catalog.email(domain, at, u).await?.to_string(),
             _ => {
                 return Err(TurnError::Domain(domain::Error::field(
                     "participant",
@@ -110,11 +118,15 @@ impl Engine {
 
     pub async fn api_message(&self, m: ApiMessage) -> Result<Reply, TurnError> {
         let db = &self.domain;
+        let at = db.catalog.refresh(db).await?;
         // The session binds to the row the id names; the version that runs is resolved apart.
-        let addressed = chatbots::find_row(db, m.team_id, m.chatbot_id).await?;
-        let chatbot = chatbots::resolve(db, m.team_id, m.chatbot_id, m.version).await?;
+        let addressed = db.catalog.find_row(db, at, m.team_id, m.chatbot_id).await?;
+        let chatbot = db
+            .catalog
+            .resolve(db, at, m.team_id, m.chatbot_id, m.version)
+            .await?;
         let participant = self
-            .participant_for(m.team_id, m.user_id, None, &chatbot)
+            .participant_for(m.team_id, m.user_id, None, &chatbot, at)
             .await?;
         let session = match &m.session {
             // An explicit session must be the caller's own, with this chatbot, on the API channel.
@@ -140,7 +152,7 @@ impl Engine {
                 .await?;
                 if m.message.trim().eq_ignore_ascii_case("/reset") {
                     let new = self
-                        .new_session(m.team_id, participant.id, &addressed, m.version)
+                        .new_session(m.team_id, participant.id, &addressed, m.version, at)
                         .await?;
                     let mut tx = self.domain.begin().await?;
                     if let Some(s) = &open {
@@ -169,14 +181,15 @@ impl Engine {
                 platform: None,
                 version_number: 0,
                 state: json!({}),
+                epoch: None,
             },
             None => {
-                self.new_session(m.team_id, participant.id, &addressed, m.version)
+                self.new_session(m.team_id, participant.id, &addressed, m.version, at)
                     .await?
             }
         };
         let (session, input_id) = turns::begin(&self.domain, session, new, &[], &m.message).await?;
-        self.run_turn(&session, &chatbot, input_id, m.message, None)
+        self.run_turn_at(&session, &chatbot, input_id, m.message, None, Some(at))
             .await
     }
 
@@ -186,15 +199,18 @@ impl Engine {
         participant_id: ParticipantId,
         chatbot: &Resolved,
         version: Option<i32>,
+        at: Epoch,
     ) -> Result<NewSession, TurnError> {
+        let db = &self.domain;
         Ok(NewSession {
             team_id,
             participant_id,
             chatbot_id: chatbot.row_id,
-            channel_id: Some(channels::api_channel(&self.domain, team_id).await?),
+            channel_id: Some(db.catalog.api_channel(db, at, team_id).await?),
             platform: Some(Platform::Api),
             version_number: version.unwrap_or(0),
             state: json!({}),
+            epoch: Some(at),
         })
     }
 
@@ -204,12 +220,13 @@ impl Engine {
         stream: Option<mpsc::Sender<String>>,
     ) -> Result<Reply, TurnError> {
         let p = self.openai_prepare(t).await?;
-        self.run_turn(
+        self.run_turn_at(
             &p.session,
             &p.chatbot,
             p.input_message_id,
             p.message,
             stream,
+            Some(p.epoch),
         )
         .await
     }
@@ -217,13 +234,20 @@ impl Engine {
     /// Creates the session seeded with the earlier messages and persists the last one.
     pub async fn openai_prepare(&self, t: OpenAiTurn) -> Result<Prepared, TurnError> {
         let db = &self.domain;
-        let addressed = chatbots::find_row(db, t.team_id, t.chatbot_id).await?;
-        let chatbot = chatbots::resolve(db, t.team_id, t.chatbot_id, t.version).await?;
+        let at = match t.epoch {
+            Some(at) => at,
+            None => db.catalog.refresh(db).await?,
+        };
+        let addressed = db.catalog.find_row(db, at, t.team_id, t.chatbot_id).await?;
+        let chatbot = db
+            .catalog
+            .resolve(db, at, t.team_id, t.chatbot_id, t.version)
+            .await?;
         let participant = self
-            .participant_for(t.team_id, t.user_id, t.participant.clone(), &chatbot)
+            .participant_for(t.team_id, t.user_id, t.participant.clone(), &chatbot, at)
             .await?;
         let new = self
-            .new_session(t.team_id, participant.id, &addressed, t.version)
+            .new_session(t.team_id, participant.id, &addressed, t.version, at)
             .await?;
         let (session, input_id) =
             turns::begin(&self.domain, None, new, &t.history, &t.message).await?;
@@ -232,6 +256,7 @@ impl Engine {
             chatbot,
             input_message_id: input_id,
             message: t.message,
+            epoch: at,
         })
     }
 
@@ -244,14 +269,30 @@ impl Engine {
         text: String,
         stream: Option<mpsc::Sender<String>>,
     ) -> Result<Reply, TurnError> {
+        self.run_turn_at(session, chatbot, input_message_id, text, stream, None)
+            .await
+    }
+
+    /// `run_turn` for a turn that read the catalog count `at` when it began
+    /// (its provider and prices then come from the catalog).
+    pub async fn run_turn_at(
+        &self,
+        session: &Session,
+        chatbot: &Resolved,
+        input_message_id: MessageId,
+        text: String,
+        stream: Option<mpsc::Sender<String>>,
+        at: Option<Epoch>,
+    ) -> Result<Reply, TurnError> {
         let started = Instant::now();
         let result = self
-            .execute(session, chatbot, input_message_id, text, stream)
+            .execute(session, chatbot, input_message_id, text, stream, at)
             .await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let base = TurnOutcome {
             input_message_id: Some(input_message_id),
             duration_ms,
+            epoch: at,
             ..TurnOutcome::of(session, chatbot)
         };
         let run = match result {
@@ -315,6 +356,7 @@ impl Engine {
         input_message_id: MessageId,
         text: String,
         stream: Option<mpsc::Sender<String>>,
+        at: Option<Epoch>,
     ) -> Result<RunOutput, Failure> {
         let valid = chatbot_pipeline(chatbot)?;
         let limit = global_history_limit(&valid);
@@ -331,6 +373,7 @@ impl Engine {
                 input_message_id: Some(input_message_id),
                 input: text,
                 actions: chatbot.actions.as_ref(),
+                epoch: at,
             })
             .await?;
         run.stream = stream;

@@ -49,6 +49,36 @@ impl Default for Limits {
     }
 }
 
+/// Raises the open-files limit to its hard maximum (as Go's runtime does at
+/// start) and returns the limit then in force (`None`: unlimited or unknown).
+/// The usual soft default of 1024 would cap the turns in flight far below
+/// what the server holds: each waits with its client's socket and, on a
+/// provider without HTTP/2, one to the provider.
+pub fn raise_open_files() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current != now.maximum {
+        // Refused (a sandbox): the soft limit stays, and is what counts.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: now.maximum,
+                maximum: now.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Connections served at once when none is configured: half the open files
+/// (a turn waiting on a provider holds two sockets) less a reserve for the
+/// database, logs and files; at least 64, at most 100,000.
+pub fn auto_max_connections(open_files: Option<u64>) -> usize {
+    let files = open_files.unwrap_or(200_000);
+    let n = files.saturating_sub(256) / 2;
+    usize::try_from(n.clamp(64, 100_000)).unwrap_or(100_000)
+}
+
 /// A request body that fails when it falls behind the minimum rate.
 struct Paced<B> {
     inner: B,

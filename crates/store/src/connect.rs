@@ -33,10 +33,24 @@ pub struct Db {
     pub statements: Arc<AtomicU64>,
 }
 
-fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseConnection {
+/// Counts every statement run on `conn`; at `trace` level (target
+/// `chatstudio::sql`) also logs it with its time, which is how a request's
+/// statements are listed when hunting for extra round trips.
+fn counted(
+    mut conn: DatabaseConnection,
+    counter: &Arc<AtomicU64>,
+    role: &'static str,
+) -> DatabaseConnection {
     let c = counter.clone();
-    conn.set_metric_callback(move |_| {
+    conn.set_metric_callback(move |info| {
         c.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(
+            target: "chatstudio::sql",
+            role,
+            micros = u64::try_from(info.elapsed.as_micros()).unwrap_or(u64::MAX),
+            failed = info.failed,
+            sql = %info.statement.sql,
+        );
     });
     conn
 }
@@ -119,7 +133,7 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
             .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
         let statements = Arc::new(AtomicU64::new(0));
-        let pool = counted(Database::connect(opts).await?, &statements);
+        let pool = counted(Database::connect(opts).await?, &statements, "pool");
         return Ok(Db {
             write: pool.clone(),
             read: pool,
@@ -136,10 +150,12 @@ pub async fn connect(cfg: &DbConfig) -> Result<Db, DbErr> {
     let write = counted(
         Database::connect(sqlite_options(&url, 1)).await?,
         &statements,
+        "write",
     );
     let read = counted(
         Database::connect(sqlite_options(&url, cfg.max_connections.max(1))).await?,
         &statements,
+        "read",
     );
     Ok(Db {
         write,

@@ -83,17 +83,18 @@ pub(crate) async fn family_head(
 }
 
 /// The team-wide `api` channel, created on first use.
-pub async fn api_channel(db: &impl Writes, team_id: TeamId) -> Result<ChannelId> {
-    let db = db.writer();
+pub async fn api_channel(db: &(impl Reads + Writes), team_id: TeamId) -> Result<ChannelId> {
     let find = || {
         channel::Entity::find()
             .filter(channel::Column::TeamId.eq(team_id))
             .filter(channel::Column::Platform.eq(Platform::Api))
             .filter(channel::Column::Deleted.eq(false))
     };
-    if let Some(c) = find().one(db).await? {
+    // It exists after the team's first API turn: read it off the writer.
+    if let Some(c) = find().one(db.reader()).await? {
         return Ok(ChannelId(c.id));
     }
+    let db = db.writer();
     let res = channel::ActiveModel {
         public_id: Set(Uuid::new_v4()),
         team_id: Set(team_id.0),

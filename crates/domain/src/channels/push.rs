@@ -246,6 +246,7 @@ pub async fn accept(domain: &Domain, ch: &PushChannel, events: Vec<Incoming>) ->
             platform: Some(ch.platform),
             version_number: 0,
             state: json!({}),
+            epoch: None,
         };
         let reply = |session_id, reply: String| {
             Some(ChannelTurnPayload {

@@ -412,11 +412,18 @@ pub async fn session_triggers(
 ) -> Result<Option<SessionTriggers>> {
     Ok(crate::versions::session_version(tx, chatbot_row)
         .await?
-        .map(|v| SessionTriggers {
+        .as_ref()
+        .map(SessionTriggers::of))
+}
+
+impl SessionTriggers {
+    pub(crate) fn of(v: &crate::versions::SessionVersion) -> Self {
+        SessionTriggers {
             row: v.row,
             family: v.family,
             triggers: of_config(&v.config),
-        }))
+        }
+    }
 }
 
 /// The family (working version) of a chatbot row.

@@ -148,7 +148,9 @@ pub async fn all(db: &impl Reads, session_id: SessionId, limit: u64) -> Result<V
 /// The rows of `scope` from its latest summary checkpoint (inclusive) on, at
 /// most `limit` of the newest, oldest first: what a history reads, whichever
 /// table keeps it. `id` and `summary` name the id and checkpoint columns;
-/// `newest` orders newest first. Two queries whatever the history's length.
+/// `newest` orders newest first. One query whatever the history's length:
+/// the checkpoint is a subquery (through the partial index of checkpoints),
+/// evaluated once.
 pub(crate) async fn checkpoint_window<E: EntityTrait, C: sea_orm::ConnectionTrait>(
     db: &C,
     scope: Condition,
@@ -156,19 +158,18 @@ pub(crate) async fn checkpoint_window<E: EntityTrait, C: sea_orm::ConnectionTrai
     newest: &[E::Column],
     limit: u64,
 ) -> Result<Vec<E::Model>> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    use sea_orm::{QuerySelect, QueryTrait};
     let checkpoint = E::find()
         .select_only()
         .column(id)
         .filter(scope.clone())
         .filter(summary.is_not_null())
         .order_by_desc(id)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
-    let mut q = E::find().filter(scope);
-    if let Some(c) = checkpoint {
-        q = q.filter(id.gte(c));
-    }
+        .limit(1)
+        .into_query();
+    let floor = Func::coalesce([Expr::from(checkpoint), Expr::val(0i64)]);
+    let mut q = E::find().filter(scope).filter(Expr::col(id).gte(floor));
     for c in newest {
         q = q.order_by_desc(*c);
     }

@@ -45,22 +45,24 @@ impl Participant {
 /// Finds or creates the participant `(team, platform, identifier)`; safe
 /// against a concurrent create of the same participant.
 pub async fn get_or_create(
-    db: &impl Writes,
+    db: &(impl Reads + Writes),
     team_id: TeamId,
     platform: Platform,
     identifier: &str,
     user_id: Option<UserId>,
 ) -> Result<Participant> {
-    let db = db.writer();
     let find = || {
         participant::Entity::find()
             .filter(participant::Column::TeamId.eq(team_id))
             .filter(participant::Column::Platform.eq(platform))
             .filter(participant::Column::Identifier.eq(identifier))
     };
-    if let Some(p) = find().one(db).await? {
+    // Read where reads go: on SQLite the writer is one connection that every
+    // turn's writes queue for, and a participant almost always exists.
+    if let Some(p) = find().one(db.reader()).await? {
         return Participant::from_row(p);
     }
+    let db = db.writer();
     let now = store::now();
     let res = participant::ActiveModel {
         public_id: Set(Uuid::new_v4()),

@@ -195,6 +195,9 @@ pub struct NewSession {
     pub platform: Option<Platform>,
     pub version_number: i32,
     pub state: Value,
+    /// The catalog count the turn opening it read, if it did: the version
+    /// whose triggers fire then comes from the catalog.
+    pub epoch: Option<crate::catalog::Epoch>,
 }
 
 /// Creates a session in `tx`; its `conversation_start` (and, for the
@@ -222,13 +225,22 @@ pub async fn create(tx: &Tx<'_>, s: NewSession) -> Result<Session> {
     .await?;
     tx.count_session(counts::Key::of(&m), 1);
     let session = Session::from_row(m)?;
-    started(tx, &session).await?;
+    started(tx, &session, s.epoch).await?;
     Ok(session)
 }
 
-async fn started(tx: &Tx<'_>, s: &Session) -> Result<()> {
+async fn started(tx: &Tx<'_>, s: &Session, at: Option<crate::catalog::Epoch>) -> Result<()> {
     use crate::event_triggers::{self as triggers, EventKind, Happened};
-    let Some(st) = triggers::session_triggers(tx, s.chatbot_id).await? else {
+    let st = match at {
+        Some(at) => tx
+            .domain()
+            .catalog
+            .session_version(tx, at, s.chatbot_id)
+            .await?
+            .map(|v| triggers::SessionTriggers::of(&v)),
+        None => triggers::session_triggers(tx, s.chatbot_id).await?,
+    };
+    let Some(st) = st else {
         return Ok(());
     };
     let happened = |kind, reference: &str| Happened {

@@ -173,6 +173,7 @@ pub async fn start(domain: &Domain, caller: Caller, s: Start) -> Result<Started>
             platform: Some(platform),
             version_number: s.version_number.unwrap_or(0),
             state,
+            epoch: None,
         },
     )
     .await?;
@@ -292,6 +293,7 @@ pub async fn create_seeded(
             platform: None,
             version_number: 0,
             state: c.state,
+            epoch: None,
         },
     )
     .await?;

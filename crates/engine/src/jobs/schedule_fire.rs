@@ -140,6 +140,7 @@ async fn target_session(
             platform: Some(participant.platform),
             version_number: 0,
             state: json!({}),
+            epoch: None,
         },
     )
     .await?;

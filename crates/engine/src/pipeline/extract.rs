@@ -109,7 +109,9 @@ impl Engine {
         cx: &NodeCx<'_, '_>,
         p: &ExtractParams,
     ) -> Result<(Value, Done), TurnError> {
-        let (access, client) = self.provider(cx.run.team_id, &p.provider).await?;
+        let (access, client) = self
+            .provider_at(cx.run.epoch, cx.run.team_id, &p.provider)
+            .await?;
         let schema = json_schema(&p.data_schema);
         let mut system = format!(
             "{INSTRUCTIONS}\n\nSchema (field: description):\n{}",

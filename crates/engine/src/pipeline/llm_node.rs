@@ -206,7 +206,9 @@ impl Engine {
         model: &str,
         settings: &HistorySettings,
     ) -> Result<Conversation, TurnError> {
-        let (access, client) = self.provider(cx.run.team_id, provider).await?;
+        let (access, client) = self
+            .provider_at(cx.run.epoch, cx.run.team_id, provider)
+            .await?;
         let mut done = Done::default();
         let recalled = self
             .recall(

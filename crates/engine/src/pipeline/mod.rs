@@ -72,6 +72,9 @@ pub struct RunInput<'a> {
     pub stream: Option<mpsc::Sender<String>>,
     /// A snapshot's frozen custom action operations (`None`: read them live).
     pub actions: Option<&'a domain::actions::Snapshot>,
+    /// The catalog count the turn read when it began: providers then come
+    /// from the catalog (`None`: read them).
+    pub epoch: Option<domain::catalog::Epoch>,
 }
 
 #[derive(Debug, Default)]

@@ -95,8 +95,10 @@ pub enum Command {
         #[arg(long, env = "CHATSTUDIO_BODY_TIMEOUT", default_value_t = 10)]
         body_timeout: u64,
         /// Connections served at once (more wait in the listen backlog).
-        #[arg(long, env = "CHATSTUDIO_MAX_CONNECTIONS", default_value_t = 1000)]
-        max_connections: usize,
+        /// [default: half the open-files limit, which the server raises to
+        /// its hard maximum at start]
+        #[arg(long, env = "CHATSTUDIO_MAX_CONNECTIONS")]
+        max_connections: Option<usize>,
         /// MiB uploaded through one widget channel per window (`<MiB>/<n><s|m|h>`).
         #[arg(long, env = "CHATSTUDIO_UPLOAD_QUOTA_CHANNEL", default_value = "2048/1h", value_parser = parse_rate)]
         upload_quota_channel: api::ratelimit::Rate,
@@ -267,7 +269,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 http: crate::http::Limits {
                     header_timeout: std::time::Duration::from_secs((*header_timeout).max(1)),
                     body_timeout: std::time::Duration::from_secs((*body_timeout).max(1)),
-                    max_connections: (*max_connections).max(1),
+                    max_connections: {
+                        let files = crate::http::raise_open_files();
+                        max_connections
+                            .unwrap_or_else(|| crate::http::auto_max_connections(files))
+                            .max(1)
+                    },
                 },
                 upload_quota_channel: *upload_quota_channel,
                 upload_quota_client: *upload_quota_client,

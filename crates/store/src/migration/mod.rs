@@ -19,6 +19,7 @@ mod m0013_console_list_indexes;
 mod m0014_session_counts;
 mod m0015_oauth;
 mod m0016_usage_rollups;
+mod m0017_config_epoch;
 mod util;
 
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_session_counts::Migration),
             Box::new(m0015_oauth::Migration),
             Box::new(m0016_usage_rollups::Migration),
+            Box::new(m0017_config_epoch::Migration),
         ]
     }
 }

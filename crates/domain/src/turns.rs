@@ -285,6 +285,15 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     let mut rows = Vec::new();
     for u in usage {
         let unit = unit_price(&priced, &u);
+        let cost_e8 = unit.map_or(0, |p| pricing::cost_e8(u.quantity, p));
+        tx.usage().spend(
+            t.team_id.0,
+            now,
+            Some(t.chatbot_id.0),
+            &u.model,
+            u.quantity,
+            cost_e8,
+        );
         rows.push(usage_record::ActiveModel {
             team_id: Set(t.team_id.0),
             trace_id: Set(Some(tr.id)),
@@ -297,7 +306,7 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
             model_name: Set(u.model),
             quantity: Set(u.quantity),
             unit_price_e8: Set(unit),
-            cost_e8: Set(unit.map_or(0, |p| pricing::cost_e8(u.quantity, p))),
+            cost_e8: Set(cost_e8),
             currency: Set("USD".into()),
             confidence: Set("exact".into()),
             created_at: Set(now),
@@ -306,7 +315,6 @@ pub async fn record(domain: &Domain, t: TurnOutcome) -> Result<Recorded> {
     }
     if !rows.is_empty() {
         usage_record::Entity::insert_many(rows).exec(txn).await?;
-        tx.usage().usage_of_trace(tr.id);
     }
     // The session's activity, in one statement with its activation when
     // there can be one.

@@ -44,18 +44,22 @@ pub const DAY_COLUMNS: &str =
 
 /// Which rows a `usage_days` upsert counts: SQL conditions over `m`
 /// (messages) with `s` (their sessions), over `s` (sessions), and over `u`
-/// (usage records); `None` counts none of that kind.
+/// (usage records); `None` counts none of that kind. `spend` adds that many
+/// rows of parameters (team, day, chatbot row, model, tokens, cost: six
+/// values each, bound by the caller in that order).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spans<'a> {
     pub messages: Option<&'a str>,
     pub sessions: Option<&'a str>,
     pub records: Option<&'a str>,
+    pub spend: usize,
 }
 
 /// The `usage_days` rows (in [`DAY_COLUMNS`] order, one per key, in key
 /// order so concurrent upserts lock rows in one order) that the rows in
 /// `spans` add; `None` when `spans` names none.
 pub fn days_select(backend: DbBackend, spans: &Spans<'_>) -> Option<String> {
+    // Every part names its columns: whichever comes first names the union's.
     let mut parts = Vec::new();
     if let Some(filter) = spans.messages {
         let day = day_of(backend, "m");
@@ -70,16 +74,37 @@ pub fn days_select(backend: DbBackend, spans: &Spans<'_>) -> Option<String> {
     if let Some(filter) = spans.sessions {
         let day = day_of(backend, "s");
         parts.push(format!(
-            "SELECT s.team_id, {day}, s.chatbot_id, '', 0, COUNT(*), 0, 0 FROM sessions s \
+            "SELECT s.team_id AS team_id, {day} AS day, s.chatbot_id AS chatbot_id, '' AS model, \
+             0 AS messages, COUNT(*) AS sessions, 0 AS tokens, 0 AS cost_e8 FROM sessions s \
              WHERE s.status <> 'setup' AND ({filter}) GROUP BY s.team_id, {day}, s.chatbot_id"
         ));
     }
     if let Some(filter) = spans.records {
         let day = day_of(backend, "u");
         parts.push(format!(
-            "SELECT u.team_id, {day}, COALESCE(u.chatbot_id, 0), u.model_name, 0, 0, \
-             SUM(u.quantity), SUM(u.cost_e8) FROM usage_records u WHERE ({filter}) \
+            "SELECT u.team_id AS team_id, {day} AS day, COALESCE(u.chatbot_id, 0) AS chatbot_id, \
+             u.model_name AS model, 0 AS messages, 0 AS sessions, SUM(u.quantity) AS tokens, \
+             SUM(u.cost_e8) AS cost_e8 FROM usage_records u WHERE ({filter}) \
              GROUP BY u.team_id, {day}, COALESCE(u.chatbot_id, 0), u.model_name"
+        ));
+    }
+    // Typed casts: PostgreSQL infers no type for a bare parameter in a UNION.
+    let param = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    for row in 0..spans.spend {
+        let p = |i: usize| param(row * 6 + i + 1);
+        parts.push(format!(
+            "SELECT CAST({} AS BIGINT) AS team_id, CAST({} AS TEXT) AS day, \
+             CAST({} AS BIGINT) AS chatbot_id, CAST({} AS TEXT) AS model, 0 AS messages, \
+             0 AS sessions, CAST({} AS BIGINT) AS tokens, CAST({} AS BIGINT) AS cost_e8",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5)
         ));
     }
     if parts.is_empty() {
@@ -142,6 +167,7 @@ pub async fn recount(db: &impl ConnectionTrait, team: Option<i64>) -> Result<(),
         messages: Some(&messages),
         sessions: Some(&sessions),
         records: Some(&records),
+        spend: 0,
     };
     if let Some(select) = days_select(backend, &spans) {
         db.execute_unprepared(&format!(

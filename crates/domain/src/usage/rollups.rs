@@ -1,7 +1,7 @@
 //! The daily usage rollups (`store::usage_rollups`) kept in the write path.
 //!
 //! A transaction notes what it wrote that the rollups summarise (messages,
-//! sessions leaving setup, traces with their usage records) on the
+//! sessions leaving setup, usage records with their tokens and cost) on the
 //! [`crate::Tx`]; just before it commits, [`write`] adds those rows' counts
 //! with one upsert into `usage_days` and, when a human message may have made
 //! a participant active, one insert into `usage_active`. The counts are read
@@ -21,7 +21,10 @@
 //! records usage must note it here, or the usage page will not see it
 //! (`store::usage_rollups::recount` rebuilds a team's rollups from the rows).
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
 use store::usage_rollups::{
     ADD_ON_CONFLICT, DAY_COLUMNS, Spans, active_insert, days_select, in_list,
 };
@@ -38,8 +41,10 @@ pub(crate) struct Pending {
     /// Sessions moved out of setup: they start counting, with every message
     /// they already had.
     left_setup: Vec<i64>,
-    /// Traces whose usage records were inserted.
-    traces: Vec<i64>,
+    /// Usage recorded, per (team, UTC day, chatbot row or 0, model): tokens
+    /// and cost. Kept from the rows as they are inserted, not read back:
+    /// usage records have no index a transaction's own rows could be found by.
+    spend: BTreeMap<(i64, String, i64, String), (i64, i64)>,
 }
 
 impl Pending {
@@ -52,12 +57,29 @@ impl Pending {
         self.left_setup.push(session_id);
     }
 
-    pub(crate) fn usage_of_trace(&mut self, trace_id: i64) {
-        self.traces.push(trace_id);
+    /// A usage record as inserted (its chatbot row, or none).
+    pub(crate) fn spend(
+        &mut self,
+        team_id: i64,
+        at: DateTime<Utc>,
+        chatbot_id: Option<i64>,
+        model: &str,
+        tokens: i64,
+        cost_e8: i64,
+    ) {
+        let key = (
+            team_id,
+            at.date_naive().format("%Y-%m-%d").to_string(),
+            chatbot_id.unwrap_or(0),
+            model.to_string(),
+        );
+        let e = self.spend.entry(key).or_default();
+        e.0 += tokens;
+        e.1 += cost_e8;
     }
 
     fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.left_setup.is_empty() && self.traces.is_empty()
+        self.messages.is_empty() && self.left_setup.is_empty() && self.spend.is_empty()
     }
 }
 
@@ -86,15 +108,28 @@ pub(crate) async fn write(txn: &DatabaseTransaction, p: Pending) -> Result<()> {
         (None, None) => None,
     };
     let sessions = left.as_ref().map(|s| format!("s.id IN ({s})"));
-    let records = (!p.traces.is_empty()).then(|| format!("u.trace_id IN ({})", in_list(&p.traces)));
     let spans = Spans {
         messages: counted.as_deref(),
         sessions: sessions.as_deref(),
-        records: records.as_deref(),
+        records: None,
+        spend: p.spend.len(),
     };
     if let Some(select) = days_select(backend, &spans) {
-        txn.execute_unprepared(&format!(
-            "INSERT INTO usage_days ({DAY_COLUMNS}) {select} {ADD_ON_CONFLICT}"
+        let mut values: Vec<Value> = Vec::with_capacity(p.spend.len() * 6);
+        for ((team, day, chatbot, model), (tokens, cost)) in p.spend {
+            values.extend([
+                team.into(),
+                day.into(),
+                chatbot.into(),
+                model.into(),
+                tokens.into(),
+                cost.into(),
+            ]);
+        }
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("INSERT INTO usage_days ({DAY_COLUMNS}) {select} {ADD_ON_CONFLICT}"),
+            values,
         ))
         .await?;
     }

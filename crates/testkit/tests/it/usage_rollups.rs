@@ -166,6 +166,31 @@ both_backends!(
         }
         rollups_match_recount(app).await;
 
+        // A failing turn in a new session: its usage counts, its messages
+        // wait with their session in setup.
+        let failing = app
+            .chatbot_with(
+                &team,
+                "Failing",
+                json!({"pipeline": {
+                    "nodes": [
+                        {"id": "start", "type": "start"},
+                        {"id": "learn", "type": "update_participant_data", "params": {
+                            "provider": "local", "model": "echo", "data_schema": {"name": "the name"}}},
+                        {"id": "t", "type": "template", "params": {"template_string": "Hi {{ nmae }}"}},
+                        {"id": "end", "type": "end"}
+                    ],
+                    "edges": [
+                        {"from": "start", "to": "learn"}, {"from": "learn", "to": "t"},
+                        {"from": "t", "to": "end"}
+                    ]
+                }}),
+            )
+            .await;
+        let (s, v) = app.api_message(&team, failing, "I am Ana").await;
+        assert!((400..600).contains(&s), "{s} {v}");
+        rollups_match_recount(app).await;
+
         // The page's numbers are the recount's, per chatbot too.
         let d = Utc::now().date_naive();
         let u = domain::usage::daily(&app.domain, team.id, d, d, Some(consenting))

@@ -20,6 +20,7 @@
 pub mod browser;
 pub mod console;
 pub mod contract;
+pub mod fixtures;
 mod options;
 pub use options::Options;
 pub mod pg;
@@ -443,42 +444,6 @@ impl TestApp {
             .get_json(&format!("/api/sessions/{sid}/traces/"), &team.key)
             .await;
         v["results"].as_array().unwrap().clone()
-    }
-
-    /// Migrates down to just before the migration `name`, then up again:
-    /// what that migration and every later one do to the data already there.
-    pub async fn remigrate_from(&self, name: &str) {
-        use sea_orm_migration::MigratorTrait;
-        let names: Vec<String> = store::migration::Migrator::migrations()
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect();
-        let at = names
-            .iter()
-            .position(|n| n == name)
-            .unwrap_or_else(|| panic!("no migration {name}"));
-        let steps = u32::try_from(names.len() - at).unwrap();
-        let db = &self.domain.db.write;
-        store::migration::Migrator::down(db, Some(steps))
-            .await
-            .unwrap();
-        store::migration::Migrator::up(db, None).await.unwrap();
-    }
-
-    /// The team's price for the builtin `echo` model's input tokens, in USD
-    /// per 1M tokens, from an hour ago (so every turn of the test is priced).
-    pub async fn price_echo_input(&self, team: &TestTeam, usd_per_1m: &str) {
-        domain::pricing::set_override(
-            &self.domain.db.write,
-            team.id,
-            "builtin",
-            "echo",
-            domain::pricing::ServiceKind::Input,
-            usd_per_1m,
-            chrono::Utc::now() - chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
     }
 
     /// One integer from a SQL query (counts, ids) on the app's database.

@@ -268,19 +268,7 @@ both_backends!(
         let b = bot(
             app,
             &team,
-            json!({
-                "nodes": [
-                    {"id": "start", "type": "start"},
-                    {"id": "learn", "type": "update_participant_data", "params": {
-                        "provider": "local", "model": "echo", "data_schema": {"name": "the name"}}},
-                    {"id": "t", "type": "template", "params": {"template_string": "Hi {{ nmae }}"}},
-                    {"id": "end", "type": "end"}
-                ],
-                "edges": [
-                    {"from": "start", "to": "learn"}, {"from": "learn", "to": "t"},
-                    {"from": "t", "to": "end"}
-                ]
-            }),
+            chatstudio_testkit::fixtures::failing_template_pipeline(),
         )
         .await;
         let (s, v) = say(app, &team, b, "I am Ana").await;

@@ -337,17 +337,9 @@ both_backends!(
         let team = app.team("a").await;
         let other = app.team("b").await;
         app.provider(&team, "local", "builtin", None, None).await;
-        let pipeline = domain::pipeline::Pipeline::single_llm("local", "echo", "");
         // The first asks Telegram participants for consent (pending until given).
-        let first = app
-            .chatbot_with(
-                &team,
-                "First",
-                json!({"pipeline": pipeline, "consent": {"text": "Agree?"}}),
-            )
-            .await;
-        let second = app
-            .chatbot_with(&team, "Second", json!({"pipeline": pipeline}))
+        let (first, second) = app
+            .consenting_and_plain_bots(&team, ("First", "Second"))
             .await;
         let elsewhere = app.echo_bot(&other).await;
         let console = app.signed_in(&team, Role::Owner).await;

@@ -91,16 +91,8 @@ both_backends!(
         let other = app.team("b").await;
         app.provider(&team, "local", "builtin", None, None).await;
         app.price_echo_input(&team, "1000").await;
-        let pipeline = domain::pipeline::Pipeline::single_llm("local", "echo", "");
-        let consenting = app
-            .chatbot_with(
-                &team,
-                "Consent",
-                json!({"pipeline": pipeline, "consent": {"text": "Agree?"}}),
-            )
-            .await;
-        let plain = app
-            .chatbot_with(&team, "Plain", json!({"pipeline": pipeline}))
+        let (consenting, plain) = app
+            .consenting_and_plain_bots(&team, ("Consent", "Plain"))
             .await;
         let theirs = app.echo_bot(&other).await;
 
@@ -172,19 +164,7 @@ both_backends!(
             .chatbot_with(
                 &team,
                 "Failing",
-                json!({"pipeline": {
-                    "nodes": [
-                        {"id": "start", "type": "start"},
-                        {"id": "learn", "type": "update_participant_data", "params": {
-                            "provider": "local", "model": "echo", "data_schema": {"name": "the name"}}},
-                        {"id": "t", "type": "template", "params": {"template_string": "Hi {{ nmae }}"}},
-                        {"id": "end", "type": "end"}
-                    ],
-                    "edges": [
-                        {"from": "start", "to": "learn"}, {"from": "learn", "to": "t"},
-                        {"from": "t", "to": "end"}
-                    ]
-                }}),
+                json!({"pipeline": chatstudio_testkit::fixtures::failing_template_pipeline()}),
             )
             .await;
         let (s, v) = app.api_message(&team, failing, "I am Ana").await;

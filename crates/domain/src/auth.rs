@@ -27,7 +27,7 @@ pub struct AuthContext {
     pub role: Role,
     /// The OAuth2 grant, when the caller presented an access token (its
     /// scopes then limit what it may do; API keys and cookies have none).
-    pub oauth: Option<crate::oauth::tokens::Grant>,
+    pub oauth: Option<crate::oauth::Grant>,
 }
 
 impl AuthContext {

@@ -158,7 +158,7 @@ fn validate_config(config: Option<Value>) -> Result<Value> {
         p.validate()?;
     }
     crate::event_triggers::validate(&config)?;
-    crate::onboarding::validate(&config)?;
+    crate::onboarding::config::validate(&config)?;
     crate::voice::validate(&config)?;
     Ok(config)
 }

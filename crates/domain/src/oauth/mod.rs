@@ -193,6 +193,15 @@ pub(crate) fn hash(secret: &str) -> String {
     crate::keys::hash_key(secret)
 }
 
+/// The OAuth side of an API caller: which application, with which scopes.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub app_id: i64,
+    pub scopes: Scopes,
+    /// A client-credentials token: no user behind it.
+    pub machine: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,8 @@ use store::entity::{membership, oauth_code, oauth_token, user};
 
 use super::codes::{ChallengeMethod, verifier_matches};
 use super::{
-    ACCESS_LIFETIME, App, AppKind, ErrorCode, REFRESH_LIFETIME, Scope, Scopes, failure, hash,
-    new_secret,
+    ACCESS_LIFETIME, App, AppKind, ErrorCode, Grant, REFRESH_LIFETIME, Scope, Scopes, failure,
+    hash, new_secret,
 };
 use crate::auth::{AuthContext, NO_MEMBERSHIP, USER_INACTIVE};
 use crate::conn::Reads;
@@ -34,15 +34,6 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     pub expires_in: i64,
     pub scope: Scopes,
-}
-
-/// The OAuth side of an API caller: which application, with which scopes.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    pub app_id: i64,
-    pub scopes: Scopes,
-    /// A client-credentials token: no user behind it.
-    pub machine: bool,
 }
 
 struct Holder {
